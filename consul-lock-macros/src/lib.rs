@@ -1,0 +1,1 @@
+//! The `#[consul_lock]` attribute. Use it through the `consul-lock` crate.

@@ -1,0 +1,1 @@
+//! A Consul-compatible server for tests.

@@ -1,0 +1,3 @@
+//! Distributed locks in HashiCorp Consul. See the README for an overview.
+
+pub use consul_lock_runtime::*;
