@@ -1,0 +1,192 @@
+//! The Consul client handle: one HTTP connection pool, the agent's address and credentials.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{read_file, ClientBuilder, Token};
+use crate::{Error, Result};
+
+/// A handle to one Consul agent. Cheap to clone: clones share one connection pool.
+///
+/// Build it with [`Client::builder`] or [`Client::from_env`]; set a process-wide default with
+/// [`defaults::set_client`](crate::defaults::set_client). No request is made until a lock is
+/// taken.
+///
+/// ```
+/// use consul_lock_runtime::Client;
+/// let client = Client::builder().address("http://127.0.0.1:8500").build()?;
+/// let same_pool = client.clone();
+/// assert_eq!(same_pool.address(), "http://127.0.0.1:8500");
+/// # Ok::<(), consul_lock_runtime::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base_url: String,
+    pub(crate) token: Option<Token>,
+    pub(crate) datacenter: Option<String>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) session_ttl_min: Duration,
+    pub(crate) requests_sent: AtomicU64,
+}
+
+impl Client {
+    /// A builder with Consul's defaults (`127.0.0.1:8500`, no token).
+    ///
+    /// ```
+    /// let client = consul_lock_runtime::Client::builder().address("10.0.0.5:8500").build()?;
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    #[must_use]
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client configured from the `CONSUL_*` environment variables (see
+    /// [`ClientBuilder::from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the variable that is malformed or the file that cannot
+    /// be read.
+    ///
+    /// ```
+    /// let client = consul_lock_runtime::Client::from_env()?;
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Client> {
+        ClientBuilder::from_env()?.build()
+    }
+
+    pub(crate) fn from_builder(b: ClientBuilder) -> Result<Client> {
+        let base_url = b.base_url()?;
+        if b.request_timeout.is_zero() {
+            return Err(Error::InvalidOption {
+                option: "request_timeout",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        let mut token = b.token.clone();
+        if let Some(path) = &b.token_file {
+            let text = read_file("token_file (CONSUL_HTTP_TOKEN_FILE)", path)?;
+            let text = String::from_utf8_lossy(&text).trim().to_owned();
+            if !text.is_empty() {
+                token = Some(Token::new(text));
+            }
+        }
+        let mut http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tcp_nodelay(true)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .danger_accept_invalid_certs(!b.verify_tls);
+        let mut pems = b.ca_cert_pem.clone();
+        if let Some(path) = &b.ca_cert_file {
+            pems.push(read_file("ca_cert_file (CONSUL_CACERT)", path)?);
+        }
+        for pem in pems {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::InvalidOption {
+                    option: "ca_cert (CONSUL_CACERT)",
+                    reason: format!("not a PEM certificate: {e}"),
+                })?;
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        match (&b.client_cert_file, &b.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read_file("client_cert (CONSUL_CLIENT_CERT)", cert)?;
+                pem.push(b'\n');
+                pem.extend(read_file("client_key (CONSUL_CLIENT_KEY)", key)?);
+                let identity =
+                    reqwest::Identity::from_pem(&pem).map_err(|e| Error::InvalidOption {
+                        option: "client_cert (CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY)",
+                        reason: format!("not a PEM certificate and private key: {e}"),
+                    })?;
+                http = http.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::InvalidOption {
+                    option: "client_cert (CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY)",
+                    reason: "give both the client certificate and its key, or neither".into(),
+                })
+            }
+        }
+        let http = http.build().map_err(|e| Error::InvalidOption {
+            option: "client",
+            reason: format!("the HTTP client could not be built: {e}"),
+        })?;
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                http,
+                base_url,
+                token,
+                datacenter: b.datacenter,
+                namespace: b.namespace,
+                request_timeout: b.request_timeout,
+                session_ttl_min: b.session_ttl_min,
+                requests_sent: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The agent's base URL, `scheme://host:port`.
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The shortest lock timeout (session TTL) this client accepts.
+    #[must_use]
+    pub fn session_ttl_min(&self) -> Duration {
+        self.inner.session_ttl_min
+    }
+
+    /// The longest one HTTP request may take when no acquire deadline is shorter.
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
+    /// How many HTTP requests this client (and its clones) has sent so far: a way to see what
+    /// a lock cycle costs (an uncontended acquire + release is 3).
+    ///
+    /// ```
+    /// let client = consul_lock_runtime::Client::builder().build()?;
+    /// assert_eq!(client.requests_sent(), 0);
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    #[must_use]
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.requests_sent.load(Ordering::Relaxed)
+    }
+}
+
+impl From<&Client> for Client {
+    fn from(client: &Client) -> Client {
+        client.clone()
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.inner.base_url)
+            .field("token", &self.inner.token.as_ref().map(|_| "<redacted>"))
+            .field("datacenter", &self.inner.datacenter)
+            .field("namespace", &self.inner.namespace)
+            .field("request_timeout", &self.inner.request_timeout)
+            .field("session_ttl_min", &self.inner.session_ttl_min)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,317 @@
+//! Client configuration: the builder and the `CONSUL_*` environment variables.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{Client, Error, Result};
+
+/// Consul's default lower bound for session TTLs (the agent option `session_ttl_min`).
+pub const DEFAULT_SESSION_TTL_MIN: Duration = Duration::from_secs(10);
+/// Consul's upper bound for session TTLs.
+pub const SESSION_TTL_MAX: Duration = Duration::from_secs(86_400);
+/// How long one HTTP request may take when no acquire deadline bounds it.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An ACL token. It never shows in `Debug`, logs or errors.
+///
+/// ```
+/// use consul_lock_runtime::Token;
+/// let token = Token::new("s3cr3t");
+/// assert_eq!(format!("{token:?}"), "Token(<redacted>)");
+/// assert_eq!(token.expose(), "s3cr3t");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a secret token.
+    pub fn new(secret: impl Into<String>) -> Token {
+        Token(secret.into())
+    }
+
+    /// The secret itself, for sending it to Consul.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Builds a [`Client`]: the agent's address, ACL token, datacenter, namespace, TLS and
+/// timeouts. Start from [`Client::builder`] (all defaults) or [`ClientBuilder::from_env`]
+/// (the `CONSUL_*` variables, as the Consul CLI reads them).
+///
+/// ```
+/// use consul_lock_runtime::Client;
+/// use std::time::Duration;
+///
+/// let client = Client::builder()
+///     .address("127.0.0.1:8500")
+///     .token("my-acl-token")
+///     .datacenter("dc1")
+///     .request_timeout(Duration::from_secs(5))
+///     .build()?;
+/// assert_eq!(client.address(), "http://127.0.0.1:8500");
+/// assert!(!format!("{client:?}").contains("my-acl-token"));
+/// # Ok::<(), consul_lock_runtime::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    pub(crate) address: String,
+    pub(crate) use_tls: bool,
+    pub(crate) token: Option<Token>,
+    pub(crate) token_file: Option<PathBuf>,
+    pub(crate) datacenter: Option<String>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) ca_cert_pem: Vec<Vec<u8>>,
+    pub(crate) ca_cert_file: Option<PathBuf>,
+    pub(crate) client_cert_file: Option<PathBuf>,
+    pub(crate) client_key_file: Option<PathBuf>,
+    pub(crate) verify_tls: bool,
+    pub(crate) request_timeout: Duration,
+    pub(crate) session_ttl_min: Duration,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            address: "127.0.0.1:8500".to_owned(),
+            use_tls: false,
+            token: None,
+            token_file: None,
+            datacenter: None,
+            namespace: None,
+            ca_cert_pem: Vec::new(),
+            ca_cert_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            verify_tls: true,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            session_ttl_min: DEFAULT_SESSION_TTL_MIN,
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_bool(name: &'static str) -> Result<Option<bool>> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "yes" => Ok(Some(true)),
+            "0" | "f" | "false" | "no" => Ok(Some(false)),
+            other => Err(Error::InvalidOption {
+                option: name,
+                reason: format!("{other:?} is not a boolean; use true or false"),
+            }),
+        },
+    }
+}
+
+impl ClientBuilder {
+    /// A builder configured from the environment, like the Consul CLI:
+    /// `CONSUL_HTTP_ADDR` (`host:port`, `http://…`, `https://…`; default `127.0.0.1:8500`),
+    /// `CONSUL_HTTP_TOKEN`, `CONSUL_HTTP_TOKEN_FILE` (wins over the token, as in Consul's
+    /// client), `CONSUL_HTTP_SSL`, `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`,
+    /// `CONSUL_HTTP_SSL_VERIFY`, `CONSUL_NAMESPACE`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the variable when a boolean variable is not a boolean.
+    ///
+    /// ```
+    /// use consul_lock_runtime::ClientBuilder;
+    /// let builder = ClientBuilder::from_env()?;
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    pub fn from_env() -> Result<ClientBuilder> {
+        let mut b = ClientBuilder::default();
+        if let Some(addr) = env("CONSUL_HTTP_ADDR") {
+            b.address = addr.trim().to_owned();
+        }
+        if let Some(ssl) = env_bool("CONSUL_HTTP_SSL")? {
+            b.use_tls = ssl;
+        }
+        if let Some(token) = env("CONSUL_HTTP_TOKEN") {
+            b.token = Some(Token::new(token.trim()));
+        }
+        b.token_file = env("CONSUL_HTTP_TOKEN_FILE").map(PathBuf::from);
+        b.ca_cert_file = env("CONSUL_CACERT").map(PathBuf::from);
+        b.client_cert_file = env("CONSUL_CLIENT_CERT").map(PathBuf::from);
+        b.client_key_file = env("CONSUL_CLIENT_KEY").map(PathBuf::from);
+        if let Some(verify) = env_bool("CONSUL_HTTP_SSL_VERIFY")? {
+            b.verify_tls = verify;
+        }
+        b.namespace = env("CONSUL_NAMESPACE");
+        Ok(b)
+    }
+
+    /// The agent's HTTP address: `host:port`, `http://host:port` or `https://host:port`.
+    #[must_use]
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = address.into();
+        self
+    }
+
+    /// Use HTTPS for an address given without a scheme (`CONSUL_HTTP_SSL`).
+    #[must_use]
+    pub fn use_tls(mut self, on: bool) -> Self {
+        self.use_tls = on;
+        self
+    }
+
+    /// The ACL token sent as `X-Consul-Token`.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Token::new(token));
+        self
+    }
+
+    /// A file holding the ACL token (read when the client is built; wins over [`token`](Self::token)).
+    #[must_use]
+    pub fn token_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.token_file = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// The datacenter to address (`?dc=`); the agent's own when unset.
+    #[must_use]
+    pub fn datacenter(mut self, dc: impl Into<String>) -> Self {
+        self.datacenter = Some(dc.into());
+        self
+    }
+
+    /// The namespace (`?ns=`, Consul Enterprise).
+    #[must_use]
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = Some(ns.into());
+        self
+    }
+
+    /// Trust this CA certificate (PEM) for HTTPS, in addition to the public roots.
+    #[must_use]
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_cert_pem.push(pem.into());
+        self
+    }
+
+    /// Trust the CA certificate(s) in this PEM file (`CONSUL_CACERT`).
+    #[must_use]
+    pub fn ca_cert_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.ca_cert_file = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Present this client certificate and key (PEM files) for mutual TLS.
+    #[must_use]
+    pub fn client_cert_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
+        self.client_cert_file = Some(cert.as_ref().to_owned());
+        self.client_key_file = Some(key.as_ref().to_owned());
+        self
+    }
+
+    /// Verify the server's certificate (default true; `CONSUL_HTTP_SSL_VERIFY=false` turns it off).
+    #[must_use]
+    pub fn verify_tls(mut self, on: bool) -> Self {
+        self.verify_tls = on;
+        self
+    }
+
+    /// The longest one HTTP request may take when no acquire deadline is shorter (default 10 s).
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The agent's `session_ttl_min` (default 10 s, Consul's default). Lock timeouts below it
+    /// are rejected before any request. Lower it only for an agent (or test server)
+    /// configured with a lower minimum.
+    #[must_use]
+    pub fn session_ttl_min(mut self, min: Duration) -> Self {
+        self.session_ttl_min = min;
+        self
+    }
+
+    /// Builds the client. No request is made.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] when the address is malformed, a file cannot be read, a
+    /// certificate or key cannot be parsed, or the request timeout is zero.
+    pub fn build(self) -> Result<Client> {
+        Client::from_builder(self)
+    }
+
+    /// The base URL (`scheme://host:port`) this builder's address stands for.
+    pub(crate) fn base_url(&self) -> Result<String> {
+        let raw = self.address.trim().trim_end_matches('/');
+        let bad = |reason: &str| Error::InvalidOption {
+            option: "address (CONSUL_HTTP_ADDR)",
+            reason: format!(
+                "{raw:?} {reason}; use host:port, http://host:port or https://host:port"
+            ),
+        };
+        let (scheme, rest) = if let Some(rest) = raw.strip_prefix("http://") {
+            ("http", rest)
+        } else if let Some(rest) = raw.strip_prefix("https://") {
+            ("https", rest)
+        } else if raw.starts_with("unix://") {
+            return Err(bad("is a unix socket, which this client does not support"));
+        } else if raw.contains("://") {
+            return Err(bad("has an unknown scheme"));
+        } else {
+            (if self.use_tls { "https" } else { "http" }, raw)
+        };
+        if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
+            return Err(bad("is not a host:port address"));
+        }
+        Ok(format!("{scheme}://{rest}"))
+    }
+}
+
+pub(crate) fn read_file(option: &'static str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::InvalidOption {
+        option,
+        reason: format!("cannot read {}: {e}", path.display()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let url = |a: &str| ClientBuilder::default().address(a).base_url();
+        assert_eq!(url("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
+        assert_eq!(url("http://h:1/").unwrap(), "http://h:1");
+        assert_eq!(url("https://h:1").unwrap(), "https://h:1");
+        assert_eq!(
+            ClientBuilder::default()
+                .address("h:1")
+                .use_tls(true)
+                .base_url()
+                .unwrap(),
+            "https://h:1"
+        );
+        assert!(url("unix:///tmp/consul.sock").is_err());
+        assert!(url("ftp://h").is_err());
+        assert!(url("").is_err());
+        assert!(url("h:1/path").is_err());
+    }
+
+    #[test]
+    fn token_is_redacted() {
+        let b = ClientBuilder::default().token("supersecret");
+        assert!(!format!("{b:?}").contains("supersecret"));
+    }
+}

@@ -1,0 +1,442 @@
+//! Consul's HTTP API calls used by the lock protocol, and the small public API over them
+//! (sessions, KV reads, blocking queries).
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde::Deserialize;
+
+use crate::http::Call;
+use crate::key::encode_path;
+use crate::{Client, Error, Result};
+
+/// A KV entry as Consul returns it.
+///
+/// ```
+/// # use consul_lock_runtime::KvEntry;
+/// fn holder(entry: &KvEntry) -> Option<&str> { entry.session.as_deref() }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KvEntry {
+    /// The full key.
+    pub key: String,
+    /// The value (decoded from Consul's base64).
+    pub value: Vec<u8>,
+    /// The session holding the key, if any.
+    pub session: Option<String>,
+    /// How many times the key was acquired.
+    pub lock_index: u64,
+    /// The index of the write that created the key.
+    pub create_index: u64,
+    /// The index of the last write; for a lock, the fencing token of the holder.
+    pub modify_index: u64,
+    /// Opaque flags.
+    pub flags: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawEntry {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    lock_index: u64,
+    #[serde(default)]
+    create_index: u64,
+    #[serde(default)]
+    modify_index: u64,
+    #[serde(default)]
+    flags: u64,
+}
+
+impl RawEntry {
+    fn into_entry(self) -> KvEntry {
+        let value = self
+            .value
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .unwrap_or_default();
+        KvEntry {
+            key: self.key,
+            value,
+            session: self.session.filter(|s| !s.is_empty()),
+            lock_index: self.lock_index,
+            create_index: self.create_index,
+            modify_index: self.modify_index,
+            flags: self.flags,
+        }
+    }
+}
+
+/// A session as `/v1/session/list` and `/v1/session/info` return it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The session's name (this library names its sessions `consul-lock: <key>`).
+    #[serde(default)]
+    pub name: String,
+    /// The node the session belongs to.
+    #[serde(default)]
+    pub node: String,
+    /// The TTL as Consul prints it (`"180s"`).
+    #[serde(default, rename = "TTL")]
+    pub ttl: String,
+    /// `release` or `delete`.
+    #[serde(default)]
+    pub behavior: String,
+}
+
+/// The outcome of one `/v1/txn` `lock`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LockAttempt {
+    /// Locked; the `ModifyIndex` of the write is the fencing token.
+    Acquired { modify_index: u64 },
+    /// Another session holds the key.
+    Held,
+    /// The key is free but a lock-delay runs.
+    LockDelay,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnReply {
+    #[serde(default)]
+    results: Option<Vec<TxnResult>>,
+    #[serde(default)]
+    errors: Option<Vec<TxnError>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnResult {
+    #[serde(rename = "KV")]
+    kv: Option<RawEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnError {
+    #[serde(default)]
+    what: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreatedSession {
+    #[serde(rename = "ID")]
+    id: String,
+}
+
+fn unexpected(key: &str, operation: &'static str, status: u16, what: &str) -> Error {
+    Error::ConsulRefused {
+        key: key.to_owned(),
+        operation,
+        status,
+        message: format!("unexpected answer ({what}); is this address a Consul agent?"),
+    }
+}
+
+/// Formats a duration as Consul's `time.ParseDuration` reads it.
+pub(crate) fn go_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis().max(1))
+    }
+}
+
+impl Client {
+    /// `PUT /v1/session/create` with `LockDelay: 0s` and `Behavior: delete`.
+    pub(crate) async fn session_create(
+        &self,
+        key: &str,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<String> {
+        const OP: &str = "create a session";
+        let body = serde_json::json!({
+            "Name": format!("consul-lock: {key}"),
+            "TTL": go_duration(ttl),
+            "LockDelay": "0s",
+            "Behavior": "delete",
+        });
+        let mut call = Call::new(Method::PUT, "/v1/session/create".into(), key, OP);
+        call.body = Some(body.to_string().into_bytes());
+        call.timeout = timeout;
+        let reply = self.call(call, &[]).await?;
+        serde_json::from_slice::<CreatedSession>(&reply.body)
+            .map(|s| s.id)
+            .map_err(|e| unexpected(key, OP, reply.status, &e.to_string()))
+    }
+
+    /// `PUT /v1/session/destroy/<id>`; with `Behavior: delete` this deletes the held key.
+    pub(crate) async fn session_destroy(
+        &self,
+        key: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let mut call = Call::new(
+            Method::PUT,
+            format!("/v1/session/destroy/{}", encode_path(id)),
+            key,
+            "destroy the session (release)",
+        );
+        call.timeout = timeout;
+        self.call(call, &[]).await.map(|_| ())
+    }
+
+    /// `PUT /v1/session/renew/<id>`: `Ok(false)` when Consul no longer knows the session.
+    pub(crate) async fn session_renew(
+        &self,
+        key: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let mut call = Call::new(
+            Method::PUT,
+            format!("/v1/session/renew/{}", encode_path(id)),
+            key,
+            "renew the session",
+        );
+        call.timeout = timeout;
+        let reply = self.call(call, &[404]).await?;
+        Ok(reply.status != 404)
+    }
+
+    /// `PUT /v1/txn` with one `lock` operation.
+    pub(crate) async fn txn_lock(
+        &self,
+        key: &str,
+        value: &[u8],
+        session: &str,
+        timeout: Duration,
+    ) -> Result<LockAttempt> {
+        const OP: &str = "lock the key";
+        let body = serde_json::json!([{ "KV": {
+            "Verb": "lock",
+            "Key": key,
+            "Value": base64::engine::general_purpose::STANDARD.encode(value),
+            "Session": session,
+        }}]);
+        let mut call = Call::new(Method::PUT, "/v1/txn".into(), key, OP);
+        call.body = Some(body.to_string().into_bytes());
+        call.timeout = timeout;
+        let reply = self.call(call, &[409]).await?;
+        let parsed: TxnReply = serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, OP, reply.status, &e.to_string()))?;
+        if reply.status == 409 {
+            let what = parsed
+                .errors
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.what)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return if what.contains("lock is already held") {
+                Ok(LockAttempt::Held)
+            } else if what.contains("lock delay") {
+                Ok(LockAttempt::LockDelay)
+            } else if what.contains("Permission denied") || what.contains("ACL not found") {
+                Err(Error::PermissionDenied {
+                    key: key.to_owned(),
+                    operation: OP,
+                    message: what,
+                })
+            } else {
+                Err(Error::ConsulRefused {
+                    key: key.to_owned(),
+                    operation: OP,
+                    status: 409,
+                    message: what,
+                })
+            };
+        }
+        parsed
+            .results
+            .and_then(|r| r.into_iter().next())
+            .and_then(|r| r.kv)
+            .map(|kv| LockAttempt::Acquired {
+                modify_index: kv.modify_index,
+            })
+            .ok_or_else(|| unexpected(key, OP, reply.status, "no KV result"))
+    }
+
+    /// `GET /v1/kv/<key>`, as a blocking query when `index` is given. Returns the entry (or
+    /// `None` when the key does not exist) and `X-Consul-Index`.
+    pub(crate) async fn kv_read(
+        &self,
+        key: &str,
+        blocking: Option<(u64, Duration)>,
+        timeout: Duration,
+    ) -> Result<(Option<KvEntry>, u64)> {
+        const OP: &str = "read the key";
+        let mut call = Call::new(Method::GET, format!("/v1/kv/{}", encode_path(key)), key, OP);
+        if let Some((index, wait)) = blocking {
+            call.query.push(("index", index.to_string()));
+            call.query.push(("wait", go_duration(wait)));
+        }
+        call.timeout = timeout;
+        let reply = self.call(call, &[404]).await?;
+        let index = reply.index.unwrap_or(0);
+        if reply.status == 404 {
+            return Ok((None, index));
+        }
+        let entries: Vec<RawEntry> = serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, OP, reply.status, &e.to_string()))?;
+        Ok((entries.into_iter().next().map(RawEntry::into_entry), index))
+    }
+
+    /// Reads one key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`], [`Error::ConsulRefused`] or [`Error::Unreachable`], naming the key.
+    ///
+    /// ```no_run
+    /// # async fn f(client: consul_lock_runtime::Client) -> consul_lock_runtime::Result<()> {
+    /// if let Some(entry) = client.kv_get("locks/ephemeral/report").await? {
+    ///     println!("held by {:?}", entry.session);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
+        let client = self.clone();
+        let key = key.to_owned();
+        crate::background::run(async move {
+            let timeout = client.request_timeout();
+            client.kv_read(&key, None, timeout).await.map(|(e, _)| e)
+        })
+        .await?
+    }
+
+    /// Waits (a Consul blocking query) until the key changes past `index` or `wait` passes,
+    /// and returns the entry and the new index. Start with index 0 to read at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`kv_get`](Self::kv_get).
+    ///
+    /// ```no_run
+    /// # async fn f(client: consul_lock_runtime::Client) -> consul_lock_runtime::Result<()> {
+    /// use std::time::Duration;
+    /// let (_, index) = client.kv_watch("config/x", 0, Duration::ZERO).await?;
+    /// let (changed, _) = client.kv_watch("config/x", index, Duration::from_secs(30)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn kv_watch(
+        &self,
+        key: &str,
+        index: u64,
+        wait: Duration,
+    ) -> Result<(Option<KvEntry>, u64)> {
+        let client = self.clone();
+        let key = key.to_owned();
+        crate::background::run(async move {
+            let timeout = client.request_timeout() + wait + wait / 16;
+            let blocking = (index > 0).then_some((index, wait));
+            client.kv_read(&key, blocking, timeout).await
+        })
+        .await?
+    }
+
+    /// Lists the keys under a prefix (`GET /v1/kv/<prefix>?keys`).
+    ///
+    /// # Errors
+    ///
+    /// As [`kv_get`](Self::kv_get).
+    ///
+    /// ```no_run
+    /// # async fn f(client: consul_lock_runtime::Client) -> consul_lock_runtime::Result<()> {
+    /// let held = client.kv_keys("locks/ephemeral/").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn kv_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let client = self.clone();
+        let prefix = prefix.to_owned();
+        crate::background::run(async move {
+            const OP: &str = "list keys";
+            let mut call = Call::new(
+                Method::GET,
+                format!("/v1/kv/{}", encode_path(&prefix)),
+                &prefix,
+                OP,
+            );
+            call.query.push(("keys", String::new()));
+            call.timeout = client.request_timeout();
+            let reply = client.call(call, &[404]).await?;
+            if reply.status == 404 {
+                return Ok(Vec::new());
+            }
+            serde_json::from_slice(&reply.body)
+                .map_err(|e| unexpected(&prefix, OP, reply.status, &e.to_string()))
+        })
+        .await?
+    }
+
+    /// Lists every session of the datacenter (`GET /v1/session/list`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`], [`Error::ConsulRefused`] or [`Error::Unreachable`].
+    ///
+    /// ```no_run
+    /// # async fn f(client: consul_lock_runtime::Client) -> consul_lock_runtime::Result<()> {
+    /// let mine = client.sessions().await?.into_iter().filter(|s| s.name.starts_with("consul-lock: ")).count();
+    /// # Ok(()) }
+    /// ```
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
+        let client = self.clone();
+        crate::background::run(async move {
+            const OP: &str = "list sessions";
+            let mut call = Call::new(Method::GET, "/v1/session/list".into(), "", OP);
+            call.timeout = client.request_timeout();
+            let reply = client.call(call, &[]).await?;
+            serde_json::from_slice(&reply.body)
+                .map_err(|e| unexpected("", OP, reply.status, &e.to_string()))
+        })
+        .await?
+    }
+
+    /// Destroys a session (`PUT /v1/session/destroy/<id>`); keys it held with
+    /// `Behavior: delete` are deleted. Destroying an unknown session succeeds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`], [`Error::ConsulRefused`] or [`Error::Unreachable`].
+    ///
+    /// ```no_run
+    /// # async fn f(client: consul_lock_runtime::Client, id: &str) -> consul_lock_runtime::Result<()> {
+    /// client.destroy_session(id).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn destroy_session(&self, id: &str) -> Result<()> {
+        let client = self.clone();
+        let id = id.to_owned();
+        crate::background::run(async move {
+            let timeout = client.request_timeout();
+            client.session_destroy("", &id, timeout).await
+        })
+        .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_go_reads_them() {
+        assert_eq!(go_duration(Duration::from_secs(180)), "180s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(go_duration(Duration::from_micros(10)), "1ms");
+    }
+}

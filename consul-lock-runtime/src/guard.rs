@@ -1,0 +1,483 @@
+//! A held lock: the guard that releases it, the handle that observes it, and the background
+//! tasks that renew its session and notice when it is lost.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use crate::background;
+use crate::{Client, Result};
+
+/// Why a lock is no longer held.
+///
+/// ```
+/// use consul_lock_runtime::LostReason;
+/// assert!(LostReason::Expired.to_string().contains("TTL"));
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LostReason {
+    /// The lock timeout (session TTL) ran out without a renewal: Consul may free the key from
+    /// now on. Without renewal this is the normal end of a lock that was not released.
+    Expired,
+    /// Renewals failed (Consul unreachable or without a leader) until the TTL ran out.
+    RenewalFailed {
+        /// The last error seen.
+        last_error: String,
+    },
+    /// Consul no longer knows the session: it was destroyed from outside or invalidated.
+    SessionInvalidated,
+    /// The key was deleted, or is now held by another session.
+    KeyTakenOver {
+        /// The session now holding the key, if any.
+        by: Option<String>,
+    },
+    /// The guard released the lock.
+    Released,
+}
+
+impl fmt::Display for LostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LostReason::Expired => f.write_str(
+                "the lock timeout (session TTL) ran out without a renewal; enable renewal or raise the lock timeout",
+            ),
+            LostReason::RenewalFailed { last_error } => write!(
+                f,
+                "the session could not be renewed before its TTL ran out (last error: {last_error})"
+            ),
+            LostReason::SessionInvalidated => {
+                f.write_str("Consul no longer knows the session (destroyed from outside or invalidated)")
+            }
+            LostReason::KeyTakenOver { by: Some(by) } => write!(f, "the key is now held by session {by}"),
+            LostReason::KeyTakenOver { by: None } => f.write_str("the key was deleted or released from outside"),
+            LostReason::Released => f.write_str("it was released"),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) key: String,
+    pub(crate) session_id: String,
+    pub(crate) fencing_token: u64,
+    pub(crate) ttl: Duration,
+    /// The moment after which Consul may free the key: the send time of the last successful
+    /// session create or renew, plus the TTL.
+    valid_until: Mutex<Instant>,
+    state: watch::Sender<Option<LostReason>>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Shared {
+    fn valid_until(&self) -> Instant {
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn renewed_at(&self, sent: Instant) {
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = sent + self.ttl;
+    }
+
+    /// Records the loss (the first reason wins). Returns whether this call recorded it.
+    fn lose(&self, reason: LostReason) -> bool {
+        let recorded = self.state.send_if_modified(|state| {
+            if state.is_none() {
+                *state = Some(reason.clone());
+                true
+            } else {
+                false
+            }
+        });
+        if recorded && reason != LostReason::Released {
+            tracing::warn!(key = %self.key, %reason, "consul lock lost");
+        }
+        recorded
+    }
+
+    fn stop_tasks(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+/// A cloneable, `'static` view of a held lock: key, fencing token, whether it is still held,
+/// and a future that completes when it is lost. Get one from [`LockGuard::handle`]; it does
+/// not keep the lock alive.
+#[derive(Clone)]
+pub struct LockHandle {
+    shared: Arc<Shared>,
+}
+
+impl LockHandle {
+    /// The full Consul key.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.shared.key
+    }
+
+    /// The Consul session that holds the key.
+    #[must_use]
+    pub fn session_id(&self) -> &str {
+        &self.shared.session_id
+    }
+
+    /// The fencing token: the `ModifyIndex` of the write that acquired the key. It grows for
+    /// every acquisition of any key, so a store that remembers the highest token it has seen
+    /// can reject writes from a holder that lost the lock without knowing.
+    #[must_use]
+    pub fn fencing_token(&self) -> u64 {
+        self.shared.fencing_token
+    }
+
+    /// Whether the lock is still held: not released, no loss seen, and the TTL since the last
+    /// successful renewal (or the acquire) has not run out. It never answers `true` after the
+    /// moment Consul may have freed the key.
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        self.shared.state.borrow().is_none() && Instant::now() < self.shared.valid_until()
+    }
+
+    /// Why the lock is no longer held, or `None` while it is.
+    #[must_use]
+    pub fn lost_reason(&self) -> Option<LostReason> {
+        if let Some(reason) = self.shared.state.borrow().clone() {
+            return Some(reason);
+        }
+        (Instant::now() >= self.shared.valid_until()).then_some(LostReason::Expired)
+    }
+
+    /// A future that completes when the lock is lost (or released), with the reason. Use it
+    /// to stop work that must only run under the lock:
+    ///
+    /// ```no_run
+    /// # async fn f(guard: consul_lock_runtime::LockGuard) {
+    /// tokio::select! {
+    ///     reason = guard.lost() => eprintln!("stopping: {reason}"),
+    ///     () = do_the_work() => {}
+    /// }
+    /// # }
+    /// # async fn do_the_work() {}
+    /// ```
+    pub fn lost(&self) -> Lost {
+        let mut rx = self.shared.state.subscribe();
+        Lost {
+            inner: Box::pin(async move {
+                match rx.wait_for(Option::is_some).await {
+                    Ok(state) => state.clone().unwrap_or(LostReason::Released),
+                    Err(_) => LostReason::Released,
+                }
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for LockHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockHandle")
+            .field("key", &self.shared.key)
+            .field("session_id", &self.shared.session_id)
+            .field("fencing_token", &self.shared.fencing_token)
+            .field("held", &self.is_held())
+            .finish()
+    }
+}
+
+/// The future returned by [`LockGuard::lost`] / [`LockHandle::lost`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Lost {
+    inner: BoxFuture<'static, LostReason>,
+}
+
+impl Future for Lost {
+    type Output = LostReason;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LostReason> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Lost")
+    }
+}
+
+/// A held lock. Dropping it releases the lock in the background without blocking; call
+/// [`release`](Self::release) (or [`release_blocking`](Self::release_blocking)) to release it
+/// and see the outcome.
+///
+/// ```no_run
+/// # async fn f() -> consul_lock_runtime::Result<()> {
+/// use consul_lock_runtime::Lock;
+/// let guard = Lock::new("reports/daily").acquire().await?;
+/// println!("{} held with token {}", guard.key(), guard.fencing_token());
+/// guard.release().await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard {
+    handle: LockHandle,
+    armed: bool,
+}
+
+impl LockGuard {
+    /// Wraps a freshly acquired lock and starts its background task: renewal and key monitoring
+    /// when `renew` is on, otherwise a timer that marks the lock lost when the TTL runs out.
+    pub(crate) fn start(
+        client: Client,
+        key: String,
+        session_id: String,
+        fencing_token: u64,
+        ttl: Duration,
+        valid_from: Instant,
+        renew: bool,
+    ) -> LockGuard {
+        let (state, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            client,
+            key,
+            session_id,
+            fencing_token,
+            ttl,
+            valid_until: Mutex::new(valid_from + ttl),
+            state,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut tasks = Vec::new();
+        let span = tracing::debug_span!("consul_lock.monitor", key = %shared.key);
+        if renew {
+            tasks.push(background::spawn_task(
+                renew_loop(shared.clone()).instrument(span.clone()),
+            ));
+            tasks.push(background::spawn_task(
+                watch_key(shared.clone()).instrument(span),
+            ));
+        } else {
+            tasks.push(background::spawn_task(expire_at_ttl(shared.clone())));
+        }
+        // The worker is running (it just acquired this lock), so spawning cannot fail; if it
+        // ever did, the TTL check in `is_held` still holds.
+        *shared.tasks.lock().unwrap_or_else(PoisonError::into_inner) =
+            tasks.into_iter().filter_map(Result::ok).collect();
+        LockGuard {
+            handle: LockHandle { shared },
+            armed: true,
+        }
+    }
+
+    /// The full Consul key.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        self.handle.key()
+    }
+
+    /// The Consul session that holds the key.
+    #[must_use]
+    pub fn session_id(&self) -> &str {
+        self.handle.session_id()
+    }
+
+    /// The fencing token (see [`LockHandle::fencing_token`]).
+    #[must_use]
+    pub fn fencing_token(&self) -> u64 {
+        self.handle.fencing_token()
+    }
+
+    /// Whether the lock is still held (see [`LockHandle::is_held`]).
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        self.handle.is_held()
+    }
+
+    /// Why the lock is no longer held, or `None` while it is.
+    #[must_use]
+    pub fn lost_reason(&self) -> Option<LostReason> {
+        self.handle.lost_reason()
+    }
+
+    /// A future that completes when the lock is lost (see [`LockHandle::lost`]).
+    pub fn lost(&self) -> Lost {
+        self.handle.lost()
+    }
+
+    /// A cloneable, `'static` view of this lock, for tasks that need to check it.
+    #[must_use]
+    pub fn handle(&self) -> LockHandle {
+        self.handle.clone()
+    }
+
+    /// Releases the lock: destroys its session, which deletes the key. The release runs to
+    /// completion even if this future is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unreachable`](crate::Error::Unreachable), [`Error::ConsulRefused`](crate::Error::ConsulRefused)
+    /// or [`Error::PermissionDenied`](crate::Error::PermissionDenied) when the session could
+    /// not be destroyed; the key is then freed by the TTL.
+    pub async fn release(mut self) -> Result<()> {
+        let shared = self.disarm();
+        background::run_to_completion(release(shared)).await?
+    }
+
+    /// Releases the lock, blocking the calling thread (safe inside a tokio runtime).
+    ///
+    /// # Errors
+    ///
+    /// As [`release`](Self::release).
+    pub fn release_blocking(mut self) -> Result<()> {
+        let shared = self.disarm();
+        background::run_blocking(release(shared))?
+    }
+
+    fn disarm(&mut self) -> Arc<Shared> {
+        self.armed = false;
+        let shared = self.handle.shared.clone();
+        shared.stop_tasks();
+        shared.lose(LostReason::Released);
+        shared
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let shared = self.disarm();
+            background::spawn_cleanup(async move {
+                // `release` logs a failure; the TTL frees the key.
+                let _ = release(shared).await;
+            });
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.key())
+            .field("session_id", &self.session_id())
+            .field("fencing_token", &self.fencing_token())
+            .field("held", &self.is_held())
+            .finish()
+    }
+}
+
+async fn release(shared: Arc<Shared>) -> Result<()> {
+    let span = tracing::info_span!("consul_lock.release", key = %shared.key);
+    async move {
+        let timeout = shared.client.request_timeout();
+        let result = shared
+            .client
+            .session_destroy(&shared.key, &shared.session_id, timeout)
+            .await;
+        match &result {
+            Ok(()) => tracing::debug!("released"),
+            Err(e) => tracing::warn!(error = %e, "release failed; the lock timeout (TTL) will free the key"),
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn expire_at_ttl(shared: Arc<Shared>) {
+    tokio::time::sleep_until(shared.valid_until()).await;
+    shared.lose(LostReason::Expired);
+}
+
+/// Renews the session at TTL/2; retries failed renewals until the TTL since the last success
+/// runs out, then reports the loss.
+async fn renew_loop(shared: Arc<Shared>) {
+    let half = shared.ttl / 2;
+    let retry = (shared.ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut next = shared.valid_until() - shared.ttl + half;
+    let mut last_error = String::new();
+    loop {
+        tokio::time::sleep_until(next).await;
+        let valid_until = shared.valid_until();
+        let now = Instant::now();
+        if now >= valid_until {
+            shared.lose(LostReason::RenewalFailed { last_error });
+            return;
+        }
+        let timeout = (valid_until - now).min(shared.client.request_timeout());
+        match shared
+            .client
+            .session_renew(&shared.key, &shared.session_id, timeout)
+            .await
+        {
+            Ok(true) => {
+                shared.renewed_at(now);
+                next = now + half;
+                tracing::trace!("session renewed");
+            }
+            Ok(false) => {
+                shared.lose(LostReason::SessionInvalidated);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "renewal failed; retrying");
+                last_error = e.to_string();
+                next = Instant::now() + retry;
+            }
+        }
+    }
+}
+
+/// Watches the key with blocking queries and reports when it is deleted or held by another
+/// session.
+async fn watch_key(shared: Arc<Shared>) {
+    const WAIT: Duration = Duration::from_secs(60);
+    let mut index = shared.fencing_token;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let timeout = shared.client.request_timeout() + WAIT + WAIT / 16;
+        match shared
+            .client
+            .kv_read(&shared.key, Some((index, WAIT)), timeout)
+            .await
+        {
+            Ok((entry, new_index)) => {
+                backoff = Duration::from_millis(100);
+                match entry {
+                    Some(e) if e.session.as_deref() == Some(shared.session_id.as_str()) => {}
+                    Some(e) => {
+                        shared.lose(LostReason::KeyTakenOver { by: e.session });
+                        return;
+                    }
+                    None => {
+                        // With Behavior=delete a destroyed or expired session deletes the key.
+                        shared.lose(LostReason::KeyTakenOver { by: None });
+                        return;
+                    }
+                }
+                // Consul's rule: an index that goes backwards resets the watch.
+                index = if new_index < index { 0 } else { new_index };
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "watching the key failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! The lock (Python's `EphemeralLock`) and the acquire protocol.
+//!
+//! One session per acquisition (`LockDelay: 0s`, `Behavior: delete`, `TTL` = lock timeout);
+//! acquire with one `/v1/txn` `lock` (its `ModifyIndex` is the fencing token); wait for a held
+//! key with blocking queries, renewing the waiter's session while it waits; retry transient
+//! failures and lock-delay refusals with jittered backoff, never past the deadline. A session
+//! left over by a failed or cancelled acquire is destroyed.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use crate::config::SESSION_TTL_MAX;
+use crate::consul::LockAttempt;
+use crate::error::DisplayDuration;
+use crate::guard::LockGuard;
+use crate::retry::{Backoff, Deadline};
+use crate::value::ValueGenerator;
+use crate::{background, defaults, key, Client, Error, LockHandle, Result};
+
+/// Consul's limit for a value (`kv_max_value_size`).
+pub const MAX_VALUE_SIZE: usize = 512 * 1024;
+
+/// A lock on one Consul key, configured but not yet taken (Python's `EphemeralLock`).
+///
+/// Every option left unset falls back to [`defaults`] when the lock is acquired. A `Lock` can
+/// be acquired many times, one guard at a time or concurrently (each acquisition is a new
+/// Consul session).
+///
+/// ```no_run
+/// use consul_lock_runtime::Lock;
+/// use std::time::Duration;
+///
+/// # async fn f() -> consul_lock_runtime::Result<()> {
+/// let lock = Lock::new("send/user-42/welcome-email")
+///     .acquire_timeout(Duration::from_millis(500))
+///     .lock_timeout(Duration::from_secs(60));
+///
+/// // Fail hard: an error when another holder keeps the key past the acquire timeout.
+/// let guard = lock.acquire().await?;
+/// guard.release().await?;
+///
+/// // Fail soft: `None` when not acquired.
+/// if let Some(guard) = lock.try_acquire().await? {
+///     guard.release().await?;
+/// }
+///
+/// // Run a future under the lock; released afterwards.
+/// let sent = lock.hold(|_lock| async { "sent" }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Lock {
+    key: String,
+    client: Option<Client>,
+    key_prefix: Option<String>,
+    acquire_timeout: Option<Duration>,
+    lock_timeout: Option<Duration>,
+    renew: bool,
+    value: Option<ValueGenerator>,
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("key", &self.key)
+            .field("client", &self.client)
+            .field("key_prefix", &self.key_prefix)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("renew", &self.renew)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything an acquisition needs, resolved and checked before any request.
+struct Plan {
+    client: Client,
+    key: String,
+    acquire_timeout: Duration,
+    ttl: Duration,
+    renew: bool,
+    value: Vec<u8>,
+}
+
+impl Lock {
+    /// A lock on `key`, relative to the key prefix (default `locks/ephemeral/`). The key is
+    /// checked when the lock is acquired.
+    pub fn new(key: impl Into<String>) -> Lock {
+        Lock {
+            key: key.into(),
+            client: None,
+            key_prefix: None,
+            acquire_timeout: None,
+            lock_timeout: None,
+            renew: false,
+            value: None,
+        }
+    }
+
+    /// The client to use instead of [`defaults::client`].
+    #[must_use]
+    pub fn client(mut self, client: impl Into<Client>) -> Lock {
+        self.client = Some(client.into());
+        self
+    }
+
+    /// The key prefix to use instead of [`defaults::key_prefix`].
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Lock {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// How long to wait for a held key (Python's `acquire_timeout_ms`); zero means one try.
+    #[must_use]
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Lock {
+        self.acquire_timeout = Some(timeout);
+        self
+    }
+
+    /// The lock's maximum lifespan without renewal: the session TTL (Python's
+    /// `lock_timeout_seconds`), 10..=86400 s. Consul frees the key between once and twice
+    /// this long after the last renewal if the holder disappears.
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Lock {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Renew the session at TTL/2 while the lock is held, and watch the key, so that a lock
+    /// can be held longer than its lock timeout and a loss is reported at once (default off).
+    #[must_use]
+    pub fn renew(mut self, on: bool) -> Lock {
+        self.renew = on;
+        self
+    }
+
+    /// The function that makes the value stored in the key, instead of
+    /// [`defaults::value_generator`].
+    #[must_use]
+    pub fn value_generator(
+        mut self,
+        generator: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Lock {
+        self.value = Some(Arc::new(generator));
+        self
+    }
+
+    /// The full key this lock would take now (prefix + key), checked.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] when the key or prefix is malformed.
+    ///
+    /// ```
+    /// let lock = consul_lock_runtime::Lock::new("jobs/nightly");
+    /// assert_eq!(lock.full_key()?, "locks/ephemeral/jobs/nightly");
+    /// assert!(consul_lock_runtime::Lock::new("jobs//nightly").full_key().is_err());
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    pub fn full_key(&self) -> Result<String> {
+        let prefix = self.key_prefix.clone().unwrap_or_else(defaults::key_prefix);
+        key::validate(&prefix, "key prefix")?;
+        key::validate(&self.key, "key")?;
+        let full = format!("{prefix}{}", self.key);
+        key::validate(&full, "key")?;
+        Ok(full)
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let key = self.full_key()?;
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => defaults::client()?,
+        };
+        let ttl = self.lock_timeout.unwrap_or_else(defaults::lock_timeout);
+        let min = client.session_ttl_min();
+        if ttl < min || ttl > SESSION_TTL_MAX {
+            return Err(Error::InvalidOption {
+                option: "lock_timeout",
+                reason: format!(
+                    "{} for lock `{key}` is outside the allowed {}..={} s; choose a value in that range \
+                     (the lower bound is the agent's session_ttl_min, settable on the client for agents \
+                     configured lower)",
+                    DisplayDuration(ttl),
+                    min.as_secs_f64(),
+                    SESSION_TTL_MAX.as_secs()
+                ),
+            });
+        }
+        let generator = self.value.clone().unwrap_or_else(defaults::value_generator);
+        let value = generator(&key).into_bytes();
+        if value.len() > MAX_VALUE_SIZE {
+            return Err(Error::InvalidOption {
+                option: "value_generator",
+                reason: format!(
+                    "the value for lock `{key}` is {} bytes, over Consul's limit of {MAX_VALUE_SIZE}; store less",
+                    value.len()
+                ),
+            });
+        }
+        Ok(Plan {
+            client,
+            key,
+            acquire_timeout: self
+                .acquire_timeout
+                .unwrap_or_else(defaults::acquire_timeout),
+            ttl,
+            renew: self.renew,
+            value,
+        })
+    }
+
+    /// Acquires the lock, waiting up to the acquire timeout for a held key (Python's
+    /// `acquire(fail_hard=True)`).
+    ///
+    /// Dropping the future cancels the acquire; a session it created is destroyed in the
+    /// background (see [`flush_releases`](crate::flush_releases)).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotAcquired`]: another session held the key for the whole timeout;
+    /// - [`Error::InvalidKey`] / [`Error::InvalidOption`]: before any request;
+    /// - [`Error::PermissionDenied`]: the ACL token may not create sessions or write the key;
+    /// - [`Error::ConsulRefused`] / [`Error::Unreachable`]: Consul failed for the whole timeout
+    ///   (or on the one try).
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        let plan = self.plan()?;
+        background::run(acquire(plan)).await?
+    }
+
+    /// Like [`acquire`](Self::acquire), but "not acquired in time" is `Ok(None)` (Python's
+    /// `acquire(fail_hard=False)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire), except [`Error::NotAcquired`].
+    pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
+        not_acquired_as_none(self.acquire().await)
+    }
+
+    /// Acquires the lock, blocking the calling thread. Works from plain threads and from
+    /// threads inside a tokio runtime alike.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    pub fn acquire_blocking(&self) -> Result<LockGuard> {
+        let plan = self.plan()?;
+        background::run_blocking(acquire(plan))?
+    }
+
+    /// Like [`acquire_blocking`](Self::acquire_blocking), with "not acquired" as `Ok(None)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire), except [`Error::NotAcquired`].
+    pub fn try_acquire_blocking(&self) -> Result<Option<LockGuard>> {
+        not_acquired_as_none(self.acquire_blocking())
+    }
+
+    /// Runs `body` under the lock (Python's `with lock.hold():`) and releases it afterwards,
+    /// also when the body panics or the future is dropped. The body gets a [`LockHandle`] to
+    /// read the fencing token or check that the lock is still held.
+    ///
+    /// A failed release after the body is logged (tracing) and not returned, so the body's
+    /// result is never lost; the TTL frees the key.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire); the body does not run then.
+    pub async fn hold<F, Fut, T>(&self, body: F) -> Result<T>
+    where
+        F: FnOnce(LockHandle) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let guard = self.acquire().await?;
+        let out = body(guard.handle()).await;
+        let _ = guard.release().await;
+        Ok(out)
+    }
+
+    /// Like [`hold`](Self::hold), with "not acquired" as `Ok(None)` (the body does not run).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    pub async fn try_hold<F, Fut, T>(&self, body: F) -> Result<Option<T>>
+    where
+        F: FnOnce(LockHandle) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let Some(guard) = self.try_acquire().await? else {
+            return Ok(None);
+        };
+        let out = body(guard.handle()).await;
+        let _ = guard.release().await;
+        Ok(Some(out))
+    }
+
+    /// Runs `body` under the lock on the calling thread, blocking; released afterwards, also
+    /// on panic.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire); the body does not run then.
+    pub fn hold_blocking<F, T>(&self, body: F) -> Result<T>
+    where
+        F: FnOnce(LockHandle) -> T,
+    {
+        let guard = self.acquire_blocking()?;
+        let out = body(guard.handle());
+        let _ = guard.release_blocking();
+        Ok(out)
+    }
+
+    /// Like [`hold_blocking`](Self::hold_blocking), with "not acquired" as `Ok(None)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    pub fn try_hold_blocking<F, T>(&self, body: F) -> Result<Option<T>>
+    where
+        F: FnOnce(LockHandle) -> T,
+    {
+        let Some(guard) = self.try_acquire_blocking()? else {
+            return Ok(None);
+        };
+        let out = body(guard.handle());
+        let _ = guard.release_blocking();
+        Ok(Some(out))
+    }
+}
+
+fn not_acquired_as_none(result: Result<LockGuard>) -> Result<Option<LockGuard>> {
+    match result {
+        Ok(guard) => Ok(Some(guard)),
+        Err(Error::NotAcquired { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A session created by an acquire that has not (yet) become a guard. Dropping it destroys
+/// the session in the background, so failed and cancelled acquires leak nothing.
+struct PendingSession {
+    client: Client,
+    key: String,
+    id: String,
+    /// Send time of the create or last renew: the TTL counts from at most then.
+    renewed: Instant,
+    armed: bool,
+}
+
+impl PendingSession {
+    fn into_parts(mut self) -> (String, Instant) {
+        self.armed = false;
+        (std::mem::take(&mut self.id), self.renewed)
+    }
+
+    /// Consul has already dropped the session: nothing to destroy.
+    fn forget(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PendingSession {
+    fn drop(&mut self) {
+        if self.armed {
+            let client = self.client.clone();
+            let key = std::mem::take(&mut self.key);
+            let id = std::mem::take(&mut self.id);
+            background::spawn_cleanup(async move {
+                let timeout = client.request_timeout();
+                if let Err(e) = client.session_destroy(&key, &id, timeout).await {
+                    tracing::warn!(key = %key, error = %e, "could not destroy the session of an unfinished acquire; its TTL will end it");
+                }
+            });
+        }
+    }
+}
+
+/// What waiting for a held key ended with.
+enum Wait {
+    /// The key looks free: try to lock it again.
+    Free,
+    /// The session is gone (invalidated while waiting): make a new one.
+    SessionGone,
+    /// The deadline passed.
+    TimedOut,
+}
+
+async fn acquire(plan: Plan) -> Result<LockGuard> {
+    let span = tracing::info_span!(
+        "consul_lock.acquire",
+        key = %plan.key,
+        waited_ms = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+        fencing_token = tracing::field::Empty,
+    );
+    let result = acquire_loop(&plan).instrument(span.clone()).await;
+    match &result {
+        Ok(guard) => {
+            span.record("fencing_token", guard.fencing_token());
+        }
+        Err(e) => span.in_scope(|| tracing::debug!(error = %e, "not acquired")),
+    }
+    result
+}
+
+async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
+    let client = &plan.client;
+    let deadline = Deadline::new(plan.acquire_timeout);
+    let mut backoff = Backoff::new();
+    let mut session: Option<PendingSession> = None;
+    let mut attempts: u32 = 0;
+    let not_acquired = |attempts: u32| {
+        let span = tracing::Span::current();
+        span.record("waited_ms", deadline.waited().as_millis() as u64);
+        span.record("attempts", attempts);
+        Error::NotAcquired {
+            key: plan.key.clone(),
+            waited: deadline.waited(),
+            attempts,
+        }
+    };
+    loop {
+        let Some(timeout) = deadline.request_timeout(client.request_timeout()) else {
+            return Err(not_acquired(attempts));
+        };
+        let pending = match session.take() {
+            Some(s) => s,
+            None => {
+                let sent = Instant::now();
+                match client.session_create(&plan.key, plan.ttl, timeout).await {
+                    Ok(id) => PendingSession {
+                        client: client.clone(),
+                        key: plan.key.clone(),
+                        id,
+                        renewed: sent,
+                        armed: true,
+                    },
+                    Err(e) if e.is_transient() && backoff.wait(&deadline).await => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let Some(timeout) = deadline.request_timeout(client.request_timeout()) else {
+            return Err(not_acquired(attempts));
+        };
+        attempts += 1;
+        match client
+            .txn_lock(&plan.key, &plan.value, &pending.id, timeout)
+            .await
+        {
+            Ok(LockAttempt::Acquired { modify_index }) => {
+                let span = tracing::Span::current();
+                span.record("waited_ms", deadline.waited().as_millis() as u64);
+                span.record("attempts", attempts);
+                let (id, renewed) = pending.into_parts();
+                return Ok(LockGuard::start(
+                    client.clone(),
+                    plan.key.clone(),
+                    id,
+                    modify_index,
+                    plan.ttl,
+                    renewed,
+                    plan.renew,
+                ));
+            }
+            Ok(LockAttempt::Held) => {
+                if !deadline.can_retry() {
+                    return Err(not_acquired(attempts));
+                }
+                let mut pending = pending;
+                match wait_for_release(plan, &mut pending, &deadline).await? {
+                    Wait::Free => session = Some(pending),
+                    Wait::SessionGone => pending.forget(),
+                    Wait::TimedOut => return Err(not_acquired(attempts)),
+                }
+            }
+            Ok(LockAttempt::LockDelay) => {
+                session = Some(pending);
+                if !backoff.wait(&deadline).await {
+                    return Err(not_acquired(attempts));
+                }
+            }
+            Err(e) if e.is_invalid_session() => {
+                // Consul ended the session (its TTL ran out, or it was destroyed): start over.
+                pending.forget();
+                if !deadline.can_retry() {
+                    return Err(e);
+                }
+            }
+            Err(e) if e.is_transient() => {
+                session = Some(pending);
+                if !backoff.wait(&deadline).await {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits with blocking queries until the key is free or the deadline passes, renewing the
+/// waiter's session at TTL/2 so that it survives a wait longer than its TTL.
+async fn wait_for_release(
+    plan: &Plan,
+    session: &mut PendingSession,
+    deadline: &Deadline,
+) -> Result<Wait> {
+    let client = &plan.client;
+    let mut index = 0u64;
+    let mut backoff = Backoff::new();
+    loop {
+        let Some(remaining) = deadline
+            .remaining()
+            .filter(|r| *r >= Duration::from_millis(1))
+        else {
+            return Ok(Wait::TimedOut);
+        };
+        if session.renewed.elapsed() >= plan.ttl / 2 {
+            let sent = Instant::now();
+            match client
+                .session_renew(
+                    &plan.key,
+                    &session.id,
+                    remaining.min(client.request_timeout()),
+                )
+                .await
+            {
+                Ok(true) => session.renewed = sent,
+                Ok(false) => return Ok(Wait::SessionGone),
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(error = %e, "renewing the waiting session failed; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
+        // Consul may answer a blocking query up to wait/16 late: ask for a bit less than the
+        // time left, and never past the point where the session needs renewing.
+        let until_renew =
+            (session.renewed + plan.ttl / 2).saturating_duration_since(Instant::now());
+        let wait = (remaining * 15 / 16).min(until_renew);
+        let blocking = (index > 0).then_some((index, wait.max(Duration::from_millis(1))));
+        match client.kv_read(&plan.key, blocking, remaining).await {
+            Ok((entry, new_index)) => {
+                let free = entry.as_ref().is_none_or(|e| e.session.is_none());
+                if free {
+                    return Ok(Wait::Free);
+                }
+                index = if new_index < index {
+                    0
+                } else {
+                    new_index.max(1)
+                };
+            }
+            Err(e) if e.is_transient() => {
+                if !backoff.wait(deadline).await {
+                    return Ok(Wait::TimedOut);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

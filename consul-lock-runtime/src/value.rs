@@ -1,0 +1,30 @@
+//! The value written into a lock key: by default JSON saying when and by whom it was taken.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Makes the value stored in a lock key, given the full key. Set it process-wide with
+/// [`defaults::set_value_generator`](crate::defaults::set_value_generator) or per lock with
+/// [`Lock::value_generator`](crate::Lock::value_generator) (Python's `generate_value`).
+pub type ValueGenerator = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// The default value: `{"locked_at": "<RFC 3339 UTC>", "host": "<hostname>", "pid": <pid>}`, so
+/// that an operator reading the key sees who holds it.
+///
+/// ```
+/// let value = consul_lock_runtime::default_value("locks/ephemeral/report");
+/// let json: serde_json::Value = serde_json::from_str(&value).unwrap();
+/// assert!(json["locked_at"].is_string());
+/// assert_eq!(json["pid"], std::process::id());
+/// ```
+#[must_use]
+pub fn default_value(_key: &str) -> String {
+    let locked_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    serde_json::json!({
+        "locked_at": locked_at,
+        "host": host,
+        "pid": std::process::id(),
+    })
+    .to_string()
+}
