@@ -1,1 +1,130 @@
-//! The `#[consul_lock]` attribute. Use it through the `consul-lock` crate.
+//! The `#[consul_lock]` attribute. Use it through the `consul-lock` crate, which
+//! re-exports it as `consul_lock::consul_lock`; its documentation is there.
+
+mod args;
+mod expand;
+mod template;
+
+use proc_macro::TokenStream;
+
+/// Runs a function while holding a distributed lock in HashiCorp Consul.
+///
+/// The lock is taken after the arguments are bound and before the body runs, and released
+/// on every way out: normal return, `return`, `?`, a panic, and (for async code) the future
+/// being dropped. The function's signature is not changed; only its body is.
+///
+/// ```no_run
+/// use consul_lock::consul_lock;
+///
+/// # struct Mailer;
+/// # #[derive(Debug)] enum AppError { Lock(consul_lock::Error) }
+/// # impl From<consul_lock::Error> for AppError { fn from(e: consul_lock::Error) -> Self { AppError::Lock(e) } }
+/// #[consul_lock(key = "send/user-<user_id>/welcome-email", acquire_timeout_ms = 500)]
+/// async fn send_welcome_email(user_id: u64, mailer: &Mailer) -> Result<(), AppError> {
+///     // At most one process runs this for a given user at a time.
+///     Ok(())
+/// }
+/// ```
+///
+/// # Options
+///
+/// | option | value | when omitted |
+/// | --- | --- | --- |
+/// | `key = "…"` | **required**: the key template, see below | |
+/// | `acquire_timeout_ms = N` | how long to wait for a held key, `0..=86_400_000` ms; `0` tries once | `consul_lock::defaults::acquire_timeout()` (one try) |
+/// | `lock_timeout_seconds = N` | the lock's maximum lifespan without renewal (the session TTL), `10..=86400` | `consul_lock::defaults::lock_timeout()` (180 s) |
+/// | `renew`, `renew = bool` | renew the session while the body runs, so it may outlive the lock timeout | off |
+/// | `client = <expr>` | the `consul_lock::Client` to use: any expression, evaluated after the arguments are bound (`self.consul`, `&state.client`, `clients::main()`); a `Client` or a reference, `Box`, `Rc` or `Arc` of one | `consul_lock::defaults::client()` |
+/// | `fail_soft`, `fail_soft = bool` | "not acquired" is a value, not an error: see *Return types* | off |
+/// | `guard = name` | the body sees `name: &consul_lock::LockGuard`: see *Seeing the lock* | |
+/// | `crate = "path"` | where the `consul-lock` crate is, when it is renamed in `Cargo.toml` | `::consul_lock` |
+///
+/// Literal values are checked at compile time. Omitted options are read from
+/// `consul_lock::defaults` when the lock is acquired, so `defaults::set_*` at start-up applies
+/// to every attribute that does not set the option itself.
+///
+/// # Key templates
+///
+/// The key is relative to the key prefix (`consul_lock::defaults::key_prefix()`, by default
+/// `locks/ephemeral/`). `<name>` inserts a parameter, `<name.field>` (also `<pair.0>`,
+/// `<a.b.c>`) a field of one, and `<self.field>` a field of the receiver. Values are formatted
+/// with [`Display`](std::fmt::Display) and escaped at run time, so a value always stays inside
+/// its segment (`a/b` becomes `a%2Fb`); a value that renders empty is a run-time error
+/// (`consul_lock::Error::InvalidKey`), reported like any lock error.
+///
+/// Checked at compile time, with the error at the key: unknown names (with a suggestion),
+/// `<>`, an unclosed `<`, a stray `>`, an empty segment (`//`), a leading or trailing `/`,
+/// a `.` or `..` segment, control characters, and values that are not `Display`.
+///
+/// # Return types
+///
+/// A lock error must have somewhere to go, so the return type decides what happens when the
+/// lock is not acquired. This is checked at compile time, with the error at the return type:
+///
+/// - Without `fail_soft`: `Result<T, E>` where `E: From<consul_lock::Error>`. A lock error
+///   (not acquired within the timeout: `consul_lock::Error::NotAcquired`; Consul unreachable;
+///   …) is returned as `Err(E::from(error))`, as `?` would, and the body does not run.
+/// - With `fail_soft` (the Python library's `fail_hard=False`), not acquiring the lock is a
+///   normal outcome the caller sees:
+///   - `Result<Option<T>, E>`: `Ok(None)` when the key stayed held past the acquire timeout,
+///     `Err(E::from(error))` for any other lock error; the body returns `Ok(Some(…))` itself.
+///   - `Option<T>`: `None` when the lock was not acquired *or* could not be tried (the
+///     runtime logs the error); the body returns `Some(…)` itself.
+///
+/// # Release
+///
+/// When the body completes (with any value, through `return` or `?` too), the lock is
+/// released and the function waits for the release (`release().await`, or
+/// `release_blocking()` in a sync function), so that calling the function twice in a row
+/// finds the key free. A failed release does not replace the body's result: the runtime
+/// logs it with `tracing`, and the lock timeout (TTL) frees the key. On a panic, or when the
+/// future is dropped, the guard's `Drop` releases the lock in the background.
+///
+/// # Seeing the lock
+///
+/// `guard = name` gives the body `name: &consul_lock::LockGuard`, with the lock's
+/// `fencing_token()`, `key()`, `session_id()`, `is_held()`, `lost()` and `handle()` (a
+/// cloneable `'static` `LockHandle` for spawned tasks). Pass the fencing token to the systems
+/// you write to, so that they reject a holder whose lock expired.
+///
+/// ```no_run
+/// # use consul_lock::consul_lock;
+/// # struct Store; impl Store { async fn write(&self, _: &str, _: u64) -> Result<(), consul_lock::Error> { Ok(()) } }
+/// #[consul_lock(key = "reports/<day>", guard = lock, lock_timeout_seconds = 60, renew)]
+/// async fn build_report(day: &str, store: &Store) -> Result<(), consul_lock::Error> {
+///     store.write(day, lock.fencing_token()).await?;
+///     assert!(lock.is_held());
+///     Ok(())
+/// }
+/// ```
+///
+/// # Supported functions
+///
+/// - `async fn` and plain `fn` (the sync form blocks the calling thread while it waits; it
+///   is safe inside a tokio runtime). The body runs inside an `async move` block or a
+///   closure, so `return` and `?` leave only the body.
+/// - Methods with `self`, `&self`, `&mut self`; generics, where-clauses, `impl Trait`
+///   arguments, pattern arguments (`(a, b): (u32, u32)` binds `<a>` and `<b>`), `unsafe fn`.
+/// - `async fn` in traits (with a default body) and in impl blocks.
+/// - A sync `fn` returning a future — `impl Future<Output = R>`, `Pin<Box<dyn Future<Output
+///   = R> + …>>` or `BoxFuture<'_, R>` — where `R` follows the rules above: the lock is taken
+///   when the future is first polled, not when the function is called. If the body is one
+///   `async move { … }` block (or `Box::pin(async move { … })`), the lock wraps that block
+///   and `guard` works; otherwise the body is called first to build the future and the
+///   future is awaited under the lock (and `guard` is not available).
+/// - `#[async_trait]` methods, written in either order: `#[async_trait]` on the `impl` block
+///   expands first and leaves `Box::pin(async move { … })` bodies, which the previous point
+///   covers. In such methods templates may name `self` fields and plain parameters, not
+///   bindings inside pattern parameters (`#[async_trait]` renames those).
+///
+/// `const fn`, `extern fn` and trait methods without a body are compile errors.
+///
+/// # Renamed dependency
+///
+/// Generated code names everything by absolute path, `::consul_lock::__private::…`. If the
+/// crate is renamed (`locks = { package = "consul-lock", … }`), say so:
+/// `#[consul_lock(key = "…", crate = "locks")]`.
+#[proc_macro_attribute]
+pub fn consul_lock(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::consul_lock(attr.into(), item.into()).into()
+}
