@@ -8,8 +8,8 @@
 //! [`flush_releases`](crate::flush_releases) can wait for them.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::ThreadId;
 
 use tokio::runtime::Handle;
@@ -65,8 +65,10 @@ fn worker() -> Result<&'static Worker> {
 
 /// Runs `fut` on the worker and waits for it asynchronously, from any executor.
 ///
-/// Dropping the returned future drops `fut` on the worker at its next await point, so a
-/// cancelled caller cancels the work (whose own drop guards then clean up).
+/// Dropping the returned future cancels `fut`: the worker drops it at its next await point,
+/// and its own drop guards (a pending session, a guard) clean up. From the moment of the
+/// cancellation until the worker has dropped `fut`, the cancellation counts as a pending
+/// cleanup, so [`settle`] waits for it.
 pub(crate) async fn run<T, F>(fut: F) -> Result<T>
 where
     F: Future<Output = T> + Send + 'static,
@@ -74,8 +76,37 @@ where
 {
     let worker = worker()?;
     let (tx, rx) = oneshot::channel();
-    worker.handle.spawn(forward(fut, tx));
-    rx.await.map_err(|_| lost_worker())
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let caller = CallerSide {
+        state: state.clone(),
+    };
+    worker.handle.spawn(forward(fut, tx, state));
+    let result = rx.await.map_err(|_| lost_worker());
+    caller.state.store(DONE, Ordering::SeqCst);
+    drop(caller);
+    result
+}
+
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Marks a cancellation (the caller's future dropped before the worker finished) as a
+/// pending cleanup at once.
+struct CallerSide {
+    state: Arc<AtomicU8>,
+}
+
+impl Drop for CallerSide {
+    fn drop(&mut self) {
+        if self
+            .state
+            .compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            PENDING.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Runs `fut` on the worker and blocks the calling thread until it is done. Safe to call from
@@ -99,15 +130,28 @@ where
     rx.recv().map_err(|_| lost_worker())
 }
 
-async fn forward<T, F: Future<Output = T>>(fut: F, mut tx: oneshot::Sender<T>) {
+async fn forward<T, F: Future<Output = T>>(fut: F, mut tx: oneshot::Sender<T>, state: Arc<AtomicU8>) {
     tokio::select! {
         biased;
         () = tx.closed() => {}
         value = fut => {
             // If the caller went away just now, `value` is dropped here, and its drop
             // guards (a lock guard, a pending session) clean up.
-            let _ = tx.send(value);
+            if state.compare_exchange(RUNNING, DONE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                let _ = tx.send(value);
+                return;
+            }
         }
+    }
+    // Cancelled: `fut` has been dropped (its cleanups are counted on their own).
+    if state.swap(DONE, Ordering::SeqCst) == CANCELLED {
+        finish_one();
+    }
+}
+
+fn finish_one() {
+    if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
+        SETTLED.notify_waiters();
     }
 }
 
@@ -135,9 +179,7 @@ where
     PENDING.fetch_add(1, Ordering::SeqCst);
     worker.handle.spawn(async move {
         fut.await;
-        if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
-            SETTLED.notify_waiters();
-        }
+        finish_one();
     });
 }
 

@@ -1,6 +1,6 @@
 //! The value written into a lock key: by default JSON saying when and by whom it was taken.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 /// Makes the value stored in a lock key, given the full key. Set it process-wide with
@@ -20,7 +20,8 @@ pub type ValueGenerator = Arc<dyn Fn(&str) -> String + Send + Sync>;
 #[must_use]
 pub fn default_value(_key: &str) -> String {
     let locked_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    static HOST: OnceLock<String> = OnceLock::new();
+    let host = HOST.get_or_init(|| gethostname::gethostname().to_string_lossy().into_owned());
     serde_json::json!({
         "locked_at": locked_at,
         "host": host,

@@ -1,0 +1,68 @@
+//! Shared test setup: a Consul to talk to (the embedded test server, or a real agent when
+//! `CONSUL_HTTP_ADDR` is set), a client for it, and a unique key prefix per test.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use consul_lock_runtime::{Client, Lock};
+use consul_lock_testkit::TestConsul;
+
+pub struct Env {
+    pub consul: TestConsul,
+    pub client: Client,
+    pub prefix: String,
+}
+
+impl Env {
+    /// Starts (or connects to) Consul for the test named `name`.
+    pub fn new(name: &str) -> Env {
+        let consul = TestConsul::from_env_or_start().expect("start the test server or reach CONSUL_HTTP_ADDR");
+        let client = Client::builder()
+            .address(consul.url())
+            .session_ttl_min(consul.session_ttl_min())
+            .build()
+            .expect("client");
+        let prefix = format!("test/runtime/{name}-{:08x}/", fastrand::u32(..));
+        Env { consul, client, prefix }
+    }
+
+    /// A lock on `key` under this test's prefix, with this test's client.
+    pub fn lock(&self, key: &str) -> Lock {
+        Lock::new(key).key_prefix(self.prefix.clone()).client(&self.client)
+    }
+
+    /// The shortest lock timeout the server accepts (1 s on the test server, 10 s on an agent
+    /// with default settings).
+    pub fn min_ttl(&self) -> Duration {
+        self.consul.session_ttl_min()
+    }
+
+    /// Sessions created by this library for keys under this test's prefix.
+    pub async fn my_sessions(&self) -> Vec<String> {
+        consul_lock_runtime::flush_releases().await;
+        let marker = format!("consul-lock: {}", self.prefix);
+        self.client
+            .sessions()
+            .await
+            .expect("list sessions")
+            .into_iter()
+            .filter(|s| s.name.starts_with(&marker))
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// Keys left under this test's prefix.
+    pub async fn my_keys(&self) -> Vec<String> {
+        self.client.kv_keys(&self.prefix).await.expect("list keys")
+    }
+
+    /// Says why a fault-injection test does not run, and whether it may.
+    pub fn embedded_or_skip(&self, test: &str) -> bool {
+        if self.consul.server().is_none() {
+            eprintln!("{test}: needs the embedded test server's fault injection; skipped against a real agent");
+            return false;
+        }
+        true
+    }
+}
