@@ -1,0 +1,149 @@
+//! The harness: the same test runs against a real Consul agent when `CONSUL_HTTP_ADDR` is
+//! set, and against an embedded [`TestServer`] otherwise.
+
+use std::time::Duration;
+
+use crate::config::ServerConfig;
+use crate::error::Error;
+use crate::server::TestServer;
+
+/// Either an embedded test server or a real agent named by `CONSUL_HTTP_ADDR`.
+///
+/// ```
+/// use consul_lock_testkit::TestConsul;
+/// let consul = TestConsul::from_env_or_start().unwrap();
+/// match consul.server() {
+///     Some(server) => server.set_latency(std::time::Duration::ZERO),
+///     None => eprintln!("skipping fault injection: running against a real agent"),
+/// }
+/// assert!(consul.url().starts_with("http"));
+/// ```
+pub enum TestConsul {
+    /// A server running in this process.
+    Embedded(TestServer),
+    /// A real agent.
+    Agent {
+        /// Its base URL (`http://host:port` or `https://…`).
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for TestConsul {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestConsul::Embedded(s) => f.debug_tuple("Embedded").field(&s.url()).finish(),
+            TestConsul::Agent { url } => f.debug_struct("Agent").field("url", url).finish(),
+        }
+    }
+}
+
+const TTL_MIN_ENV: &str = "CONSUL_LOCK_TEST_SESSION_TTL_MIN";
+
+impl TestConsul {
+    /// `CONSUL_HTTP_ADDR` set: that agent (`host:port` or `http(s)://…`; `CONSUL_HTTP_SSL=true`
+    /// makes a bare `host:port` HTTPS). Unset: an embedded server with `session_ttl_min` 1 s.
+    pub fn from_env_or_start() -> Result<TestConsul, Error> {
+        TestConsul::from_env_or_start_with(
+            ServerConfig::default().session_ttl_min(Duration::from_secs(1)),
+        )
+    }
+
+    /// As [`from_env_or_start`](Self::from_env_or_start), starting an embedded server with
+    /// `config` when no agent is named.
+    pub fn from_env_or_start_with(config: ServerConfig) -> Result<TestConsul, Error> {
+        match std::env::var("CONSUL_HTTP_ADDR") {
+            Ok(v) if !v.trim().is_empty() => {
+                let ssl = std::env::var("CONSUL_HTTP_SSL")
+                    .map(|s| matches!(s.trim(), "1" | "true" | "TRUE" | "True"))
+                    .unwrap_or(false);
+                let url = agent_url(&v, ssl)?;
+                eprintln!("consul-lock-testkit: testing against the Consul agent at {url} (CONSUL_HTTP_ADDR)");
+                Ok(TestConsul::Agent { url })
+            }
+            _ => Ok(TestConsul::Embedded(TestServer::start_with(config)?)),
+        }
+    }
+
+    /// The base URL to give a client.
+    pub fn url(&self) -> String {
+        match self {
+            TestConsul::Embedded(s) => s.url(),
+            TestConsul::Agent { url } => url.clone(),
+        }
+    }
+
+    /// The embedded server, for fault injection; `None` against a real agent.
+    pub fn server(&self) -> Option<&TestServer> {
+        match self {
+            TestConsul::Embedded(s) => Some(s),
+            TestConsul::Agent { .. } => None,
+        }
+    }
+
+    /// The smallest session TTL the server accepts: the configured one when embedded; for an
+    /// agent `CONSUL_LOCK_TEST_SESSION_TTL_MIN` (like `10s`) or Consul's default 10 s.
+    pub fn session_ttl_min(&self) -> Duration {
+        match self {
+            TestConsul::Embedded(s) => s.config().session_ttl_min,
+            TestConsul::Agent { .. } => match std::env::var(TTL_MIN_ENV) {
+                Ok(v) => crate::godur::parse_duration(&v).unwrap_or_else(|| {
+                    eprintln!("consul-lock-testkit: ignoring {TTL_MIN_ENV}={v:?} (not a duration like \"10s\"); using 10s");
+                    Duration::from_secs(10)
+                }),
+                Err(_) => Duration::from_secs(10),
+            },
+        }
+    }
+
+    /// Whether this is an embedded server.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, TestConsul::Embedded(_))
+    }
+}
+
+/// Turns a `CONSUL_HTTP_ADDR` value into a base URL.
+pub(crate) fn agent_url(v: &str, ssl: bool) -> Result<String, Error> {
+    let v = v.trim();
+    let bad = |reason: &str| Error::Env {
+        name: "CONSUL_HTTP_ADDR",
+        value: v.to_string(),
+        reason: reason.to_string(),
+    };
+    let (scheme, rest) = if let Some(r) = v.strip_prefix("http://") {
+        ("http", r)
+    } else if let Some(r) = v.strip_prefix("https://") {
+        ("https", r)
+    } else if v.contains("://") {
+        return Err(bad("only http://, https:// or host:port are supported"));
+    } else {
+        (if ssl { "https" } else { "http" }, v)
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
+        return Err(bad("expected host:port"));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            agent_url("127.0.0.1:8500", false).unwrap(),
+            "http://127.0.0.1:8500"
+        );
+        assert_eq!(
+            agent_url("127.0.0.1:8500", true).unwrap(),
+            "https://127.0.0.1:8500"
+        );
+        assert_eq!(
+            agent_url("https://c:8501/", false).unwrap(),
+            "https://c:8501"
+        );
+        assert!(agent_url("unix:///tmp/x", false).is_err());
+        assert!(agent_url("http://a/b", false).is_err());
+    }
+}

@@ -1,0 +1,269 @@
+//! The `/v1/kv/` endpoint: reads (single, `recurse`, `keys`, `raw`, blocking), writes
+//! (`cas`, `flags`, `acquire`, `release`) and deletes (`recurse`, `cas`).
+
+use std::time::Instant;
+
+use hyper::Method;
+
+use crate::acl::Need;
+use crate::http::{bool_resp, denied, method_not_allowed, query_opts, Req, Resp, MAX_BODY};
+use crate::json::J;
+use crate::shared::Shared;
+use crate::store::Entry;
+
+pub(crate) async fn handle(shared: &Shared, req: &Req, key: &str) -> Resp {
+    match req.method {
+        Method::GET => get(shared, req, key).await,
+        Method::PUT => put(shared, req, key).await,
+        Method::DELETE => delete(shared, req, key).await,
+        _ => method_not_allowed(&req.method, &["GET", "PUT", "DELETE"]),
+    }
+}
+
+fn missing_key() -> Resp {
+    Resp::text(400, "Missing key name")
+}
+
+fn parse_u64(v: &str) -> Result<u64, Resp> {
+    v.parse::<u64>().map_err(|_| {
+        let why = if v.is_empty() || v.bytes().any(|b| !b.is_ascii_digit()) {
+            "invalid syntax"
+        } else {
+            "value out of range"
+        };
+        Resp::text(
+            500,
+            format!(
+                "strconv.ParseUint: parsing {}: {why}",
+                crate::godur::go_quote(v)
+            ),
+        )
+    })
+}
+
+async fn get(shared: &Shared, req: &Req, key: &str) -> Resp {
+    let qo = match query_opts(req) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    if let Err(r) = shared.check_dc(req) {
+        return r;
+    }
+    let keys = req.has("keys");
+    let recurse = req.has("recurse");
+    if !keys && !recurse && key.is_empty() {
+        return missing_key();
+    }
+    let meta = match shared.read_meta(&qo).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let authz = match shared.authz(req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if keys {
+        let sep = req.get("separator").unwrap_or("").to_string();
+        let (idx, list) = shared
+            .blocking(&qo, |st| {
+                let (i, k) = st.kv.keys(key, &sep);
+                (
+                    i,
+                    k.into_iter()
+                        .filter(|k| authz.key(k, Need::Read))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await;
+        if list.is_empty() {
+            return Resp::empty(404).meta(Some(idx), meta);
+        }
+        return Resp::json(200, &J::Arr(list.into_iter().map(J::Str).collect()))
+            .meta(Some(idx), meta);
+    }
+    if recurse {
+        let (idx, list) = shared
+            .blocking(&qo, |st| {
+                let (i, v) = st.kv.list(key);
+                (
+                    i,
+                    v.into_iter()
+                        .filter(|e| authz.key(&e.key, Need::Read))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await;
+        if list.is_empty() {
+            return Resp::empty(404).meta(Some(idx), meta);
+        }
+        return Resp::json(200, &J::Arr(list.iter().map(|e| e.to_json(true)).collect()))
+            .meta(Some(idx), meta);
+    }
+    if !authz.key(key, Need::Read) {
+        return denied();
+    }
+    let (idx, entry) = shared
+        .blocking(&qo, |st| {
+            let (i, e) = st.kv.get(key);
+            (i, e.cloned())
+        })
+        .await;
+    match entry {
+        None => Resp::empty(404).meta(Some(idx), meta),
+        Some(e) if req.has("raw") => Resp {
+            status: 200,
+            headers: vec![("Content-Type", "text/plain".into())],
+            body: e.value,
+            consul_headers: true,
+        }
+        .meta(Some(idx), meta),
+        Some(e) => Resp::json(200, &J::Arr(vec![e.to_json(true)])).meta(Some(idx), meta),
+    }
+}
+
+enum PutOp {
+    Set,
+    Cas(u64),
+    Lock(String),
+    Unlock(String),
+}
+
+async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
+    if key.is_empty() {
+        return missing_key();
+    }
+    let mut flags = 0;
+    if let Some(f) = req.has("flags").then(|| req.get("flags").unwrap_or("")) {
+        match parse_u64(f) {
+            Ok(v) => flags = v,
+            Err(r) => return r,
+        }
+    }
+    let mut op = PutOp::Set;
+    if req.has("cas") {
+        match parse_u64(req.get("cas").unwrap_or("")) {
+            Ok(v) => op = PutOp::Cas(v),
+            Err(r) => return r,
+        }
+    }
+    if req.has("acquire") {
+        op = PutOp::Lock(req.get("acquire").unwrap_or("").to_string());
+    }
+    if req.has("release") {
+        op = PutOp::Unlock(req.get("release").unwrap_or("").to_string());
+    }
+    let n = ["cas", "acquire", "release"]
+        .iter()
+        .filter(|k| req.has(k))
+        .count();
+    if n > 1 {
+        return Resp::text(400, format!("Conflicting flags: {}", req.encoded_query()));
+    }
+    if req.body.len() > MAX_BODY {
+        return too_large(req.body.len());
+    }
+    if let Err(r) = shared.check_dc(req) {
+        return r;
+    }
+    if let Err(r) = shared.wait_leader().await {
+        return r;
+    }
+    let authz = match shared.authz(req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if !authz.key(key, Need::Write) {
+        return denied();
+    }
+    let value = req.body.to_vec();
+    let now = Instant::now();
+    let result: Result<bool, String> = shared.write(|st| {
+        if let PutOp::Lock(_) = op {
+            if st.lock_delay(key, now).is_some() {
+                return Ok(false);
+            }
+        }
+        let idx = st.next_index();
+        match &op {
+            PutOp::Set => {
+                st.kv.set(idx, Entry::new(key, value, flags, ""), false);
+                Ok(true)
+            }
+            PutOp::Cas(c) => Ok(st
+                .kv
+                .cas(idx, Entry::new(key, value, flags, ""), *c)
+                .is_some()),
+            PutOp::Lock(s) => {
+                let sessions = &st.sessions;
+                let mut kv = std::mem::take(&mut st.kv);
+                let r = kv.lock(idx, Entry::new(key, value, flags, s), sessions);
+                st.kv = kv;
+                r.map(|o| o.is_some())
+            }
+            PutOp::Unlock(s) => st
+                .kv
+                .unlock(idx, Entry::new(key, value, flags, s))
+                .map(|o| o.is_some()),
+        }
+    });
+    match result {
+        Ok(b) => bool_resp(b),
+        Err(e) => Resp::text(500, format!("raft apply failed: {e}")),
+    }
+}
+
+pub(crate) fn too_large(n: usize) -> Resp {
+    Resp::text(
+        413,
+        format!(
+            "Request body({n} bytes) too large, max size: {MAX_BODY} bytes. See https://www.consul.io/docs/agent/options.html#kv_max_value_size."
+        ),
+    )
+}
+
+async fn delete(shared: &Shared, req: &Req, key: &str) -> Resp {
+    let recurse = req.has("recurse");
+    if !recurse && key.is_empty() {
+        return missing_key();
+    }
+    let mut cas = None;
+    if req.has("cas") {
+        match parse_u64(req.get("cas").unwrap_or("")) {
+            Ok(v) => cas = Some(v),
+            Err(r) => return r,
+        }
+    }
+    if let Err(r) = shared.check_dc(req) {
+        return r;
+    }
+    if let Err(r) = shared.wait_leader().await {
+        return r;
+    }
+    let authz = match shared.authz(req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let allowed = if recurse && cas.is_none() {
+        authz.key_write_prefix(key)
+    } else {
+        authz.key(key, Need::Write)
+    };
+    if !allowed {
+        return denied();
+    }
+    let ok = shared.write(|st| {
+        let idx = st.next_index();
+        match cas {
+            Some(c) => st.kv.delete_cas(idx, key, c),
+            None if recurse => {
+                st.kv.delete_tree(idx, key);
+                true
+            }
+            None => {
+                st.kv.delete(idx, key);
+                true
+            }
+        }
+    });
+    bool_resp(ok)
+}

@@ -1,0 +1,512 @@
+//! The replicated state of a Consul server, kept in one process: the raft-like index shared
+//! by all writes, the KV table with its tombstones, sessions with their TTL deadlines, and
+//! lock-delays. Everything here is synchronous; the HTTP layer locks it, applies one write
+//! and publishes the new index to blocking queries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+use crate::json::J;
+
+/// Consul's cap on a lock-delay.
+pub(crate) const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
+/// Consul multiplies a session's TTL by this for its invalidation timer.
+pub(crate) const TTL_MULTIPLIER: u32 = 2;
+
+/// A KV entry (`structs.DirEntry`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub flags: u64,
+    /// Empty when no session holds the key.
+    pub session: String,
+    pub lock_index: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl Entry {
+    pub(crate) fn new(key: &str, value: Vec<u8>, flags: u64, session: &str) -> Entry {
+        Entry {
+            key: key.to_string(),
+            value,
+            flags,
+            session: session.to_string(),
+            lock_index: 0,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    /// `DirEntry.Equal`: the fields a write can change, without the indexes.
+    fn same_content(&self, o: &Entry) -> bool {
+        self.key == o.key
+            && self.value == o.value
+            && self.flags == o.flags
+            && self.session == o.session
+            && self.lock_index == o.lock_index
+    }
+
+    pub(crate) fn to_json(&self, with_value: bool) -> J {
+        let value = if with_value && !self.value.is_empty() {
+            J::Str(base64::engine::general_purpose::STANDARD.encode(&self.value))
+        } else {
+            J::Null
+        };
+        let mut f = vec![
+            ("LockIndex", J::U(self.lock_index)),
+            ("Key", J::str(&self.key)),
+            ("Flags", J::U(self.flags)),
+            ("Value", value),
+        ];
+        if !self.session.is_empty() {
+            f.push(("Session", J::str(&self.session)));
+        }
+        f.push(("CreateIndex", J::U(self.create_index)));
+        f.push(("ModifyIndex", J::U(self.modify_index)));
+        J::Obj(f)
+    }
+}
+
+/// The KV table with its tombstones and its max index.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Kv {
+    pub entries: BTreeMap<String, Entry>,
+    tombstones: BTreeMap<String, u64>,
+    /// Max index of the `kvs` and `tombstones` tables.
+    pub index: u64,
+}
+
+impl Kv {
+    /// `kvsSetTxn`: writes `e`, keeping the existing session unless `update_session`.
+    /// An identical write leaves the indexes alone, as Consul does.
+    pub(crate) fn set(&mut self, idx: u64, mut e: Entry, update_session: bool) -> Entry {
+        let existing = self.entries.get(&e.key);
+        e.create_index = existing.map_or(idx, |x| x.create_index);
+        if !update_session {
+            e.session = existing.map(|x| x.session.clone()).unwrap_or_default();
+        }
+        if let Some(x) = existing {
+            if x.same_content(&e) {
+                return x.clone();
+            }
+        }
+        e.modify_index = idx;
+        self.index = self.index.max(idx);
+        self.tombstones.remove(&e.key);
+        self.entries.insert(e.key.clone(), e.clone());
+        e
+    }
+
+    /// `kvsSetCASTxn`: `cas == 0` creates only; otherwise the ModifyIndex must match.
+    pub(crate) fn cas(&mut self, idx: u64, e: Entry, cas: u64) -> Option<Entry> {
+        let existing = self.entries.get(&e.key);
+        match (cas, existing) {
+            (0, Some(_)) => None,
+            (0, None) => Some(self.set(idx, e, false)),
+            (_, None) => None,
+            (c, Some(x)) if x.modify_index != c => None,
+            _ => Some(self.set(idx, e, false)),
+        }
+    }
+
+    /// `kvsLockTxn`. `Ok(None)`: another session holds the key.
+    pub(crate) fn lock(
+        &mut self,
+        idx: u64,
+        mut e: Entry,
+        sessions: &BTreeMap<String, Session>,
+    ) -> Result<Option<Entry>, String> {
+        if e.session.is_empty() {
+            return Err("missing session".into());
+        }
+        check_uuid(&e.session).map_err(|m| format!("failed session lookup: index error: {m}"))?;
+        if !sessions.contains_key(&e.session) {
+            return Err(format!(
+                "invalid session {}",
+                crate::godur::go_quote(&e.session)
+            ));
+        }
+        match self.entries.get(&e.key) {
+            Some(x) if x.session == e.session => {
+                e.lock_index = x.lock_index;
+            }
+            Some(x) if !x.session.is_empty() => return Ok(None),
+            Some(x) => e.lock_index = x.lock_index + 1,
+            None => e.lock_index = 1,
+        }
+        Ok(Some(self.set(idx, e, true)))
+    }
+
+    /// `kvsUnlockTxn`. `Ok(None)`: not held by that session.
+    pub(crate) fn unlock(&mut self, idx: u64, mut e: Entry) -> Result<Option<Entry>, String> {
+        if e.session.is_empty() {
+            return Err("missing session".into());
+        }
+        match self.entries.get(&e.key) {
+            Some(x) if x.session == e.session => {
+                e.lock_index = x.lock_index;
+                e.session.clear();
+                Ok(Some(self.set(idx, e, true)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub(crate) fn delete(&mut self, idx: u64, key: &str) {
+        if self.entries.remove(key).is_some() {
+            self.tombstones.insert(key.to_string(), idx);
+            self.index = self.index.max(idx);
+        }
+    }
+
+    /// `kvsDeleteCASTxn`: a missing key counts as deleted.
+    pub(crate) fn delete_cas(&mut self, idx: u64, key: &str, cas: u64) -> bool {
+        match self.entries.get(key) {
+            None => true,
+            Some(x) if x.modify_index != cas => false,
+            Some(_) => {
+                self.delete(idx, key);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn delete_tree(&mut self, idx: u64, prefix: &str) {
+        let keys: Vec<String> = self.prefixed(prefix).map(|e| e.key.clone()).collect();
+        for k in keys {
+            self.delete(idx, &k);
+        }
+    }
+
+    fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(_, e)| e)
+    }
+
+    fn max_index(&self) -> u64 {
+        self.index.max(1)
+    }
+
+    /// `KVS.Get`: the entry's ModifyIndex, or the table's index when missing.
+    pub(crate) fn get(&self, key: &str) -> (u64, Option<&Entry>) {
+        match self.entries.get(key) {
+            Some(e) => (e.modify_index.max(1), Some(e)),
+            None => (self.max_index(), None),
+        }
+    }
+
+    fn prefix_index(&self, prefix: &str, entries_max: u64) -> u64 {
+        let mut l = entries_max;
+        if prefix.is_empty() {
+            l = self.index;
+        } else {
+            let g = self
+                .tombstones
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, i)| *i)
+                .max()
+                .unwrap_or(0);
+            l = l.max(g);
+        }
+        if l == 0 {
+            self.max_index()
+        } else {
+            l
+        }
+    }
+
+    /// `KVS.List`.
+    pub(crate) fn list(&self, prefix: &str) -> (u64, Vec<Entry>) {
+        let v: Vec<Entry> = self.prefixed(prefix).cloned().collect();
+        let m = v.iter().map(|e| e.modify_index).max().unwrap_or(0);
+        (self.prefix_index(prefix, m), v)
+    }
+
+    /// `KVS.ListKeys` with an optional separator.
+    pub(crate) fn keys(&self, prefix: &str, sep: &str) -> (u64, Vec<String>) {
+        let mut out: Vec<String> = Vec::new();
+        let mut m = 0;
+        for e in self.prefixed(prefix) {
+            m = m.max(e.modify_index);
+            let rest = &e.key[prefix.len()..];
+            let k = match (!sep.is_empty()).then(|| rest.find(sep)).flatten() {
+                Some(pos) => format!("{prefix}{}", &rest[..pos + sep.len()]),
+                None => e.key.clone(),
+            };
+            if out.last() != Some(&k) {
+                out.push(k);
+            }
+        }
+        (self.prefix_index(prefix, m), out)
+    }
+}
+
+/// A session (`structs.Session`) and its TTL deadline.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub id: String,
+    pub name: String,
+    pub node: String,
+    pub lock_delay_ns: i64,
+    pub behavior_delete: bool,
+    pub ttl: String,
+    pub ttl_dur: Option<Duration>,
+    pub node_checks: Option<Vec<String>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+    /// When the TTL timer invalidates it (last renewal + 2 × TTL).
+    pub deadline: Option<Instant>,
+}
+
+impl Session {
+    pub(crate) fn to_json(&self) -> J {
+        J::Obj(vec![
+            ("ID", J::str(&self.id)),
+            ("Name", J::str(&self.name)),
+            ("Node", J::str(&self.node)),
+            ("LockDelay", J::I(self.lock_delay_ns)),
+            (
+                "Behavior",
+                J::str(if self.behavior_delete {
+                    "delete"
+                } else {
+                    "release"
+                }),
+            ),
+            ("TTL", J::str(&self.ttl)),
+            (
+                "NodeChecks",
+                match &self.node_checks {
+                    None => J::Null,
+                    Some(v) => J::Arr(v.iter().map(J::str).collect()),
+                },
+            ),
+            ("ServiceChecks", J::Null),
+            ("CreateIndex", J::U(self.create_index)),
+            ("ModifyIndex", J::U(self.modify_index)),
+        ])
+    }
+
+    fn renew_deadline(&mut self, now: Instant) {
+        self.deadline = self.ttl_dur.map(|t| now + t * TTL_MULTIPLIER);
+    }
+}
+
+/// Everything the server stores.
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    pub raft_index: u64,
+    pub kv: Kv,
+    pub sessions: BTreeMap<String, Session>,
+    pub sessions_index: u64,
+    lock_delays: HashMap<String, Instant>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            // A fresh Consul agent has applied a few raft entries before serving.
+            raft_index: 10,
+            kv: Kv::default(),
+            sessions: BTreeMap::new(),
+            sessions_index: 0,
+            lock_delays: HashMap::new(),
+        }
+    }
+}
+
+impl Store {
+    /// Allocates the index of a new raft write.
+    pub(crate) fn next_index(&mut self) -> u64 {
+        self.raft_index += 1;
+        self.raft_index
+    }
+
+    /// When a lock-delay on `key` ends, if one runs.
+    pub(crate) fn lock_delay(&self, key: &str, now: Instant) -> Option<Instant> {
+        self.lock_delays.get(key).copied().filter(|t| *t > now)
+    }
+
+    pub(crate) fn sessions_table_index(&self) -> u64 {
+        self.sessions_index.max(1)
+    }
+
+    pub(crate) fn insert_session(&mut self, mut s: Session, now: Instant) -> String {
+        let idx = self.next_index();
+        s.create_index = idx;
+        s.modify_index = idx;
+        s.renew_deadline(now);
+        self.sessions_index = idx;
+        let id = s.id.clone();
+        self.sessions.insert(id.clone(), s);
+        id
+    }
+
+    pub(crate) fn renew_session(&mut self, id: &str, now: Instant) -> Option<Session> {
+        let s = self.sessions.get_mut(id)?;
+        s.renew_deadline(now);
+        Some(s.clone())
+    }
+
+    /// Resets every TTL timer, as a newly elected leader does.
+    pub(crate) fn reset_session_timers(&mut self, now: Instant) {
+        for s in self.sessions.values_mut() {
+            s.renew_deadline(now);
+        }
+    }
+
+    /// Destroys or invalidates a session: its locks are released or their keys deleted
+    /// (its `Behavior`), and its `LockDelay` starts on each key it held.
+    pub(crate) fn invalidate_session(&mut self, id: &str, now: Instant) -> bool {
+        let Some(sess) = self.sessions.remove(id) else {
+            return false;
+        };
+        let idx = self.next_index();
+        self.sessions_index = idx;
+        let held: Vec<Entry> = self
+            .kv
+            .entries
+            .values()
+            .filter(|e| e.session == id)
+            .cloned()
+            .collect();
+        let delay = u64::try_from(sess.lock_delay_ns)
+            .ok()
+            .map(Duration::from_nanos)
+            .map(|d| d.min(MAX_LOCK_DELAY))
+            .filter(|d| !d.is_zero());
+        self.lock_delays.retain(|_, t| *t > now);
+        for mut e in held {
+            if let Some(d) = delay {
+                self.lock_delays.insert(e.key.clone(), now + d);
+            }
+            if sess.behavior_delete {
+                self.kv.delete(idx, &e.key);
+            } else {
+                e.session.clear();
+                self.kv.set(idx, e, true);
+            }
+        }
+        true
+    }
+
+    /// The earliest TTL deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.sessions.values().filter_map(|s| s.deadline).min()
+    }
+
+    /// Invalidates every session whose TTL deadline has passed; returns how many.
+    pub(crate) fn expire_due(&mut self, now: Instant) -> usize {
+        let due: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.deadline.is_some_and(|d| d <= now))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &due {
+            self.invalidate_session(id, now);
+        }
+        due.len()
+    }
+}
+
+/// go-memdb's UUID index check, with its texts.
+pub(crate) fn check_uuid(s: &str) -> Result<(), String> {
+    if s.len() != 36 {
+        return Err("UUID must be 36 characters".into());
+    }
+    let hyphens = s.matches('-').count();
+    if hyphens > 4 {
+        return Err(format!(
+            "UUID should have maximum of 4 \"-\"; got {hyphens}"
+        ));
+    }
+    let clean: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
+    if clean.len() % 2 != 0 {
+        return Err("Input (without hyphens) must be even length".into());
+    }
+    if let Some(b) = clean.iter().find(|b| !b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "Invalid UUID: encoding/hex: invalid byte: U+{:04X} {}",
+            b,
+            crate::godur::go_quote(&char::from(*b).to_string()).replace('"', "'")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_indexes_and_fencing() {
+        let mut st = Store::default();
+        let now = Instant::now();
+        let s = Session {
+            id: "2826b3f3-6d27-baaf-33fc-aa51e9062ebc".into(),
+            name: String::new(),
+            node: "n".into(),
+            lock_delay_ns: 0,
+            behavior_delete: true,
+            ttl: String::new(),
+            ttl_dur: None,
+            node_checks: None,
+            create_index: 0,
+            modify_index: 0,
+            deadline: None,
+        };
+        let id = st.insert_session(s, now);
+        let idx = st.next_index();
+        let e = st
+            .kv
+            .lock(
+                idx,
+                Entry::new("k", b"v".to_vec(), 0, &id),
+                &st.sessions.clone(),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (e.lock_index, e.create_index, e.modify_index),
+            (1, idx, idx)
+        );
+        // Re-locking with the same content is a no-op for the indexes.
+        let idx2 = st.next_index();
+        let e2 = st
+            .kv
+            .lock(
+                idx2,
+                Entry::new("k", b"v".to_vec(), 0, &id),
+                &st.sessions.clone(),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(e2.modify_index, idx);
+        assert!(st.invalidate_session(&id, now));
+        assert!(st.kv.get("k").1.is_none());
+        assert!(st.kv.get("k").0 > idx2);
+        assert_eq!(
+            check_uuid("not-a-uuid").unwrap_err(),
+            "UUID must be 36 characters"
+        );
+    }
+
+    #[test]
+    fn keys_with_separator() {
+        let mut kv = Kv::default();
+        for (i, k) in ["p/a", "p/b", "p/c/d", "p/c/e", "q"].iter().enumerate() {
+            kv.set(i as u64 + 1, Entry::new(k, vec![], 0, ""), false);
+        }
+        assert_eq!(kv.keys("p/", "/").1, vec!["p/a", "p/b", "p/c/"]);
+        assert_eq!(kv.keys("p/", "").1.len(), 4);
+        assert_eq!(kv.list("p/").0, 4);
+    }
+}

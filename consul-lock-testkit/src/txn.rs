@@ -1,0 +1,374 @@
+//! The `/v1/txn` endpoint, KV operations only: `set`, `cas`, `lock`, `unlock`, `get`,
+//! `get-tree`, `check-index`, `check-session`, `check-not-exists`, `delete`, `delete-tree`,
+//! `delete-cas`. All operations apply atomically or not at all; every error is reported.
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use hyper::Method;
+use serde_json::Value;
+
+use crate::acl::{Authz, Need};
+use crate::godur::go_quote;
+use crate::http::{method_not_allowed, Meta, Req, Resp, MAX_BODY};
+use crate::json::{decode_go, field, go_kind, J};
+use crate::shared::Shared;
+use crate::store::{Entry, Kv, Store};
+
+const MAX_TXN_OPS: usize = 128;
+
+/// One KV operation of a transaction.
+#[derive(Debug, Clone)]
+struct KvOp {
+    verb: String,
+    key: String,
+    value: Vec<u8>,
+    flags: u64,
+    index: u64,
+    session: String,
+}
+
+fn is_write(verb: &str) -> bool {
+    matches!(
+        verb,
+        "set" | "delete" | "delete-cas" | "delete-tree" | "cas" | "lock" | "unlock"
+    )
+}
+
+fn parse_err(m: impl std::fmt::Display) -> Resp {
+    Resp::text(400, format!("Failed to parse body: {m}"))
+}
+
+fn type_err(v: &Value, path: &str, ty: &str) -> Resp {
+    parse_err(format!(
+        "json: cannot unmarshal {} into Go struct field {path} of type {ty}",
+        go_kind(v)
+    ))
+}
+
+fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
+    let v = decode_go(body).map_err(parse_err)?;
+    let arr = match v {
+        Value::Array(a) => a,
+        Value::Null => Vec::new(),
+        v => {
+            return Err(parse_err(format!(
+                "json: cannot unmarshal {} into Go value of type api.TxnOps",
+                go_kind(&v)
+            )))
+        }
+    };
+    if arr.len() > MAX_TXN_OPS {
+        return Err(Resp::text(
+            413,
+            format!(
+                "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
+                arr.len()
+            ),
+        ));
+    }
+    let mut ops = Vec::with_capacity(arr.len());
+    for (i, item) in arr.iter().enumerate() {
+        let obj = match item {
+            Value::Object(o) => o,
+            v => {
+                return Err(parse_err(format!(
+                    "json: cannot unmarshal {} into Go value of type api.TxnOp",
+                    go_kind(v)
+                )))
+            }
+        };
+        let kv = match field(obj, "KV") {
+            Some(Value::Object(kv)) => kv,
+            Some(Value::Null) | None => {
+                return Err(Resp::text(
+                    501,
+                    format!(
+                        "consul-lock-testkit implements only KV operations in /v1/txn (operation {i} is not one)"
+                    ),
+                ))
+            }
+            Some(v) => return Err(type_err(v, "TxnOp.KV", "api.KVTxnOp")),
+        };
+        let s = |name: &str| -> Result<String, Resp> {
+            match field(kv, name) {
+                None | Some(Value::Null) => Ok(String::new()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(v) => Err(type_err(v, &format!("KVTxnOp.KV.{name}"), "string")),
+            }
+        };
+        let n = |name: &str| -> Result<u64, Resp> {
+            match field(kv, name) {
+                None | Some(Value::Null) => Ok(0),
+                Some(Value::Number(x)) => x.as_u64().ok_or_else(|| {
+                    parse_err(format!(
+                        "json: cannot unmarshal number {x} into Go struct field KVTxnOp.KV.{name} of type uint64"
+                    ))
+                }),
+                Some(v) => Err(type_err(v, &format!("KVTxnOp.KV.{name}"), "uint64")),
+            }
+        };
+        let value = match field(kv, "Value") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| parse_err(base64_err(&e)))?,
+            Some(v) => return Err(type_err(v, "KVTxnOp.KV.Value", "[]uint8")),
+        };
+        ops.push(KvOp {
+            verb: s("Verb")?,
+            key: s("Key")?,
+            value,
+            flags: n("Flags")?,
+            index: n("Index")?,
+            session: s("Session")?,
+        });
+    }
+    Ok(ops)
+}
+
+fn base64_err(e: &base64::DecodeError) -> String {
+    let at = match e {
+        base64::DecodeError::InvalidByte(i, _) => *i,
+        base64::DecodeError::InvalidLength(i) => *i,
+        base64::DecodeError::InvalidLastSymbol(i, _) => *i,
+        base64::DecodeError::InvalidPadding => 0,
+    };
+    format!("illegal base64 data at input byte {at}")
+}
+
+struct TxnErr {
+    op: usize,
+    what: String,
+}
+
+/// Checks made before the transaction is applied: keys, ACLs, lock-delays.
+fn pre_check(ops: &[KvOp], authz: &Authz, st: &Store, now: Instant) -> Vec<TxnErr> {
+    let mut errs = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let what = if op.key.is_empty() && op.verb != "delete-tree" {
+            Some("Must provide key".to_string())
+        } else {
+            let ok = match op.verb.as_str() {
+                "delete-tree" => authz.key_write_prefix(&op.key),
+                "get" | "get-tree" => true,
+                "check-session" | "check-index" => authz.key(&op.key, Need::Read),
+                _ => authz.key(&op.key, Need::Write),
+            };
+            if !ok {
+                Some(crate::acl::PERMISSION_DENIED.to_string())
+            } else if op.verb == "lock" && st.lock_delay(&op.key, now).is_some() {
+                Some(format!(
+                    "failed to lock key {} due to lock delay",
+                    go_quote(&op.key)
+                ))
+            } else {
+                None
+            }
+        };
+        if let Some(what) = what {
+            errs.push(TxnErr { op: i, what });
+        }
+    }
+    errs
+}
+
+/// Applies one operation to a scratch copy of the KV table.
+fn exec(kv: &mut Kv, st: &Store, idx: u64, op: &KvOp) -> Result<Vec<J>, String> {
+    let q = go_quote(&op.key);
+    let entry = || Entry::new(&op.key, op.value.clone(), op.flags, &op.session);
+    let no_value = |e: Entry| vec![J::Obj(vec![("KV", e.to_json(false))])];
+    match op.verb.as_str() {
+        "set" => Ok(no_value(kv.set(idx, entry(), false))),
+        "cas" => kv
+            .cas(idx, entry(), op.index)
+            .map(no_value)
+            .ok_or_else(|| format!("failed to set key {q}, index is stale")),
+        "lock" => kv
+            .lock(idx, entry(), &st.sessions)?
+            .map(no_value)
+            .ok_or_else(|| format!("failed to lock key {q}, lock is already held")),
+        "unlock" => kv.unlock(idx, entry())?.map(no_value).ok_or_else(|| {
+            format!("failed to unlock key {q}, lock isn't held, or is held by another session")
+        }),
+        "get" => match kv.get(&op.key).1 {
+            Some(e) => Ok(vec![J::Obj(vec![("KV", e.to_json(true))])]),
+            None => Err(format!("key {q} doesn't exist")),
+        },
+        "get-tree" => Ok(kv
+            .list(&op.key)
+            .1
+            .iter()
+            .map(|e| J::Obj(vec![("KV", e.to_json(true))]))
+            .collect()),
+        "check-session" => match kv.get(&op.key).1 {
+            None => Err(format!("failed to check session, key {q} doesn't exist")),
+            Some(e) if e.session != op.session => Err(format!(
+                "failed session check for key {q}, current session {} != {}",
+                go_quote(&e.session),
+                go_quote(&op.session)
+            )),
+            Some(e) => Ok(no_value(e.clone())),
+        },
+        "check-index" => match kv.get(&op.key).1 {
+            None => Err(format!("failed to check index, key {q} doesn't exist")),
+            Some(e) if e.modify_index != op.index => Err(format!(
+                "failed index check for key {q}, current modify index {} != {}",
+                e.modify_index, op.index
+            )),
+            Some(e) => Ok(no_value(e.clone())),
+        },
+        "check-not-exists" => match kv.get(&op.key).1 {
+            Some(_) => Err(format!("key {q} exists")),
+            None => Ok(Vec::new()),
+        },
+        "delete" => {
+            kv.delete(idx, &op.key);
+            Ok(Vec::new())
+        }
+        "delete-tree" => {
+            kv.delete_tree(idx, &op.key);
+            Ok(Vec::new())
+        }
+        "delete-cas" => {
+            if kv.delete_cas(idx, &op.key, op.index) {
+                Ok(Vec::new())
+            } else {
+                Err(format!("failed to delete key {q}, index is stale"))
+            }
+        }
+        v => Err(format!("unknown KV verb {}", go_quote(v))),
+    }
+}
+
+fn errors_json(errs: &[TxnErr]) -> J {
+    J::Arr(
+        errs.iter()
+            .map(|e| {
+                J::Obj(vec![
+                    ("OpIndex", J::U(e.op as u64)),
+                    ("What", J::str(&e.what)),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn filter_results(results: Vec<J>, authz: &Authz) -> Vec<J> {
+    results
+        .into_iter()
+        .filter(|r| match r {
+            J::Obj(f) => f.iter().all(|(_, kv)| match kv {
+                J::Obj(kvf) => kvf.iter().all(|(n, v)| match (n, v) {
+                    (&"Key", J::Str(k)) => authz.key(k, Need::Read),
+                    _ => true,
+                }),
+                _ => true,
+            }),
+            _ => true,
+        })
+        .collect()
+}
+
+pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
+    if req.method != Method::PUT {
+        return method_not_allowed(&req.method, &["PUT"]);
+    }
+    if req.body.len() > MAX_BODY {
+        return Resp::text(
+            413,
+            format!(
+                "Request body({} bytes) too large, max size: {MAX_BODY} bytes. See https://www.consul.io/docs/agent/options.html#txn_max_req_len.",
+                req.body.len()
+            ),
+        );
+    }
+    let ops = match parse_ops(&req.body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    if let Err(r) = shared.check_dc(req) {
+        return r;
+    }
+    let writes = ops.iter().any(|o| is_write(&o.verb));
+    let meta = if writes {
+        if let Err(r) = shared.wait_leader().await {
+            return r;
+        }
+        None
+    } else {
+        let qo = crate::http::QueryOpts {
+            min_index: 0,
+            wait: std::time::Duration::ZERO,
+            stale: req.has("stale"),
+        };
+        match shared.read_meta(&qo).await {
+            Ok(m) => Some(m),
+            Err(r) => return r,
+        }
+    };
+    let authz = match shared.authz(req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let now = Instant::now();
+    let outcome: Result<Vec<J>, Vec<TxnErr>> = shared.write(|st| {
+        let pre = pre_check(&ops, &authz, st, now);
+        if !pre.is_empty() {
+            return Err(pre);
+        }
+        let idx = if writes {
+            st.next_index()
+        } else {
+            st.raft_index
+        };
+        let mut kv = st.kv.clone();
+        let mut results = Vec::new();
+        let mut errs = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            match exec(&mut kv, st, idx, op) {
+                Ok(r) => results.extend(r),
+                Err(what) => errs.push(TxnErr { op: i, what }),
+            }
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        if writes {
+            st.kv = kv;
+        }
+        Ok(results)
+    });
+    let (status, results, errors) = match outcome {
+        Ok(r) => (200, J::Arr(filter_results(r, &authz)), J::Null),
+        Err(e) => (409, J::Null, errors_json(&e)),
+    };
+    match meta {
+        None => Resp::json(
+            status,
+            &J::Obj(vec![("Results", results), ("Errors", errors)]),
+        ),
+        Some(m) => read_resp(status, results, errors, m),
+    }
+}
+
+fn read_resp(status: u16, results: J, errors: J, m: Meta) -> Resp {
+    Resp::json(
+        status,
+        &J::Obj(vec![
+            ("Results", results),
+            ("Errors", errors),
+            ("Index", J::U(1)),
+            ("LastContact", J::U(m.last_contact_ms)),
+            ("KnownLeader", J::Bool(m.known_leader)),
+            ("ConsistencyLevel", J::str("")),
+            ("NotModified", J::Bool(false)),
+            ("Backend", J::U(0)),
+        ]),
+    )
+    .header(
+        "X-Consul-KnownLeader",
+        if m.known_leader { "true" } else { "false" },
+    )
+    .header("X-Consul-LastContact", m.last_contact_ms.to_string())
+}
