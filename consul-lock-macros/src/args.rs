@@ -118,7 +118,7 @@ impl Args {
                     value,
                     LOCK_TIMEOUT_MIN,
                     LOCK_TIMEOUT_MAX,
-                    "seconds (the session TTL Consul accepts)",
+                    "seconds: the session TTLs Consul accepts",
                 )?;
                 if self.lock_timeout_seconds.is_some() {
                     return Err(already_set(name));

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
@@ -416,13 +416,19 @@ fn generate(args: &Args, func: &LockedFn) -> syn::Result<TokenStream> {
     let ret_span = result_ty.span();
     let result_ty = erase_impl_trait(result_ty);
 
+    // Spanned at the return type (every token, so that the compiler's joined spans stay
+    // there): a return type that cannot carry the outcome is reported at it.
     let fail = if args.is_fail_soft() {
-        quote_spanned!(ret_span=> #p::FailSoft)
+        respan(quote!(#p::FailSoft), ret_span)
     } else {
-        quote_spanned!(ret_span=> #p::FailHard)
+        respan(quote!(#p::FailHard), ret_span)
     };
     let error = &l.error;
-    let on_error = quote_spanned!(ret_span=> return #fail::lock_error(#error));
+    let error_at_ret = Ident::new(
+        &l.error.to_string(),
+        Span::mixed_site().located_at(ret_span),
+    );
+    let on_error = quote_spanned!(ret_span=> return #fail::lock_error(#error_at_ret));
     let lock_result = lock_result(args, &names, &p, &l);
     let lock = &l.lock;
     let guard = &l.guard;
@@ -586,6 +592,24 @@ fn generate(args: &Args, func: &LockedFn) -> syn::Result<TokenStream> {
         tokens.extend(body_tokens);
     });
     Ok(out)
+}
+
+/// Gives every token of `tokens` the location `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                TokenTree::Group(group)
+            }
+            mut tt => {
+                tt.set_span(span);
+                tt
+            }
+        })
+        .collect()
 }
 
 /// An expression of type `Result<Lock, Error>`: the rendered key and the options.

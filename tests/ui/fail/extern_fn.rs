@@ -1,0 +1,10 @@
+use consul_lock::consul_lock;
+
+#[consul_lock(key = "jobs/<id>")]
+extern "C" fn f(id: u32) -> u32 {
+    id
+}
+
+fn main() {
+    let _ = f(1);
+}

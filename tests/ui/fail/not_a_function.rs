@@ -1,0 +1,6 @@
+use consul_lock::consul_lock;
+
+#[consul_lock(key = "jobs")]
+struct Job;
+
+fn main() {}

@@ -1,0 +1,10 @@
+use consul_lock::consul_lock;
+
+#[consul_lock(key = "jobs/<id>", renew, renew = false)]
+fn f(id: u32) -> Result<u32, consul_lock::Error> {
+    Ok(id)
+}
+
+fn main() {
+    let _ = f(1);
+}
