@@ -130,7 +130,11 @@ where
     rx.recv().map_err(|_| lost_worker())
 }
 
-async fn forward<T, F: Future<Output = T>>(fut: F, mut tx: oneshot::Sender<T>, state: Arc<AtomicU8>) {
+async fn forward<T, F: Future<Output = T>>(
+    fut: F,
+    mut tx: oneshot::Sender<T>,
+    state: Arc<AtomicU8>,
+) {
     tokio::select! {
         biased;
         () = tx.closed() => {}

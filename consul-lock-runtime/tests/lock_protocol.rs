@@ -13,22 +13,35 @@ async fn uncontended_cycle_takes_three_requests_and_leaves_nothing() {
     let lock = env.lock("job");
     let before = env.client.requests_sent();
     let guard = lock.acquire().await.expect("acquire");
+    let after_acquire = env.client.requests_sent();
     assert_eq!(guard.key(), format!("{}job", env.prefix));
     assert!(guard.is_held());
     assert!(guard.fencing_token() > 0);
-    let entry = env.client.kv_get(guard.key()).await.unwrap().expect("key exists while held");
+    let entry = env
+        .client
+        .kv_get(guard.key())
+        .await
+        .unwrap()
+        .expect("key exists while held");
     assert_eq!(entry.session.as_deref(), Some(guard.session_id()));
     assert_eq!(entry.modify_index, guard.fencing_token());
     let value: serde_json::Value = serde_json::from_slice(&entry.value).expect("value is JSON");
-    assert!(value["locked_at"].is_string() && value["host"].is_string() && value["pid"].is_number());
-    let after_acquire = env.client.requests_sent();
+    assert!(
+        value["locked_at"].is_string() && value["host"].is_string() && value["pid"].is_number()
+    );
     guard.release().await.expect("release");
     // An uncontended cycle is 3 requests: create session + txn lock, then destroy session
     // (the kv_get above is the test's own).
     assert_eq!(after_acquire - before, 2);
     assert_eq!(env.client.requests_sent() - before, 2 + 1 + 1);
-    assert!(env.my_keys().await.is_empty(), "the key is deleted on release");
-    assert!(env.my_sessions().await.is_empty(), "the session is destroyed on release");
+    assert!(
+        env.my_keys().await.is_empty(),
+        "the key is deleted on release"
+    );
+    assert!(
+        env.my_sessions().await.is_empty(),
+        "the session is destroyed on release"
+    );
 }
 
 #[tokio::test]
@@ -45,10 +58,20 @@ async fn contention_with_timeout_zero_fails_at_once() {
         }
         other => panic!("expected NotAcquired, got {other:?}"),
     }
-    assert!(err.to_string().contains(holder.key()), "the error names the key: {err}");
-    assert!(env.lock("job").try_acquire().await.unwrap().is_none(), "fail-soft form gives None");
+    assert!(
+        err.to_string().contains(holder.key()),
+        "the error names the key: {err}"
+    );
+    assert!(
+        env.lock("job").try_acquire().await.unwrap().is_none(),
+        "fail-soft form gives None"
+    );
     holder.release().await.unwrap();
-    assert_eq!(env.my_sessions().await, Vec::<String>::new(), "the losers' sessions are destroyed");
+    assert_eq!(
+        env.my_sessions().await,
+        Vec::<String>::new(),
+        "the losers' sessions are destroyed"
+    );
 }
 
 #[tokio::test]
@@ -64,8 +87,14 @@ async fn contention_with_a_wait_times_out_after_the_wait() {
         .unwrap_err();
     let waited = started.elapsed();
     assert!(matches!(err, Error::NotAcquired { .. }), "{err:?}");
-    assert!(waited >= Duration::from_millis(390), "gave up early: {waited:?}");
-    assert!(waited < Duration::from_millis(900), "overshot the deadline: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(390),
+        "gave up early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(900),
+        "overshot the deadline: {waited:?}"
+    );
     holder.release().await.unwrap();
     assert!(env.my_sessions().await.is_empty());
 }
@@ -79,7 +108,10 @@ async fn waiter_wakes_within_milliseconds_of_the_release() {
         .session_ttl_min(env.min_ttl())
         .build()
         .unwrap();
-    let waiter_lock = env.lock("job").client(&waiter_client).acquire_timeout(Duration::from_secs(10));
+    let waiter_lock = env
+        .lock("job")
+        .client(&waiter_client)
+        .acquire_timeout(Duration::from_secs(10));
     let waiter = tokio::spawn(async move {
         let guard = waiter_lock.acquire().await;
         (guard, Instant::now())
@@ -95,7 +127,10 @@ async fn waiter_wakes_within_milliseconds_of_the_release() {
     let guard = guard.expect("the waiter gets the lock");
     let latency = acquired_at.duration_since(released_at);
     eprintln!("wake-up latency (release sent -> waiter holds the lock): {latency:?}");
-    assert!(latency < Duration::from_millis(100), "woke after {latency:?}");
+    assert!(
+        latency < Duration::from_millis(100),
+        "woke after {latency:?}"
+    );
     guard.release().await.unwrap();
 }
 
@@ -131,10 +166,16 @@ async fn a_panicking_body_releases_the_lock() {
 async fn an_acquire_cancelled_mid_wait_leaves_no_session() {
     let env = Env::new("cancel");
     let holder = env.lock("job").acquire().await.unwrap();
-    let waiting = env.lock("job").acquire_timeout(Duration::from_secs(30)).acquire();
-    let outcome = tokio::time::timeout(Duration::from_millis(300), waiting).await;
-    assert!(outcome.is_err(), "the acquire was still waiting when cancelled");
-    assert_eq!(env.my_sessions().await, vec![holder.session_id().to_owned()]);
+    let waiter = env.lock("job").acquire_timeout(Duration::from_secs(30));
+    let outcome = tokio::time::timeout(Duration::from_millis(300), waiter.acquire()).await;
+    assert!(
+        outcome.is_err(),
+        "the acquire was still waiting when cancelled"
+    );
+    assert_eq!(
+        env.my_sessions().await,
+        vec![holder.session_id().to_owned()]
+    );
     holder.release().await.unwrap();
     assert!(env.my_sessions().await.is_empty());
     assert!(env.my_keys().await.is_empty());
@@ -162,7 +203,10 @@ async fn a_holder_that_never_releases_loses_the_key_after_the_ttl() {
         .expect("Consul frees the key between TTL and 2 x TTL");
     let freed_after = acquired.elapsed();
     assert!(freed_after >= ttl, "freed too early: {freed_after:?}");
-    assert!(freed_after <= ttl * 2 + Duration::from_millis(500), "freed too late: {freed_after:?}");
+    assert!(
+        freed_after <= ttl * 2 + Duration::from_millis(500),
+        "freed too late: {freed_after:?}"
+    );
     assert!(next.fencing_token() > handle.fencing_token());
     next.release().await.unwrap();
 }
@@ -171,7 +215,13 @@ async fn a_holder_that_never_releases_loses_the_key_after_the_ttl() {
 async fn renewal_keeps_a_lock_past_its_ttl() {
     let env = Env::new("renew");
     let ttl = env.min_ttl();
-    let guard = env.lock("job").lock_timeout(ttl).renew(true).acquire().await.unwrap();
+    let guard = env
+        .lock("job")
+        .lock_timeout(ttl)
+        .renew(true)
+        .acquire()
+        .await
+        .unwrap();
     // Let three TTLs pass: without renewal Consul would have freed the key.
     tokio::time::sleep(ttl * 3).await;
     assert!(guard.is_held());
@@ -179,7 +229,12 @@ async fn renewal_keeps_a_lock_past_its_ttl() {
         env.lock("job").try_acquire().await.unwrap().is_none(),
         "nobody else can take a renewed lock"
     );
-    let entry = env.client.kv_get(guard.key()).await.unwrap().expect("key still there");
+    let entry = env
+        .client
+        .kv_get(guard.key())
+        .await
+        .unwrap()
+        .expect("key still there");
     assert_eq!(entry.session.as_deref(), Some(guard.session_id()));
     guard.release().await.unwrap();
 }
@@ -189,12 +244,18 @@ async fn loss_is_reported_when_the_session_is_destroyed_from_outside() {
     let env = Env::new("lost");
     let guard = env.lock("job").renew(true).acquire().await.unwrap();
     let lost = guard.lost();
-    env.client.destroy_session(guard.session_id()).await.unwrap();
+    env.client
+        .destroy_session(guard.session_id())
+        .await
+        .unwrap();
     let reason = tokio::time::timeout(Duration::from_secs(5), lost)
         .await
         .expect("loss reported within 5 s");
     assert!(
-        matches!(reason, LostReason::SessionInvalidated | LostReason::KeyTakenOver { .. }),
+        matches!(
+            reason,
+            LostReason::SessionInvalidated | LostReason::KeyTakenOver { .. }
+        ),
         "{reason:?}"
     );
     assert!(!guard.is_held());
@@ -207,8 +268,16 @@ async fn fencing_tokens_strictly_increase_across_holders() {
     let mut last = 0;
     for i in 0..10 {
         // Alternate between two keys: tokens grow across keys and across deletes.
-        let guard = env.lock(if i % 2 == 0 { "a" } else { "b" }).acquire().await.unwrap();
-        assert!(guard.fencing_token() > last, "token {} after {last}", guard.fencing_token());
+        let guard = env
+            .lock(if i % 2 == 0 { "a" } else { "b" })
+            .acquire()
+            .await
+            .unwrap();
+        assert!(
+            guard.fencing_token() > last,
+            "token {} after {last}",
+            guard.fencing_token()
+        );
         last = guard.fencing_token();
         guard.release().await.unwrap();
     }
@@ -217,12 +286,34 @@ async fn fencing_tokens_strictly_increase_across_holders() {
 #[tokio::test]
 async fn out_of_range_lock_timeout_is_rejected_before_any_request() {
     let client = Client::builder().address("127.0.0.1:1").build().unwrap();
-    for ttl in [Duration::from_secs(5), Duration::from_secs(86_401), Duration::ZERO] {
-        let err = Lock::new("job").client(&client).lock_timeout(ttl).acquire().await.unwrap_err();
-        assert!(matches!(err, Error::InvalidOption { option: "lock_timeout", .. }), "{err:?}");
+    for ttl in [
+        Duration::from_secs(5),
+        Duration::from_secs(86_401),
+        Duration::ZERO,
+    ] {
+        let err = Lock::new("job")
+            .client(&client)
+            .lock_timeout(ttl)
+            .acquire()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidOption {
+                    option: "lock_timeout",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("10..=86400"), "{err}");
     }
-    let err = Lock::new("a//b").client(&client).acquire().await.unwrap_err();
+    let err = Lock::new("a//b")
+        .client(&client)
+        .acquire()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidKey { .. }), "{err:?}");
     let err = Lock::new("big")
         .client(&client)
@@ -230,7 +321,16 @@ async fn out_of_range_lock_timeout_is_rejected_before_any_request() {
         .acquire()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidOption { option: "value_generator", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "value_generator",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(client.requests_sent(), 0);
 }
 
@@ -245,7 +345,11 @@ async fn connection_refused_is_a_clear_error_within_the_timeout() {
         .acquire()
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     assert!(err.to_string().contains("locks/ephemeral/job"), "{err}");
@@ -254,13 +358,20 @@ async fn connection_refused_is_a_clear_error_within_the_timeout() {
 #[test]
 fn blocking_api_works_from_inside_a_tokio_runtime() {
     let env = Env::new("sync-in-async");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let lock = env.lock("job");
     rt.block_on(async move {
         // A sync function called from async code, on the runtime's own thread.
-        let guard = lock.acquire_blocking().expect("acquire_blocking inside tokio");
+        let guard = lock
+            .acquire_blocking()
+            .expect("acquire_blocking inside tokio");
         assert!(lock.try_acquire_blocking().unwrap().is_none());
-        guard.release_blocking().expect("release_blocking inside tokio");
+        guard
+            .release_blocking()
+            .expect("release_blocking inside tokio");
         let out = lock.hold_blocking(|h| h.fencing_token()).unwrap();
         assert!(out > 0);
     });

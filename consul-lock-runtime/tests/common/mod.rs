@@ -17,19 +17,26 @@ pub struct Env {
 impl Env {
     /// Starts (or connects to) Consul for the test named `name`.
     pub fn new(name: &str) -> Env {
-        let consul = TestConsul::from_env_or_start().expect("start the test server or reach CONSUL_HTTP_ADDR");
+        let consul = TestConsul::from_env_or_start()
+            .expect("start the test server or reach CONSUL_HTTP_ADDR");
         let client = Client::builder()
             .address(consul.url())
             .session_ttl_min(consul.session_ttl_min())
             .build()
             .expect("client");
         let prefix = format!("test/runtime/{name}-{:08x}/", fastrand::u32(..));
-        Env { consul, client, prefix }
+        Env {
+            consul,
+            client,
+            prefix,
+        }
     }
 
     /// A lock on `key` under this test's prefix, with this test's client.
     pub fn lock(&self, key: &str) -> Lock {
-        Lock::new(key).key_prefix(self.prefix.clone()).client(&self.client)
+        Lock::new(key)
+            .key_prefix(self.prefix.clone())
+            .client(&self.client)
     }
 
     /// The shortest lock timeout the server accepts (1 s on the test server, 10 s on an agent

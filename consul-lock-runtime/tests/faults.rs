@@ -1,0 +1,224 @@
+//! The lock protocol under Consul faults and ACLs, with the test server's fault injection.
+//! Against a real agent (CONSUL_HTTP_ADDR) these print why they skip.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Env;
+use consul_lock_runtime::{Client, Error, Lock};
+use consul_lock_testkit::{Access, AclConfig, AclToken, ServerConfig, TestServer};
+
+#[tokio::test]
+async fn acl_denials_become_permission_errors() {
+    if std::env::var_os("CONSUL_HTTP_ADDR").is_some() {
+        eprintln!("acl test: runs on its own embedded server with ACLs, also when CONSUL_HTTP_ADDR is set");
+    }
+    let secret = "3f1c9a52-token-never-shown";
+    let acl = AclConfig::deny_by_default().token(
+        AclToken::new(secret)
+            .key_prefix("allowed/", Access::Write)
+            .session_prefix("", Access::Write),
+    );
+    let server = TestServer::start_with(ServerConfig::default().acl(acl)).unwrap();
+    let with_token = Client::builder()
+        .address(server.url())
+        .token(secret)
+        .build()
+        .unwrap();
+    let without_token = Client::builder().address(server.url()).build().unwrap();
+
+    let ok = Lock::new("job")
+        .key_prefix("allowed/")
+        .client(&with_token)
+        .acquire()
+        .await;
+    ok.expect("allowed prefix").release().await.unwrap();
+
+    // A session may be created, but the key is outside the token's rules: 409 inside the txn.
+    let err = Lock::new("job")
+        .key_prefix("forbidden/")
+        .client(&with_token)
+        .acquire()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::PermissionDenied { key, operation, .. } => {
+            assert_eq!(key, "forbidden/job");
+            assert_eq!(*operation, "lock the key");
+        }
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    assert!(!err.to_string().contains(secret));
+    assert!(!format!("{err:?}").contains(secret));
+
+    // No token at all: the session create is a 403.
+    let err = Lock::new("job")
+        .key_prefix("allowed/")
+        .client(&without_token)
+        .acquire()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::PermissionDenied { operation: "create a session", message, .. } if message == "Permission denied"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("CONSUL_HTTP_TOKEN"),
+        "the error says what to do: {err}"
+    );
+
+    // The failed acquire left no session behind.
+    consul_lock_runtime::flush_releases().await;
+    let admin = Client::builder()
+        .address(server.url())
+        .token(secret)
+        .build()
+        .unwrap();
+    assert!(admin.sessions().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_leaderless_period_during_an_acquire_is_waited_out() {
+    let env = Env::new("leaderless-short");
+    if !env.embedded_or_skip("leaderless-short") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    server.leaderless_for(Duration::from_millis(300));
+    let started = Instant::now();
+    let guard = env
+        .lock("job")
+        .acquire_timeout(Duration::from_secs(3))
+        .acquire()
+        .await
+        .expect("acquired once the leader is back");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    guard.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_leaderless_period_longer_than_the_timeout_fails_within_the_timeout() {
+    let server = TestServer::start_with(
+        ServerConfig::default()
+            .session_ttl_min(Duration::from_secs(1))
+            .leaderless_hold(Duration::from_secs(7)),
+    )
+    .unwrap();
+    let client = Client::builder().address(server.url()).build().unwrap();
+    server.set_leaderless(true);
+    let started = Instant::now();
+    let err = Lock::new("job")
+        .client(&client)
+        .acquire_timeout(Duration::from_millis(500))
+        .acquire()
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(800),
+        "bounded by the acquire timeout: {took:?}"
+    );
+    assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("no answer within"), "{err}");
+    server.set_leaderless(false);
+    consul_lock_runtime::flush_releases().await;
+}
+
+#[tokio::test]
+async fn transient_server_errors_are_retried_until_the_deadline() {
+    let env = Env::new("5xx");
+    if !env.embedded_or_skip("5xx") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    server.fail_next(3, 500, "No cluster leader");
+    let guard = env
+        .lock("job")
+        .acquire_timeout(Duration::from_secs(2))
+        .acquire()
+        .await
+        .expect("retried past three 500s");
+    guard.release().await.unwrap();
+
+    // One try: the 500 is the answer, with Consul's text and a hint.
+    server.fail_next(1, 500, "No cluster leader");
+    let err = env.lock("job").acquire().await.unwrap_err();
+    match &err {
+        Error::ConsulRefused {
+            status: 500,
+            message,
+            ..
+        } => assert_eq!(message, "No cluster leader"),
+        other => panic!("expected ConsulRefused, got {other:?}"),
+    }
+    assert!(err.to_string().contains("no leader"), "{err}");
+}
+
+#[tokio::test]
+async fn a_waiter_whose_session_was_invalidated_recovers() {
+    let env = Env::new("invalid-session");
+    if !env.embedded_or_skip("invalid-session") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    let holder = env.lock("job").acquire().await.unwrap();
+    let waiter_client = Client::builder()
+        .address(env.consul.url())
+        .session_ttl_min(env.min_ttl())
+        .build()
+        .unwrap();
+    let waiter_lock = env
+        .lock("job")
+        .client(&waiter_client)
+        .acquire_timeout(Duration::from_secs(5));
+    let waiter = tokio::spawn(async move { waiter_lock.acquire().await });
+    // The waiter is blocked once it sent create, lock, read, blocking read.
+    while waiter_client.requests_sent() < 4 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let waiting_session = env
+        .my_sessions()
+        .await
+        .into_iter()
+        .find(|id| id != holder.session_id())
+        .expect("the waiter's session");
+    assert!(server.expire_session(&waiting_session));
+    holder.release().await.unwrap();
+    let guard = waiter
+        .await
+        .unwrap()
+        .expect("the waiter made a new session and got the lock");
+    assert_ne!(guard.session_id(), waiting_session);
+    guard.release().await.unwrap();
+    assert!(env.my_sessions().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_release_is_an_error_and_the_ttl_frees_the_key() {
+    let env = Env::new("release-5xx");
+    if !env.embedded_or_skip("release-5xx") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    let ttl = env.min_ttl();
+    let guard = env.lock("job").lock_timeout(ttl).acquire().await.unwrap();
+    server.fail_next(1, 500, "rpc error");
+    let err = guard.release().await.unwrap_err();
+    assert!(
+        matches!(err, Error::ConsulRefused { status: 500, .. }),
+        "{err:?}"
+    );
+    let next = env
+        .lock("job")
+        .lock_timeout(ttl)
+        .acquire_timeout(ttl * 3)
+        .acquire()
+        .await
+        .expect("the TTL freed the key");
+    next.release().await.unwrap();
+}
