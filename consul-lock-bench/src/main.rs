@@ -1,1 +1,233 @@
-fn main() {}
+//! The consul-lock benchmark harness. See README.md for what it measures and how to read it.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Progress lines go to stderr, the tables to stdout.
+macro_rules! progress {
+    ($($t:tt)*) => { eprintln!($($t)*) };
+}
+
+mod args;
+mod bare;
+mod contention;
+mod cycle;
+mod memory;
+mod report;
+mod server;
+mod stats;
+mod sys;
+mod targets;
+
+use args::{Args, USAGE};
+use contention::Scenario;
+use report::Report;
+use server::Target;
+
+fn main() -> ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if args.serve {
+        return match server::serve() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let started = Instant::now();
+    match run(&args) {
+        Ok(report) => {
+            println!("{}", report.markdown());
+            let written = report.write_json(&args.json);
+            match &written {
+                Ok(()) => println!("JSON written to {}", args.json.display()),
+                Err(e) => eprintln!("error: {e}"),
+            }
+            println!("total time: {:.1} s", started.elapsed().as_secs_f64());
+            let misses = report.targets.iter().filter(|t| !t.pass).count();
+            if misses > 0 {
+                println!("{misses} target(s) missed (reported above; not a failure)");
+            }
+            if !report.broken.is_empty() {
+                eprintln!("error: the bench is broken: {}", report.broken.join("; "));
+                return ExitCode::FAILURE;
+            }
+            if written.is_err() {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The scenarios of one run.
+struct Plan {
+    rounds: u32,
+    workers: &'static [usize],
+    holds: [Duration; 2],
+    many_keys: (usize, usize),
+}
+
+fn run(args: &Args) -> Result<Report, String> {
+    let plan = Plan {
+        rounds: if args.smoke { 1 } else { 3 },
+        workers: if args.smoke { &[2, 4] } else { &[2, 4, 8, 32] },
+        holds: [Duration::ZERO, Duration::from_millis(10)],
+        many_keys: (64, 4),
+    };
+    let d = args.duration;
+    let machine = sys::Machine::detect();
+    let target = Target::from_env()?;
+    println!("server: {}", target.describe());
+    let client = target
+        .client_builder()?
+        .build()
+        .map_err(|e| format!("cannot build the client: {e}"))?;
+    let bare = bare::Bare::new(client.address())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot build the tokio runtime: {e}"))?;
+    let run_id = run_id();
+    let base = format!("consul-lock-bench/{run_id}");
+    let mut broken = Vec::new();
+
+    progress!(
+        "[1/4] uncontended cycle: {} variants, {} round(s), {:.2} s each",
+        cycle::Variant::ALL.len(),
+        plan.rounds,
+        d.as_secs_f64()
+    );
+    let ctx = cycle::Ctx {
+        rt: &rt,
+        client: &client,
+        bare: &bare,
+        target: &target,
+        run_id: &run_id,
+    };
+    let cycles = cycle::run(&ctx, d, plan.rounds)?;
+    for c in &cycles {
+        if c.cycles == 0 {
+            broken.push(format!("uncontended cycle: {} made no cycle", c.label));
+        }
+    }
+
+    let total = plan.workers.len() * plan.holds.len();
+    progress!(
+        "[2/4] contention: {total} runs of {:.2} s (workers {:?} × hold 0 and 10 ms)",
+        d.as_secs_f64(),
+        plan.workers
+    );
+    let mut contention = Vec::new();
+    for &hold in &plan.holds {
+        for &n in plan.workers {
+            let s = Scenario {
+                keys: 1,
+                workers_per_key: n,
+                hold,
+                duration: d,
+            };
+            let key = format!("{base}/contention-n{n}-h{}", hold.as_millis());
+            let r = rt
+                .block_on(contention::run(&client, &key, s))
+                .map_err(|e| format!("contention N={n} H={hold:?}: {e}"))?;
+            progress!(
+                "  N={n:<2} H={:>2} ms: {:>7.0} acq/s, hand-off p50 {:.3} ms p99 {:.3} ms, fairness {}",
+                hold.as_millis(),
+                r.acquisitions_per_s,
+                r.handoff.p50_us / 1e3,
+                r.handoff.p99_us / 1e3,
+                r.fairness.map_or("–".into(), |f| format!("{f:.3}"))
+            );
+            if r.acquisitions == 0 {
+                broken.push(format!("contention N={n} H={hold:?}: no acquisition"));
+            }
+            contention.push(r);
+        }
+    }
+
+    let (keys, per_key) = plan.many_keys;
+    progress!(
+        "[3/4] many keys: {keys} keys × {per_key} workers, {:.2} s",
+        d.as_secs_f64()
+    );
+    let s = Scenario {
+        keys,
+        workers_per_key: per_key,
+        hold: Duration::ZERO,
+        duration: d,
+    };
+    let many = rt
+        .block_on(contention::run(&client, &format!("{base}/many"), s))
+        .map_err(|e| format!("many keys: {e}"))?;
+    progress!("  {:.0} acquisitions/s in total", many.acquisitions_per_s);
+    if many.acquisitions == 0 {
+        broken.push("many keys: no acquisition".into());
+    }
+
+    progress!("[4/4] client memory: holding {} locks at once", args.locks);
+    let memory = rt
+        .block_on(memory::run(&client, &format!("{base}/hold"), args.locks))
+        .map_err(|e| format!("memory: {e}"))?;
+    progress!(
+        "  peak RSS {} KiB while holding {} locks",
+        memory.peak_rss_kib.unwrap_or(0),
+        memory.locks
+    );
+    if memory.locks == 0 {
+        broken.push("memory: no lock held".into());
+    }
+    consul_lock::flush_releases_blocking().map_err(|e| e.to_string())?;
+
+    let targets = targets::evaluate(&cycles, &contention);
+    let command = std::iter::once("cargo run --release -p consul-lock-bench --".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Report {
+        command,
+        mode: if args.smoke { "smoke" } else { "full" },
+        started_at: now_rfc3339(),
+        duration_per_measurement_s: d.as_secs_f64(),
+        server_kind: target.kind,
+        server: target.describe(),
+        machine,
+        cycle: cycles,
+        contention,
+        many_keys: vec![many],
+        memory: Some(memory),
+        cpu_note: report::CPU_NOTE,
+        targets,
+        broken,
+    })
+}
+
+/// A short id that keeps this run's keys apart from other runs' on a shared agent.
+fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!(
+        "r{:x}",
+        (nanos ^ u64::from(std::process::id()) << 32) & 0xffff_ffff_ffff
+    )
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}

@@ -1,0 +1,226 @@
+//! Contention: workers competing for keys for a fixed duration. Measures acquisitions/s,
+//! utilisation, hand-off latency (release complete → next holder's acquire returns) and
+//! fairness (fewest ÷ most acquisitions per worker).
+//!
+//! Every worker is a task on the bench's runtime using the async API with a long acquire
+//! timeout, so waiters wait in Consul blocking queries, not by polling. The hold is a
+//! `std::thread::sleep` on the blocking pool (precise to tens of µs; tokio's timer rounds up
+//! to whole milliseconds, which would inflate the hold time).
+
+use std::time::{Duration, Instant};
+
+use consul_lock::{Client, Lock};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::stats::{fairness, Samples, Summary};
+
+/// How long a waiter waits before giving up: far longer than any run's hand-off.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    pub keys: usize,
+    pub workers_per_key: usize,
+    pub hold: Duration,
+    pub duration: Duration,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ContentionResult {
+    pub keys: usize,
+    pub workers_per_key: usize,
+    pub workers: usize,
+    pub hold_ms: f64,
+    pub seconds: f64,
+    /// Acquisitions that returned inside the measured window.
+    pub acquisitions: u64,
+    pub acquisitions_per_s: f64,
+    /// acquisitions × hold ÷ (duration × keys): the share of time a key was held. `None`
+    /// for a zero hold.
+    pub utilisation: Option<f64>,
+    /// The hold time as measured (acquire returned → release called), mean, µs.
+    pub measured_hold_us: f64,
+    /// Release complete → the next holder's acquire returned, on one monotonic clock.
+    pub handoff: Summary,
+    /// Hand-offs where the next holder's acquire returned before the previous holder's
+    /// release call did (they count as 0 in the distribution).
+    pub handoffs_before_release_returned: u64,
+    pub fairness: Option<f64>,
+    pub per_worker_min: u64,
+    pub per_worker_max: u64,
+}
+
+/// One holding of a key.
+struct Hold {
+    worker: usize,
+    key: usize,
+    token: u64,
+    acquired: Instant,
+    release_called: Instant,
+    released: Instant,
+}
+
+async fn worker(
+    lock: Lock,
+    worker: usize,
+    key: usize,
+    hold: Duration,
+    end: Instant,
+) -> Result<Vec<Hold>, String> {
+    let mut holds = Vec::new();
+    while Instant::now() < end {
+        let guard = lock.acquire().await.map_err(|e| e.to_string())?;
+        let acquired = Instant::now();
+        let token = guard.fencing_token();
+        if !hold.is_zero() {
+            tokio::task::spawn_blocking(move || std::thread::sleep(hold))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let release_called = Instant::now();
+        guard.release().await.map_err(|e| e.to_string())?;
+        holds.push(Hold {
+            worker,
+            key,
+            token,
+            acquired,
+            release_called,
+            released: Instant::now(),
+        });
+    }
+    Ok(holds)
+}
+
+/// Runs one scenario on the current runtime.
+pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<ContentionResult, String> {
+    let workers = s.keys * s.workers_per_key;
+    let start = Instant::now();
+    let end = start + s.duration;
+    let mut set = JoinSet::new();
+    for k in 0..s.keys {
+        let lock = Lock::new(format!("{key_base}/k{k}"))
+            .client(client)
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        for w in 0..s.workers_per_key {
+            let id = k * s.workers_per_key + w;
+            set.spawn(worker(lock.clone(), id, k, s.hold, end));
+        }
+    }
+    let mut holds = Vec::new();
+    let mut first_error = None;
+    while let Some(joined) = set.join_next().await {
+        match joined.map_err(|e| format!("a worker panicked: {e}"))? {
+            Ok(h) => holds.extend(h),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(analyse(&mut holds, s, workers, start, end))
+}
+
+fn analyse(
+    holds: &mut [Hold],
+    s: Scenario,
+    workers: usize,
+    start: Instant,
+    end: Instant,
+) -> ContentionResult {
+    // Acquisitions of one key are serialised, and fencing tokens grow: sorting by (key,
+    // token) puts every key's holders in order.
+    holds.sort_unstable_by_key(|h| (h.key, h.token));
+    let mut per_worker = vec![0u64; workers];
+    let mut handoff = Samples::with_capacity(holds.len());
+    let mut early = 0;
+    let mut held = Duration::ZERO;
+    let mut counted = 0u64;
+    for (i, h) in holds.iter().enumerate() {
+        if h.acquired >= end {
+            continue;
+        }
+        counted += 1;
+        per_worker[h.worker] += 1;
+        held += h.release_called - h.acquired;
+        if i > 0 && holds[i - 1].key == h.key {
+            let prev = &holds[i - 1];
+            match h.acquired.checked_duration_since(prev.released) {
+                Some(d) => handoff.push(d),
+                None => {
+                    early += 1;
+                    handoff.push(Duration::ZERO);
+                }
+            }
+        }
+    }
+    let seconds = (end - start).as_secs_f64();
+    ContentionResult {
+        keys: s.keys,
+        workers_per_key: s.workers_per_key,
+        workers,
+        hold_ms: s.hold.as_secs_f64() * 1e3,
+        seconds,
+        acquisitions: counted,
+        acquisitions_per_s: counted as f64 / seconds,
+        utilisation: (!s.hold.is_zero())
+            .then(|| counted as f64 * s.hold.as_secs_f64() / (seconds * s.keys as f64)),
+        measured_hold_us: if counted == 0 {
+            0.0
+        } else {
+            held.as_secs_f64() * 1e6 / counted as f64
+        },
+        handoff: handoff.summary(),
+        handoffs_before_release_returned: early,
+        fairness: fairness(&per_worker),
+        per_worker_min: per_worker.iter().copied().min().unwrap_or(0),
+        per_worker_max: per_worker.iter().copied().max().unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(worker: usize, token: u64, t0: Instant, acq_ms: u64, rel_ms: u64) -> Hold {
+        Hold {
+            worker,
+            key: 0,
+            token,
+            acquired: t0 + Duration::from_millis(acq_ms),
+            release_called: t0 + Duration::from_millis(rel_ms),
+            released: t0 + Duration::from_millis(rel_ms),
+        }
+    }
+
+    #[test]
+    fn handoffs_follow_token_order() {
+        let t0 = Instant::now();
+        // Given out of order; by token: w0 [0,10], w1 [11,21], w0 [24,34], w1 [200, ..] (after end).
+        let mut holds = vec![
+            hold(0, 30, t0, 24, 34),
+            hold(1, 20, t0, 11, 21),
+            hold(0, 10, t0, 0, 10),
+            hold(1, 40, t0, 200, 210),
+        ];
+        let s = Scenario {
+            keys: 1,
+            workers_per_key: 2,
+            hold: Duration::from_millis(10),
+            duration: Duration::from_millis(100),
+        };
+        let r = analyse(&mut holds, s, 2, t0, t0 + s.duration);
+        assert_eq!(r.acquisitions, 3);
+        assert_eq!(r.handoff.count, 2);
+        assert_eq!(r.handoff.p50_us, 1000.0);
+        assert_eq!(r.handoff.p99_us, 3000.0);
+        assert_eq!(r.per_worker_min, 1);
+        assert_eq!(r.per_worker_max, 2);
+        assert_eq!(r.fairness, Some(0.5));
+        assert!((r.utilisation.unwrap() - 0.3).abs() < 1e-9);
+        assert_eq!(r.measured_hold_us, 10_000.0);
+    }
+}

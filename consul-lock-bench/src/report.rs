@@ -1,0 +1,203 @@
+//! The results: markdown tables on stdout and a JSON file.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::contention::ContentionResult;
+use crate::cycle::CycleResult;
+use crate::memory::MemoryResult;
+use crate::server::Kind;
+use crate::sys::Machine;
+use crate::targets::Check;
+
+/// What the client-side CPU numbers include.
+pub const CPU_NOTE: &str = "CPU = user + system time of the bench process (getrusage RUSAGE_SELF) \
+over the measured cycles, divided by the cycles: the calling thread, the library's worker thread \
+and the HTTP client, plus the harness's own timing loop; the embedded server runs in a child \
+process and is not included (against an agent, the agent is another process too).";
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub command: String,
+    pub mode: &'static str,
+    pub started_at: String,
+    pub duration_per_measurement_s: f64,
+    pub server_kind: Kind,
+    pub server: String,
+    pub machine: Machine,
+    pub cycle: Vec<CycleResult>,
+    pub contention: Vec<ContentionResult>,
+    pub many_keys: Vec<ContentionResult>,
+    pub memory: Option<MemoryResult>,
+    pub cpu_note: &'static str,
+    pub targets: Vec<Check>,
+    /// What made the run fail (errors, zero acquisitions); empty when it worked.
+    pub broken: Vec<String>,
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.3}", us / 1e3)
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".into(), |v| format!("{v:.digits$}"))
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let m = &self.machine;
+        let _ = writeln!(s, "## consul-lock benchmark ({} run)\n", self.mode);
+        let _ = writeln!(s, "- command: `{}`", self.command);
+        let _ = writeln!(s, "- started: {}", self.started_at);
+        let _ = writeln!(s, "- server: {}", self.server);
+        let _ = writeln!(
+            s,
+            "- machine: {} cores ({}), target `{}`, {}, {}, {} build",
+            m.cores, m.cpu_model, m.target, m.os, m.rustc, m.profile
+        );
+        let _ = writeln!(
+            s,
+            "- {} s per measurement\n",
+            self.duration_per_measurement_s
+        );
+
+        let _ = writeln!(
+            s,
+            "### Uncontended cycle (acquire + release, one key, sequential)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| variant | cycles/s | p50 ms | p99 ms | × bare | HTTP req/cycle (client; server) | client CPU µs/cycle |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        for c in &self.cycle {
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {} | {} | {} | {:.2}; {} | {:.1} |",
+                c.label,
+                c.cycles_per_s,
+                ms(c.latency.p50_us),
+                ms(c.latency.p99_us),
+                opt(c.ratio_to_bare, 3),
+                c.client_requests_per_cycle,
+                opt(c.server_requests_per_cycle, 2),
+                c.cpu_us_per_cycle
+            );
+        }
+
+        let _ = writeln!(
+            s,
+            "\n### Contention (N workers on one key, hold H, fixed duration)\n"
+        );
+        contention_table(&mut s, &self.contention);
+        let _ = writeln!(
+            s,
+            "\n### Many keys (each key with its own workers, H = 0)\n"
+        );
+        contention_table(&mut s, &self.many_keys);
+
+        let _ = writeln!(s, "\n### Client cost\n");
+        let _ = writeln!(s, "| what | value |\n|---|---:|");
+        for c in &self.cycle {
+            let _ = writeln!(
+                s,
+                "| CPU per cycle: {} | {:.1} µs |",
+                c.label, c.cpu_us_per_cycle
+            );
+        }
+        if let Some(mem) = &self.memory {
+            let kib = |v: Option<u64>| {
+                v.map_or("–".into(), |v| format!("{:.1} MiB", v as f64 / 1024.0))
+            };
+            let _ = writeln!(
+                s,
+                "| RSS before taking the locks | {} |",
+                kib(mem.rss_before_kib)
+            );
+            let _ = writeln!(
+                s,
+                "| peak RSS (VmHWM{}) holding {} locks | {} |",
+                if mem.peak_was_reset {
+                    ", reset before"
+                } else {
+                    " of the whole run"
+                },
+                mem.locks,
+                kib(mem.peak_rss_kib)
+            );
+            let _ = writeln!(
+                s,
+                "| memory per held lock ((peak − before) ÷ locks) | {} |",
+                mem.bytes_per_lock
+                    .map_or("–".into(), |b| format!("{:.0} B", b))
+            );
+            let _ = writeln!(
+                s,
+                "| time to take / release them (64 at a time) | {:.2} s / {:.2} s |",
+                mem.acquire_seconds, mem.release_seconds
+            );
+        }
+        let _ = writeln!(s, "\n{}", self.cpu_note);
+
+        let _ = writeln!(s, "\n### Targets\n");
+        let _ = writeln!(
+            s,
+            "| target | goal | measured | result |\n|---|---|---|---|"
+        );
+        for t in &self.targets {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                t.target,
+                t.goal,
+                t.measured,
+                if t.pass { "PASS" } else { "MISS" }
+            );
+        }
+        if !self.broken.is_empty() {
+            let _ = writeln!(s, "\n### Broken\n");
+            for b in &self.broken {
+                let _ = writeln!(s, "- {b}");
+            }
+        }
+        s
+    }
+
+    pub fn write_json(&self, path: &Path) -> Result<(), String> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+fn contention_table(s: &mut String, rows: &[ContentionResult]) {
+    let _ = writeln!(
+        s,
+        "| keys × workers | H ms | acquisitions/s | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for c in rows {
+        let _ = writeln!(
+            s,
+            "| {} × {} | {} | {:.0} | {} | {} | {} | {} ({} ÷ {}) | {} |",
+            c.keys,
+            c.workers_per_key,
+            c.hold_ms,
+            c.acquisitions_per_s,
+            opt(c.utilisation, 3),
+            ms(c.handoff.p50_us),
+            ms(c.handoff.p99_us),
+            opt(c.fairness, 3),
+            c.per_worker_min,
+            c.per_worker_max,
+            ms(c.measured_hold_us)
+        );
+    }
+}

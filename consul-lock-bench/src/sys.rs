@@ -1,0 +1,103 @@
+//! What the operating system tells about this process and machine: CPU time, memory, facts.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// CPU time (user + system) of every thread of this process so far (`getrusage(RUSAGE_SELF)`).
+/// Child processes (the embedded server) are not included.
+pub fn process_cpu() -> Duration {
+    // SAFETY: `getrusage` only writes into the zeroed struct we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A `/proc/self/status` field in KiB (`VmRSS`, `VmHWM`), if the system has it.
+pub fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Resets the peak RSS (`VmHWM`) to the current RSS (Linux ≥ 4.0). Returns whether it did.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The machine and build the numbers were measured on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: String,
+    pub target: String,
+    pub os: String,
+    pub rustc: String,
+    pub profile: String,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            target: env!("BENCH_TARGET").to_owned(),
+            os: format!("{} {kernel}", std::env::consts::OS)
+                .trim()
+                .to_owned(),
+            rustc: env!("BENCH_RUSTC").to_owned(),
+            profile: if cfg!(debug_assertions) {
+                "debug".into()
+            } else {
+                "release".into()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_grows() {
+        let before = process_cpu();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(process_cpu() >= before);
+    }
+
+    #[test]
+    fn rss_is_read() {
+        if cfg!(target_os = "linux") {
+            assert!(status_kib("VmRSS").unwrap() > 0);
+            assert!(status_kib("VmHWM").unwrap() > 0);
+            assert_eq!(status_kib("NoSuchField"), None);
+        }
+    }
+}
