@@ -19,7 +19,9 @@ impl Env {
     pub fn new(name: &str) -> Env {
         let consul = TestConsul::from_env_or_start()
             .expect("start the test server or reach CONSUL_HTTP_ADDR");
-        let client = Client::builder()
+        // From the environment, so that a real agent's token and TLS settings apply.
+        let client = consul_lock_runtime::ClientBuilder::from_env()
+            .expect("CONSUL_* variables")
             .address(consul.url())
             .session_ttl_min(consul.session_ttl_min())
             .build()
