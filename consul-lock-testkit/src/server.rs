@@ -369,6 +369,7 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)
+        .half_close(true)
         .serve_connection(io, svc);
     tokio::select! {
         _ = conn => {}
