@@ -1,1 +1,15 @@
-//! Support code for the reliability tests.
+//! Support code for the reliability tests of `consul-lock`: a clock shared by processes, the
+//! hold history and its checker, the multi-process stress run, access to a Consul (the
+//! embedded test server or a real agent) and a tracing capture.
+//!
+//! The tests live in `tests/`; the binaries in `src/bin/` are the processes they start
+//! (`reliability-stress` for the stress workers and the long run, `crash-holder` for the
+//! crash test).
+
+#![warn(missing_docs)]
+
+pub mod capture;
+pub mod clock;
+pub mod history;
+pub mod stress;
+pub mod support;
