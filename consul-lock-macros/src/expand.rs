@@ -526,6 +526,7 @@ fn generate(args: &Args, func: &LockedFn) -> syn::Result<TokenStream> {
         }
         Shape::FutureInline { call, block, .. } => {
             let acquire = acquire(false);
+            let block = touch_key_names(block, args, &names);
             let inner = quote! {
                 async move {
                     #fake_return
@@ -592,6 +593,49 @@ fn generate(args: &Args, func: &LockedFn) -> syn::Result<TokenStream> {
         tokens.extend(body_tokens);
     });
     Ok(out)
+}
+
+/// `#[async_trait]` rebinds every parameter inside its async block (`let id = id;`). A
+/// parameter used only in the key is then an unused variable there: mark those used, after
+/// the leading rebindings.
+fn touch_key_names(block: &ExprAsync, args: &Args, names: &BTreeMap<String, Ident>) -> ExprAsync {
+    let mut block = block.clone();
+    let key = args.key.as_ref().expect("parsed args have a key");
+    let is_rebinding = |stmt: &Stmt| match stmt {
+        Stmt::Local(local) => local.init.as_ref().is_some_and(
+            |init| matches!(&*init.expr, Expr::Path(p) if p.path.get_ident().is_some()),
+        ),
+        // `if let Some(__ret) = None::<R> { return __ret; }`
+        Stmt::Expr(Expr::If(e), _) => matches!(&*e.cond, Expr::Let(_)),
+        _ => false,
+    };
+    let at = block
+        .block
+        .stmts
+        .iter()
+        .take_while(|s| is_rebinding(s))
+        .count();
+    if at == 0 {
+        return block;
+    }
+    let mut touched = Vec::new();
+    for part in &key.template.parts {
+        let Part::Placeholder(p) = part else { continue };
+        let root = p.root.strip_prefix("r#").unwrap_or(&p.root);
+        if root == "self" || touched.iter().any(|t: &Ident| t == root) {
+            continue;
+        }
+        if let Some(ident) = names.get(root) {
+            touched.push(ident.clone());
+        }
+    }
+    let stmts = touched
+        .iter()
+        .map(|ident| -> Stmt { syn::parse_quote!(let _ = &#ident;) });
+    let tail = block.block.stmts.split_off(at);
+    block.block.stmts.extend(stmts);
+    block.block.stmts.extend(tail);
+    block
 }
 
 /// Gives every token of `tokens` the location `span`.
@@ -680,6 +724,235 @@ fn lock_result(
                 ::core::result::Result::Ok(#p::Lock::new(#key_local) #options)
             }
             ::core::result::Result::Err(#error) => ::core::result::Result::Err(#error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(attr: &str, item: &str) -> String {
+        consul_lock(attr.parse().unwrap(), item.parse().unwrap()).to_string()
+    }
+
+    fn expand_fn(attr: &str, item: &str) -> syn::ItemFn {
+        let out = expand(attr, item);
+        assert!(!out.contains("compile_error"), "unexpected error: {out}");
+        syn::parse_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    fn compact(s: &str) -> String {
+        s.chars().filter(|c| !c.is_whitespace()).collect()
+    }
+
+    #[test]
+    fn the_signature_and_attributes_are_kept() {
+        let item =
+            "#[doc = \"d\"] #[inline] pub(crate) async fn f<'a, T: Clone>(x: &'a T, n: u32) \
+                    -> Result<&'a T, E> where T: Send { Ok(x) }";
+        let out = expand_fn("key = \"k/<n>\"", item);
+        let original: syn::ItemFn = syn::parse_str(item).unwrap();
+        let (a, b) = (&original.attrs, &out.attrs);
+        assert_eq!(quote!(#(#a)*).to_string(), quote!(#(#b)*).to_string());
+        let (a, b) = (&original.sig, &out.sig);
+        assert_eq!(quote!(#a).to_string(), quote!(#b).to_string());
+        let (a, b) = (&original.vis, &out.vis);
+        assert_eq!(quote!(#a).to_string(), quote!(#b).to_string());
+    }
+
+    #[test]
+    fn async_fn_awaits_acquire_and_release() {
+        let out = compact(&expand(
+            "key = \"jobs/<id>\", acquire_timeout_ms = 500, lock_timeout_seconds = 30, renew",
+            "async fn f(id: u32) -> Result<(), E> { Ok(()) }",
+        ));
+        for needle in [
+            "::consul_lock::__private::Lock::acquire(&consul_lock_lock).await",
+            "::consul_lock::__private::release(consul_lock_guard).await",
+            "asyncmove{",
+            ".acquire_timeout(::consul_lock::__private::Duration::from_millis(500u64))",
+            ".lock_timeout(::consul_lock::__private::Duration::from_secs(30u64))",
+            ".renew(true)",
+            "::consul_lock::__private::FailHard::lock_error",
+            "KeyPart::Literal(\"jobs/\")",
+            "name:\"id\",value:::consul_lock::__private::display_value(&id)",
+        ] {
+            assert!(out.contains(needle), "missing {needle} in {out}");
+        }
+        assert!(!out.contains("blocking"), "{out}");
+        assert!(
+            !out.contains(".client("),
+            "no client option: the default client"
+        );
+    }
+
+    #[test]
+    fn sync_fn_blocks_and_runs_the_body_in_a_closure() {
+        let out = compact(&expand(
+            "key = \"jobs/<self.tenant>\", client = self.consul",
+            "fn f(&self) -> Result<(), E> { Ok(()) }",
+        ));
+        for needle in [
+            "Lock::acquire_blocking(&consul_lock_lock)",
+            "release_blocking(consul_lock_guard)",
+            "(move||{",
+            ".client(::consul_lock::__private::AsClient::to_client(&(self.consul)))",
+            "display_value(&self.tenant)",
+        ] {
+            assert!(out.contains(needle), "missing {needle} in {out}");
+        }
+        assert!(!out.contains(".await"), "{out}");
+    }
+
+    #[test]
+    fn fail_soft_tries_and_reports_not_acquired() {
+        let out = compact(&expand(
+            "key = \"k\", fail_soft",
+            "async fn f() -> Option<u32> { Some(1) }",
+        ));
+        assert!(
+            out.contains("Lock::try_acquire(&consul_lock_lock).await"),
+            "{out}"
+        );
+        assert!(out.contains("FailSoft::not_acquired()"), "{out}");
+        assert!(!out.contains("FailHard"), "{out}");
+    }
+
+    #[test]
+    fn guard_binds_a_reference_for_the_body() {
+        let out = compact(&expand(
+            "key = \"k\", guard = lock",
+            "async fn f() -> Result<u64, E> { Ok(lock.fencing_token()) }",
+        ));
+        assert!(
+            out.contains("letlock:&::consul_lock::__private::LockGuard=&consul_lock_guard;"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn renamed_crate_path() {
+        let out = compact(&expand(
+            "key = \"k\", crate = \"locks\"",
+            "fn f() -> Result<(), E> { Ok(()) }",
+        ));
+        assert!(out.contains("locks::__private::Lock::new"), "{out}");
+        assert!(!out.contains("::consul_lock::"), "{out}");
+    }
+
+    #[test]
+    fn boxed_async_block_is_wrapped_in_place() {
+        let out = compact(&expand(
+            "key = \"k/<id>\", guard = lock",
+            "fn run<'a>(&'a self, id: u32) -> Pin<Box<dyn Future<Output = Result<u32, E>> + Send + 'a>> \
+             { Box::pin(async move { let __self = self; Ok(id) }) }",
+        ));
+        // One box: the original call wraps the new async block, which awaits the original.
+        assert_eq!(out.matches("Box::pin").count(), 1, "{out}");
+        assert!(out.contains("Box::pin(asyncmove{"), "{out}");
+        assert!(
+            out.contains("letconsul_lock_output=asyncmove{let__self=self;Ok(id)}.await;"),
+            "{out}"
+        );
+        assert!(out.contains("letlock:&"), "{out}");
+    }
+
+    #[test]
+    fn other_future_bodies_are_built_then_awaited_under_the_lock() {
+        let out = compact(&expand(
+            "key = \"k\"",
+            "fn f() -> impl Future<Output = Result<u32, E>> { let x = 1; ready(Ok(x)) }",
+        ));
+        assert!(
+            out.contains("letconsul_lock_future=(move||{letx=1;ready(Ok(x))})();"),
+            "{out}"
+        );
+        assert!(out.contains("consul_lock_future.await"), "{out}");
+        let out = compact(&expand(
+            "key = \"k\"",
+            "fn f() -> BoxFuture<'static, Result<u32, E>> { make() }",
+        ));
+        assert!(out.contains("::std::boxed::Box::pin(asyncmove{"), "{out}");
+    }
+
+    #[test]
+    fn impl_trait_in_the_result_is_erased_for_inference() {
+        let out = compact(&expand(
+            "key = \"k\"",
+            "async fn f() -> Result<impl Display, E> { Ok(1) }",
+        ));
+        assert!(
+            out.contains("letconsul_lock_fake_return:Result<_,E>=loop{};"),
+            "{out}"
+        );
+    }
+
+    fn error_of(attr: &str, item: &str) -> String {
+        let out = expand(attr, item);
+        assert!(out.contains("compile_error"), "expected an error: {out}");
+        // The function is still emitted, unchanged, next to the error.
+        let name = syn::parse_str::<LockedFn>(item)
+            .unwrap()
+            .sig
+            .ident
+            .to_string();
+        assert!(
+            out.contains(&format!("fn {name}")),
+            "the function is kept: {out}"
+        );
+        out
+    }
+
+    #[test]
+    fn unsupported_shapes() {
+        assert!(
+            error_of("key = \"k\"", "const fn f() -> Result<(), E> { Ok(()) }")
+                .contains("const fn")
+        );
+        assert!(error_of("key = \"k\"", "extern \"C\" fn f() -> u32 { 1 }").contains("extern"));
+        assert!(error_of("key = \"k\"", "fn f(&self) -> Result<(), E>;")
+            .contains("needs a function body"));
+        assert!(error_of("key = \"k\"", "fn f() { }").contains("needs a return type"));
+        let out = expand("key = \"k\"", "struct S;");
+        assert!(
+            out.contains("goes on a function") && out.contains("struct S"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn bad_attributes_keep_the_function() {
+        assert!(error_of("", "fn f() -> Result<(), E> { Ok(()) }").contains("missing `key`"));
+        assert!(error_of(
+            "key = \"<nope>\"",
+            "fn f(id: u32) -> Result<(), E> { Ok(()) }"
+        )
+        .contains("unknown name `nope`"));
+        assert!(error_of(
+            "key = \"<self.x>\"",
+            "fn f(id: u32) -> Result<(), E> { Ok(()) }"
+        )
+        .contains("needs a method with a `self` receiver"));
+    }
+
+    #[test]
+    fn names_come_from_patterns() {
+        let sig: Signature = syn::parse_str(
+            "fn f(&self, (a, mut b): (u8, u8), S { x, y: ref z, .. }: S, [c, _]: [u8; 2], _: u8)",
+        )
+        .unwrap();
+        let names: Vec<_> = parameter_names(&sig).into_keys().collect();
+        assert_eq!(names, ["a", "b", "c", "self", "x", "z"]);
+    }
+
+    #[test]
+    fn generated_locals_are_mixed_site() {
+        let l = Locals::new();
+        for ident in [
+            &l.lock, &l.guard, &l.error, &l.output, &l.future, &l.key, &l.fake,
+        ] {
+            assert!(ident.to_string().starts_with("consul_lock_"));
         }
     }
 }
