@@ -851,8 +851,9 @@ mod tests {
         // One box: the original call wraps the new async block, which awaits the original.
         assert_eq!(out.matches("Box::pin").count(), 1, "{out}");
         assert!(out.contains("Box::pin(asyncmove{"), "{out}");
+        // `id` is used by the key: marked used after `#[async_trait]`'s rebinding.
         assert!(
-            out.contains("letconsul_lock_output=asyncmove{let__self=self;Ok(id)}.await;"),
+            out.contains("letconsul_lock_output=asyncmove{let__self=self;let_=&id;Ok(id)}.await;"),
             "{out}"
         );
         assert!(out.contains("letlock:&"), "{out}");
