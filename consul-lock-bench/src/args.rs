@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: consul-lock-bench [--smoke] [--duration-secs N] [--json PATH] [--locks N]
+usage: consul-lock-bench [--smoke] [--duration-secs N] [--json PATH] [--locks N] [--sections LIST]
 
 Measures consul-lock against the bare minimum (three plain HTTP calls per lock cycle):
 uncontended cycle, contention (hand-off, utilisation, fairness), many keys, client CPU
@@ -20,7 +20,12 @@ options:
                      relative to the current directory)
   --locks N          how many locks to hold at once for the memory measurement
                      (default 10000; 200 with --smoke)
+  --sections LIST    run only these sections, comma-separated, of: cycle, contention, many,
+                     memory (default all; targets are checked on what ran)
   -h, --help         this text";
+
+/// The sections of a run, in order.
+pub const SECTIONS: [&str; 4] = ["cycle", "contention", "many", "memory"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Args {
@@ -29,6 +34,8 @@ pub struct Args {
     pub duration: Duration,
     pub json: PathBuf,
     pub locks: usize,
+    /// Which of [`SECTIONS`] to run.
+    pub sections: Vec<&'static str>,
     /// Internal: run as the embedded server (see `server.rs`).
     pub serve: bool,
     pub help: bool,
@@ -40,6 +47,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
     let mut duration = None;
     let mut json = None;
     let mut locks = None;
+    let mut sections = SECTIONS.to_vec();
     let mut serve = false;
     let mut help = false;
     let mut it = args.into_iter();
@@ -87,6 +95,22 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
                 }
                 locks = Some(n);
             }
+            "--sections" => {
+                let v = value("a comma-separated list")?;
+                sections = Vec::new();
+                for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let known = SECTIONS.iter().find(|s| **s == name).ok_or_else(|| {
+                        format!(
+                            "--sections: unknown section {name:?}; use {}",
+                            SECTIONS.join(", ")
+                        )
+                    })?;
+                    sections.push(*known);
+                }
+                if sections.is_empty() {
+                    return Err("--sections: the list is empty".into());
+                }
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -99,6 +123,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
         }),
         json: json.unwrap_or_else(|| PathBuf::from("bench-results/latest.json")),
         locks: locks.unwrap_or(if smoke { 200 } else { 10_000 }),
+        sections,
         serve,
         help,
     })
@@ -137,6 +162,11 @@ mod tests {
         assert_eq!(a.duration, Duration::from_millis(500));
         assert_eq!(a.json, PathBuf::from("out/x.json"));
         assert_eq!(a.locks, 50);
+        assert_eq!(
+            p(&["--sections", "many, cycle"]).unwrap().sections,
+            ["many", "cycle"]
+        );
+        assert_eq!(p(&[]).unwrap().sections, SECTIONS);
     }
 
     #[test]
@@ -150,6 +180,8 @@ mod tests {
         assert!(p(&["--duration-secs", "NaN"]).is_err());
         assert!(p(&["--locks", "0"]).is_err());
         assert!(p(&["--json", ""]).is_err());
+        assert!(p(&["--sections", "cpu"]).is_err());
+        assert!(p(&["--sections", ","]).is_err());
         assert!(p(&["--fast"]).unwrap_err().contains("unknown"));
     }
 }

@@ -48,6 +48,8 @@ pub struct ContentionResult {
     /// release call did (they count as 0 in the distribution).
     pub handoffs_before_release_returned: u64,
     pub fairness: Option<f64>,
+    /// HTTP requests the client sent per acquisition (waits, retries and releases included).
+    pub client_requests_per_acquisition: f64,
     pub per_worker_min: u64,
     pub per_worker_max: u64,
 }
@@ -96,6 +98,7 @@ async fn worker(
 /// Runs one scenario on the current runtime.
 pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<ContentionResult, String> {
     let workers = s.keys * s.workers_per_key;
+    let requests0 = client.requests_sent();
     let start = Instant::now();
     let end = start + s.duration;
     let mut set = JoinSet::new();
@@ -121,7 +124,10 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
     if let Some(e) = first_error {
         return Err(e);
     }
-    Ok(analyse(&mut holds, s, workers, start, end))
+    let requests = client.requests_sent() - requests0;
+    let mut r = analyse(&mut holds, s, workers, start, end);
+    r.client_requests_per_acquisition = requests as f64 / holds.len().max(1) as f64;
+    Ok(r)
 }
 
 fn analyse(
@@ -176,6 +182,7 @@ fn analyse(
         handoff: handoff.summary(),
         handoffs_before_release_returned: early,
         fairness: fairness(&per_worker),
+        client_requests_per_acquisition: 0.0,
         per_worker_min: per_worker.iter().copied().min().unwrap_or(0),
         per_worker_max: per_worker.iter().copied().max().unwrap_or(0),
     }

@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 
 use crate::bare::Bare;
 use crate::server::Target;
-use crate::stats::{Samples, Summary};
+use crate::stats::{median, Samples, Summary};
 use crate::sys::process_cpu;
 
 /// How a cycle is made.
@@ -61,8 +61,11 @@ pub struct CycleResult {
     pub seconds: f64,
     pub cycles_per_s: f64,
     pub latency: Summary,
-    /// Throughput ÷ the bare minimum's (1.0 for the bare minimum itself).
+    /// Throughput ÷ the bare minimum's, in the same round, median over the rounds (1.0 for
+    /// the bare minimum itself). Pairing by round cancels most of a busy machine's drift.
     pub ratio_to_bare: Option<f64>,
+    /// The ratio of each round.
+    pub ratio_by_round: Vec<f64>,
     /// Requests counted by the client (`Client::requests_sent`, or the bare client's own count).
     pub client_requests_per_cycle: f64,
     /// Requests counted by the embedded server (`TestServer::request_count`); none for an agent.
@@ -245,22 +248,31 @@ pub fn run(ctx: &Ctx<'_>, duration: Duration, rounds: u32) -> Result<Vec<CycleRe
     }
     let slice = duration / rounds.max(1);
     let mut accs: Vec<Acc> = Variant::ALL.iter().map(|_| Acc::default()).collect();
+    let mut ratios: Vec<Vec<f64>> = Variant::ALL.iter().map(|_| Vec::new()).collect();
     for round in 1..=rounds.max(1) {
+        let mut bare_rate = 0.0;
         for (i, v) in Variant::ALL.iter().enumerate() {
             let acc = run_for(ctx, *v, slice).map_err(|e| format!("{}: {e}", v.label()))?;
+            let r = rate(&acc);
+            if *v == Variant::Bare {
+                bare_rate = r;
+            }
+            if bare_rate > 0.0 {
+                ratios[i].push(r / bare_rate);
+            }
             progress!(
                 "  round {round}/{rounds} {:<44} {:>8.0} cycles/s",
                 v.label(),
-                acc.cycles as f64 / acc.wall.as_secs_f64()
+                r
             );
             accs[i].merge(acc);
         }
     }
-    let bare_rate = rate(&accs[0]);
     Ok(Variant::ALL
         .iter()
         .zip(accs)
-        .map(|(v, acc)| {
+        .zip(ratios)
+        .map(|((v, acc), ratio_by_round)| {
             let per_cycle = |n: u64| n as f64 / acc.cycles.max(1) as f64;
             let r = rate(&acc);
             CycleResult {
@@ -270,7 +282,8 @@ pub fn run(ctx: &Ctx<'_>, duration: Duration, rounds: u32) -> Result<Vec<CycleRe
                 seconds: acc.wall.as_secs_f64(),
                 cycles_per_s: r,
                 latency: acc.samples.summary(),
-                ratio_to_bare: (bare_rate > 0.0).then(|| r / bare_rate),
+                ratio_to_bare: median(&ratio_by_round),
+                ratio_by_round,
                 client_requests_per_cycle: per_cycle(acc.client_requests),
                 server_requests_per_cycle: acc.server_requests.map(per_cycle),
                 cpu_us_per_cycle: acc.cpu.as_secs_f64() * 1e6 / acc.cycles.max(1) as f64,

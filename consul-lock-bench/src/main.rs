@@ -85,13 +85,20 @@ struct Plan {
 
 fn run(args: &Args) -> Result<Report, String> {
     let plan = Plan {
-        rounds: if args.smoke { 1 } else { 3 },
+        rounds: if args.smoke { 1 } else { 5 },
         workers: if args.smoke { &[2, 4] } else { &[2, 4, 8, 32] },
         holds: [Duration::ZERO, Duration::from_millis(10)],
         many_keys: (64, 4),
     };
     let d = args.duration;
-    let machine = sys::Machine::detect();
+    let want = |section: &str| args.sections.contains(&section);
+    let mut step = 0;
+    let mut next_step = || {
+        step += 1;
+        format!("[{step}/{}]", args.sections.len())
+    };
+    let started_at = now_rfc3339();
+    let mut machine = sys::Machine::detect();
     let target = Target::from_env()?;
     println!("server: {}", target.describe());
     let client = target
@@ -107,93 +114,114 @@ fn run(args: &Args) -> Result<Report, String> {
     let base = format!("consul-lock-bench/{run_id}");
     let mut broken = Vec::new();
 
-    progress!(
-        "[1/4] uncontended cycle: {} variants, {} round(s), {:.2} s each",
-        cycle::Variant::ALL.len(),
-        plan.rounds,
-        d.as_secs_f64()
-    );
-    let ctx = cycle::Ctx {
-        rt: &rt,
-        client: &client,
-        bare: &bare,
-        target: &target,
-        run_id: &run_id,
-    };
-    let cycles = cycle::run(&ctx, d, plan.rounds)?;
-    for c in &cycles {
-        if c.cycles == 0 {
-            broken.push(format!("uncontended cycle: {} made no cycle", c.label));
-        }
-    }
-
-    let total = plan.workers.len() * plan.holds.len();
-    progress!(
-        "[2/4] contention: {total} runs of {:.2} s (workers {:?} × hold 0 and 10 ms)",
-        d.as_secs_f64(),
-        plan.workers
-    );
-    let mut contention = Vec::new();
-    for &hold in &plan.holds {
-        for &n in plan.workers {
-            let s = Scenario {
-                keys: 1,
-                workers_per_key: n,
-                hold,
-                duration: d,
-            };
-            let key = format!("{base}/contention-n{n}-h{}", hold.as_millis());
-            let r = rt
-                .block_on(contention::run(&client, &key, s))
-                .map_err(|e| format!("contention N={n} H={hold:?}: {e}"))?;
-            progress!(
-                "  N={n:<2} H={:>2} ms: {:>7.0} acq/s, hand-off p50 {:.3} ms p99 {:.3} ms, fairness {}",
-                hold.as_millis(),
-                r.acquisitions_per_s,
-                r.handoff.p50_us / 1e3,
-                r.handoff.p99_us / 1e3,
-                r.fairness.map_or("–".into(), |f| format!("{f:.3}"))
-            );
-            if r.acquisitions == 0 {
-                broken.push(format!("contention N={n} H={hold:?}: no acquisition"));
+    let mut cycles = Vec::new();
+    if want("cycle") {
+        progress!(
+            "{} uncontended cycle: {} variants, {} round(s), {:.2} s per variant in all",
+            next_step(),
+            cycle::Variant::ALL.len(),
+            plan.rounds,
+            d.as_secs_f64()
+        );
+        let ctx = cycle::Ctx {
+            rt: &rt,
+            client: &client,
+            bare: &bare,
+            target: &target,
+            run_id: &run_id,
+        };
+        cycles = cycle::run(&ctx, d, plan.rounds)?;
+        for c in &cycles {
+            if c.cycles == 0 {
+                broken.push(format!("uncontended cycle: {} made no cycle", c.label));
             }
-            contention.push(r);
         }
     }
 
-    let (keys, per_key) = plan.many_keys;
-    progress!(
-        "[3/4] many keys: {keys} keys × {per_key} workers, {:.2} s",
-        d.as_secs_f64()
-    );
-    let s = Scenario {
-        keys,
-        workers_per_key: per_key,
-        hold: Duration::ZERO,
-        duration: d,
-    };
-    let many = rt
-        .block_on(contention::run(&client, &format!("{base}/many"), s))
-        .map_err(|e| format!("many keys: {e}"))?;
-    progress!("  {:.0} acquisitions/s in total", many.acquisitions_per_s);
-    if many.acquisitions == 0 {
-        broken.push("many keys: no acquisition".into());
+    let mut contention = Vec::new();
+    if want("contention") {
+        let total = plan.workers.len() * plan.holds.len();
+        progress!(
+            "{} contention: {total} runs of {:.2} s (workers {:?} × hold 0 and 10 ms)",
+            next_step(),
+            d.as_secs_f64(),
+            plan.workers
+        );
+        for &hold in &plan.holds {
+            for &n in plan.workers {
+                let s = Scenario {
+                    keys: 1,
+                    workers_per_key: n,
+                    hold,
+                    duration: d,
+                };
+                let key = format!("{base}/contention-n{n}-h{}", hold.as_millis());
+                let r = rt
+                    .block_on(contention::run(&client, &key, s))
+                    .map_err(|e| format!("contention N={n} H={hold:?}: {e}"))?;
+                progress!(
+                    "  N={n:<2} H={:>2} ms: {:>7.0} acq/s, hand-off p50 {:.3} ms p99 {:.3} ms, fairness {}",
+                    hold.as_millis(),
+                    r.acquisitions_per_s,
+                    r.handoff.p50_us / 1e3,
+                    r.handoff.p99_us / 1e3,
+                    r.fairness.map_or("–".into(), |f| format!("{f:.3}"))
+                );
+                if r.acquisitions == 0 {
+                    broken.push(format!("contention N={n} H={hold:?}: no acquisition"));
+                }
+                contention.push(r);
+            }
+        }
     }
 
-    progress!("[4/4] client memory: holding {} locks at once", args.locks);
-    let memory = rt
-        .block_on(memory::run(&client, &format!("{base}/hold"), args.locks))
-        .map_err(|e| format!("memory: {e}"))?;
-    progress!(
-        "  peak RSS {} KiB while holding {} locks",
-        memory.peak_rss_kib.unwrap_or(0),
-        memory.locks
-    );
-    if memory.locks == 0 {
-        broken.push("memory: no lock held".into());
+    let mut many_keys = Vec::new();
+    if want("many") {
+        let (keys, per_key) = plan.many_keys;
+        progress!(
+            "{} many keys: {keys} keys × {per_key} workers, {:.2} s",
+            next_step(),
+            d.as_secs_f64()
+        );
+        let s = Scenario {
+            keys,
+            workers_per_key: per_key,
+            hold: Duration::ZERO,
+            duration: d,
+        };
+        let many = rt
+            .block_on(contention::run(&client, &format!("{base}/many"), s))
+            .map_err(|e| format!("many keys: {e}"))?;
+        progress!("  {:.0} acquisitions/s in total", many.acquisitions_per_s);
+        if many.acquisitions == 0 {
+            broken.push("many keys: no acquisition".into());
+        }
+        many_keys.push(many);
+    }
+
+    let mut memory = None;
+    if want("memory") {
+        progress!(
+            "{} client memory: holding {} locks at once",
+            next_step(),
+            args.locks
+        );
+        let m = rt
+            .block_on(memory::run(&client, &format!("{base}/hold"), args.locks))
+            .map_err(|e| format!("memory: {e}"))?;
+        progress!(
+            "  peak RSS {} KiB while holding {} locks",
+            m.peak_rss_kib.unwrap_or(0),
+            m.locks
+        );
+        if m.locks == 0 {
+            broken.push("memory: no lock held".into());
+        }
+        memory = Some(m);
     }
     consul_lock::flush_releases_blocking().map_err(|e| e.to_string())?;
 
+    machine.load_average_end = sys::load_average();
     let targets = targets::evaluate(&cycles, &contention);
     let command = std::iter::once("cargo run --release -p consul-lock-bench --".to_owned())
         .chain(std::env::args().skip(1))
@@ -202,15 +230,15 @@ fn run(args: &Args) -> Result<Report, String> {
     Ok(Report {
         command,
         mode: if args.smoke { "smoke" } else { "full" },
-        started_at: now_rfc3339(),
+        started_at,
         duration_per_measurement_s: d.as_secs_f64(),
         server_kind: target.kind,
         server: target.describe(),
         machine,
         cycle: cycles,
         contention,
-        many_keys: vec![many],
-        memory: Some(memory),
+        many_keys,
+        memory,
         cpu_note: report::CPU_NOTE,
         targets,
         broken,

@@ -58,9 +58,16 @@ impl Report {
             "- machine: {} cores ({}), target `{}`, {}, {}, {} build",
             m.cores, m.cpu_model, m.target, m.os, m.rustc, m.profile
         );
+        let load = |l: Option<f64>| l.map_or("?".into(), |l| format!("{l:.2}"));
         let _ = writeln!(
             s,
-            "- {} s per measurement\n",
+            "- load average (1 min) at start / end: {} / {} (other work on the machine skews the numbers)",
+            load(m.load_average_start),
+            load(m.load_average_end)
+        );
+        let _ = writeln!(
+            s,
+            "- {} s per measurement; cycle variants interleaved in rounds, × bare = median of per-round ratios\n",
             self.duration_per_measurement_s
         );
 
@@ -180,13 +187,13 @@ impl Report {
 fn contention_table(s: &mut String, rows: &[ContentionResult]) {
     let _ = writeln!(
         s,
-        "| keys × workers | H ms | acquisitions/s | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms |"
+        "| keys × workers | H ms | acquisitions/s | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms | HTTP req/acq |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for c in rows {
         let _ = writeln!(
             s,
-            "| {} × {} | {} | {:.0} | {} | {} | {} | {} ({} ÷ {}) | {} |",
+            "| {} × {} | {} | {:.0} | {} | {} | {} | {} ({} ÷ {}) | {} | {:.1} |",
             c.keys,
             c.workers_per_key,
             c.hold_ms,
@@ -197,7 +204,8 @@ fn contention_table(s: &mut String, rows: &[ContentionResult]) {
             opt(c.fairness, 3),
             c.per_worker_min,
             c.per_worker_max,
-            ms(c.measured_hold_us)
+            ms(c.measured_hold_us),
+            c.client_requests_per_acquisition
         );
     }
 }

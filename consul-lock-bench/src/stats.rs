@@ -78,6 +78,17 @@ pub fn fairness(counts: &[u64]) -> Option<f64> {
     (max > 0).then(|| min as f64 / max as f64)
 }
 
+/// The median of some values (the mean of the middle two for an even count). `None` when empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +127,13 @@ mod tests {
         let empty = Samples::default().summary();
         assert_eq!(empty.count, 0);
         assert_eq!(empty.p50_us, 0.0);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
     }
 
     #[test]

@@ -35,6 +35,16 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// The 1-minute load average (other work on the machine skews every number).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The machine and build the numbers were measured on.
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
@@ -44,6 +54,9 @@ pub struct Machine {
     pub os: String,
     pub rustc: String,
     pub profile: String,
+    /// 1-minute load average when the run started and when it ended.
+    pub load_average_start: Option<f64>,
+    pub load_average_end: Option<f64>,
 }
 
 impl Machine {
@@ -73,6 +86,8 @@ impl Machine {
             } else {
                 "release".into()
             },
+            load_average_start: load_average(),
+            load_average_end: None,
         }
     }
 }
