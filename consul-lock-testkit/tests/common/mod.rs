@@ -29,6 +29,11 @@ impl Answer {
 
 /// Parses a complete HTTP/1.1 response (read until the server closed). `None` if malformed.
 pub fn parse_answer(raw: &[u8]) -> Option<Answer> {
+    parse_answer_to(raw, false)
+}
+
+/// As [`parse_answer`]; an answer to `HEAD` has no body whatever its `Content-Length`.
+pub fn parse_answer_to(raw: &[u8], is_head: bool) -> Option<Answer> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
@@ -51,7 +56,7 @@ pub fn parse_answer(raw: &[u8]) -> Option<Answer> {
         headers,
         body: body.to_string(),
     };
-    if let Some(cl) = a.header("content-length") {
+    if let Some(cl) = a.header("content-length").filter(|_| !is_head) {
         let n: usize = cl.parse().ok()?;
         if a.body.len() != n && String::from_utf8_lossy(raw).len() == raw.len() {
             return None;
