@@ -124,6 +124,14 @@ impl<T, E: From<Error>> FailSoft for Result<Option<T>, E> {
     }
 }
 
+/// Runs a sync body. Passing the closure where `FnOnce` is expected makes it an `FnOnce`
+/// closure, so the body may return borrows of its (moved-in) reference arguments, as the
+/// function itself could.
+#[inline]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
 /// Releases after the body finished and waits for it. A failure does not replace the body's
 /// result: the runtime logs it, and the session's TTL frees the key.
 pub async fn release(guard: LockGuard) {

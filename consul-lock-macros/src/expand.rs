@@ -515,11 +515,10 @@ fn generate(args: &Args, func: &LockedFn) -> syn::Result<TokenStream> {
                 #take_lock
                 #acquire
                 #guard_binding
-                #[allow(clippy::redundant_closure_call)]
-                let #output = (move || {
+                let #output = #p::call_once(move || {
                     #fake_return
                     #body
-                })();
+                });
                 #p::release_blocking(#guard);
                 #output
             }
@@ -572,8 +571,7 @@ fn generate(args: &Args, func: &LockedFn) -> syn::Result<TokenStream> {
             };
             quote! {
                 let #lock = #lock_result;
-                #[allow(clippy::redundant_closure_call)]
-                let #future = (move || #body)();
+                let #future = #p::call_once(move || #body);
                 #wrapped
             }
         }
@@ -796,7 +794,7 @@ mod tests {
         for needle in [
             "Lock::acquire_blocking(&consul_lock_lock)",
             "release_blocking(consul_lock_guard)",
-            "(move||{",
+            "call_once(move||{",
             ".client(::consul_lock::__private::AsClient::to_client(&(self.consul)))",
             "display_value(&self.tenant)",
         ] {
@@ -866,7 +864,7 @@ mod tests {
             "fn f() -> impl Future<Output = Result<u32, E>> { let x = 1; ready(Ok(x)) }",
         ));
         assert!(
-            out.contains("letconsul_lock_future=(move||{letx=1;ready(Ok(x))})();"),
+            out.contains("letconsul_lock_future=::consul_lock::__private::call_once(move||{letx=1;ready(Ok(x))});"),
             "{out}"
         );
         assert!(out.contains("consul_lock_future.await"), "{out}");
