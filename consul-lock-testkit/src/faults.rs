@@ -20,7 +20,11 @@ pub(crate) struct LeaderState {
 
 impl LeaderState {
     pub(crate) fn has_leader(&self, now: Instant) -> bool {
-        !(self.leaderless && self.until.map_or(true, |u| now < u))
+        let in_period = match self.until {
+            None => true,
+            Some(u) => now < u,
+        };
+        !(self.leaderless && in_period)
     }
 }
 

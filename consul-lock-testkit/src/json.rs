@@ -355,9 +355,9 @@ pub(crate) fn field<'a>(
         return Some(v);
     }
     obj.iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
-        .last()
 }
 
 #[cfg(test)]
