@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 use crate::bare::Bare;
 use crate::server::Target;
 use crate::stats::{median, Samples, Summary};
-use crate::sys::process_cpu;
+use crate::sys::{context_switches, process_cpu};
 
 /// How a cycle is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,10 @@ pub struct CycleResult {
     pub server_requests_per_cycle: Option<f64>,
     /// CPU time of the bench process (client side only) per cycle.
     pub cpu_us_per_cycle: f64,
+    /// Context switches of the bench process per cycle (thread hops show here).
+    pub context_switches_per_cycle: f64,
+    /// bare p50 latency ÷ this p50 latency: the ratio least moved by other load.
+    pub p50_ratio_to_bare: Option<f64>,
 }
 
 /// An error type for the functions under `#[consul_lock]`.
@@ -118,6 +122,7 @@ struct Acc {
     cycles: u64,
     wall: Duration,
     cpu: Duration,
+    switches: u64,
     samples: Samples,
     client_requests: u64,
     server_requests: Option<u64>,
@@ -134,6 +139,7 @@ impl Acc {
         self.cycles += other.cycles;
         self.wall += other.wall;
         self.cpu += other.cpu;
+        self.switches += other.switches;
         self.samples.extend(other.samples);
         self.client_requests += other.client_requests;
     }
@@ -164,6 +170,7 @@ fn run_for(ctx: &Ctx<'_>, variant: Variant, duration: Duration) -> Result<Acc, S
     let server0 = ctx.target.server_requests();
     let client0 = client_count();
     let cpu0 = process_cpu();
+    let switches0 = context_switches();
     let start = Instant::now();
     let mut samples = Samples::with_capacity(16 * 1024);
     match variant {
@@ -222,6 +229,7 @@ fn run_for(ctx: &Ctx<'_>, variant: Variant, duration: Duration) -> Result<Acc, S
     }
     let wall = start.elapsed();
     let cpu = process_cpu().saturating_sub(cpu0);
+    let switches = context_switches().saturating_sub(switches0);
     let client_requests = client_count() - client0;
     let server_requests = match (server0, ctx.target.server_requests()) {
         // The count is asked over the child's stdin, not HTTP: it adds no request.
@@ -232,6 +240,7 @@ fn run_for(ctx: &Ctx<'_>, variant: Variant, duration: Duration) -> Result<Acc, S
         cycles: samples.len() as u64,
         wall,
         cpu,
+        switches,
         samples,
         client_requests,
         server_requests,
@@ -268,6 +277,7 @@ pub fn run(ctx: &Ctx<'_>, duration: Duration, rounds: u32) -> Result<Vec<CycleRe
             accs[i].merge(acc);
         }
     }
+    let bare_p50 = accs[0].samples.summary().p50_us;
     Ok(Variant::ALL
         .iter()
         .zip(accs)
@@ -275,18 +285,21 @@ pub fn run(ctx: &Ctx<'_>, duration: Duration, rounds: u32) -> Result<Vec<CycleRe
         .map(|((v, acc), ratio_by_round)| {
             let per_cycle = |n: u64| n as f64 / acc.cycles.max(1) as f64;
             let r = rate(&acc);
+            let latency = acc.samples.summary();
             CycleResult {
                 variant: v.id(),
                 label: v.label(),
                 cycles: acc.cycles,
                 seconds: acc.wall.as_secs_f64(),
                 cycles_per_s: r,
-                latency: acc.samples.summary(),
+                latency,
+                p50_ratio_to_bare: (latency.p50_us > 0.0).then(|| bare_p50 / latency.p50_us),
                 ratio_to_bare: median(&ratio_by_round),
                 ratio_by_round,
                 client_requests_per_cycle: per_cycle(acc.client_requests),
                 server_requests_per_cycle: acc.server_requests.map(per_cycle),
                 cpu_us_per_cycle: acc.cpu.as_secs_f64() * 1e6 / acc.cycles.max(1) as f64,
+                context_switches_per_cycle: per_cycle(acc.switches),
             }
         })
         .collect())

@@ -77,21 +77,23 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| variant | cycles/s | p50 ms | p99 ms | × bare | HTTP req/cycle (client; server) | client CPU µs/cycle |"
+            "| variant | cycles/s | p50 ms | p99 ms | × bare (throughput) | × bare (p50) | HTTP req/cycle (client; server) | client CPU µs/cycle | context switches/cycle |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for c in &self.cycle {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {} | {} | {} | {:.2}; {} | {:.1} |",
+                "| {} | {:.0} | {} | {} | {} | {} | {:.2}; {} | {:.1} | {:.1} |",
                 c.label,
                 c.cycles_per_s,
                 ms(c.latency.p50_us),
                 ms(c.latency.p99_us),
                 opt(c.ratio_to_bare, 3),
+                opt(c.p50_ratio_to_bare, 3),
                 c.client_requests_per_cycle,
                 opt(c.server_requests_per_cycle, 2),
-                c.cpu_us_per_cycle
+                c.cpu_us_per_cycle,
+                c.context_switches_per_cycle
             );
         }
 

@@ -4,16 +4,26 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+fn rusage() -> Option<libc::rusage> {
+    // SAFETY: `getrusage` only writes into the zeroed struct we own.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
+    }
+}
+
+/// Context switches (voluntary + involuntary) of every thread of this process so far: each
+/// time a thread blocks to wait for another (a hop to the library's worker thread and back)
+/// counts one.
+pub fn context_switches() -> u64 {
+    rusage().map_or(0, |u| (u.ru_nvcsw.max(0) + u.ru_nivcsw.max(0)) as u64)
+}
+
 /// CPU time (user + system) of every thread of this process so far (`getrusage(RUSAGE_SELF)`).
 /// Child processes (the embedded server) are not included.
 pub fn process_cpu() -> Duration {
-    // SAFETY: `getrusage` only writes into the zeroed struct we own.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return Duration::ZERO;
-        }
-        usage
+    let Some(usage) = rusage() else {
+        return Duration::ZERO;
     };
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)

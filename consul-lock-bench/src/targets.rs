@@ -39,7 +39,12 @@ pub fn evaluate(cycles: &[CycleResult], contention: &[ContentionResult]) -> Vec<
         out.push(check(
             format!("cycle throughput: {}", c.label),
             "≥ 0.90 × bare minimum",
-            format!("{ratio:.3} × ({:.0} cycles/s)", c.cycles_per_s),
+            format!(
+                "{ratio:.3} × ({:.0} cycles/s); p50 latency ratio {}",
+                c.cycles_per_s,
+                c.p50_ratio_to_bare
+                    .map_or("–".into(), |r| format!("{r:.3}"))
+            ),
             ratio >= 0.9,
         ));
     }
