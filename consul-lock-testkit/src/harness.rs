@@ -143,7 +143,7 @@ mod tests {
             agent_url("https://c:8501/", false).unwrap(),
             "https://c:8501"
         );
-        assert!(agent_url("unix:///tmp/x", false).is_err());
+        assert!(agent_url("unix://consul.sock", false).is_err());
         assert!(agent_url("http://a/b", false).is_err());
     }
 }
