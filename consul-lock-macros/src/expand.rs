@@ -382,6 +382,17 @@ fn generate(args: &Args, func: &LockedFn) -> syn::Result<TokenStream> {
 
     let names = parameter_names(sig);
     check_names(args, &names)?;
+    if let Some(guard) = &args.guard {
+        if names.contains_key(&syn::ext::IdentExt::unraw(guard).to_string()) {
+            return Err(syn::Error::new(
+                guard.span(),
+                format!(
+                    "`guard = {guard}` would hide the parameter `{guard}` in the body: \
+                     choose another name, e.g. `guard = lock`"
+                ),
+            ));
+        }
+    }
 
     let shape = if sig.asyncness.is_some() {
         Shape::Async

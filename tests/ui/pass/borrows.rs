@@ -1,4 +1,4 @@
-// Sync bodies may return borrows of their arguments, also `&mut` ones.
+// Bodies may return borrows of their arguments, also `&mut` ones.
 use consul_lock::{consul_lock, Error};
 
 struct Store {
@@ -9,6 +9,11 @@ struct Store {
 impl Store {
     #[consul_lock(key = "store/<self.name>")]
     fn name_mut(&mut self) -> Result<&mut String, Error> {
+        Ok(&mut self.name)
+    }
+
+    #[consul_lock(key = "store/<self.name>/async")]
+    async fn name_mut_async(&mut self) -> Result<&mut String, Error> {
         Ok(&mut self.name)
     }
 
@@ -27,6 +32,7 @@ fn main() {
     let mut s = Store { name: "n".into(), items: vec![1] };
     let _ = s.first();
     let _ = s.name_mut();
+    let _ = s.name_mut_async();
     let mut v = vec![1];
     let _ = pick(&mut v, "t");
 }
