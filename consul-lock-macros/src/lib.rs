@@ -85,7 +85,8 @@ use proc_macro::TokenStream;
 /// `guard = name` gives the body `name: &consul_lock::LockGuard`, with the lock's
 /// `fencing_token()`, `key()`, `session_id()`, `is_held()`, `lost()` and `handle()` (a
 /// cloneable `'static` `LockHandle` for spawned tasks). Pass the fencing token to the systems
-/// you write to, so that they reject a holder whose lock expired.
+/// you write to, so that they reject a holder whose lock expired. The name must not be a
+/// parameter's (it would hide it).
 ///
 /// ```no_run
 /// # use consul_lock::consul_lock;
