@@ -3,7 +3,8 @@
 //! - `reliability-stress run [--procs N] [--tasks N] [--keys N] [--secs N]`: the long run. It
 //!   uses the agent at `CONSUL_HTTP_ADDR`, or starts the embedded test server when that is
 //!   unset, starts the worker processes (this binary again), checks the history and what is
-//!   left in Consul, prints the report and exits with 1 on any violation. The
+//!   left in Consul, prints the report and exits with 1 on any violation, lost hold, leftover,
+//!   release error or acquire error other than the deadline cutting the last request. The
 //!   `RELIABILITY_STRESS_*` variables set the same values as the flags.
 //! - `reliability-stress worker '<json>'`: one worker process (started by `run` and by the
 //!   tests); prints its holds and summary as JSON lines.
@@ -83,7 +84,12 @@ fn main() {
             for e in report.output.release_errors().iter().take(20) {
                 println!("release error: {e}");
             }
-            if !report.verdict.ok() || !report.leftovers.is_empty() {
+            let failed = !report.verdict.ok()
+                || report.verdict.lost > 0
+                || !report.leftovers.is_empty()
+                || !report.output.other_acquire_errors().is_empty()
+                || !report.output.release_errors().is_empty();
+            if failed {
                 println!("leftovers: {:?}", report.leftovers);
                 std::process::exit(1);
             }
