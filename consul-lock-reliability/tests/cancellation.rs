@@ -69,8 +69,9 @@ async fn a_thousand_cancelled_acquires_leave_nothing_behind() {
         let permit = permits.clone().acquire_owned().await.expect("semaphore");
         let lock = lock(fastrand::u32(0..KEYS));
         let counts = counts.clone();
-        // Random moments from 0 to 20 ms: a session create + lock takes a few ms here.
-        let cut = Duration::from_micros(fastrand::u64(0..20_000));
+        // Random moments from 0 to 50 ms: a session create + lock takes a few ms here, a wait
+        // for a held key up to the 300 ms acquire timeout.
+        let cut = Duration::from_micros(fastrand::u64(0..50_000));
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
             match i % 4 {
@@ -142,20 +143,11 @@ async fn a_thousand_cancelled_acquires_leave_nothing_behind() {
     let settle = Instant::now();
     consul_lock::flush_releases().await;
     let left = leftovers(&client, &prefix).await;
-    assert!(
-        left.is_empty(),
-        "after {ACQUIRES} cancelled/finished acquires and flush_releases(), {} sessions and {} keys are \
-         left under {prefix}. Sessions without a key are sessions whose create request was sent \
-         but whose answer the cancelled acquire never read, so nothing destroys them before \
-         their TTL: {left:?}",
-        left.sessions.len(),
-        left.keys.len()
-    );
     let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
         "{ACQUIRES} acquires on {KEYS} keys ({CONCURRENCY} at a time) + {held_by_holders} holds by 2 holders: \
          {} cancelled by timeout, {} cancelled by abort, {} cancelled while holding, {} acquired, \
-         {} not acquired in time; {} HTTP requests; settled and checked in {:?}; total {:?}; nothing left",
+         {} not acquired in time; {} HTTP requests; settled and listed in {:?}; total {:?}; left: {} sessions, {} keys",
         c(&counts.cancelled_by_timeout),
         c(&counts.cancelled_by_abort),
         c(&counts.cancelled_while_holding),
@@ -164,6 +156,17 @@ async fn a_thousand_cancelled_acquires_leave_nothing_behind() {
         client.requests_sent(),
         settle.elapsed(),
         start.elapsed(),
+        left.sessions.len(),
+        left.keys.len(),
+    );
+    assert!(
+        left.is_empty(),
+        "after {ACQUIRES} cancelled/finished acquires and flush_releases(), {} sessions and {} keys are \
+         left under {prefix}. Sessions without a key are sessions whose create request was sent \
+         but whose answer the cancelled acquire never read, so nothing destroys them before \
+         their TTL: {left:?}",
+        left.sessions.len(),
+        left.keys.len()
     );
     let cancelled = c(&counts.cancelled_by_timeout)
         + c(&counts.cancelled_by_abort)
