@@ -22,8 +22,17 @@ use crate::retry::{Backoff, Deadline};
 use crate::value::ValueGenerator;
 use crate::{background, defaults, key, Client, Error, LockHandle, Result};
 
-/// Consul's limit for a value (`kv_max_value_size`).
+/// Consul's limit for a request body (`kv_max_value_size`, 512 KiB). The lock's value travels
+/// base64-encoded inside a `/v1/txn` body, so the largest value is about 3/4 of this.
 pub const MAX_VALUE_SIZE: usize = 512 * 1024;
+
+/// The size of the `/v1/txn` body that locks `key` with a value of `value_len` bytes, as
+/// [`Client::txn_lock`] writes it (an upper bound: JSON escapes in the key may add a little
+/// less than counted).
+fn txn_body_size(key: &str, value_len: usize) -> usize {
+    const OVERHEAD: usize = 128; // verbs, field names, the 36-character session ID
+    4 * value_len.div_ceil(3) + 2 * key.len() + OVERHEAD
+}
 
 /// A lock on one Consul key, configured but not yet taken (Python's `EphemeralLock`).
 ///
@@ -195,11 +204,14 @@ impl Lock {
         }
         let generator = self.value.clone().unwrap_or_else(defaults::value_generator);
         let value = generator(&key).into_bytes();
-        if value.len() > MAX_VALUE_SIZE {
+        let body = txn_body_size(&key, value.len());
+        if body > MAX_VALUE_SIZE {
             return Err(Error::InvalidOption {
                 option: "value_generator",
                 reason: format!(
-                    "the value for lock `{key}` is {} bytes, over Consul's limit of {MAX_VALUE_SIZE}; store less",
+                    "the value for lock `{key}` is {} bytes, which makes a {body}-byte transaction \
+                     (the value is base64-encoded) over Consul's limit of {MAX_VALUE_SIZE} bytes (512 KiB); \
+                     keep the value under about 384 KiB",
                     value.len()
                 ),
             });
@@ -384,6 +396,69 @@ impl Drop for PendingSession {
     }
 }
 
+/// Creates the acquire's session in a task of its own that finishes even if the acquire stops
+/// waiting for it (cancelled, or out of time). The session travels back as a
+/// [`PendingSession`], whose drop destroys it, so a session that arrives when nobody waits for
+/// it any more, or that is dropped unread in the channel, is destroyed. The request is
+/// bounded by the client's request timeout, the wait for it by `wait` (the time left), so that
+/// a session Consul creates after the acquire gave up is not leaked either. The task counts as
+/// a pending cleanup for `flush_releases`.
+async fn create_session(
+    client: &Client,
+    key: &str,
+    ttl: Duration,
+    wait: Duration,
+) -> Result<PendingSession> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task_client = client.clone();
+    let task_key = key.to_owned();
+    background::spawn_cleanup(async move {
+        let (client, key) = (task_client, task_key);
+        let sent = Instant::now();
+        let created = client
+            .session_create(&key, ttl, client.request_timeout())
+            .await
+            .map(|id| PendingSession {
+                client: client.clone(),
+                key: key.clone(),
+                id,
+                renewed: sent,
+                armed: true,
+            });
+        // If the acquire is gone, the session comes back here and its drop destroys it.
+        drop(tx.send(created));
+    });
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(created)) => created,
+        Ok(Err(_)) => Err(Error::Runtime {
+            reason: "the worker stopped while creating a session".into(),
+        }),
+        Err(_) => Err(Error::Unreachable {
+            key: key.to_owned(),
+            operation: "create a session",
+            address: client.address().to_owned(),
+            reason: format!("no answer within {}", DisplayDuration(wait)),
+        }),
+    }
+}
+
+/// Renews a waiting session when half its TTL has passed, so that the lock taken with it has
+/// at least half a TTL left. `Ok(false)`: Consul no longer knows the session.
+async fn refresh(plan: &Plan, session: &mut PendingSession, timeout: Duration) -> Result<bool> {
+    if session.renewed.elapsed() < plan.ttl / 2 {
+        return Ok(true);
+    }
+    let sent = Instant::now();
+    let alive = plan
+        .client
+        .session_renew(&plan.key, &session.id, timeout)
+        .await?;
+    if alive {
+        session.renewed = sent;
+    }
+    Ok(alive)
+}
+
 /// What waiting for a held key ended with.
 enum Wait {
     /// The key looks free: try to lock it again.
@@ -412,55 +487,124 @@ async fn acquire(plan: Plan) -> Result<LockGuard> {
     result
 }
 
+/// How an acquire that gives up explains itself.
+struct Outcome<'a> {
+    plan: &'a Plan,
+    deadline: Deadline,
+    attempts: u32,
+    /// The key was seen held by another session (or under a lock-delay).
+    seen_held: bool,
+    /// The last error Consul itself answered (a 5xx), more telling than a timeout.
+    last_answer: Option<Error>,
+}
+
+impl Outcome<'_> {
+    fn record(&self) {
+        let span = tracing::Span::current();
+        span.record("waited_ms", self.deadline.waited().as_millis() as u64);
+        span.record("attempts", self.attempts);
+    }
+
+    fn not_acquired(&self) -> Error {
+        self.record();
+        Error::NotAcquired {
+            key: self.plan.key.clone(),
+            waited: self.deadline.waited(),
+            attempts: self.attempts,
+        }
+    }
+
+    /// The error to return for `e` when no retry is possible: a request cut off by the
+    /// deadline is reported as what was last known (held by another session, or Consul's
+    /// own last answer), not as "unreachable".
+    fn give_up(&mut self, e: Error) -> Error {
+        let cut_by_deadline =
+            matches!(e, Error::Unreachable { .. }) && self.deadline.remaining().is_some();
+        if cut_by_deadline && self.seen_held {
+            return self.not_acquired();
+        }
+        if cut_by_deadline {
+            if let Some(answer) = self.last_answer.take() {
+                self.record();
+                return answer;
+            }
+        }
+        self.record();
+        e
+    }
+
+    /// Remembers a transient error; whether a retry may follow (after the backoff).
+    async fn retry_after(&mut self, e: &Error, backoff: &mut Backoff) -> bool {
+        if matches!(e, Error::ConsulRefused { .. }) {
+            self.last_answer = Some(clone_refusal(e));
+        }
+        backoff.wait(&self.deadline).await
+    }
+}
+
+fn clone_refusal(e: &Error) -> Error {
+    match e {
+        Error::ConsulRefused {
+            key,
+            operation,
+            status,
+            message,
+        } => Error::ConsulRefused {
+            key: key.clone(),
+            operation,
+            status: *status,
+            message: message.clone(),
+        },
+        other => Error::Runtime {
+            reason: other.to_string(),
+        },
+    }
+}
+
 async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
     let client = &plan.client;
-    let deadline = Deadline::new(plan.acquire_timeout);
+    let mut out = Outcome {
+        plan,
+        deadline: Deadline::new(plan.acquire_timeout),
+        attempts: 0,
+        seen_held: false,
+        last_answer: None,
+    };
     let mut backoff = Backoff::new();
     let mut session: Option<PendingSession> = None;
-    let mut attempts: u32 = 0;
-    let not_acquired = |attempts: u32| {
-        let span = tracing::Span::current();
-        span.record("waited_ms", deadline.waited().as_millis() as u64);
-        span.record("attempts", attempts);
-        Error::NotAcquired {
-            key: plan.key.clone(),
-            waited: deadline.waited(),
-            attempts,
-        }
-    };
     loop {
-        let Some(timeout) = deadline.request_timeout(client.request_timeout()) else {
-            return Err(not_acquired(attempts));
+        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
+            return Err(out.not_acquired());
         };
-        let pending = match session.take() {
-            Some(s) => s,
-            None => {
-                let sent = Instant::now();
-                match client.session_create(&plan.key, plan.ttl, timeout).await {
-                    Ok(id) => PendingSession {
-                        client: client.clone(),
-                        key: plan.key.clone(),
-                        id,
-                        renewed: sent,
-                        armed: true,
-                    },
-                    Err(e) if e.is_transient() && backoff.wait(&deadline).await => continue,
-                    Err(e) => return Err(e),
+        let mut pending = match session.take() {
+            Some(mut s) => match refresh(plan, &mut s, timeout).await {
+                Ok(true) => s,
+                Ok(false) => {
+                    s.forget();
+                    continue;
                 }
-            }
+                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
+                    session = Some(s);
+                    continue;
+                }
+                Err(e) => return Err(out.give_up(e)),
+            },
+            None => match create_session(client, &plan.key, plan.ttl, timeout).await {
+                Ok(created) => created,
+                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => continue,
+                Err(e) => return Err(out.give_up(e)),
+            },
         };
-        let Some(timeout) = deadline.request_timeout(client.request_timeout()) else {
-            return Err(not_acquired(attempts));
+        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
+            return Err(out.not_acquired());
         };
-        attempts += 1;
+        out.attempts += 1;
         match client
             .txn_lock(&plan.key, &plan.value, &pending.id, timeout)
             .await
         {
             Ok(LockAttempt::Acquired { modify_index }) => {
-                let span = tracing::Span::current();
-                span.record("waited_ms", deadline.waited().as_millis() as u64);
-                span.record("attempts", attempts);
+                out.record();
                 let (id, renewed) = pending.into_parts();
                 return Ok(LockGuard::start(
                     client.clone(),
@@ -473,36 +617,37 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
                 ));
             }
             Ok(LockAttempt::Held) => {
-                if !deadline.can_retry() {
-                    return Err(not_acquired(attempts));
+                out.seen_held = true;
+                if !out.deadline.can_retry() {
+                    return Err(out.not_acquired());
                 }
-                let mut pending = pending;
-                match wait_for_release(plan, &mut pending, &deadline).await? {
+                match wait_for_release(plan, &mut pending, &out.deadline).await? {
                     Wait::Free => session = Some(pending),
                     Wait::SessionGone => pending.forget(),
-                    Wait::TimedOut => return Err(not_acquired(attempts)),
+                    Wait::TimedOut => return Err(out.not_acquired()),
                 }
             }
             Ok(LockAttempt::LockDelay) => {
+                out.seen_held = true;
                 session = Some(pending);
-                if !backoff.wait(&deadline).await {
-                    return Err(not_acquired(attempts));
+                if !backoff.wait(&out.deadline).await {
+                    return Err(out.not_acquired());
                 }
             }
             Err(e) if e.is_invalid_session() => {
                 // Consul ended the session (its TTL ran out, or it was destroyed): start over.
                 pending.forget();
-                if !deadline.can_retry() {
-                    return Err(e);
+                if !out.deadline.can_retry() {
+                    return Err(out.give_up(e));
                 }
             }
             Err(e) if e.is_transient() => {
                 session = Some(pending);
-                if !backoff.wait(&deadline).await {
-                    return Err(e);
+                if !out.retry_after(&e, &mut backoff).await {
+                    return Err(out.give_up(e));
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(out.give_up(e)),
         }
     }
 }
@@ -524,24 +669,17 @@ async fn wait_for_release(
         else {
             return Ok(Wait::TimedOut);
         };
-        if session.renewed.elapsed() >= plan.ttl / 2 {
-            let sent = Instant::now();
-            match client
-                .session_renew(
-                    &plan.key,
-                    &session.id,
-                    remaining.min(client.request_timeout()),
-                )
-                .await
-            {
-                Ok(true) => session.renewed = sent,
-                Ok(false) => return Ok(Wait::SessionGone),
-                Err(e) if e.is_transient() => {
-                    tracing::debug!(error = %e, "renewing the waiting session failed; retrying");
+        match refresh(plan, session, remaining.min(client.request_timeout())).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Wait::SessionGone),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(error = %e, "renewing the waiting session failed; retrying");
+                if !backoff.wait(deadline).await {
+                    return Ok(Wait::TimedOut);
                 }
-                Err(e) => return Err(e),
+                continue;
             }
-            continue;
+            Err(e) => return Err(e),
         }
         // Consul may answer a blocking query up to wait/16 late: ask for a bit less than the
         // time left, and never past the point where the session needs renewing.
