@@ -71,6 +71,13 @@ impl Entry {
     }
 }
 
+/// The state of the keys a transaction touches, from before it ran.
+pub(crate) struct Undo {
+    index: u64,
+    entries: BTreeMap<String, Option<Entry>>,
+    tombstones: BTreeMap<String, Option<u64>>,
+}
+
 /// The KV table with its tombstones and its max index.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Kv {
@@ -179,6 +186,49 @@ impl Kv {
         let keys: Vec<String> = self.prefixed(prefix).map(|e| e.key.clone()).collect();
         for k in keys {
             self.delete(idx, &k);
+        }
+    }
+
+    /// Saves what a transaction over these `(verb, key)` operations may change, so that a
+    /// failed transaction can be undone without copying the whole table.
+    pub(crate) fn save<'a>(&self, ops: impl Iterator<Item = (&'a str, &'a str)>) -> Undo {
+        let mut undo = Undo {
+            index: self.index,
+            entries: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+        };
+        for (verb, key) in ops {
+            let keys: Vec<String> = if verb == "delete-tree" {
+                self.prefixed(key).map(|e| e.key.clone()).collect()
+            } else {
+                vec![key.to_string()]
+            };
+            for k in keys {
+                undo.tombstones
+                    .entry(k.clone())
+                    .or_insert_with(|| self.tombstones.get(&k).copied());
+                undo.entries
+                    .entry(k.clone())
+                    .or_insert_with(|| self.entries.get(&k).cloned());
+            }
+        }
+        undo
+    }
+
+    /// Puts back what [`save`](Self::save) recorded.
+    pub(crate) fn restore(&mut self, undo: Undo) {
+        self.index = undo.index;
+        for (k, e) in undo.entries {
+            match e {
+                Some(e) => self.entries.insert(k, e),
+                None => self.entries.remove(&k),
+            };
+        }
+        for (k, t) in undo.tombstones {
+            match t {
+                Some(t) => self.tombstones.insert(k, t),
+                None => self.tombstones.remove(&k),
+            };
         }
     }
 
@@ -508,5 +558,32 @@ mod tests {
         assert_eq!(kv.keys("p/", "/").1, vec!["p/a", "p/b", "p/c/"]);
         assert_eq!(kv.keys("p/", "").1.len(), 4);
         assert_eq!(kv.list("p/").0, 4);
+    }
+
+    #[test]
+    fn a_failed_transaction_is_undone_from_what_it_touched() {
+        let mut kv = Kv::default();
+        for (i, k) in ["t/a", "t/b", "u/c"].iter().enumerate() {
+            kv.set(i as u64 + 1, Entry::new(k, b"v".to_vec(), 0, ""), false);
+        }
+        let before: Vec<(String, u64)> = kv
+            .entries
+            .values()
+            .map(|e| (e.key.clone(), e.modify_index))
+            .collect();
+        let index = kv.index;
+        let undo = kv.save([("set", "t/a"), ("delete-tree", "t/"), ("set", "new")].into_iter());
+        kv.set(10, Entry::new("t/a", b"changed".to_vec(), 0, ""), false);
+        kv.delete_tree(10, "t/");
+        kv.set(10, Entry::new("new", vec![], 0, ""), false);
+        kv.restore(undo);
+        let after: Vec<(String, u64)> = kv
+            .entries
+            .values()
+            .map(|e| (e.key.clone(), e.modify_index))
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(kv.index, index);
+        assert!(kv.tombstones.is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //! `get-tree`, `check-index`, `check-session`, `check-not-exists`, `delete`, `delete-tree`,
 //! `delete-cas`. All operations apply atomically or not at all; every error is reported.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -13,7 +14,7 @@ use crate::godur::go_quote;
 use crate::http::{method_not_allowed, Meta, Req, Resp, MAX_BODY};
 use crate::json::{decode_go, field, go_kind, J};
 use crate::shared::Shared;
-use crate::store::{Entry, Kv, Store};
+use crate::store::{Entry, Kv, Session, Store};
 
 const MAX_TXN_OPS: usize = 128;
 
@@ -174,7 +175,12 @@ fn pre_check(ops: &[KvOp], authz: &Authz, st: &Store, now: Instant) -> Vec<TxnEr
 }
 
 /// Applies one operation to a scratch copy of the KV table.
-fn exec(kv: &mut Kv, st: &Store, idx: u64, op: &KvOp) -> Result<Vec<J>, String> {
+fn exec(
+    kv: &mut Kv,
+    sessions: &BTreeMap<String, Session>,
+    idx: u64,
+    op: &KvOp,
+) -> Result<Vec<J>, String> {
     let q = go_quote(&op.key);
     let entry = || Entry::new(&op.key, op.value.clone(), op.flags, &op.session);
     let no_value = |e: Entry| vec![J::Obj(vec![("KV", e.to_json(false))])];
@@ -185,7 +191,7 @@ fn exec(kv: &mut Kv, st: &Store, idx: u64, op: &KvOp) -> Result<Vec<J>, String> 
             .map(no_value)
             .ok_or_else(|| format!("failed to set key {q}, index is stale")),
         "lock" => kv
-            .lock(idx, entry(), &st.sessions)?
+            .lock(idx, entry(), sessions)?
             .map(no_value)
             .ok_or_else(|| format!("failed to lock key {q}, lock is already held")),
         "unlock" => kv.unlock(idx, entry())?.map(no_value).ok_or_else(|| {
@@ -322,20 +328,23 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
         } else {
             st.raft_index
         };
-        let mut kv = st.kv.clone();
+        // Run on the table itself; a failed transaction is undone from what it touched.
+        let undo = st
+            .kv
+            .save(ops.iter().map(|op| (op.verb.as_str(), op.key.as_str())));
         let mut results = Vec::new();
         let mut errs = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            match exec(&mut kv, st, idx, op) {
+            match exec(&mut st.kv, &st.sessions, idx, op) {
                 Ok(r) => results.extend(r),
                 Err(what) => errs.push(TxnErr { op: i, what }),
             }
         }
+        if !errs.is_empty() || !writes {
+            st.kv.restore(undo);
+        }
         if !errs.is_empty() {
             return Err(errs);
-        }
-        if writes {
-            st.kv = kv;
         }
         Ok(results)
     });
