@@ -1,18 +1,21 @@
-//! The background worker: one small tokio runtime on its own thread that performs every HTTP
-//! call, session renewal and release.
+//! Where the library's I/O runs: on the caller's tokio runtime when there is one, and
+//! otherwise on the background worker, one small tokio runtime on its own thread.
 //!
-//! Running all I/O there makes the library independent of the caller's executor: sync code
-//! (inside or outside tokio), async code on any runtime flavour, and `Drop` (which must not
-//! block) all hand work to the same place, and the connection pool never outlives the runtime
-//! that drives it. Releases handed over by `Drop` are counted so that
-//! [`flush_releases`](crate::flush_releases) can wait for them.
+//! - Async calls made inside a tokio runtime run right there (no thread hop), with a
+//!   connection pool of that runtime's own (see [`Client`](crate::Client)).
+//! - Blocking calls, async calls from other executors, `Drop` (which must not block), session
+//!   renewals and key watches run on the worker, which never stops, so a release handed over
+//!   by `Drop` survives the runtime it was dropped in.
+//! - Work that must finish even if its caller goes away (creating a session, a release) is
+//!   spawned and counted until it is done, so that [`flush_releases`](crate::flush_releases)
+//!   can wait for it.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::ThreadId;
 
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, Id};
 use tokio::sync::{oneshot, Notify};
 
 use crate::{Error, Result};
@@ -63,17 +66,35 @@ fn worker() -> Result<&'static Worker> {
         })
 }
 
-/// Runs `fut` on the worker and waits for it asynchronously, from any executor.
+/// The caller's tokio runtime, unless there is none or it is the worker's.
+pub(crate) fn caller_runtime() -> Option<Handle> {
+    let handle = Handle::try_current().ok()?;
+    match WORKER.get() {
+        Some(Ok(w)) if w.handle.id() == handle.id() => None,
+        _ => Some(handle),
+    }
+}
+
+/// The id of the runtime the current code runs on, if it is not the worker's.
+pub(crate) fn caller_runtime_id() -> Option<Id> {
+    caller_runtime().map(|h| h.id())
+}
+
+/// Runs `fut` where async work runs: inline on the caller's tokio runtime, or on the worker
+/// when the caller uses another executor.
 ///
-/// Dropping the returned future cancels `fut`: the worker drops it at its next await point,
-/// and its own drop guards (a pending session, a guard) clean up. From the moment of the
-/// cancellation until the worker has dropped `fut`, the cancellation counts as a pending
-/// cleanup, so [`settle`] waits for it.
+/// Dropping the returned future cancels `fut` (inline: at once; on the worker: at its next
+/// await point). Its own drop guards (a pending session, a guard) then clean up; from the
+/// moment of a cancellation on the worker until the worker has dropped `fut`, the cancellation
+/// counts as pending, so [`settle`] waits for it.
 pub(crate) async fn run<T, F>(fut: F) -> Result<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    if caller_runtime().is_some() {
+        return Ok(fut.await);
+    }
     let worker = worker()?;
     let (tx, rx) = oneshot::channel();
     let state = Arc::new(AtomicU8::new(RUNNING));
@@ -168,6 +189,23 @@ fn lost_worker() -> Error {
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 static SETTLED: Notify = Notify::const_new();
 
+/// One unit of pending work: counted from creation until dropped (the work finished, or its
+/// task was dropped with its runtime), so that [`settle`] can never wait forever.
+struct Pending;
+
+impl Pending {
+    fn new() -> Pending {
+        PENDING.fetch_add(1, Ordering::SeqCst);
+        Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        finish_one();
+    }
+}
+
 /// Hands a cleanup (a release from `Drop`, a session destroy after a cancelled acquire) to the
 /// worker without blocking. It is counted until it finishes.
 pub(crate) fn spawn_cleanup<F>(fut: F)
@@ -180,11 +218,31 @@ where
         );
         return;
     };
-    PENDING.fetch_add(1, Ordering::SeqCst);
+    let pending = Pending::new();
     worker.handle.spawn(async move {
         fut.await;
-        finish_one();
+        drop(pending);
     });
+}
+
+/// Spawns work that must finish even if its caller stops waiting (a session create, a
+/// release): on the caller's runtime when there is one (no thread hop), else on the worker.
+/// It is counted until it finishes. If the caller's runtime shuts down first, the work is
+/// dropped with it and the TTL ends what it left.
+pub(crate) fn spawn_detached<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match caller_runtime() {
+        Some(handle) => {
+            let pending = Pending::new();
+            handle.spawn(async move {
+                fut.await;
+                drop(pending);
+            });
+        }
+        None => spawn_cleanup(fut),
+    }
 }
 
 /// Spawns a long-running task (a renewal or monitor loop) on the worker.
@@ -195,7 +253,7 @@ where
     Ok(worker()?.handle.spawn(fut).abort_handle())
 }
 
-/// Waits until no cleanup handed over by `Drop` or a cancelled acquire is in flight.
+/// Waits until no counted work is in flight.
 pub(crate) async fn settle() {
     loop {
         let notified = SETTLED.notified();
@@ -213,16 +271,15 @@ pub(crate) fn pending() -> usize {
     PENDING.load(Ordering::SeqCst)
 }
 
-/// Runs `fut` on the worker as a counted cleanup that finishes even if the caller stops
-/// waiting (a release must not be cut off half-way), and waits for its result.
+/// Runs `fut` as counted work that finishes even if the caller stops waiting (a release must
+/// not be cut off half-way), and waits for its result.
 pub(crate) async fn run_to_completion<T, F>(fut: F) -> Result<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    worker()?;
     let (tx, rx) = oneshot::channel();
-    spawn_cleanup(async move {
+    spawn_detached(async move {
         let _ = tx.send(fut.await);
     });
     rx.await.map_err(|_| lost_worker())

@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::runtime::Id;
 
 use crate::config::{read_file, ClientBuilder, Token};
 use crate::{Error, Result};
@@ -27,7 +29,13 @@ pub struct Client {
 }
 
 pub(crate) struct ClientInner {
+    /// The connection pool of the background worker (and of callers without a tokio runtime).
     pub(crate) http: reqwest::Client,
+    /// How to build a pool for another runtime.
+    http_config: HttpConfig,
+    /// One pool per caller runtime: a pool's connections are driven by tasks of the runtime
+    /// that opened them and die with it, so runtimes must not share one.
+    pools: Mutex<Vec<(Id, reqwest::Client)>>,
     pub(crate) base_url: String,
     pub(crate) token: Option<Token>,
     pub(crate) datacenter: Option<String>,
@@ -81,54 +89,36 @@ impl Client {
                 token = Some(Token::new(text));
             }
         }
-        let mut http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tcp_nodelay(true)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .danger_accept_invalid_certs(!b.verify_tls);
-        let mut pems = b.ca_cert_pem.clone();
+        let mut roots = b.ca_cert_pem.clone();
         if let Some(path) = &b.ca_cert_file {
-            pems.push(read_file("ca_cert_file (CONSUL_CACERT)", path)?);
+            roots.push(read_file("ca_cert_file (CONSUL_CACERT)", path)?);
         }
-        for pem in pems {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::InvalidOption {
-                    option: "ca_cert (CONSUL_CACERT)",
-                    reason: format!("not a PEM certificate: {e}"),
-                })?;
-            for cert in certs {
-                http = http.add_root_certificate(cert);
-            }
-        }
-        match (&b.client_cert_file, &b.client_key_file) {
+        let identity = match (&b.client_cert_file, &b.client_key_file) {
             (Some(cert), Some(key)) => {
                 let mut pem = read_file("client_cert (CONSUL_CLIENT_CERT)", cert)?;
                 pem.push(b'\n');
                 pem.extend(read_file("client_key (CONSUL_CLIENT_KEY)", key)?);
-                let identity =
-                    reqwest::Identity::from_pem(&pem).map_err(|e| Error::InvalidOption {
-                        option: "client_cert (CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY)",
-                        reason: format!("not a PEM certificate and private key: {e}"),
-                    })?;
-                http = http.identity(identity);
+                Some(pem)
             }
-            (None, None) => {}
+            (None, None) => None,
             _ => {
                 return Err(Error::InvalidOption {
                     option: "client_cert (CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY)",
                     reason: "give both the client certificate and its key, or neither".into(),
                 })
             }
-        }
-        let http = http.build().map_err(|e| Error::InvalidOption {
-            option: "client",
-            reason: format!("the HTTP client could not be built: {e}"),
-        })?;
+        };
+        let http_config = HttpConfig {
+            verify_tls: b.verify_tls,
+            roots,
+            identity,
+        };
+        let http = http_config.build()?;
         Ok(Client {
             inner: Arc::new(ClientInner {
                 http,
+                http_config,
+                pools: Mutex::new(Vec::new()),
                 base_url,
                 token,
                 datacenter: b.datacenter,
@@ -138,6 +128,34 @@ impl Client {
                 requests_sent: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// The connection pool for the runtime the caller runs on.
+    pub(crate) fn http(&self) -> reqwest::Client {
+        let Some(id) = crate::background::caller_runtime_id() else {
+            return self.inner.http.clone();
+        };
+        let mut pools = self
+            .inner
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, pool)) = pools.iter().find(|(pool_id, _)| *pool_id == id) {
+            return pool.clone();
+        }
+        match self.inner.http_config.build() {
+            Ok(pool) => {
+                // Runtime ids are never reused; forget the oldest pools of runtimes long gone.
+                if pools.len() >= MAX_POOLS {
+                    pools.remove(0);
+                }
+                pools.push((id, pool.clone()));
+                pool
+            }
+            // It was built once with the same settings; should it fail now, the worker's
+            // pool still works (its connections then belong to this runtime).
+            Err(_) => self.inner.http.clone(),
+        }
     }
 
     /// The agent's base URL, `scheme://host:port`.
@@ -169,6 +187,49 @@ impl Client {
     #[must_use]
     pub fn requests_sent(&self) -> u64 {
         self.inner.requests_sent.load(Ordering::Relaxed)
+    }
+}
+
+/// How many per-runtime connection pools a client keeps.
+const MAX_POOLS: usize = 16;
+
+/// The TLS settings every connection pool of a client is built with.
+struct HttpConfig {
+    verify_tls: bool,
+    roots: Vec<Vec<u8>>,
+    identity: Option<Vec<u8>>,
+}
+
+impl HttpConfig {
+    fn build(&self) -> Result<reqwest::Client> {
+        let mut http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tcp_nodelay(true)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .danger_accept_invalid_certs(!self.verify_tls);
+        for pem in &self.roots {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::InvalidOption {
+                    option: "ca_cert (CONSUL_CACERT)",
+                    reason: format!("not a PEM certificate: {e}"),
+                })?;
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &self.identity {
+            let identity = reqwest::Identity::from_pem(pem).map_err(|e| Error::InvalidOption {
+                option: "client_cert (CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY)",
+                reason: format!("not a PEM certificate and private key: {e}"),
+            })?;
+            http = http.identity(identity);
+        }
+        http.build().map_err(|e| Error::InvalidOption {
+            option: "client",
+            reason: format!("the HTTP client could not be built: {e}"),
+        })
     }
 }
 

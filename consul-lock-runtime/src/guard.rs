@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -71,6 +72,10 @@ pub(crate) struct Shared {
     pub(crate) session_id: String,
     pub(crate) fencing_token: u64,
     pub(crate) ttl: Duration,
+    renew: bool,
+    /// Whether the timer that reports the TTL running out has been started (without renewal
+    /// it is started by the first `lost()`: `is_held()` needs no task).
+    expiry_timer: AtomicBool,
     /// The moment after which Consul may free the key: the send time of the last successful
     /// session create or renew, plus the TTL.
     valid_until: Mutex<Instant>,
@@ -180,6 +185,19 @@ impl LockHandle {
     /// # async fn do_the_work() {}
     /// ```
     pub fn lost(&self) -> Lost {
+        let shared = &self.shared;
+        if !shared.renew
+            && shared.state.borrow().is_none()
+            && !shared.expiry_timer.swap(true, Ordering::SeqCst)
+        {
+            if let Ok(task) = background::spawn_task(expire_at_ttl(shared.clone())) {
+                shared
+                    .tasks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(task);
+            }
+        }
         let mut rx = self.shared.state.subscribe();
         Lost {
             inner: Box::pin(async move {
@@ -241,8 +259,8 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    /// Wraps a freshly acquired lock and starts its background task: renewal and key monitoring
-    /// when `renew` is on, otherwise a timer that marks the lock lost when the TTL runs out.
+    /// Wraps a freshly acquired lock and, when `renew` is on, starts its renewal and key
+    /// monitoring on the worker.
     pub(crate) fn start(
         client: Client,
         key: String,
@@ -259,6 +277,8 @@ impl LockGuard {
             session_id,
             fencing_token,
             ttl,
+            renew,
+            expiry_timer: AtomicBool::new(false),
             valid_until: Mutex::new(valid_from + ttl),
             state,
             tasks: Mutex::new(Vec::new()),
@@ -272,8 +292,6 @@ impl LockGuard {
             tasks.push(background::spawn_task(
                 watch_key(shared.clone()).instrument(span),
             ));
-        } else {
-            tasks.push(background::spawn_task(expire_at_ttl(shared.clone())));
         }
         // The worker is running (it just acquired this lock), so spawning cannot fail; if it
         // ever did, the TTL check in `is_held` still holds.

@@ -62,7 +62,7 @@ impl Client {
         let mut url = String::with_capacity(inner.base_url.len() + call.path.len());
         url.push_str(&inner.base_url);
         url.push_str(&call.path);
-        let mut req = inner.http.request(call.method, url).timeout(call.timeout);
+        let mut req = self.http().request(call.method, url).timeout(call.timeout);
         let mut query = call.query;
         if let Some(dc) = &inner.datacenter {
             query.push(("dc", dc.clone()));

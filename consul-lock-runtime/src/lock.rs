@@ -412,7 +412,7 @@ async fn create_session(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task_client = client.clone();
     let task_key = key.to_owned();
-    background::spawn_cleanup(async move {
+    background::spawn_detached(async move {
         let (client, key) = (task_client, task_key);
         let sent = Instant::now();
         let created = client

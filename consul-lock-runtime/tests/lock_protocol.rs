@@ -388,3 +388,31 @@ fn blocking_api_works_without_a_runtime() {
     assert!(token.unwrap() > 0);
     assert!(lock.try_hold_blocking(|_| ()).unwrap().is_some());
 }
+
+#[test]
+fn async_api_works_on_a_non_tokio_executor() {
+    let env = Env::new("other-executor");
+    let lock = env.lock("job");
+    // No tokio runtime on this thread: the work runs on the library's worker.
+    futures::executor::block_on(async {
+        let guard = lock.acquire().await.expect("acquire");
+        assert!(lock.try_acquire().await.unwrap().is_none());
+        let lost = guard.lost();
+        guard.release().await.expect("release");
+        assert_eq!(lost.await, LostReason::Released);
+        consul_lock_runtime::flush_releases().await;
+    });
+}
+
+#[tokio::test]
+async fn a_guard_without_renewal_reports_expiry_through_lost() {
+    let env = Env::new("expiry-lost");
+    let ttl = env.min_ttl();
+    let guard = env.lock("job").lock_timeout(ttl).acquire().await.unwrap();
+    let started = Instant::now();
+    assert_eq!(guard.lost().await, LostReason::Expired);
+    assert!(started.elapsed() <= ttl + Duration::from_millis(200));
+    assert!(!guard.is_held());
+    // Releasing an expired lock is still fine (the session may still exist).
+    guard.release().await.unwrap();
+}
