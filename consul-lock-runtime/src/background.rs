@@ -6,9 +6,10 @@
 //! - Blocking calls, async calls from other executors, `Drop` (which must not block), session
 //!   renewals and key watches run on the worker, which never stops, so a release handed over
 //!   by `Drop` survives the runtime it was dropped in.
-//! - Work that must finish even if its caller goes away (creating a session, a release) is
-//!   spawned and counted until it is done, so that [`flush_releases`](crate::flush_releases)
-//!   can wait for it.
+//! - Work that must finish even if its caller goes away (creating a session, a release) runs
+//!   in place through [`MustFinish`]; if it is dropped half-way, the rest moves to the worker.
+//!   Work handed to the worker is counted until it is done, so that
+//!   [`flush_releases`](crate::flush_releases) can wait for it.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -225,26 +226,6 @@ where
     });
 }
 
-/// Spawns work that must finish even if its caller stops waiting (a session create, a
-/// release): on the caller's runtime when there is one (no thread hop), else on the worker.
-/// It is counted until it finishes. If the caller's runtime shuts down first, the work is
-/// dropped with it and the TTL ends what it left.
-pub(crate) fn spawn_detached<F>(fut: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    match caller_runtime() {
-        Some(handle) => {
-            let pending = Pending::new();
-            handle.spawn(async move {
-                fut.await;
-                drop(pending);
-            });
-        }
-        None => spawn_cleanup(fut),
-    }
-}
-
 /// Spawns a long-running task (a renewal or monitor loop) on the worker.
 pub(crate) fn spawn_task<F>(fut: F) -> Result<tokio::task::AbortHandle>
 where
@@ -271,16 +252,64 @@ pub(crate) fn pending() -> usize {
     PENDING.load(Ordering::SeqCst)
 }
 
-/// Runs `fut` as counted work that finishes even if the caller stops waiting (a release must
-/// not be cut off half-way), and waits for its result.
+/// Runs `fut` to completion even if the caller stops waiting (a release must not be cut off
+/// half-way), and waits for its result: in place on a tokio runtime, on the worker otherwise.
 pub(crate) async fn run_to_completion<T, F>(fut: F) -> Result<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    if caller_runtime().is_some() {
+        return Ok(MustFinish::new(fut).await);
+    }
     let (tx, rx) = oneshot::channel();
-    spawn_detached(async move {
+    spawn_cleanup(async move {
         let _ = tx.send(fut.await);
     });
     rx.await.map_err(|_| lost_worker())
+}
+
+/// A future that finishes even if it is dropped half-way: polled in place (no task, no thread
+/// hop), and if dropped before it completes, the rest of it is handed to the worker, which
+/// runs it to the end and drops its output there (so an output's drop guard, such as a
+/// pending session's, still acts). Used for session creates and releases.
+pub(crate) struct MustFinish<T: Send + 'static> {
+    fut: Option<futures::future::BoxFuture<'static, T>>,
+}
+
+impl<T: Send + 'static> MustFinish<T> {
+    pub(crate) fn new(fut: impl Future<Output = T> + Send + 'static) -> Self {
+        MustFinish {
+            fut: Some(Box::pin(fut)),
+        }
+    }
+}
+
+impl<T: Send + 'static> Future for MustFinish<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let Some(fut) = self.fut.as_mut() else {
+            // Polled after completion: a bug in the caller, never in this crate.
+            return std::task::Poll::Pending;
+        };
+        let out = fut.as_mut().poll(cx);
+        if out.is_ready() {
+            self.fut = None;
+        }
+        out
+    }
+}
+
+impl<T: Send + 'static> Drop for MustFinish<T> {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take() {
+            spawn_cleanup(async move {
+                drop(fut.await);
+            });
+        }
+    }
 }

@@ -396,43 +396,35 @@ impl Drop for PendingSession {
     }
 }
 
-/// Creates the acquire's session in a task of its own that finishes even if the acquire stops
-/// waiting for it (cancelled, or out of time). The session travels back as a
-/// [`PendingSession`], whose drop destroys it, so a session that arrives when nobody waits for
-/// it any more, or that is dropped unread in the channel, is destroyed. The request is
-/// bounded by the client's request timeout, the wait for it by `wait` (the time left), so that
-/// a session Consul creates after the acquire gave up is not leaked either. The task counts as
-/// a pending cleanup for `flush_releases`.
+/// Creates the acquire's session so that it is never leaked: the create finishes even if the
+/// acquire stops waiting for it (cancelled, or out of time: see [`background::MustFinish`]),
+/// and the session comes back as a [`PendingSession`], whose drop destroys it. The request is
+/// bounded by the client's request timeout and the wait for it by `wait` (the time left), so
+/// a session Consul creates after the acquire gave up is destroyed too.
 async fn create_session(
     client: &Client,
     key: &str,
     ttl: Duration,
     wait: Duration,
 ) -> Result<PendingSession> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
     let task_client = client.clone();
     let task_key = key.to_owned();
-    background::spawn_detached(async move {
+    let create = background::MustFinish::new(async move {
         let (client, key) = (task_client, task_key);
         let sent = Instant::now();
-        let created = client
+        let id = client
             .session_create(&key, ttl, client.request_timeout())
-            .await
-            .map(|id| PendingSession {
-                client: client.clone(),
-                key: key.clone(),
-                id,
-                renewed: sent,
-                armed: true,
-            });
-        // If the acquire is gone, the session comes back here and its drop destroys it.
-        drop(tx.send(created));
+            .await?;
+        Ok(PendingSession {
+            client,
+            key,
+            id,
+            renewed: sent,
+            armed: true,
+        })
     });
-    match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(created)) => created,
-        Ok(Err(_)) => Err(Error::Runtime {
-            reason: "the worker stopped while creating a session".into(),
-        }),
+    match tokio::time::timeout(wait, create).await {
+        Ok(created) => created,
         Err(_) => Err(Error::Unreachable {
             key: key.to_owned(),
             operation: "create a session",
