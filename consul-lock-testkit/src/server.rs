@@ -454,6 +454,21 @@ fn too_large(path: &str, n: usize) -> Resp {
     }
 }
 
+/// Reads and discards the rest of a refused body (up to 16 MiB), so that the client finishes
+/// sending it and then reads the 413, instead of seeing its connection reset mid-send. Returns
+/// how many bytes were read.
+async fn drain(body: &mut Incoming) -> usize {
+    const CAP: usize = 16 * 1024 * 1024;
+    let mut n = 0;
+    while n < CAP {
+        match body.frame().await {
+            Some(Ok(f)) => n += f.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
+    n
+}
+
 /// Parses the request the way Go's `net/http` and Consul do, then routes it.
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
@@ -494,10 +509,11 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
+    let mut body = body;
     if let Some(n) = declared.filter(|n| *n > MAX_BODY) {
+        drain(&mut body).await;
         return too_large(&path, n);
     }
-    let mut body = body;
     let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         match frame {
@@ -505,7 +521,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
                 if let Ok(data) = f.into_data() {
                     buf.extend_from_slice(&data);
                     if buf.len() > MAX_BODY {
-                        return too_large(&path, buf.len());
+                        let n = buf.len() + drain(&mut body).await;
+                        return too_large(&path, n);
                     }
                 }
             }
