@@ -295,6 +295,63 @@ impl Client {
         Ok((entries.into_iter().next().map(RawEntry::into_entry), index))
     }
 
+    /// `GET /v1/kv/<prefix>?recurse`, as a blocking query when `index` is given: every entry
+    /// whose key starts with `prefix`, and `X-Consul-Index`.
+    pub(crate) async fn kv_read_tree(
+        &self,
+        key: &str,
+        prefix: &str,
+        blocking: Option<(u64, Duration)>,
+        timeout: Duration,
+    ) -> Result<(Vec<KvEntry>, u64)> {
+        const OP: &str = "read the key and its waiters";
+        let mut call = Call::new(
+            Method::GET,
+            format!("/v1/kv/{}", encode_path(prefix)),
+            key,
+            OP,
+        );
+        call.query.push(("recurse", String::new()));
+        if let Some((index, wait)) = blocking {
+            call.query.push(("index", index.to_string()));
+            call.query.push(("wait", go_duration(wait)));
+        }
+        call.timeout = timeout;
+        let reply = self.call(call, &[404]).await?;
+        let index = reply.index.unwrap_or(0);
+        if reply.status == 404 {
+            return Ok((Vec::new(), index));
+        }
+        let entries: Vec<RawEntry> = serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, OP, reply.status, &e.to_string()))?;
+        Ok((
+            entries.into_iter().map(RawEntry::into_entry).collect(),
+            index,
+        ))
+    }
+
+    /// `PUT /v1/kv/<entry>?acquire=<session>` with an empty value: `Ok(true)` when the session
+    /// holds `entry` now.
+    pub(crate) async fn kv_acquire(
+        &self,
+        key: &str,
+        entry: &str,
+        session: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let mut call = Call::new(
+            Method::PUT,
+            format!("/v1/kv/{}", encode_path(entry)),
+            key,
+            "join the queue of waiters",
+        );
+        call.query.push(("acquire", session.to_owned()));
+        call.body = Some(Vec::new());
+        call.timeout = timeout;
+        let reply = self.call(call, &[]).await?;
+        Ok(reply.text() == "true")
+    }
+
     /// Reads one key.
     ///
     /// # Errors

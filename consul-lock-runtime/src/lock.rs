@@ -22,6 +22,16 @@ use crate::retry::{Backoff, Deadline};
 use crate::value::ValueGenerator;
 use crate::{background, defaults, key, Client, Error, LockHandle, Result};
 
+/// Where waiters queue for a held key: `<key>/.waiters/<session>`, each entry held by its
+/// waiter's session, so that Consul deletes it when the session ends (released, given up,
+/// expired). When the key is freed, the waiter whose entry is oldest (lowest `CreateIndex`)
+/// tries first; the others leave it [`HEAD_GRACE`] before they try too (the first may have
+/// died with its session still alive). Keys ending in this suffix are reserved.
+pub const WAITERS_SUFFIX: &str = "/.waiters/";
+
+/// How long a waiter that is not first in the queue leaves a freed key to the first one.
+const HEAD_GRACE: Duration = Duration::from_millis(25);
+
 /// Consul's limit for a request body (`kv_max_value_size`, 512 KiB). The lock's value travels
 /// base64-encoded inside a `/v1/txn` body, so the largest value is about 3/4 of this.
 pub const MAX_VALUE_SIZE: usize = 512 * 1024;
@@ -365,6 +375,8 @@ struct PendingSession {
     id: String,
     /// Send time of the create or last renew: the TTL counts from at most then.
     renewed: Instant,
+    /// Whether this session holds its entry in the key's queue of waiters.
+    queued: bool,
     armed: bool,
 }
 
@@ -420,6 +432,7 @@ async fn create_session(
             key,
             id,
             renewed: sent,
+            queued: false,
             armed: true,
         })
     });
@@ -644,15 +657,20 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
     }
 }
 
-/// Waits with blocking queries until the key is free or the deadline passes, renewing the
-/// waiter's session at TTL/2 so that it survives a wait longer than its TTL.
+/// Waits with blocking queries until the key is free and it is this waiter's turn, or the
+/// deadline passes. The waiter joins the key's queue (see [`WAITERS_SUFFIX`]) and watches the
+/// key and the queue with one blocking query on the key as a prefix; it renews its session at
+/// TTL/2 so that it survives a wait longer than its TTL.
 async fn wait_for_release(
     plan: &Plan,
     session: &mut PendingSession,
     deadline: &Deadline,
 ) -> Result<Wait> {
     let client = &plan.client;
+    let queue = format!("{}{WAITERS_SUFFIX}", plan.key);
+    let mine = format!("{queue}{}", session.id);
     let mut index = 0u64;
+    let mut grace_until: Option<Instant> = None;
     let mut backoff = Backoff::new();
     loop {
         let Some(remaining) = deadline
@@ -661,11 +679,21 @@ async fn wait_for_release(
         else {
             return Ok(Wait::TimedOut);
         };
-        match refresh(plan, session, remaining.min(client.request_timeout())).await {
-            Ok(true) => {}
+        let request_timeout = remaining.min(client.request_timeout());
+        let step = match refresh(plan, session, request_timeout).await {
             Ok(false) => return Ok(Wait::SessionGone),
+            Ok(true) if !session.queued => client
+                .kv_acquire(&plan.key, &mine, &session.id, request_timeout)
+                .await
+                .map(|_| session.queued = true),
+            Ok(true) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok(()) => {}
+            Err(e) if e.is_invalid_session() => return Ok(Wait::SessionGone),
             Err(e) if e.is_transient() => {
-                tracing::debug!(error = %e, "renewing the waiting session failed; retrying");
+                tracing::debug!(error = %e, "renewing or queueing the waiting session failed; retrying");
                 if !backoff.wait(deadline).await {
                     return Ok(Wait::TimedOut);
                 }
@@ -674,22 +702,44 @@ async fn wait_for_release(
             Err(e) => return Err(e),
         }
         // Consul may answer a blocking query up to wait/16 late: ask for a bit less than the
-        // time left, and never past the point where the session needs renewing.
-        let until_renew =
-            (session.renewed + plan.ttl / 2).saturating_duration_since(Instant::now());
-        let wait = (remaining * 15 / 16).min(until_renew);
+        // time left, and never past the point where the session needs renewing or the grace
+        // left to the first waiter ends.
+        let now = Instant::now();
+        let until_renew = (session.renewed + plan.ttl / 2).saturating_duration_since(now);
+        let mut wait = (remaining * 15 / 16).min(until_renew);
+        if let Some(grace) = grace_until {
+            wait = wait.min(grace.saturating_duration_since(now));
+        }
         let blocking = (index > 0).then_some((index, wait.max(Duration::from_millis(1))));
-        match client.kv_read(&plan.key, blocking, remaining).await {
-            Ok((entry, new_index)) => {
-                let free = entry.as_ref().is_none_or(|e| e.session.is_none());
-                if free {
-                    return Ok(Wait::Free);
-                }
+        match client
+            .kv_read_tree(&plan.key, &plan.key, blocking, remaining)
+            .await
+        {
+            Ok((entries, new_index)) => {
                 index = if new_index < index {
                     0
                 } else {
                     new_index.max(1)
                 };
+                let held = entries
+                    .iter()
+                    .any(|e| e.key == plan.key && e.session.is_some());
+                if held {
+                    grace_until = None;
+                    continue;
+                }
+                let first = entries
+                    .iter()
+                    .filter(|e| e.key.starts_with(&queue) && e.session.is_some())
+                    .min_by_key(|e| e.create_index);
+                if first.is_none_or(|e| e.key == mine) {
+                    return Ok(Wait::Free);
+                }
+                match grace_until {
+                    None => grace_until = Some(Instant::now() + HEAD_GRACE),
+                    Some(grace) if Instant::now() >= grace => return Ok(Wait::Free),
+                    Some(_) => {}
+                }
             }
             Err(e) if e.is_transient() => {
                 if !backoff.wait(deadline).await {

@@ -177,8 +177,8 @@ async fn a_waiter_whose_session_was_invalidated_recovers() {
         .client(&waiter_client)
         .acquire_timeout(Duration::from_secs(5));
     let waiter = tokio::spawn(async move { waiter_lock.acquire().await });
-    // The waiter is blocked once it sent create, lock, read, blocking read.
-    while waiter_client.requests_sent() < 4 {
+    // The waiter is blocked once it sent create, lock, queue, read, blocking read.
+    while waiter_client.requests_sent() < 5 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let waiting_session = env

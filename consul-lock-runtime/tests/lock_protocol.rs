@@ -116,9 +116,9 @@ async fn waiter_wakes_within_milliseconds_of_the_release() {
         let guard = waiter_lock.acquire().await;
         (guard, Instant::now())
     });
-    // The waiter has sent its blocking query once it has made 4 requests:
-    // create session, txn lock (held), read the key, blocking read.
-    while waiter_client.requests_sent() < 4 {
+    // The waiter has sent its blocking query once it has made 5 requests: create session,
+    // txn lock (held), join the queue, read the key and queue, blocking read.
+    while waiter_client.requests_sent() < 5 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let released_at = Instant::now();
@@ -415,4 +415,38 @@ async fn a_guard_without_renewal_reports_expiry_through_lost() {
     assert!(!guard.is_held());
     // Releasing an expired lock is still fine (the session may still exist).
     guard.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn waiters_get_the_lock_in_the_order_they_queued() {
+    let env = Env::new("fifo");
+    let holder = env.lock("job").acquire().await.unwrap();
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for n in 0..4 {
+        let client = Client::builder()
+            .address(env.consul.url())
+            .session_ttl_min(env.min_ttl())
+            .build()
+            .unwrap();
+        let lock = env.lock("job").client(&client).acquire_timeout(Duration::from_secs(10));
+        let order = order.clone();
+        waiters.push(tokio::spawn(async move {
+            let guard = lock.acquire().await.expect("acquired in turn");
+            order.lock().unwrap().push(n);
+            guard.release().await.unwrap();
+        }));
+        // Let this waiter join the queue (create, lock, queue, read, blocking read) before the
+        // next one starts.
+        while client.requests_sent() < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    holder.release().await.unwrap();
+    for w in waiters {
+        w.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+    assert!(env.my_keys().await.is_empty(), "the queue entries went with their sessions");
+    assert!(env.my_sessions().await.is_empty());
 }
