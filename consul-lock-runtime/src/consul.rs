@@ -97,8 +97,12 @@ pub struct SessionInfo {
 /// The outcome of one `/v1/txn` `lock`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum LockAttempt {
-    /// Locked; the `ModifyIndex` of the write is the fencing token.
-    Acquired { modify_index: u64 },
+    /// Locked; the `ModifyIndex` of the write is the fencing token. `queue` holds the entries
+    /// under the queue prefix read in the same transaction.
+    Acquired {
+        modify_index: u64,
+        queue: Vec<KvEntry>,
+    },
     /// Another session holds the key.
     Held,
     /// The key is free but a lock-delay runs.
@@ -212,21 +216,26 @@ impl Client {
         Ok(reply.status != 404)
     }
 
-    /// `PUT /v1/txn` with one `lock` operation.
+    /// `PUT /v1/txn` with a `lock` of `key` and a `get-tree` of `queue` (the waiters), in one
+    /// round trip.
     pub(crate) async fn txn_lock(
         &self,
         key: &str,
         value: &[u8],
         session: &str,
+        queue: &str,
         timeout: Duration,
     ) -> Result<LockAttempt> {
         const OP: &str = "lock the key";
-        let body = serde_json::json!([{ "KV": {
-            "Verb": "lock",
-            "Key": key,
-            "Value": base64::engine::general_purpose::STANDARD.encode(value),
-            "Session": session,
-        }}]);
+        let body = serde_json::json!([
+            { "KV": {
+                "Verb": "lock",
+                "Key": key,
+                "Value": base64::engine::general_purpose::STANDARD.encode(value),
+                "Session": session,
+            }},
+            { "KV": { "Verb": "get-tree", "Key": queue }},
+        ]);
         let mut call = Call::new(Method::PUT, "/v1/txn".into(), key, OP);
         call.body = Some(body.to_string().into_bytes());
         call.timeout = timeout;
@@ -260,14 +269,38 @@ impl Client {
                 })
             };
         }
-        parsed
+        let mut results = parsed
             .results
-            .and_then(|r| r.into_iter().next())
-            .and_then(|r| r.kv)
-            .map(|kv| LockAttempt::Acquired {
-                modify_index: kv.modify_index,
-            })
-            .ok_or_else(|| unexpected(key, OP, reply.status, "no KV result"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.kv);
+        let locked = results
+            .next()
+            .ok_or_else(|| unexpected(key, OP, reply.status, "no KV result"))?;
+        Ok(LockAttempt::Acquired {
+            modify_index: locked.modify_index,
+            queue: results.map(RawEntry::into_entry).collect(),
+        })
+    }
+
+    /// `PUT /v1/txn` with an `unlock` of `key`: gives the key back without ending the session.
+    pub(crate) async fn txn_unlock(
+        &self,
+        key: &str,
+        session: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let body =
+            serde_json::json!([{ "KV": { "Verb": "unlock", "Key": key, "Session": session }}]);
+        let mut call = Call::new(
+            Method::PUT,
+            "/v1/txn".into(),
+            key,
+            "give the key back to a waiter",
+        );
+        call.body = Some(body.to_string().into_bytes());
+        call.timeout = timeout;
+        self.call(call, &[]).await.map(|_| ())
     }
 
     /// `GET /v1/kv/<key>`, as a blocking query when `index` is given. Returns the entry (or

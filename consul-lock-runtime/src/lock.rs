@@ -40,8 +40,9 @@ pub const MAX_VALUE_SIZE: usize = 512 * 1024;
 /// [`Client::txn_lock`] writes it (an upper bound: JSON escapes in the key may add a little
 /// less than counted).
 fn txn_body_size(key: &str, value_len: usize) -> usize {
-    const OVERHEAD: usize = 128; // verbs, field names, the 36-character session ID
-    4 * value_len.div_ceil(3) + 2 * key.len() + OVERHEAD
+    const OVERHEAD: usize = 256; // verbs, field names, the 36-character session ID
+                                 // The key appears twice: in the lock and in the queue prefix of the get-tree.
+    4 * value_len.div_ceil(3) + 4 * key.len() + OVERHEAD
 }
 
 /// A lock on one Consul key, configured but not yet taken (Python's `EphemeralLock`).
@@ -466,8 +467,9 @@ async fn refresh(plan: &Plan, session: &mut PendingSession, timeout: Duration) -
 
 /// What waiting for a held key ended with.
 enum Wait {
-    /// The key looks free: try to lock it again.
-    Free,
+    /// The key looks free: try to lock it again. `head`: this waiter is first in the queue
+    /// (false when the first one let the grace pass, so that this waiter takes the key).
+    Free { head: bool },
     /// The session is gone (invalidated while waiting): make a new one.
     SessionGone,
     /// The deadline passed.
@@ -577,6 +579,10 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
     };
     let mut backoff = Backoff::new();
     let mut session: Option<PendingSession> = None;
+    let queue = format!("{}{WAITERS_SUFFIX}", plan.key);
+    // Whether to give the key back when it was taken ahead of older waiters (not after the
+    // first waiter let its grace pass: it may be dead with its session alive).
+    let mut yield_to_older = true;
     loop {
         let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
             return Err(out.not_acquired());
@@ -604,11 +610,33 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
             return Err(out.not_acquired());
         };
         out.attempts += 1;
-        match client
-            .txn_lock(&plan.key, &plan.value, &pending.id, timeout)
-            .await
-        {
-            Ok(LockAttempt::Acquired { modify_index }) => {
+        let attempt = client
+            .txn_lock(&plan.key, &plan.value, &pending.id, &queue, timeout)
+            .await;
+        let attempt = match attempt {
+            Ok(LockAttempt::Acquired {
+                modify_index,
+                queue: waiters,
+            }) if yield_to_older
+                && out.deadline.can_retry()
+                && older_waiter(&waiters, &queue, &pending.id) =>
+            {
+                // Taken ahead of older waiters (a newcomer overtaking the queue): give it back
+                // and queue up, so that waiters are served in order. Should the unlock fail,
+                // dropping `pending` destroys the session, which frees the key.
+                tracing::trace!(
+                    fencing_token = modify_index,
+                    "yielding the key to an older waiter"
+                );
+                client
+                    .txn_unlock(&plan.key, &pending.id, timeout)
+                    .await
+                    .map(|()| LockAttempt::Held)
+            }
+            other => other,
+        };
+        match attempt {
+            Ok(LockAttempt::Acquired { modify_index, .. }) => {
                 out.record();
                 let (id, renewed) = pending.into_parts();
                 return Ok(LockGuard::start(
@@ -627,7 +655,10 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
                     return Err(out.not_acquired());
                 }
                 match wait_for_release(plan, &mut pending, &out.deadline).await? {
-                    Wait::Free => session = Some(pending),
+                    Wait::Free { head } => {
+                        yield_to_older = head;
+                        session = Some(pending);
+                    }
                     Wait::SessionGone => pending.forget(),
                     Wait::TimedOut => return Err(out.not_acquired()),
                 }
@@ -655,6 +686,19 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
             Err(e) => return Err(out.give_up(e)),
         }
     }
+}
+
+/// Whether the queue read with a lock holds a live waiter that queued before this session (or
+/// any live waiter, when this session has not queued).
+fn older_waiter(waiters: &[crate::KvEntry], queue: &str, session: &str) -> bool {
+    let mine = format!("{queue}{session}");
+    let my_index = waiters
+        .iter()
+        .find(|e| e.key == mine)
+        .map(|e| e.create_index);
+    waiters.iter().any(|e| {
+        e.key != mine && e.session.is_some() && my_index.is_none_or(|m| e.create_index < m)
+    })
 }
 
 /// Waits with blocking queries until the key is free and it is this waiter's turn, or the
@@ -733,11 +777,13 @@ async fn wait_for_release(
                     .filter(|e| e.key.starts_with(&queue) && e.session.is_some())
                     .min_by_key(|e| e.create_index);
                 if first.is_none_or(|e| e.key == mine) {
-                    return Ok(Wait::Free);
+                    return Ok(Wait::Free { head: true });
                 }
                 match grace_until {
                     None => grace_until = Some(Instant::now() + HEAD_GRACE),
-                    Some(grace) if Instant::now() >= grace => return Ok(Wait::Free),
+                    Some(grace) if Instant::now() >= grace => {
+                        return Ok(Wait::Free { head: false })
+                    }
                     Some(_) => {}
                 }
             }

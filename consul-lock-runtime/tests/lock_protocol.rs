@@ -429,7 +429,10 @@ async fn waiters_get_the_lock_in_the_order_they_queued() {
             .session_ttl_min(env.min_ttl())
             .build()
             .unwrap();
-        let lock = env.lock("job").client(&client).acquire_timeout(Duration::from_secs(10));
+        let lock = env
+            .lock("job")
+            .client(&client)
+            .acquire_timeout(Duration::from_secs(10));
         let order = order.clone();
         waiters.push(tokio::spawn(async move {
             let guard = lock.acquire().await.expect("acquired in turn");
@@ -447,6 +450,9 @@ async fn waiters_get_the_lock_in_the_order_they_queued() {
         w.await.unwrap();
     }
     assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
-    assert!(env.my_keys().await.is_empty(), "the queue entries went with their sessions");
+    assert!(
+        env.my_keys().await.is_empty(),
+        "the queue entries went with their sessions"
+    );
     assert!(env.my_sessions().await.is_empty());
 }
