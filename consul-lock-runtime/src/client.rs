@@ -36,6 +36,9 @@ pub(crate) struct ClientInner {
     /// One pool per caller runtime: a pool's connections are driven by tasks of the runtime
     /// that opened them and die with it, so runtimes must not share one.
     pools: Mutex<Vec<(Id, reqwest::Client)>>,
+    /// Keys this client released lately, and when: a client that takes a key again right
+    /// after releasing it gives it back to older waiters (no barging past the queue).
+    recent_releases: Mutex<Vec<(String, std::time::Instant)>>,
     pub(crate) base_url: String,
     pub(crate) token: Option<Token>,
     pub(crate) datacenter: Option<String>,
@@ -119,6 +122,7 @@ impl Client {
                 http,
                 http_config,
                 pools: Mutex::new(Vec::new()),
+                recent_releases: Mutex::new(Vec::new()),
                 base_url,
                 token,
                 datacenter: b.datacenter,
@@ -158,6 +162,32 @@ impl Client {
         }
     }
 
+    /// Notes that this client just released `key`.
+    pub(crate) fn note_release(&self, key: &str) {
+        let now = std::time::Instant::now();
+        let mut recent = self
+            .inner
+            .recent_releases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recent.retain(|(k, at)| k != key && now.duration_since(*at) < RECENT_RELEASE);
+        if recent.len() < MAX_RECENT_RELEASES {
+            recent.push((key.to_owned(), now));
+        }
+    }
+
+    /// Whether this client released `key` within the last [`RECENT_RELEASE`].
+    pub(crate) fn released_recently(&self, key: &str) -> bool {
+        let recent = self
+            .inner
+            .recent_releases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recent
+            .iter()
+            .any(|(k, at)| k == key && at.elapsed() < RECENT_RELEASE)
+    }
+
     /// The agent's base URL, `scheme://host:port`.
     #[must_use]
     pub fn address(&self) -> &str {
@@ -189,6 +219,12 @@ impl Client {
         self.inner.requests_sent.load(Ordering::Relaxed)
     }
 }
+
+/// How long after a release a new acquire of the same key by the same client yields to older
+/// waiters.
+const RECENT_RELEASE: Duration = Duration::from_millis(50);
+/// How many recent releases a client remembers.
+const MAX_RECENT_RELEASES: usize = 256;
 
 /// How many per-runtime connection pools a client keeps.
 const MAX_POOLS: usize = 16;

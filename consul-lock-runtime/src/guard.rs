@@ -408,7 +408,10 @@ async fn release(shared: Arc<Shared>) -> Result<()> {
             .session_destroy(&shared.key, &shared.session_id, timeout)
             .await;
         match &result {
-            Ok(()) => tracing::debug!("released"),
+            Ok(()) => {
+                shared.client.note_release(&shared.key);
+                tracing::debug!("released");
+            }
             Err(e) => tracing::warn!(error = %e, "release failed; the lock timeout (TTL) will free the key"),
         }
         result

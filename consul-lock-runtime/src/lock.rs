@@ -222,7 +222,7 @@ impl Lock {
                 reason: format!(
                     "the value for lock `{key}` is {} bytes, which makes a {body}-byte transaction \
                      (the value is base64-encoded) over Consul's limit of {MAX_VALUE_SIZE} bytes (512 KiB); \
-                     keep the value under about 384 KiB",
+                     keep the value under about 380 KiB",
                     value.len()
                 ),
             });
@@ -580,9 +580,12 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
     let mut backoff = Backoff::new();
     let mut session: Option<PendingSession> = None;
     let queue = format!("{}{WAITERS_SUFFIX}", plan.key);
-    // Whether to give the key back when it was taken ahead of older waiters (not after the
-    // first waiter let its grace pass: it may be dead with its session alive).
-    let mut yield_to_older = true;
+    // Whether to give the key back when it was taken ahead of older waiters: only when this
+    // client released the key a moment ago (so that a releaser taking it again at once does
+    // not overtake the queue), and never after the first waiter let its grace pass (it may be
+    // gone with its session alive). Other newcomers may take a free key: waiting out stale
+    // queue entries would cost them more than the order is worth.
+    let mut yield_to_older = client.released_recently(&plan.key);
     loop {
         let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
             return Err(out.not_acquired());
@@ -656,7 +659,7 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
                 }
                 match wait_for_release(plan, &mut pending, &out.deadline).await? {
                     Wait::Free { head } => {
-                        yield_to_older = head;
+                        yield_to_older = yield_to_older && head;
                         session = Some(pending);
                     }
                     Wait::SessionGone => pending.forget(),
@@ -794,5 +797,46 @@ async fn wait_for_release(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, create_index: u64, session: Option<&str>) -> crate::KvEntry {
+        crate::KvEntry {
+            key: key.to_owned(),
+            value: Vec::new(),
+            session: session.map(str::to_owned),
+            lock_index: 1,
+            create_index,
+            modify_index: create_index,
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn who_counts_as_an_older_waiter() {
+        let q = "locks/k/.waiters/";
+        let waiters = vec![
+            entry("locks/k/.waiters/a", 10, Some("a")),
+            entry("locks/k/.waiters/b", 20, Some("b")),
+            entry("locks/k/.waiters/dead", 5, None),
+        ];
+        // A newcomer (not queued) sees live waiters.
+        assert!(older_waiter(&waiters, q, "new"));
+        // The oldest live waiter has nobody ahead (an entry without a session does not count).
+        assert!(!older_waiter(&waiters, q, "a"));
+        // A later waiter has someone ahead.
+        assert!(older_waiter(&waiters, q, "b"));
+        // An empty queue: nobody to yield to.
+        assert!(!older_waiter(&[], q, "new"));
+    }
+
+    #[test]
+    fn the_transaction_size_counts_the_base64_value() {
+        assert!(txn_body_size("k", 380 * 1024) <= MAX_VALUE_SIZE);
+        assert!(txn_body_size("k", 400 * 1024) > MAX_VALUE_SIZE);
     }
 }

@@ -456,3 +456,46 @@ async fn waiters_get_the_lock_in_the_order_they_queued() {
     );
     assert!(env.my_sessions().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_releaser_taking_the_key_again_at_once_is_served_after_the_queued_waiter() {
+    let env = Env::new("no-barging");
+    for round in 0..5 {
+        let holder = env.lock("job").acquire().await.unwrap();
+        let waiter_client = Client::builder()
+            .address(env.consul.url())
+            .session_ttl_min(env.min_ttl())
+            .build()
+            .unwrap();
+        let waiter_lock = env
+            .lock("job")
+            .client(&waiter_client)
+            .acquire_timeout(Duration::from_secs(10));
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let waiter_order = order.clone();
+        let waiter = tokio::spawn(async move {
+            let guard = waiter_lock.acquire().await.expect("the waiter's turn");
+            waiter_order.lock().unwrap().push("waiter");
+            guard.release().await.unwrap();
+        });
+        while waiter_client.requests_sent() < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        holder.release().await.unwrap();
+        // The same client, at once: it must not overtake the queued waiter.
+        let again = env
+            .lock("job")
+            .acquire_timeout(Duration::from_secs(10))
+            .acquire()
+            .await
+            .unwrap();
+        order.lock().unwrap().push("releaser");
+        again.release().await.unwrap();
+        waiter.await.unwrap();
+        assert_eq!(
+            *order.lock().unwrap(),
+            vec!["waiter", "releaser"],
+            "round {round}"
+        );
+    }
+}
