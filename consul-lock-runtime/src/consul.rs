@@ -391,11 +391,16 @@ impl Client {
     ///
     /// [`Error::PermissionDenied`], [`Error::ConsulRefused`] or [`Error::Unreachable`], naming the key.
     ///
-    /// ```no_run
-    /// # async fn f(client: consul_lock_runtime::Client) -> consul_lock_runtime::Result<()> {
-    /// if let Some(entry) = client.kv_get("locks/ephemeral/report").await? {
-    ///     println!("held by {:?}", entry.session);
-    /// }
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = consul_lock_runtime::Lock::new("report").client(&client).acquire().await?;
+    /// let entry = client.kv_get("locks/ephemeral/report").await?.expect("held");
+    /// assert_eq!(entry.session.as_deref(), Some(guard.session_id()));
+    /// assert_eq!(entry.modify_index, guard.fencing_token());
+    /// guard.release().await?;
+    /// assert!(client.kv_get("locks/ephemeral/report").await?.is_none());
     /// # Ok(()) }
     /// ```
     pub async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
@@ -415,11 +420,16 @@ impl Client {
     ///
     /// As [`kv_get`](Self::kv_get).
     ///
-    /// ```no_run
-    /// # async fn f(client: consul_lock_runtime::Client) -> consul_lock_runtime::Result<()> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use std::time::Duration;
-    /// let (_, index) = client.kv_watch("config/x", 0, Duration::ZERO).await?;
-    /// let (changed, _) = client.kv_watch("config/x", index, Duration::from_secs(30)).await?;
+    /// let (entry, index) = client.kv_watch("config/x", 0, Duration::ZERO).await?;
+    /// assert!(entry.is_none());
+    /// // Nothing changes: the blocking query returns after its wait with the same index.
+    /// let (_, same) = client.kv_watch("config/x", index, Duration::from_millis(50)).await?;
+    /// assert_eq!(same, index);
     /// # Ok(()) }
     /// ```
     pub async fn kv_watch(
@@ -444,9 +454,14 @@ impl Client {
     ///
     /// As [`kv_get`](Self::kv_get).
     ///
-    /// ```no_run
-    /// # async fn f(client: consul_lock_runtime::Client) -> consul_lock_runtime::Result<()> {
-    /// let held = client.kv_keys("locks/ephemeral/").await?;
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = consul_lock_runtime::Lock::new("jobs/a").client(&client).acquire().await?;
+    /// let held = client.kv_keys("locks/ephemeral/jobs/").await?;
+    /// assert!(held.contains(&"locks/ephemeral/jobs/a".to_owned()));
+    /// guard.release().await?;
     /// # Ok(()) }
     /// ```
     pub async fn kv_keys(&self, prefix: &str) -> Result<Vec<String>> {
@@ -478,9 +493,14 @@ impl Client {
     ///
     /// [`Error::PermissionDenied`], [`Error::ConsulRefused`] or [`Error::Unreachable`].
     ///
-    /// ```no_run
-    /// # async fn f(client: consul_lock_runtime::Client) -> consul_lock_runtime::Result<()> {
-    /// let mine = client.sessions().await?.into_iter().filter(|s| s.name.starts_with("consul-lock: ")).count();
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = consul_lock_runtime::Lock::new("jobs/b").client(&client).acquire().await?;
+    /// let sessions = client.sessions().await?;
+    /// assert!(sessions.iter().any(|s| s.id == guard.session_id() && s.behavior == "delete"));
+    /// guard.release().await?;
     /// # Ok(()) }
     /// ```
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
@@ -503,9 +523,14 @@ impl Client {
     ///
     /// [`Error::PermissionDenied`], [`Error::ConsulRefused`] or [`Error::Unreachable`].
     ///
-    /// ```no_run
-    /// # async fn f(client: consul_lock_runtime::Client, id: &str) -> consul_lock_runtime::Result<()> {
-    /// client.destroy_session(id).await?;
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = consul_lock_runtime::Lock::new("jobs/c").client(&client).acquire().await?;
+    /// // An operator ends the holder's session: the key is deleted with it.
+    /// client.destroy_session(guard.session_id()).await?;
+    /// assert!(client.kv_get(guard.key()).await?.is_none());
     /// # Ok(()) }
     /// ```
     pub async fn destroy_session(&self, id: &str) -> Result<()> {

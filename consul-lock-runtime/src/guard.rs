@@ -175,14 +175,19 @@ impl LockHandle {
     /// A future that completes when the lock is lost (or released), with the reason. Use it
     /// to stop work that must only run under the lock:
     ///
-    /// ```no_run
-    /// # async fn f(guard: consul_lock_runtime::LockGuard) {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use std::time::Duration;
+    /// let guard = consul_lock_runtime::Lock::new("jobs/long").client(&client).renew(true).acquire().await?;
+    /// let do_the_work = tokio::time::sleep(Duration::from_millis(20));
     /// tokio::select! {
     ///     reason = guard.lost() => eprintln!("stopping: {reason}"),
-    ///     () = do_the_work() => {}
+    ///     () = do_the_work => println!("done under the lock"),
     /// }
-    /// # }
-    /// # async fn do_the_work() {}
+    /// guard.release().await?;
+    /// # Ok(()) }
     /// ```
     pub fn lost(&self) -> Lost {
         let shared = &self.shared;
@@ -244,11 +249,14 @@ impl fmt::Debug for Lost {
 /// [`release`](Self::release) (or [`release_blocking`](Self::release_blocking)) to release it
 /// and see the outcome.
 ///
-/// ```no_run
-/// # async fn f() -> consul_lock_runtime::Result<()> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
 /// use consul_lock_runtime::Lock;
-/// let guard = Lock::new("reports/daily").acquire().await?;
+/// let guard = Lock::new("reports/daily").client(&client).acquire().await?;
 /// println!("{} held with token {}", guard.key(), guard.fencing_token());
+/// assert!(guard.is_held());
 /// guard.release().await?;
 /// # Ok(()) }
 /// ```

@@ -51,17 +51,21 @@ fn txn_body_size(key: &str, value_len: usize) -> usize {
 /// be acquired many times, one guard at a time or concurrently (each acquisition is a new
 /// Consul session).
 ///
-/// ```no_run
+/// ```
 /// use consul_lock_runtime::Lock;
 /// use std::time::Duration;
 ///
-/// # async fn f() -> consul_lock_runtime::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
 /// let lock = Lock::new("send/user-42/welcome-email")
+///     .client(&client)
 ///     .acquire_timeout(Duration::from_millis(500))
 ///     .lock_timeout(Duration::from_secs(60));
 ///
 /// // Fail hard: an error when another holder keeps the key past the acquire timeout.
 /// let guard = lock.acquire().await?;
+/// assert!(matches!(lock.acquire().await, Err(consul_lock_runtime::Error::NotAcquired { .. })));
 /// guard.release().await?;
 ///
 /// // Fail soft: `None` when not acquired.
@@ -70,7 +74,8 @@ fn txn_body_size(key: &str, value_len: usize) -> usize {
 /// }
 ///
 /// // Run a future under the lock; released afterwards.
-/// let sent = lock.hold(|_lock| async { "sent" }).await?;
+/// let sent = lock.hold(|handle| async move { handle.fencing_token() }).await?;
+/// assert!(sent > 0);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
