@@ -311,40 +311,30 @@ impl Client {
         blocking: Option<(u64, Duration)>,
         timeout: Duration,
     ) -> Result<(Option<KvEntry>, u64)> {
-        const OP: &str = "read the key";
-        let mut call = Call::new(Method::GET, format!("/v1/kv/{}", encode_path(key)), key, OP);
-        if let Some((index, wait)) = blocking {
-            call.query.push(("index", index.to_string()));
-            call.query.push(("wait", go_duration(wait)));
-        }
-        call.timeout = timeout;
-        let reply = self.call(call, &[404]).await?;
-        let index = reply.index.unwrap_or(0);
-        if reply.status == 404 {
-            return Ok((None, index));
-        }
-        let entries: Vec<RawEntry> = serde_json::from_slice(&reply.body)
-            .map_err(|e| unexpected(key, OP, reply.status, &e.to_string()))?;
-        Ok((entries.into_iter().next().map(RawEntry::into_entry), index))
+        let (entries, index) = self.kv_query(key, key, false, blocking, timeout).await?;
+        Ok((entries.into_iter().next(), index))
     }
 
-    /// `GET /v1/kv/<prefix>?recurse`, as a blocking query when `index` is given: every entry
-    /// whose key starts with `prefix`, and `X-Consul-Index`.
-    pub(crate) async fn kv_read_tree(
+    /// `GET /v1/kv/<path>` (with `?recurse` when `recurse`), as a blocking query when `index` is
+    /// given: the entries (none on 404) and `X-Consul-Index`. `key` names the lock for errors.
+    async fn kv_query(
         &self,
         key: &str,
-        prefix: &str,
+        path: &str,
+        recurse: bool,
         blocking: Option<(u64, Duration)>,
         timeout: Duration,
     ) -> Result<(Vec<KvEntry>, u64)> {
-        const OP: &str = "read the key and its waiters";
+        const OP: &str = "read the key";
         let mut call = Call::new(
             Method::GET,
-            format!("/v1/kv/{}", encode_path(prefix)),
+            format!("/v1/kv/{}", encode_path(path)),
             key,
             OP,
         );
-        call.query.push(("recurse", String::new()));
+        if recurse {
+            call.query.push(("recurse", String::new()));
+        }
         if let Some((index, wait)) = blocking {
             call.query.push(("index", index.to_string()));
             call.query.push(("wait", go_duration(wait)));
@@ -361,6 +351,18 @@ impl Client {
             entries.into_iter().map(RawEntry::into_entry).collect(),
             index,
         ))
+    }
+
+    /// `GET /v1/kv/<prefix>?recurse`, as a blocking query when `index` is given: every entry
+    /// whose key starts with `prefix`, and `X-Consul-Index`.
+    pub(crate) async fn kv_read_tree(
+        &self,
+        key: &str,
+        prefix: &str,
+        blocking: Option<(u64, Duration)>,
+        timeout: Duration,
+    ) -> Result<(Vec<KvEntry>, u64)> {
+        self.kv_query(key, prefix, true, blocking, timeout).await
     }
 
     /// `PUT /v1/kv/<entry>?acquire=<session>` with an empty value: `Ok(true)` when the session

@@ -167,20 +167,13 @@ async fn a_waiter_whose_session_was_invalidated_recovers() {
     }
     let server = env.consul.server().unwrap();
     let holder = env.lock("job").acquire().await.unwrap();
-    let waiter_client = Client::builder()
-        .address(env.consul.url())
-        .session_ttl_min(env.min_ttl())
-        .build()
-        .unwrap();
+    let waiter_client = env.another_client();
     let waiter_lock = env
         .lock("job")
         .client(&waiter_client)
         .acquire_timeout(Duration::from_secs(5));
     let waiter = tokio::spawn(async move { waiter_lock.acquire().await });
-    // The waiter is blocked once it sent create, lock, queue, read, blocking read.
-    while waiter_client.requests_sent() < 5 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    Env::until_waiting(&waiter_client).await;
     let waiting_session = env
         .my_sessions()
         .await

@@ -103,11 +103,7 @@ async fn contention_with_a_wait_times_out_after_the_wait() {
 async fn waiter_wakes_within_milliseconds_of_the_release() {
     let env = Env::new("wake");
     let holder = env.lock("job").acquire().await.unwrap();
-    let waiter_client = Client::builder()
-        .address(env.consul.url())
-        .session_ttl_min(env.min_ttl())
-        .build()
-        .unwrap();
+    let waiter_client = env.another_client();
     let waiter_lock = env
         .lock("job")
         .client(&waiter_client)
@@ -116,11 +112,7 @@ async fn waiter_wakes_within_milliseconds_of_the_release() {
         let guard = waiter_lock.acquire().await;
         (guard, Instant::now())
     });
-    // The waiter has sent its blocking query once it has made 5 requests: create session,
-    // txn lock (held), join the queue, read the key and queue, blocking read.
-    while waiter_client.requests_sent() < 5 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    Env::until_waiting(&waiter_client).await;
     let released_at = Instant::now();
     holder.release().await.unwrap();
     let (guard, acquired_at) = waiter.await.unwrap();
@@ -424,11 +416,7 @@ async fn waiters_get_the_lock_in_the_order_they_queued() {
     let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut waiters = Vec::new();
     for n in 0..4 {
-        let client = Client::builder()
-            .address(env.consul.url())
-            .session_ttl_min(env.min_ttl())
-            .build()
-            .unwrap();
+        let client = env.another_client();
         let lock = env
             .lock("job")
             .client(&client)
@@ -439,11 +427,7 @@ async fn waiters_get_the_lock_in_the_order_they_queued() {
             order.lock().unwrap().push(n);
             guard.release().await.unwrap();
         }));
-        // Let this waiter join the queue (create, lock, queue, read, blocking read) before the
-        // next one starts.
-        while client.requests_sent() < 5 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        Env::until_waiting(&client).await;
     }
     holder.release().await.unwrap();
     for w in waiters {
@@ -462,11 +446,7 @@ async fn a_releaser_taking_the_key_again_at_once_is_served_after_the_queued_wait
     let env = Env::new("no-barging");
     for round in 0..5 {
         let holder = env.lock("job").acquire().await.unwrap();
-        let waiter_client = Client::builder()
-            .address(env.consul.url())
-            .session_ttl_min(env.min_ttl())
-            .build()
-            .unwrap();
+        let waiter_client = env.another_client();
         let waiter_lock = env
             .lock("job")
             .client(&waiter_client)
@@ -478,9 +458,7 @@ async fn a_releaser_taking_the_key_again_at_once_is_served_after_the_queued_wait
             waiter_order.lock().unwrap().push("waiter");
             guard.release().await.unwrap();
         });
-        while waiter_client.requests_sent() < 5 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        Env::until_waiting(&waiter_client).await;
         holder.release().await.unwrap();
         // The same client, at once: it must not overtake the queued waiter.
         let again = env

@@ -34,6 +34,24 @@ impl Env {
         }
     }
 
+    /// Another client for the same Consul (its own request counter and connection pool).
+    pub fn another_client(&self) -> Client {
+        consul_lock_runtime::ClientBuilder::from_env()
+            .expect("CONSUL_* variables")
+            .address(self.consul.url())
+            .session_ttl_min(self.min_ttl())
+            .build()
+            .expect("client")
+    }
+
+    /// Returns once a waiter using `client` (and nothing else) has sent its blocking query:
+    /// create session, txn lock (held), join the queue, read, blocking read.
+    pub async fn until_waiting(client: &Client) {
+        while client.requests_sent() < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// A lock on `key` under this test's prefix, with this test's client.
     pub fn lock(&self, key: &str) -> Lock {
         Lock::new(key)
