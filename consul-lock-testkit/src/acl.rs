@@ -3,7 +3,30 @@
 
 use crate::error::Error;
 
-/// An access level of an ACL rule, as Consul's `policy = "..."`.
+/// An access level of an ACL rule, as Consul's `policy = "..."`. Levels are ordered:
+/// `Deny < Read < List < Write`.
+///
+/// ```
+/// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+/// # use std::io::{Read, Write};
+/// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+/// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+/// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+/// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+/// #     let mut answer = String::new();
+/// #     s.read_to_string(&mut answer).unwrap();
+/// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+/// #     (head[9..12].parse().unwrap(), body.to_string())
+/// # }
+/// # fn start(acl: AclConfig) -> TestServer {
+/// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+/// # }
+/// assert!(Access::Deny < Access::Read && Access::List < Access::Write);
+/// let reader = AclToken::new("reader").key("config", Access::Read);
+/// let server = start(AclConfig::deny_by_default().token(reader));
+/// assert_eq!(call(&server, "GET", "/v1/kv/config", "reader").0, 404); // allowed, absent
+/// assert_eq!(call(&server, "PUT", "/v1/kv/config", "reader").0, 403); // writing is not
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     /// Nothing is allowed.
@@ -70,6 +93,27 @@ pub struct AclToken {
 
 impl AclToken {
     /// A token with no rules (only the default policy applies).
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// let server = start(AclConfig::deny_by_default().token(AclToken::new("nobody")));
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a", "nobody"), (403, "Permission denied".into()));
+    /// let server = start(AclConfig::allow_by_default().token(AclToken::new("nobody")));
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a", "nobody").0, 404);
+    /// ```
     pub fn new(secret: &str) -> AclToken {
         AclToken {
             secret: secret.to_string(),
@@ -77,6 +121,11 @@ impl AclToken {
         }
     }
     /// The secret sent by clients.
+    ///
+    /// ```
+    /// use consul_lock_testkit::AclToken;
+    /// assert_eq!(AclToken::new("my-secret").secret(), "my-secret");
+    /// ```
     pub fn secret(&self) -> &str {
         &self.secret
     }
@@ -89,23 +138,120 @@ impl AclToken {
         self
     }
     /// `key_prefix "prefix" { policy = ... }`
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// let app = AclToken::new("app").key_prefix("locks/", Access::Write);
+    /// let server = start(AclConfig::deny_by_default().token(app));
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/locks/job", "app"), (200, "true\n".into()));
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/other", "app").0, 403);
+    /// ```
     pub fn key_prefix(self, prefix: &str, access: Access) -> Self {
         self.rule(Kind::KeyPrefix, prefix, access)
     }
     /// `key "name" { policy = ... }` (exact key)
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// let app = AclToken::new("app").key("leader", Access::Write);
+    /// let server = start(AclConfig::deny_by_default().token(app));
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/leader", "app").0, 200);
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/leader/sub", "app").0, 403); // exact key only
+    /// ```
     pub fn key(self, key: &str, access: Access) -> Self {
         self.rule(Kind::Key, key, access)
     }
     /// `session_prefix "node-prefix" { policy = ... }`
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// let app = AclToken::new("app").session_prefix("", Access::Write); // every node
+    /// let server = start(AclConfig::deny_by_default().token(app));
+    /// assert_eq!(call(&server, "PUT", "/v1/session/create", "app").0, 200);
+    /// assert_eq!(call(&server, "PUT", "/v1/session/create", "").0, 403); // anonymous
+    /// ```
     pub fn session_prefix(self, prefix: &str, access: Access) -> Self {
         self.rule(Kind::SessionPrefix, prefix, access)
     }
     /// `session "node" { policy = ... }` (exact node name)
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// // Sessions are created on the server's node, `consul-lock-testkit` by default.
+    /// let app = AclToken::new("app").session("consul-lock-testkit", Access::Write);
+    /// let server = start(AclConfig::deny_by_default().token(app));
+    /// assert_eq!(call(&server, "PUT", "/v1/session/create", "app").0, 200);
+    /// let reader = AclToken::new("r").session("consul-lock-testkit", Access::Read);
+    /// let server = start(AclConfig::deny_by_default().token(reader));
+    /// assert_eq!(call(&server, "PUT", "/v1/session/create", "r").0, 403);
+    /// ```
     pub fn session(self, node: &str, access: Access) -> Self {
         self.rule(Kind::Session, node, access)
     }
     /// A token from Consul's HCL rules text (the `key`, `key_prefix`, `session` and
     /// `session_prefix` blocks; other blocks are refused).
+    ///
+    /// ```
+    /// use consul_lock_testkit::{AclToken, Error};
+    /// let rules = r#"key_prefix "locks/" { policy = "write" }
+    /// session_prefix "" { policy = "write" }"#;
+    /// assert_eq!(AclToken::from_rules("app", rules).unwrap().secret(), "app");
+    /// let err = AclToken::from_rules("app", r#"node "" { policy = "read" }"#).unwrap_err();
+    /// assert!(matches!(err, Error::Config(_)));
+    /// assert!(err.to_string().contains("unsupported rule block `node`"));
+    /// ```
     pub fn from_rules(secret: &str, rules: &str) -> Result<AclToken, Error> {
         let mut tok = AclToken::new(secret);
         let toks = tokenize(rules)?;
@@ -211,6 +357,26 @@ pub struct AclConfig {
 
 impl AclConfig {
     /// ACLs on, `acl.default_policy = "deny"`.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// let server = start(AclConfig::deny_by_default().token(AclToken::new("app")));
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a", ""), (403, "Permission denied".into()));
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a", "app").0, 403);
+    /// ```
     pub fn deny_by_default() -> AclConfig {
         AclConfig {
             default_allow: false,
@@ -219,6 +385,27 @@ impl AclConfig {
         }
     }
     /// ACLs on, `acl.default_policy = "allow"`.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// let ro = AclToken::new("ro").key_prefix("", Access::Read);
+    /// let server = start(AclConfig::allow_by_default().token(ro));
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "").0, 200); // anonymous: allowed
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "ro").0, 403); // a rule takes write away
+    /// ```
     pub fn allow_by_default() -> AclConfig {
         AclConfig {
             default_allow: true,
@@ -226,11 +413,56 @@ impl AclConfig {
         }
     }
     /// A token allowed everything.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// let server = start(AclConfig::deny_by_default().management_token("root"));
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/any/key", "root").0, 200);
+    /// assert_eq!(call(&server, "PUT", "/v1/session/create", "root").0, 200);
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/any/key", "").0, 403);
+    /// ```
     pub fn management_token(mut self, secret: &str) -> Self {
         self.management = Some(secret.to_string());
         self
     }
     /// Adds a token.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{AclConfig, AclToken, Access, ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, token: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\n");
+    /// #     write!(s, "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    /// #     (head[9..12].parse().unwrap(), body.to_string())
+    /// # }
+    /// # fn start(acl: AclConfig) -> TestServer {
+    /// #     TestServer::start_with(ServerConfig::default().acl(acl)).unwrap()
+    /// # }
+    /// let acl = AclConfig::deny_by_default()
+    ///     .token(AclToken::new("a").key("a", Access::Write))
+    ///     .token(AclToken::new("b").key("b", Access::Write));
+    /// let server = start(acl);
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/b", "b").0, 200);
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/b", "a").0, 403);
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/b", "nope"), (403, "ACL not found".into()));
+    /// ```
     pub fn token(mut self, token: AclToken) -> Self {
         self.tokens.push(token);
         self

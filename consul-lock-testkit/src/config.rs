@@ -47,43 +47,193 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// The address to listen on (default `127.0.0.1:0`, a free port).
+    ///
+    /// ```
+    /// use consul_lock_testkit::{ServerConfig, TestServer};
+    /// let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = probe.local_addr().unwrap();
+    /// drop(probe); // free the port again
+    /// let server = TestServer::start_with(ServerConfig::default().listen(addr)).unwrap();
+    /// assert_eq!(server.addr(), addr);
+    /// ```
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
     }
     /// The smallest session TTL accepted (default 10 s, as Consul's `session_ttl_min`);
     /// the largest stays 24 h.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    /// let server = TestServer::start().unwrap(); // 10 s by default
+    /// let (status, body) = call(&server, "PUT", "/v1/session/create", r#"{"TTL": "1s"}"#);
+    /// assert_eq!(status, 500);
+    /// assert!(body.starts_with("Invalid Session TTL '1000000000', must be between [10s=24h0m0s]"));
+    /// let config = ServerConfig::default().session_ttl_min(Duration::from_secs(1));
+    /// let server = TestServer::start_with(config).unwrap();
+    /// assert_eq!(call(&server, "PUT", "/v1/session/create", r#"{"TTL": "1s"}"#).0, 200);
+    /// ```
     pub fn session_ttl_min(mut self, d: Duration) -> Self {
         self.session_ttl_min = d;
         self
     }
     /// How long requests needing a leader are held during a leaderless period before they
     /// answer `500 No cluster leader` (default 7 s, Consul's `rpc_hold_timeout`).
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// use std::time::{Duration, Instant};
+    /// let config = ServerConfig::default().leaderless_hold(Duration::from_millis(20));
+    /// let server = TestServer::start_with(config).unwrap();
+    /// server.set_leaderless(true);
+    /// let start = Instant::now();
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x"), (500, "No cluster leader".into()));
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// ```
     pub fn leaderless_hold(mut self, d: Duration) -> Self {
         self.leaderless_hold = d;
         self
     }
     /// The datacenter name (default `dc1`).
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start_with(ServerConfig::default().datacenter("dc2")).unwrap();
+    /// assert!(call(&server, "GET", "/v1/agent/self", "").1.contains(r#""Datacenter": "dc2""#));
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a?dc=dc2", "").0, 404);
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a?dc=dc1", ""), (500, "No path to datacenter".into()));
+    /// ```
     pub fn datacenter(mut self, dc: &str) -> Self {
         self.datacenter = dc.to_string();
         self
     }
     /// The node name sessions are bound to (default `consul-lock-testkit`).
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start_with(ServerConfig::default().node_name("node-a")).unwrap();
+    /// assert!(call(&server, "GET", "/v1/agent/self", "").1.contains(r#""NodeName": "node-a""#));
+    /// let (status, body) = call(&server, "PUT", "/v1/session/create", r#"{"Node": "node-b"}"#);
+    /// assert_eq!((status, body.as_str()), (500, "apply failed: Missing node registration"));
+    /// ```
     pub fn node_name(mut self, n: &str) -> Self {
         self.node_name = n.to_string();
         self
     }
     /// Turns ACLs on with these tokens and default policy.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// use consul_lock_testkit::AclConfig;
+    /// let acl = AclConfig::deny_by_default().management_token("root");
+    /// let server = TestServer::start_with(ServerConfig::default().acl(acl)).unwrap();
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x"), (403, "Permission denied".into()));
+    /// let plain = TestServer::start().unwrap(); // no ACLs: everything is allowed
+    /// assert_eq!(call(&plain, "PUT", "/v1/kv/a", "x").0, 200);
+    /// ```
     pub fn acl(mut self, acl: AclConfig) -> Self {
         self.acl = Some(acl);
         self
     }
     /// Serves HTTPS with a generated CA and a certificate for `127.0.0.1` and `localhost`.
+    ///
+    /// ```
+    /// use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::start_with(ServerConfig::default().tls(true)).unwrap();
+    /// let ca = reqwest::Certificate::from_pem(server.ca_cert_pem().unwrap().as_bytes()).unwrap();
+    /// let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    /// let url = format!("{}/v1/status/leader", server.url()); // https://127.0.0.1:PORT/…
+    /// let answer = client.get(url).send().await.unwrap().text().await.unwrap();
+    /// assert_eq!(answer, "\"127.0.0.1:8300\"\n");
+    /// # }
+    /// ```
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
         self
     }
     /// Logs every request (method, path, status, elapsed) to stderr, as the devserver does.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start_with(ServerConfig::default().log_requests(true)).unwrap();
+    /// // Prints a line like `GET /v1/status/leader 200 0.2ms` to stderr.
+    /// assert_eq!(call(&server, "GET", "/v1/status/leader", "").0, 200);
+    /// ```
     pub fn log_requests(mut self, on: bool) -> Self {
         self.log_requests = on;
         self

@@ -1,6 +1,18 @@
 //! The crate's error type.
 
 /// Errors from starting, restarting or configuring a [`TestServer`](crate::TestServer).
+///
+/// ```
+/// use consul_lock_testkit::{AclToken, Error, ServerConfig, TestServer};
+/// let server = TestServer::start().unwrap();
+/// let taken = ServerConfig::default().listen(server.addr());
+/// match TestServer::start_with(taken) {
+///     Err(Error::Bind { addr, .. }) => assert_eq!(addr, server.addr()),
+///     other => panic!("expected a bind error, got {other:?}"),
+/// }
+/// let err = AclToken::from_rules("t", "operator = \"read\"").unwrap_err();
+/// assert!(matches!(err, Error::Config(_)), "{err}");
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The listening socket could not be bound.

@@ -42,6 +42,16 @@ const TTL_MIN_ENV: &str = "CONSUL_LOCK_TEST_SESSION_TTL_MIN";
 impl TestConsul {
     /// `CONSUL_HTTP_ADDR` set: that agent (`host:port` or `http(s)://…`; `CONSUL_HTTP_SSL=true`
     /// makes a bare `host:port` HTTPS). Unset: an embedded server with `session_ttl_min` 1 s.
+    ///
+    /// ```
+    /// use consul_lock_testkit::TestConsul;
+    /// let consul = TestConsul::from_env_or_start().unwrap();
+    /// if consul.is_embedded() {
+    ///     assert_eq!(consul.session_ttl_min(), std::time::Duration::from_secs(1));
+    /// } else {
+    ///     assert!(std::env::var("CONSUL_HTTP_ADDR").is_ok()); // a real agent
+    /// }
+    /// ```
     pub fn from_env_or_start() -> Result<TestConsul, Error> {
         TestConsul::from_env_or_start_with(
             ServerConfig::default().session_ttl_min(Duration::from_secs(1)),
@@ -50,6 +60,17 @@ impl TestConsul {
 
     /// As [`from_env_or_start`](Self::from_env_or_start), starting an embedded server with
     /// `config` when no agent is named.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consul_lock_testkit::{ServerConfig, TestConsul};
+    /// let config = ServerConfig::default().session_ttl_min(Duration::from_secs(2));
+    /// let consul = TestConsul::from_env_or_start_with(config).unwrap();
+    /// if let Some(server) = consul.server() {
+    ///     assert_eq!(consul.session_ttl_min(), Duration::from_secs(2));
+    ///     assert_eq!(server.url(), consul.url());
+    /// }
+    /// ```
     pub fn from_env_or_start_with(config: ServerConfig) -> Result<TestConsul, Error> {
         match std::env::var("CONSUL_HTTP_ADDR") {
             Ok(v) if !v.trim().is_empty() => {
@@ -65,6 +86,16 @@ impl TestConsul {
     }
 
     /// The base URL to give a client.
+    ///
+    /// ```
+    /// use consul_lock_testkit::TestConsul;
+    /// let consul = TestConsul::from_env_or_start().unwrap();
+    /// let url = consul.url(); // give this to the client under test
+    /// assert!(url.starts_with("http://") || url.starts_with("https://"));
+    /// if let Some(server) = consul.server() {
+    ///     assert_eq!(url, server.url());
+    /// }
+    /// ```
     pub fn url(&self) -> String {
         match self {
             TestConsul::Embedded(s) => s.url(),
@@ -73,6 +104,16 @@ impl TestConsul {
     }
 
     /// The embedded server, for fault injection; `None` against a real agent.
+    ///
+    /// ```
+    /// use consul_lock_testkit::TestConsul;
+    /// let consul = TestConsul::from_env_or_start().unwrap();
+    /// match consul.server() {
+    ///     Some(server) => server.fail_next(1, 500, "No cluster leader"), // the next request fails
+    ///     None => eprintln!("skipping fault injection: running against a real agent"),
+    /// }
+    /// assert_eq!(consul.server().is_some(), consul.is_embedded());
+    /// ```
     pub fn server(&self) -> Option<&TestServer> {
         match self {
             TestConsul::Embedded(s) => Some(s),
@@ -82,6 +123,18 @@ impl TestConsul {
 
     /// The smallest session TTL the server accepts: the configured one when embedded; for an
     /// agent `CONSUL_LOCK_TEST_SESSION_TTL_MIN` (like `10s`) or Consul's default 10 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use consul_lock_testkit::TestConsul;
+    /// let consul = TestConsul::from_env_or_start().unwrap();
+    /// let ttl_min = consul.session_ttl_min(); // the shortest TTL a test can ask for
+    /// if consul.is_embedded() {
+    ///     assert_eq!(ttl_min, Duration::from_secs(1));
+    /// } else {
+    ///     assert!(ttl_min > Duration::ZERO);
+    /// }
+    /// ```
     pub fn session_ttl_min(&self) -> Duration {
         match self {
             TestConsul::Embedded(s) => s.config().session_ttl_min,
@@ -96,6 +149,14 @@ impl TestConsul {
     }
 
     /// Whether this is an embedded server.
+    ///
+    /// ```
+    /// use consul_lock_testkit::TestConsul;
+    /// let consul = TestConsul::from_env_or_start().unwrap();
+    /// let agent_named = std::env::var("CONSUL_HTTP_ADDR").is_ok_and(|v| !v.trim().is_empty());
+    /// assert_eq!(consul.is_embedded(), !agent_named);
+    /// assert_eq!(consul.is_embedded(), consul.server().is_some());
+    /// ```
     pub fn is_embedded(&self) -> bool {
         matches!(self, TestConsul::Embedded(_))
     }

@@ -131,22 +131,51 @@ impl TestServer {
     }
 
     /// The address it listens on.
+    ///
+    /// ```
+    /// let server = consul_lock_testkit::TestServer::start().unwrap();
+    /// assert!(server.addr().ip().is_loopback());
+    /// assert_ne!(server.addr().port(), 0); // the free port it was given
+    /// std::net::TcpStream::connect(server.addr()).unwrap();
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// `http://127.0.0.1:PORT`, or `https://…` with TLS.
+    ///
+    /// ```
+    /// let server = consul_lock_testkit::TestServer::start().unwrap();
+    /// assert_eq!(server.url(), format!("http://{}", server.addr()));
+    /// ```
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
     }
 
     /// The generated CA certificate (PEM) when TLS is on.
+    ///
+    /// ```
+    /// use consul_lock_testkit::{ServerConfig, TestServer};
+    /// assert_eq!(TestServer::start().unwrap().ca_cert_pem(), None);
+    /// let server = TestServer::start_with(ServerConfig::default().tls(true)).unwrap();
+    /// let pem = server.ca_cert_pem().unwrap(); // trust this in the client under test
+    /// assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// ```
     pub fn ca_cert_pem(&self) -> Option<String> {
         self.tls.as_ref().map(|t| t.ca_pem.clone())
     }
 
     /// The configuration it runs with (the port filled in).
+    ///
+    /// ```
+    /// use consul_lock_testkit::{Error, ServerConfig, TestServer};
+    /// let server = TestServer::start_with(ServerConfig::default().datacenter("dc2")).unwrap();
+    /// assert!(format!("{:?}", server.config()).contains("dc2"));
+    /// // The port is filled in, so the same config cannot start a second server.
+    /// let again = TestServer::start_with(server.config().clone());
+    /// assert!(matches!(again, Err(Error::Bind { addr, .. }) if addr == server.addr()));
+    /// ```
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
     }
@@ -157,15 +186,54 @@ impl TestServer {
     /// answers `""`. Session TTL timers pause and restart in full when the leader is back.
     ///
     /// ```
-    /// let server = consul_lock_testkit::TestServer::start().unwrap();
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start().unwrap();
     /// server.set_leaderless(true);
+    /// assert_eq!(call(&server, "GET", "/v1/status/leader", ""), (200, "\"\"\n".into()));
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a?stale", "").0, 404); // stale reads still answer
     /// server.set_leaderless(false);
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x").0, 200);
     /// ```
     pub fn set_leaderless(&self, on: bool) {
         self.shared.faults.set_leaderless(on, None);
     }
 
     /// Leaderless now, with the leader back after `d`.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// use std::time::{Duration, Instant};
+    /// let server = TestServer::start().unwrap();
+    /// server.leaderless_for(Duration::from_millis(50));
+    /// assert_eq!(call(&server, "GET", "/v1/status/leader", ""), (200, "\"\"\n".into()));
+    /// let start = Instant::now();
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x").0, 200); // held until the leader is back
+    /// assert!(start.elapsed() >= Duration::from_millis(40));
+    /// ```
     pub fn leaderless_for(&self, d: Duration) {
         self.shared
             .faults
@@ -173,32 +241,168 @@ impl TestServer {
     }
 
     /// Adds `d` to every request.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// use std::time::{Duration, Instant};
+    /// let server = TestServer::start().unwrap();
+    /// server.set_latency(Duration::from_millis(20));
+    /// let start = Instant::now();
+    /// assert_eq!(call(&server, "GET", "/v1/status/leader", "").0, 200);
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// server.set_latency(Duration::ZERO); // back to full speed
+    /// ```
     pub fn set_latency(&self, d: Duration) {
         self.shared.faults.set_latency(d);
     }
 
     /// The next `n` requests answer `status` with `body` (text/plain).
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start().unwrap();
+    /// server.fail_next(2, 500, "No cluster leader");
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x"), (500, "No cluster leader".into()));
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x").0, 500);
+    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x"), (200, "true\n".into()));
+    /// ```
     pub fn fail_next(&self, n: usize, status: u16, body: &str) {
         self.shared.faults.set_fail_next(n, status, body);
     }
 
     /// While on, requests are accepted but not answered until it is turned off.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    /// let server = TestServer::start().unwrap();
+    /// server.set_stalled(true);
+    /// std::thread::scope(|scope| {
+    ///     let waiting = scope.spawn(|| call(&server, "GET", "/v1/status/leader", "").0);
+    ///     std::thread::sleep(Duration::from_millis(50));
+    ///     assert!(!waiting.is_finished()); // accepted, not answered
+    ///     server.set_stalled(false);
+    ///     assert_eq!(waiting.join().unwrap(), 200);
+    /// });
+    /// ```
     pub fn set_stalled(&self, on: bool) {
         self.shared.faults.stalled.send_replace(on);
     }
 
     /// Closes every open connection now (requests in flight get no answer).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # use std::net::TcpStream;
+    /// # fn request(s: &mut TcpStream) -> String { // one keep-alive exchange
+    /// #     s.write_all(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    /// #     let (mut answer, mut buf) = (Vec::new(), [0; 1024]);
+    /// #     while !answer.ends_with(b"8300\"\n") {
+    /// #         let n = s.read(&mut buf).unwrap();
+    /// #         assert!(n > 0, "closed early");
+    /// #         answer.extend_from_slice(&buf[..n]);
+    /// #     }
+    /// #     String::from_utf8(answer).unwrap()
+    /// # }
+    /// let server = consul_lock_testkit::TestServer::start().unwrap();
+    /// let mut conn = TcpStream::connect(server.addr()).unwrap();
+    /// assert!(request(&mut conn).starts_with("HTTP/1.1 200 OK")); // the connection stays open
+    /// server.set_stalled(true); // so that the next request is still in flight
+    /// conn.write_all(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    /// server.drop_connections();
+    /// assert!(matches!(conn.read(&mut [0; 64]), Ok(0) | Err(_)), "closed, no answer");
+    /// server.set_stalled(false);
+    /// ```
     pub fn drop_connections(&self) {
         self.shared.faults.drop_all_now();
     }
 
     /// The next `n` requests have their connection closed without an answer.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start().unwrap();
+    /// server.drop_next(1);
+    /// assert_eq!(call(&server, "GET", "/v1/status/leader", ""), (0, String::new())); // no answer
+    /// assert_eq!(call(&server, "GET", "/v1/status/leader", "").0, 200);
+    /// ```
     pub fn drop_next(&self, n: usize) {
         self.shared.faults.drop_next.store(n, Ordering::SeqCst);
     }
 
     /// Invalidates a session now as its TTL expiring would (its `Behavior` and `LockDelay`
     /// apply). Returns whether it existed.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start().unwrap();
+    /// let (_, created) = call(&server, "PUT", "/v1/session/create", "{}");
+    /// let id = created.split('"').nth(3).unwrap(); // {"ID": "…"}
+    /// assert_eq!(call(&server, "PUT", &format!("/v1/kv/lock?acquire={id}"), "me").1, "true\n");
+    /// assert!(server.expire_session(id));
+    /// assert!(!server.expire_session(id)); // already gone
+    /// assert!(!call(&server, "GET", "/v1/kv/lock", "").1.contains(id)); // the lock is released
+    /// ```
     pub fn expire_session(&self, id: &str) -> bool {
         self.shared
             .write(|st| st.invalidate_session(id, Instant::now()))
@@ -207,6 +411,30 @@ impl TestServer {
     /// Stops and starts again on the same port. With `keep_state` the data survives (and
     /// session TTL timers restart in full, as after a leader election); without it the
     /// server comes back empty, its index starting over.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let mut server = TestServer::start().unwrap();
+    /// let addr = server.addr();
+    /// call(&server, "PUT", "/v1/kv/a", "x");
+    /// server.restart(true).unwrap();
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a?raw", ""), (200, "x".into()));
+    /// server.restart(false).unwrap();
+    /// assert_eq!(call(&server, "GET", "/v1/kv/a?raw", "").0, 404);
+    /// assert_eq!(server.addr(), addr); // same port
+    /// ```
     pub fn restart(&mut self, keep_state: bool) -> Result<(), Error> {
         if let Some(mut r) = self.running.take() {
             r.stop();
@@ -234,6 +462,13 @@ impl TestServer {
     }
 
     /// Stops the server (as dropping it does).
+    ///
+    /// ```
+    /// let server = consul_lock_testkit::TestServer::start().unwrap();
+    /// let addr = server.addr();
+    /// server.stop();
+    /// assert!(std::net::TcpStream::connect(addr).is_err());
+    /// ```
     pub fn stop(mut self) {
         if let Some(mut r) = self.running.take() {
             r.stop();
@@ -241,6 +476,27 @@ impl TestServer {
     }
 
     /// HTTP requests answered so far.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start().unwrap();
+    /// assert_eq!(server.request_count(), 0);
+    /// call(&server, "PUT", "/v1/kv/a", "x");
+    /// call(&server, "GET", "/v1/kv/a", "");
+    /// assert_eq!(server.request_count(), 2);
+    /// ```
     pub fn request_count(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
     }
