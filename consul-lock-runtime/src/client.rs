@@ -53,6 +53,7 @@ impl Client {
     ///
     /// ```
     /// let client = consul_lock_runtime::Client::builder().address("10.0.0.5:8500").build()?;
+    /// assert_eq!(client.address(), "http://10.0.0.5:8500");
     /// # Ok::<(), consul_lock_runtime::Error>(())
     /// ```
     #[must_use]
@@ -70,6 +71,8 @@ impl Client {
     ///
     /// ```
     /// let client = consul_lock_runtime::Client::from_env()?;
+    /// // CONSUL_HTTP_ADDR (default 127.0.0.1:8500), with its scheme made explicit.
+    /// assert!(client.address().starts_with("http://") || client.address().starts_with("https://"));
     /// # Ok::<(), consul_lock_runtime::Error>(())
     /// ```
     pub fn from_env() -> Result<Client> {
@@ -189,18 +192,47 @@ impl Client {
     }
 
     /// The agent's base URL, `scheme://host:port`.
+    ///
+    /// ```
+    /// use consul_lock_runtime::Client;
+    /// let client = Client::builder().address("consul.internal:8500").build()?;
+    /// assert_eq!(client.address(), "http://consul.internal:8500");
+    /// let tls = Client::builder().address("https://consul.internal:8501/").build()?;
+    /// assert_eq!(tls.address(), "https://consul.internal:8501");
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
     #[must_use]
     pub fn address(&self) -> &str {
         &self.inner.base_url
     }
 
     /// The shortest lock timeout (session TTL) this client accepts.
+    ///
+    /// ```
+    /// use consul_lock_runtime::{Client, DEFAULT_SESSION_TTL_MIN};
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Client::builder().build()?.session_ttl_min(), DEFAULT_SESSION_TTL_MIN);
+    /// let client = Client::builder().session_ttl_min(Duration::from_secs(1)).build()?;
+    /// assert_eq!(client.session_ttl_min(), Duration::from_secs(1));
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
     #[must_use]
     pub fn session_ttl_min(&self) -> Duration {
         self.inner.session_ttl_min
     }
 
     /// The longest one HTTP request may take when no acquire deadline is shorter.
+    ///
+    /// ```
+    /// use consul_lock_runtime::{Client, DEFAULT_REQUEST_TIMEOUT};
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Client::builder().build()?.request_timeout(), DEFAULT_REQUEST_TIMEOUT);
+    /// let client = Client::builder().request_timeout(Duration::from_secs(3)).build()?;
+    /// assert_eq!(client.request_timeout(), Duration::from_secs(3));
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
     #[must_use]
     pub fn request_timeout(&self) -> Duration {
         self.inner.request_timeout

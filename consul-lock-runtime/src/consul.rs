@@ -14,8 +14,17 @@ use crate::{Client, Error, Result};
 /// A KV entry as Consul returns it.
 ///
 /// ```
-/// # use consul_lock_runtime::KvEntry;
-/// fn holder(entry: &KvEntry) -> Option<&str> { entry.session.as_deref() }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// use consul_lock_runtime::{KvEntry, Lock};
+/// let guard = Lock::new("kv-entry-example").client(&client).acquire().await?;
+/// let entry: KvEntry = client.kv_get(guard.key()).await?.expect("held");
+/// assert_eq!(entry.key, guard.key());
+/// assert_eq!(entry.session.as_deref(), Some(guard.session_id()));
+/// assert_eq!(entry.lock_index, 1); // the first acquisition of this key
+/// guard.release().await?;
+/// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -73,6 +82,23 @@ impl RawEntry {
 }
 
 /// A session as `/v1/session/list` and `/v1/session/info` return it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// use consul_lock_runtime::Lock;
+/// use std::time::Duration;
+///
+/// let lock = Lock::new("session-info-example").client(&client).lock_timeout(Duration::from_secs(60));
+/// let guard = lock.acquire().await?;
+/// let sessions = client.sessions().await?;
+/// let info = sessions.iter().find(|s| s.id == guard.session_id()).expect("listed");
+/// assert_eq!(info.name, format!("consul-lock: {}", guard.key()));
+/// assert_eq!((info.ttl.as_str(), info.behavior.as_str()), ("60s", "delete"));
+/// guard.release().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]

@@ -4,6 +4,17 @@ use std::fmt;
 use std::time::Duration;
 
 /// The result type of this crate: `Ok(T)` or an [`Error`].
+///
+/// ```
+/// use consul_lock_runtime::{Lock, Result};
+///
+/// fn billing_key(name: &str) -> Result<String> {
+///     Lock::new(name).key_prefix("locks/billing/").full_key()
+/// }
+/// assert_eq!(billing_key("invoices/42")?, "locks/billing/invoices/42");
+/// assert!(billing_key("invoices//42").is_err());
+/// # Ok::<(), consul_lock_runtime::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong when taking, holding or releasing a lock.

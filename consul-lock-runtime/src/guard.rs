@@ -129,6 +129,21 @@ impl Shared {
 /// A cloneable, `'static` view of a held lock: key, fencing token, whether it is still held,
 /// and a future that completes when it is lost. Get one from [`LockGuard::handle`]; it does
 /// not keep the lock alive.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// use consul_lock_runtime::{Lock, LockHandle};
+/// let guard = Lock::new("lock-handle-example").client(&client).acquire().await?;
+/// let handle: LockHandle = guard.handle();
+/// let checker = handle.clone();
+/// let task = tokio::spawn(async move { checker.is_held() });
+/// assert!(task.await?);
+/// drop(guard); // releases the lock: the handle does not keep it alive
+/// assert!(!handle.is_held());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct LockHandle {
     shared: Arc<Shared>,
@@ -136,12 +151,36 @@ pub struct LockHandle {
 
 impl LockHandle {
     /// The full Consul key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("jobs/handle-key").key_prefix("locks/docs/").client(&client);
+    /// let key = lock.hold(|handle| async move { handle.key().to_owned() }).await?;
+    /// assert_eq!(key, "locks/docs/jobs/handle-key");
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn key(&self) -> &str {
         &self.shared.key
     }
 
     /// The Consul session that holds the key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let guard = Lock::new("handle-session-id-example").client(&client).acquire().await?;
+    /// let handle = guard.handle();
+    /// let entry = client.kv_get(handle.key()).await?.expect("held");
+    /// assert_eq!(entry.session.as_deref(), Some(handle.session_id()));
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn session_id(&self) -> &str {
         &self.shared.session_id
@@ -150,6 +189,18 @@ impl LockHandle {
     /// The fencing token: the `ModifyIndex` of the write that acquired the key. It grows for
     /// every acquisition of any key, so a store that remembers the highest token it has seen
     /// can reject writes from a holder that lost the lock without knowing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("handle-fencing-token-example").client(&client);
+    /// let first = lock.hold(|handle| async move { handle.fencing_token() }).await?;
+    /// let second = lock.hold(|handle| async move { handle.fencing_token() }).await?;
+    /// assert!(second > first); // a later holder always has a higher token
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn fencing_token(&self) -> u64 {
         self.shared.fencing_token
@@ -158,12 +209,38 @@ impl LockHandle {
     /// Whether the lock is still held: not released, no loss seen, and the TTL since the last
     /// successful renewal (or the acquire) has not run out. It never answers `true` after the
     /// moment Consul may have freed the key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let guard = Lock::new("handle-is-held-example").client(&client).acquire().await?;
+    /// let handle = guard.handle();
+    /// assert!(handle.is_held());
+    /// guard.release().await?;
+    /// assert!(!handle.is_held());
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn is_held(&self) -> bool {
         self.shared.state.borrow().is_none() && Instant::now() < self.shared.valid_until()
     }
 
     /// Why the lock is no longer held, or `None` while it is.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{Lock, LostReason};
+    /// let guard = Lock::new("handle-lost-reason-example").client(&client).acquire().await?;
+    /// let handle = guard.handle();
+    /// assert_eq!(handle.lost_reason(), None);
+    /// guard.release().await?;
+    /// assert_eq!(handle.lost_reason(), Some(LostReason::Released));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn lost_reason(&self) -> Option<LostReason> {
         if let Some(reason) = self.shared.state.borrow().clone() {
@@ -227,6 +304,18 @@ impl fmt::Debug for LockHandle {
 }
 
 /// The future returned by [`LockGuard::lost`] / [`LockHandle::lost`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// use consul_lock_runtime::{Lock, Lost, LostReason};
+/// let guard = Lock::new("lost-example").client(&client).acquire().await?;
+/// let lost: Lost = guard.lost();
+/// guard.release().await?;
+/// assert_eq!(lost.await, LostReason::Released);
+/// # Ok(()) }
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Lost {
     inner: BoxFuture<'static, LostReason>,
@@ -312,41 +401,136 @@ impl LockGuard {
     }
 
     /// The full Consul key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("jobs/guard-key").key_prefix("locks/docs/").client(&client);
+    /// let guard = lock.acquire().await?;
+    /// assert_eq!(guard.key(), "locks/docs/jobs/guard-key");
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn key(&self) -> &str {
         self.handle.key()
     }
 
     /// The Consul session that holds the key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let guard = Lock::new("guard-session-id-example").client(&client).acquire().await?;
+    /// let sessions = client.sessions().await?;
+    /// assert!(sessions.iter().any(|s| s.id == guard.session_id()));
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn session_id(&self) -> &str {
         self.handle.session_id()
     }
 
     /// The fencing token (see [`LockHandle::fencing_token`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("guard-fencing-token-example").client(&client);
+    /// let mut highest_seen = 0; // what a fenced store remembers
+    /// for _ in 0..2 {
+    ///     let guard = lock.acquire().await?;
+    ///     assert!(guard.fencing_token() > highest_seen); // newer holder, higher token
+    ///     highest_seen = guard.fencing_token();
+    ///     guard.release().await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn fencing_token(&self) -> u64 {
         self.handle.fencing_token()
     }
 
     /// Whether the lock is still held (see [`LockHandle::is_held`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use std::time::Duration;
+    /// # let server = consul_lock_testkit::TestServer::start_with(consul_lock_testkit::ServerConfig::default().session_ttl_min(Duration::from_secs(1)))?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).session_ttl_min(Duration::from_secs(1)).build()?;
+    /// use consul_lock_runtime::{Lock, LostReason};
+    /// let lock = Lock::new("guard-is-held-example").client(&client).lock_timeout(Duration::from_secs(1));
+    /// let guard = lock.acquire_blocking()?;
+    /// assert!(guard.is_held());
+    /// std::thread::sleep(Duration::from_millis(1100)); // no renewal: the TTL runs out
+    /// assert!(!guard.is_held());
+    /// assert_eq!(guard.lost_reason(), Some(LostReason::Expired));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn is_held(&self) -> bool {
         self.handle.is_held()
     }
 
     /// Why the lock is no longer held, or `None` while it is.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{Lock, LostReason};
+    /// let guard = Lock::new("guard-lost-reason-example").client(&client).renew(true).acquire().await?;
+    /// assert_eq!(guard.lost_reason(), None);
+    /// client.destroy_session(guard.session_id()).await?; // an operator ends the session
+    /// guard.lost().await;
+    /// assert_eq!(guard.lost_reason(), Some(LostReason::KeyTakenOver { by: None }));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn lost_reason(&self) -> Option<LostReason> {
         self.handle.lost_reason()
     }
 
     /// A future that completes when the lock is lost (see [`LockHandle::lost`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{Lock, LostReason};
+    /// use std::time::Duration;
+    ///
+    /// let guard = Lock::new("guard-lost-example").client(&client).renew(true).acquire().await?;
+    /// client.destroy_session(guard.session_id()).await?; // the lock is taken away
+    /// let reason = tokio::time::timeout(Duration::from_secs(5), guard.lost()).await?;
+    /// assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    /// # Ok(()) }
+    /// ```
     pub fn lost(&self) -> Lost {
         self.handle.lost()
     }
 
     /// A cloneable, `'static` view of this lock, for tasks that need to check it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let guard = Lock::new("guard-handle-example").client(&client).acquire().await?;
+    /// let handle = guard.handle(); // 'static: it can move into a task
+    /// let worker = tokio::spawn(async move { (handle.is_held(), handle.fencing_token()) });
+    /// assert_eq!(worker.await?, (true, guard.fencing_token()));
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn handle(&self) -> LockHandle {
         self.handle.clone()
@@ -360,6 +544,18 @@ impl LockGuard {
     /// [`Error::Unreachable`](crate::Error::Unreachable), [`Error::ConsulRefused`](crate::Error::ConsulRefused)
     /// or [`Error::PermissionDenied`](crate::Error::PermissionDenied) when the session could
     /// not be destroyed; the key is then freed by the TTL.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let guard = Lock::new("release-example").client(&client).acquire().await?;
+    /// let key = guard.key().to_owned();
+    /// guard.release().await?;
+    /// assert!(client.kv_get(&key).await?.is_none()); // the session and the key are gone
+    /// # Ok(()) }
+    /// ```
     pub async fn release(mut self) -> Result<()> {
         let shared = self.disarm();
         background::run_to_completion(release(shared)).await?
@@ -370,6 +566,19 @@ impl LockGuard {
     /// # Errors
     ///
     /// As [`release`](Self::release).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("release-blocking-example").client(&client);
+    /// let guard = lock.acquire_blocking()?;
+    /// assert!(lock.try_acquire_blocking()?.is_none()); // held
+    /// guard.release_blocking()?;
+    /// assert!(lock.try_acquire_blocking()?.is_some()); // free again
+    /// # Ok(()) }
+    /// ```
     pub fn release_blocking(mut self) -> Result<()> {
         let shared = self.disarm();
         background::run_blocking(release(shared))?

@@ -6,6 +6,15 @@
 //! percent-encoding *inside the key itself* (a value `a/b` becomes the key text `a%2Fb`), and
 //! [`encode_path`] percent-encodes the whole key again for the wire. The escaping is
 //! injective: two different values never give the same key.
+//!
+//! ```
+//! use consul_lock_runtime::key::{encode_path, escape_value, validate};
+//!
+//! let key = format!("reports/{}", escape_value("2024/05"));
+//! assert_eq!(key, "reports/2024%2F05"); // the value stays one segment
+//! assert!(validate(&key, "key").is_ok());
+//! assert_eq!(encode_path(&key), "reports/2024%252F05"); // on the wire
+//! ```
 
 use std::fmt::{self, Write as _};
 

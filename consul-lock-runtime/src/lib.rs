@@ -5,18 +5,21 @@
 //!
 //! # Taking a lock
 //!
-//! ```no_run
+//! ```
 //! use consul_lock_runtime::{Client, Lock};
 //! use std::time::Duration;
 //!
-//! # async fn f() -> consul_lock_runtime::Result<()> {
-//! let client = Client::from_env()?;                 // CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, …
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = consul_lock_testkit::TestServer::start()?;
+//! // Usually `Client::from_env()?` (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, …); here a test server.
+//! let client = Client::builder().address(server.url()).build()?;
 //! let guard = Lock::new("send/user-42/welcome-email")
 //!     .client(&client)
 //!     .acquire_timeout(Duration::from_millis(500))
 //!     .acquire()
 //!     .await?;
 //! // … work; pass guard.fencing_token() to the systems you write to …
+//! assert!(guard.is_held());
 //! guard.release().await?;
 //! # Ok(()) }
 //! ```
@@ -68,9 +71,15 @@ pub use value::{default_value, ValueGenerator};
 /// last, or in tests before checking that nothing is left in Consul.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// let guard = consul_lock_runtime::Lock::new("flush-releases-example").client(&client).acquire().await?;
+/// let key = guard.key().to_owned();
+/// drop(guard); // released in the background
 /// consul_lock_runtime::flush_releases().await;
-/// # }
+/// assert!(client.kv_get(&key).await?.is_none());
+/// # Ok(()) }
 /// ```
 pub async fn flush_releases() {
     background::settle().await;
@@ -83,8 +92,14 @@ pub async fn flush_releases() {
 /// [`Error::Runtime`] when the background worker is not available.
 ///
 /// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// let lock = consul_lock_runtime::Lock::new("flush-blocking-example").client(&client);
+/// drop(lock.acquire_blocking()?); // released in the background
 /// consul_lock_runtime::flush_releases_blocking()?;
-/// # Ok::<(), consul_lock_runtime::Error>(())
+/// assert!(lock.try_acquire_blocking()?.is_some()); // the key is free again
+/// # Ok(()) }
 /// ```
 pub fn flush_releases_blocking() -> Result<()> {
     background::run_blocking(background::settle())
@@ -93,7 +108,14 @@ pub fn flush_releases_blocking() -> Result<()> {
 /// How many background releases and cleanups are in flight now.
 ///
 /// ```
-/// let _in_flight = consul_lock_runtime::pending_releases();
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// let guard = consul_lock_runtime::Lock::new("pending-example").client(&client).acquire_blocking()?;
+/// drop(guard); // one release in flight, until it completes
+/// consul_lock_runtime::flush_releases_blocking()?;
+/// assert_eq!(consul_lock_runtime::pending_releases(), 0);
+/// # Ok(()) }
 /// ```
 #[must_use]
 pub fn pending_releases() -> usize {

@@ -27,6 +27,26 @@ use crate::{background, defaults, key, Client, Error, LockHandle, Result};
 /// expired). When the key is freed, the waiter whose entry is oldest (lowest `CreateIndex`)
 /// tries first; the others leave it [`HEAD_GRACE`] before they try too (the first may have
 /// died with its session still alive). Keys ending in this suffix are reserved.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// use consul_lock_runtime::Lock;
+/// # use std::time::Duration;
+/// let lock = Lock::new("waiters-example").client(&client);
+/// let guard = lock.acquire().await?;
+/// let patient = lock.clone().acquire_timeout(Duration::from_secs(5));
+/// let waiter = tokio::spawn(async move { patient.acquire().await });
+/// let queue = format!("{}/.waiters/", guard.key());
+/// # while client.kv_keys(&queue).await?.is_empty() { tokio::time::sleep(Duration::from_millis(5)).await; }
+/// let queued = client.kv_keys(&queue).await?; // once the waiter has queued
+/// guard.release().await?;
+/// let second = waiter.await??; // the waiter's session now holds the key
+/// assert_eq!(queued, [format!("{queue}{}", second.session_id())]);
+/// # second.release().await?;
+/// # Ok(()) }
+/// ```
 pub const WAITERS_SUFFIX: &str = "/.waiters/";
 
 /// How long a waiter that is not first in the queue leaves a freed key to the first one.
@@ -34,6 +54,16 @@ const HEAD_GRACE: Duration = Duration::from_millis(25);
 
 /// Consul's limit for a request body (`kv_max_value_size`, 512 KiB). The lock's value travels
 /// base64-encoded inside a `/v1/txn` body, so the largest value is about 3/4 of this.
+///
+/// ```
+/// use consul_lock_runtime::{Client, Error, Lock, MAX_VALUE_SIZE};
+/// let client = Client::builder().build()?;
+/// let huge = Lock::new("max-value-size-example").client(&client).value_generator(|_| "x".repeat(MAX_VALUE_SIZE));
+/// let err = huge.acquire_blocking().unwrap_err();
+/// assert!(matches!(err, Error::InvalidOption { option: "value_generator", .. }));
+/// assert_eq!(client.requests_sent(), 0); // refused before any request
+/// # Ok::<(), consul_lock_runtime::Error>(())
+/// ```
 pub const MAX_VALUE_SIZE: usize = 512 * 1024;
 
 /// The size of the `/v1/txn` body that locks `key` with a value of `value_len` bytes, as
@@ -115,6 +145,16 @@ struct Plan {
 impl Lock {
     /// A lock on `key`, relative to the key prefix (default `locks/ephemeral/`). The key is
     /// checked when the lock is acquired.
+    ///
+    /// ```
+    /// use consul_lock_runtime::{Error, Lock};
+    /// let lock = Lock::new("jobs/nightly").key_prefix("locks/");
+    /// assert_eq!(lock.full_key()?, "locks/jobs/nightly");
+    /// // The key is checked when the lock is acquired, before any request.
+    /// let bad = Lock::new("jobs//nightly");
+    /// assert!(matches!(bad.acquire_blocking(), Err(Error::InvalidKey { .. })));
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
     pub fn new(key: impl Into<String>) -> Lock {
         Lock {
             key: key.into(),
@@ -128,6 +168,18 @@ impl Lock {
     }
 
     /// The client to use instead of [`defaults::client`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("client-example").client(&client); // or .client(client.clone())
+    /// let guard = lock.acquire().await?;
+    /// guard.release().await?;
+    /// assert_eq!(client.requests_sent(), 3); // create a session, lock, release
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn client(mut self, client: impl Into<Client>) -> Lock {
         self.client = Some(client.into());
@@ -135,6 +187,15 @@ impl Lock {
     }
 
     /// The key prefix to use instead of [`defaults::key_prefix`].
+    ///
+    /// ```
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("invoices/42").key_prefix("locks/billing/");
+    /// assert_eq!(lock.full_key()?, "locks/billing/invoices/42");
+    /// assert_eq!(Lock::new("plain").key_prefix("").full_key()?, "plain");
+    /// assert!(Lock::new("x").key_prefix("/locks/").full_key().is_err());
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
     #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Lock {
         self.key_prefix = Some(prefix.into());
@@ -142,6 +203,24 @@ impl Lock {
     }
 
     /// How long to wait for a held key (Python's `acquire_timeout_ms`); zero means one try.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// # use std::time::Duration;
+    /// let lock = Lock::new("acquire-timeout-example").client(&client);
+    /// let first = lock.acquire().await?;
+    /// let first_token = first.fencing_token();
+    /// let patient = lock.clone().acquire_timeout(Duration::from_secs(5));
+    /// let waiter = tokio::spawn(async move { patient.acquire().await });
+    /// first.release().await?;
+    /// let second = waiter.await??; // took the key once it was free
+    /// assert!(second.fencing_token() > first_token);
+    /// second.release().await?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn acquire_timeout(mut self, timeout: Duration) -> Lock {
         self.acquire_timeout = Some(timeout);
@@ -151,6 +230,22 @@ impl Lock {
     /// The lock's maximum lifespan without renewal: the session TTL (Python's
     /// `lock_timeout_seconds`), 10..=86400 s. Consul frees the key between once and twice
     /// this long after the last renewal if the holder disappears.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// use std::time::Duration;
+    ///
+    /// let lock = Lock::new("lock-timeout-example").client(&client);
+    /// let guard = lock.clone().lock_timeout(Duration::from_secs(60)).acquire().await?;
+    /// let sessions = client.sessions().await?;
+    /// assert!(sessions.iter().any(|s| s.id == guard.session_id() && s.ttl == "60s"));
+    /// guard.release().await?;
+    /// assert!(lock.lock_timeout(Duration::from_secs(1)).acquire().await.is_err()); // under 10 s
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn lock_timeout(mut self, timeout: Duration) -> Lock {
         self.lock_timeout = Some(timeout);
@@ -159,6 +254,20 @@ impl Lock {
 
     /// Renew the session at TTL/2 while the lock is held, and watch the key, so that a lock
     /// can be held longer than its lock timeout and a loss is reported at once (default off).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use std::time::Duration;
+    /// # let server = consul_lock_testkit::TestServer::start_with(consul_lock_testkit::ServerConfig::default().session_ttl_min(Duration::from_secs(1)))?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).session_ttl_min(Duration::from_secs(1)).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("renew-example").client(&client).lock_timeout(Duration::from_secs(1));
+    /// let guard = lock.renew(true).acquire_blocking()?;
+    /// std::thread::sleep(Duration::from_millis(1500)); // longer than the lock timeout
+    /// assert!(guard.is_held()); // renewed every half TTL
+    /// guard.release_blocking()?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn renew(mut self, on: bool) -> Lock {
         self.renew = on;
@@ -167,6 +276,19 @@ impl Lock {
 
     /// The function that makes the value stored in the key, instead of
     /// [`defaults::value_generator`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("value-example").client(&client);
+    /// let guard = lock.value_generator(|key| format!("worker-7 holds {key}")).acquire().await?;
+    /// let entry = client.kv_get(guard.key()).await?.expect("held");
+    /// assert_eq!(entry.value, format!("worker-7 holds {}", guard.key()).into_bytes());
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn value_generator(
         mut self,
@@ -257,6 +379,20 @@ impl Lock {
     /// - [`Error::PermissionDenied`]: the ACL token may not create sessions or write the key;
     /// - [`Error::ConsulRefused`] / [`Error::Unreachable`]: Consul failed for the whole timeout
     ///   (or on the one try).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{Error, Lock};
+    /// let lock = Lock::new("acquire-example").client(&client);
+    /// let guard = lock.acquire().await?;
+    /// assert!(guard.is_held());
+    /// // Held: with the default acquire timeout (one try) the next acquire fails at once.
+    /// assert!(matches!(lock.acquire().await, Err(Error::NotAcquired { .. })));
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn acquire(&self) -> Result<LockGuard> {
         let plan = self.plan()?;
         background::run(acquire(plan)).await?
@@ -268,6 +404,18 @@ impl Lock {
     /// # Errors
     ///
     /// As [`acquire`](Self::acquire), except [`Error::NotAcquired`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("try-acquire-example").client(&client);
+    /// let guard = lock.try_acquire().await?.expect("the key is free");
+    /// assert!(lock.try_acquire().await?.is_none()); // held: None, not an error
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
         not_acquired_as_none(self.acquire().await)
     }
@@ -278,6 +426,17 @@ impl Lock {
     /// # Errors
     ///
     /// As [`acquire`](Self::acquire).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let guard = Lock::new("acquire-blocking-example").client(&client).acquire_blocking()?;
+    /// assert!(guard.is_held());
+    /// guard.release_blocking()?;
+    /// # Ok(()) }
+    /// ```
     pub fn acquire_blocking(&self) -> Result<LockGuard> {
         let plan = self.plan()?;
         background::run_blocking(acquire(plan))?
@@ -288,6 +447,18 @@ impl Lock {
     /// # Errors
     ///
     /// As [`acquire`](Self::acquire), except [`Error::NotAcquired`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("try-acquire-blocking-example").client(&client);
+    /// let guard = lock.try_acquire_blocking()?.expect("the key is free");
+    /// assert!(lock.try_acquire_blocking()?.is_none()); // held: None, not an error
+    /// guard.release_blocking()?;
+    /// # Ok(()) }
+    /// ```
     pub fn try_acquire_blocking(&self) -> Result<Option<LockGuard>> {
         not_acquired_as_none(self.acquire_blocking())
     }
@@ -302,6 +473,21 @@ impl Lock {
     /// # Errors
     ///
     /// As [`acquire`](Self::acquire); the body does not run then.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("hold-example").client(&client);
+    /// let token = lock.hold(|handle| async move {
+    ///     assert!(handle.is_held()); // … work under the lock …
+    ///     handle.fencing_token()
+    /// }).await?;
+    /// assert!(token > 0);
+    /// assert!(client.kv_get(&lock.full_key()?).await?.is_none()); // released
+    /// # Ok(()) }
+    /// ```
     pub async fn hold<F, Fut, T>(&self, body: F) -> Result<T>
     where
         F: FnOnce(LockHandle) -> Fut,
@@ -318,6 +504,19 @@ impl Lock {
     /// # Errors
     ///
     /// As [`try_acquire`](Self::try_acquire).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("try-hold-example").client(&client);
+    /// let guard = lock.acquire().await?;
+    /// assert_eq!(lock.try_hold(|_| async { "ran" }).await?, None); // held: the body did not run
+    /// guard.release().await?;
+    /// assert_eq!(lock.try_hold(|_| async { "ran" }).await?, Some("ran"));
+    /// # Ok(()) }
+    /// ```
     pub async fn try_hold<F, Fut, T>(&self, body: F) -> Result<Option<T>>
     where
         F: FnOnce(LockHandle) -> Fut,
@@ -337,6 +536,18 @@ impl Lock {
     /// # Errors
     ///
     /// As [`acquire`](Self::acquire); the body does not run then.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("hold-blocking-example").client(&client);
+    /// let token = lock.hold_blocking(|handle| handle.fencing_token())?;
+    /// assert!(token > 0);
+    /// assert!(lock.try_acquire_blocking()?.is_some()); // released afterwards
+    /// # Ok(()) }
+    /// ```
     pub fn hold_blocking<F, T>(&self, body: F) -> Result<T>
     where
         F: FnOnce(LockHandle) -> T,
@@ -352,6 +563,19 @@ impl Lock {
     /// # Errors
     ///
     /// As [`try_acquire`](Self::try_acquire).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let lock = Lock::new("try-hold-blocking-example").client(&client);
+    /// let guard = lock.acquire_blocking()?;
+    /// assert_eq!(lock.try_hold_blocking(|_| "ran")?, None); // held: the body did not run
+    /// guard.release_blocking()?;
+    /// assert_eq!(lock.try_hold_blocking(|_| "ran")?, Some("ran"));
+    /// # Ok(()) }
+    /// ```
     pub fn try_hold_blocking<F, T>(&self, body: F) -> Result<Option<T>>
     where
         F: FnOnce(LockHandle) -> T,

@@ -6,6 +6,16 @@ use std::time::SystemTime;
 /// Makes the value stored in a lock key, given the full key. Set it process-wide with
 /// [`defaults::set_value_generator`](crate::defaults::set_value_generator) or per lock with
 /// [`Lock::value_generator`](crate::Lock::value_generator) (Python's `generate_value`).
+///
+/// ```
+/// use consul_lock_runtime::{defaults, ValueGenerator};
+/// use std::sync::Arc;
+///
+/// let custom: ValueGenerator = Arc::new(|key: &str| format!("worker-7 holds {key}"));
+/// assert_eq!(custom("locks/x"), "worker-7 holds locks/x");
+/// let default: ValueGenerator = defaults::value_generator();
+/// assert!(default("locks/x").contains("\"pid\""));
+/// ```
 pub type ValueGenerator = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// The default value: `{"locked_at": "<RFC 3339 UTC>", "host": "<hostname>", "pid": <pid>}`, so
