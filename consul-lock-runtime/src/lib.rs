@@ -62,7 +62,7 @@ pub use config::{
 pub use consul::{KvEntry, SessionInfo};
 pub use error::{Error, Result};
 pub use guard::{LockGuard, LockHandle, Lost, LostReason};
-pub use lock::{Lock, MAX_VALUE_SIZE};
+pub use lock::{Lock, MAX_VALUE_SIZE, WAITERS_SUFFIX};
 pub use value::{default_value, ValueGenerator};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every

@@ -25,20 +25,20 @@ use crate::{background, defaults, key, Client, Error, LockHandle, Result};
 /// Where waiters queue for a held key: `<key>/.waiters/<session>`, each entry held by its
 /// waiter's session, so that Consul deletes it when the session ends (released, given up,
 /// expired). When the key is freed, the waiter whose entry is oldest (lowest `CreateIndex`)
-/// tries first; the others leave it [`HEAD_GRACE`] before they try too (the first may have
+/// tries first; the others leave it 25 ms before they try too (the first may have
 /// died with its session still alive). Keys ending in this suffix are reserved.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let server = consul_lock_testkit::TestServer::start()?;
 /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
-/// use consul_lock_runtime::Lock;
+/// use consul_lock_runtime::{Lock, WAITERS_SUFFIX};
 /// # use std::time::Duration;
 /// let lock = Lock::new("waiters-example").client(&client);
 /// let guard = lock.acquire().await?;
 /// let patient = lock.clone().acquire_timeout(Duration::from_secs(5));
 /// let waiter = tokio::spawn(async move { patient.acquire().await });
-/// let queue = format!("{}/.waiters/", guard.key());
+/// let queue = format!("{}{WAITERS_SUFFIX}", guard.key());
 /// # while client.kv_keys(&queue).await?.is_empty() { tokio::time::sleep(Duration::from_millis(5)).await; }
 /// let queued = client.kv_keys(&queue).await?; // once the waiter has queued
 /// guard.release().await?;
