@@ -439,7 +439,8 @@ async fn a_5xx_on_release_is_reported_and_the_ttl_cleans_up() {
     // An explicit release: the error comes back.
     let guard = lock.acquire().await.expect("acquire");
     let offset = logs.len();
-    server.fail_next(1, 500, "injected release failure");
+    // Every attempt of the release fails (the library sends it up to 3 times).
+    server.fail_next(3, 500, "injected release failure");
     let err = guard
         .release()
         .await
@@ -461,7 +462,7 @@ async fn a_5xx_on_release_is_reported_and_the_ttl_cleans_up() {
     // A dropped guard: the background release fails, is logged, and the TTL frees the key.
     let guard = lock.acquire().await.expect("acquire again");
     let offset = logs.len();
-    server.fail_next(1, 503, "injected background release failure");
+    server.fail_next(3, 503, "injected background release failure");
     drop(guard);
     consul_lock::flush_releases().await;
     let logged = logs.since(offset);

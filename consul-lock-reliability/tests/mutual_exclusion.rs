@@ -95,7 +95,7 @@ async fn no_overlap_under_latency_spikes_dropped_connections_and_leader_loss() {
         processes: 2,
         tasks: 6,
         keys: 2,
-        duration: Duration::from_secs(3),
+        duration: Duration::from_secs(5),
         ..StressConfig::ci()
     };
     let faults = std::cell::Cell::new((0u32, 0u32, 0u32));
@@ -134,9 +134,11 @@ async fn no_overlap_under_latency_spikes_dropped_connections_and_leader_loss() {
         report.output.acquire_errors().iter().take(5).collect::<Vec<_>>()
     );
     assert!(report.verdict.ok(), "{:#?}", report.verdict.violations);
+    // Enough holds for the check to mean something. The count depends on the random fault
+    // schedule (8 to 23 holds per 3 s were seen), so the bar is set well below the usual.
     assert!(
-        report.verdict.holds >= 20,
-        "holds: {}",
+        report.verdict.holds >= 10,
+        "too few holds under faults to mean much: {}",
         report.verdict.holds
     );
     // Errors are allowed here (a request cut or held past the deadline), but only the

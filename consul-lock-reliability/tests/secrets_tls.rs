@@ -59,7 +59,7 @@ async fn the_acl_token_never_shows_anywhere() {
     tokio::time::sleep(TEST_TTL_MIN).await;
     assert!(guard.is_held());
     // A failed release (500).
-    server.fail_next(1, 500, "injected");
+    server.fail_next(3, 500, "injected");
     let err = guard.release().await.expect_err("injected 500");
     shown.push(format!("{err} {err:?}"));
     // Permission denied: the token may only read `reliability/denied-*`.
@@ -115,7 +115,7 @@ async fn the_acl_token_never_shows_anywhere() {
         .acquire()
         .await
         .expect("acquire after the TTL freed the key");
-    server.fail_next(1, 503, "injected");
+    server.fail_next(3, 503, "injected");
     drop(guard);
     consul_lock::flush_releases().await;
     wait_clean(&client, &prefix, TEST_TTL_MIN * 3).await;

@@ -616,17 +616,32 @@ impl fmt::Debug for LockGuard {
     }
 }
 
+/// How many times a release is sent when Consul is unreachable or answers 5xx (a connection
+/// reset by the server, a leader election): a lost release keeps the key until its TTL.
+const RELEASE_ATTEMPTS: u32 = 3;
+
 async fn release(shared: Arc<Shared>) -> Result<()> {
     let span = tracing::info_span!("consul_lock.release", key = %shared.key);
     async move {
-        let timeout = shared.client.request_timeout();
-        let result = shared
-            .client
-            .session_destroy(&shared.key, &shared.session_id, timeout)
-            .await;
+        let client = &shared.client;
+        let deadline = crate::retry::Deadline::new(client.request_timeout());
+        let mut backoff = crate::retry::Backoff::new();
+        let mut attempt = 1;
+        let result = loop {
+            let timeout = deadline
+                .request_timeout(client.request_timeout())
+                .unwrap_or(client.request_timeout());
+            match client.session_destroy(&shared.key, &shared.session_id, timeout).await {
+                Err(e) if e.is_transient() && attempt < RELEASE_ATTEMPTS && backoff.wait(&deadline).await => {
+                    tracing::debug!(error = %e, attempt, "release failed; retrying");
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
         match &result {
             Ok(()) => {
-                shared.client.note_release(&shared.key);
+                client.note_release(&shared.key);
                 tracing::debug!("released");
             }
             Err(e) => tracing::warn!(error = %e, "release failed; the lock timeout (TTL) will free the key"),

@@ -200,7 +200,8 @@ async fn a_failed_release_is_an_error_and_the_ttl_frees_the_key() {
     let server = env.consul.server().unwrap();
     let ttl = env.min_ttl();
     let guard = env.lock("job").lock_timeout(ttl).acquire().await.unwrap();
-    server.fail_next(1, 500, "rpc error");
+    // Every attempt of the release fails (it is sent up to 3 times).
+    server.fail_next(3, 500, "rpc error");
     let err = guard.release().await.unwrap_err();
     assert!(
         matches!(err, Error::ConsulRefused { status: 500, .. }),
@@ -214,4 +215,21 @@ async fn a_failed_release_is_an_error_and_the_ttl_frees_the_key() {
         .await
         .expect("the TTL freed the key");
     next.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_release_answered_5xx_once_is_sent_again() {
+    let env = Env::new("release-retry");
+    if !env.embedded_or_skip("release-retry") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    let guard = env.lock("job").acquire().await.unwrap();
+    server.fail_next(1, 500, "No cluster leader");
+    guard
+        .release()
+        .await
+        .expect("the second attempt released it");
+    assert!(env.my_keys().await.is_empty());
+    assert!(env.my_sessions().await.is_empty());
 }
