@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::Call;
 use crate::key::encode_path;
@@ -174,6 +174,54 @@ fn unexpected(key: &str, operation: &'static str, status: u16, what: &str) -> Er
     }
 }
 
+/// The body of `PUT /v1/session/create`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SessionCreateBody<'a> {
+    name: &'a str,
+    #[serde(rename = "TTL")]
+    ttl: &'a str,
+    lock_delay: &'a str,
+    behavior: &'a str,
+}
+
+/// One operation of a `/v1/txn` body.
+#[derive(Serialize)]
+struct TxnOp<'a> {
+    #[serde(rename = "KV")]
+    kv: TxnKv<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnKv<'a> {
+    verb: &'a str,
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+}
+
+impl<'a> TxnOp<'a> {
+    fn kv(verb: &'a str, key: &'a str, value: Option<&'a str>, session: Option<&'a str>) -> Self {
+        TxnOp {
+            kv: TxnKv {
+                verb,
+                key,
+                value,
+                session,
+            },
+        }
+    }
+}
+
+/// Serializes a request body. These bodies are plain structs of strings, which always
+/// serialize.
+fn json_body(body: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_default()
+}
+
 /// Formats a duration as Consul's `time.ParseDuration` reads it.
 pub(crate) fn go_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
@@ -192,14 +240,14 @@ impl Client {
         timeout: Duration,
     ) -> Result<String> {
         const OP: &str = "create a session";
-        let body = serde_json::json!({
-            "Name": format!("consul-lock: {key}"),
-            "TTL": go_duration(ttl),
-            "LockDelay": "0s",
-            "Behavior": "delete",
-        });
+        let body = SessionCreateBody {
+            name: &format!("consul-lock: {key}"),
+            ttl: &go_duration(ttl),
+            lock_delay: "0s",
+            behavior: "delete",
+        };
         let mut call = Call::new(Method::PUT, "/v1/session/create".into(), key, OP);
-        call.body = Some(body.to_string().into_bytes());
+        call.body = Some(json_body(&body));
         call.timeout = timeout;
         let reply = self.call(call, &[]).await?;
         serde_json::from_slice::<CreatedSession>(&reply.body)
@@ -253,17 +301,13 @@ impl Client {
         timeout: Duration,
     ) -> Result<LockAttempt> {
         const OP: &str = "lock the key";
-        let body = serde_json::json!([
-            { "KV": {
-                "Verb": "lock",
-                "Key": key,
-                "Value": base64::engine::general_purpose::STANDARD.encode(value),
-                "Session": session,
-            }},
-            { "KV": { "Verb": "get-tree", "Key": queue }},
-        ]);
+        let value = base64::engine::general_purpose::STANDARD.encode(value);
+        let body = [
+            TxnOp::kv("lock", key, Some(&value), Some(session)),
+            TxnOp::kv("get-tree", queue, None, None),
+        ];
         let mut call = Call::new(Method::PUT, "/v1/txn".into(), key, OP);
-        call.body = Some(body.to_string().into_bytes());
+        call.body = Some(json_body(&body));
         call.timeout = timeout;
         let reply = self.call(call, &[409]).await?;
         let parsed: TxnReply = serde_json::from_slice(&reply.body)
@@ -316,15 +360,14 @@ impl Client {
         session: &str,
         timeout: Duration,
     ) -> Result<()> {
-        let body =
-            serde_json::json!([{ "KV": { "Verb": "unlock", "Key": key, "Session": session }}]);
+        let body = [TxnOp::kv("unlock", key, None, Some(session))];
         let mut call = Call::new(
             Method::PUT,
             "/v1/txn".into(),
             key,
             "give the key back to a waiter",
         );
-        call.body = Some(body.to_string().into_bytes());
+        call.body = Some(json_body(&body));
         call.timeout = timeout;
         self.call(call, &[]).await.map(|_| ())
     }

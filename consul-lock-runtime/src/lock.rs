@@ -666,6 +666,11 @@ async fn create_session(
             armed: true,
         })
     });
+    // The request is bounded by the client's request timeout already; a second timer is only
+    // needed when the time left is shorter.
+    if wait >= client.request_timeout() {
+        return create.await;
+    }
     match tokio::time::timeout(wait, create).await {
         Ok(created) => created,
         Err(_) => Err(Error::Unreachable {

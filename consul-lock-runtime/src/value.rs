@@ -32,10 +32,18 @@ pub fn default_value(_key: &str) -> String {
     let locked_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     static HOST: OnceLock<String> = OnceLock::new();
     let host = HOST.get_or_init(|| gethostname::gethostname().to_string_lossy().into_owned());
-    serde_json::json!({
-        "locked_at": locked_at,
-        "host": host,
-        "pid": std::process::id(),
-    })
-    .to_string()
+    let value = DefaultValue {
+        locked_at: &locked_at,
+        host,
+        pid: std::process::id(),
+    };
+    // A struct of strings and a number always serializes.
+    serde_json::to_string(&value).unwrap_or_default()
+}
+
+#[derive(serde::Serialize)]
+struct DefaultValue<'a> {
+    locked_at: &'a str,
+    host: &'a str,
+    pid: u32,
 }
