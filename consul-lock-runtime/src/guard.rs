@@ -380,20 +380,17 @@ impl LockGuard {
             state,
             tasks: Mutex::new(Vec::new()),
         });
-        let mut tasks = Vec::new();
-        let span = tracing::debug_span!("consul_lock.monitor", key = %shared.key);
         if renew {
-            tasks.push(background::spawn_task(
-                renew_loop(shared.clone()).instrument(span.clone()),
-            ));
-            tasks.push(background::spawn_task(
-                watch_key(shared.clone()).instrument(span),
-            ));
+            let span = tracing::debug_span!("consul_lock.monitor", key = %shared.key);
+            let tasks = [
+                background::spawn_task(renew_loop(shared.clone()).instrument(span.clone())),
+                background::spawn_task(watch_key(shared.clone()).instrument(span)),
+            ];
+            // Spawning fails only if the worker thread cannot start; the lock is then not
+            // renewed, and `is_held` still stops at the TTL.
+            *shared.tasks.lock().unwrap_or_else(PoisonError::into_inner) =
+                tasks.into_iter().filter_map(Result::ok).collect();
         }
-        // The worker is running (it just acquired this lock), so spawning cannot fail; if it
-        // ever did, the TTL check in `is_held` still holds.
-        *shared.tasks.lock().unwrap_or_else(PoisonError::into_inner) =
-            tasks.into_iter().filter_map(Result::ok).collect();
         LockGuard {
             handle: LockHandle { shared },
             armed: true,
@@ -701,7 +698,8 @@ async fn renew_loop(shared: Arc<Shared>) {
 async fn watch_key(shared: Arc<Shared>) {
     const WAIT: Duration = Duration::from_secs(60);
     let mut index = shared.fencing_token;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff =
+        crate::retry::Backoff::between(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let timeout = shared.client.request_timeout() + WAIT + WAIT / 16;
         match shared
@@ -710,7 +708,7 @@ async fn watch_key(shared: Arc<Shared>) {
             .await
         {
             Ok((entry, new_index)) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 match entry {
                     Some(e) if e.session.as_deref() == Some(shared.session_id.as_str()) => {}
                     Some(e) => {
@@ -728,8 +726,7 @@ async fn watch_key(shared: Arc<Shared>) {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "watching the key failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }

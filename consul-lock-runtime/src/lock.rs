@@ -777,28 +777,9 @@ impl Outcome<'_> {
     /// Remembers a transient error; whether a retry may follow (after the backoff).
     async fn retry_after(&mut self, e: &Error, backoff: &mut Backoff) -> bool {
         if matches!(e, Error::ConsulRefused { .. }) {
-            self.last_answer = Some(clone_refusal(e));
+            self.last_answer = Some(e.clone());
         }
         backoff.wait(&self.deadline).await
-    }
-}
-
-fn clone_refusal(e: &Error) -> Error {
-    match e {
-        Error::ConsulRefused {
-            key,
-            operation,
-            status,
-            message,
-        } => Error::ConsulRefused {
-            key: key.clone(),
-            operation,
-            status: *status,
-            message: message.clone(),
-        },
-        other => Error::Runtime {
-            reason: other.to_string(),
-        },
     }
 }
 

@@ -53,19 +53,37 @@ impl Deadline {
 #[derive(Debug)]
 pub(crate) struct Backoff {
     next: Duration,
+    first: Duration,
+    max: Duration,
 }
 
 const FIRST: Duration = Duration::from_millis(10);
 const MAX: Duration = Duration::from_millis(500);
 
 impl Backoff {
+    /// The acquire and release policy: 10 ms doubling up to 500 ms.
     pub(crate) fn new() -> Backoff {
-        Backoff { next: FIRST }
+        Backoff::between(FIRST, MAX)
+    }
+
+    /// Delays from `first` doubling up to `max` (for loops without a deadline, such as the
+    /// key watch of a held lock).
+    pub(crate) fn between(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next: first,
+            first,
+            max,
+        }
+    }
+
+    /// Starts again from the first delay (after a success).
+    pub(crate) fn reset(&mut self) {
+        self.next = self.first;
     }
 
     pub(crate) fn next_delay(&mut self) -> Duration {
         let cap = self.next;
-        self.next = (cap * 2).min(MAX);
+        self.next = (cap * 2).min(self.max);
         let half = cap / 2;
         half + half.mul_f64(fastrand::f64())
     }
