@@ -258,6 +258,13 @@ impl Shared {
         }
     }
 
+    /// What every write needs before it runs: a leader (held while there is none, as
+    /// Consul does) and the caller's ACL token resolved.
+    pub(crate) async fn write_access(&self, req: &Req) -> Result<Authz, Resp> {
+        self.wait_leader().await?;
+        self.authz(req)
+    }
+
     pub(crate) fn authz(&self, req: &Req) -> Result<Authz, Resp> {
         acl::resolve(self.config.acl.as_ref(), &req.token()).map_err(|m| Resp::text(403, m))
     }

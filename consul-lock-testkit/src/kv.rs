@@ -165,10 +165,7 @@ async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
     if let Err(r) = shared.check_dc(req) {
         return r;
     }
-    if let Err(r) = shared.wait_leader().await {
-        return r;
-    }
-    let authz = match shared.authz(req) {
+    let authz = match shared.write_access(req).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -236,10 +233,7 @@ async fn delete(shared: &Shared, req: &Req, key: &str) -> Resp {
     if let Err(r) = shared.check_dc(req) {
         return r;
     }
-    if let Err(r) = shared.wait_leader().await {
-        return r;
-    }
-    let authz = match shared.authz(req) {
+    let authz = match shared.write_access(req).await {
         Ok(a) => a,
         Err(r) => return r,
     };

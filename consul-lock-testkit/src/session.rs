@@ -154,10 +154,7 @@ async fn create(shared: &Shared, req: &Req) -> Resp {
     if let Err(r) = shared.check_dc(req) {
         return r;
     }
-    if let Err(r) = shared.wait_leader().await {
-        return r;
-    }
-    let authz = match shared.authz(req) {
+    let authz = match shared.write_access(req).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -234,10 +231,7 @@ async fn destroy(shared: &Shared, req: &Req, id: &str) -> Resp {
     if id.is_empty() {
         return Resp::text(400, "Missing session");
     }
-    if let Err(r) = shared.wait_leader().await {
-        return r;
-    }
-    let authz = match shared.authz(req) {
+    let authz = match shared.write_access(req).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -259,10 +253,7 @@ async fn renew(shared: &Shared, req: &Req, id: &str) -> Resp {
     if id.is_empty() {
         return Resp::text(400, "Missing session");
     }
-    if let Err(r) = shared.wait_leader().await {
-        return r;
-    }
-    let authz = match shared.authz(req) {
+    let authz = match shared.write_access(req).await {
         Ok(a) => a,
         Err(r) => return r,
     };
