@@ -4,7 +4,8 @@
 //! parts and placeholders. A placeholder names a parameter (`<user_id>`), a field of a
 //! parameter (`<job.id>`, `<pair.0>`) or a field of the receiver (`<self.tenant>`).
 //! The literal parts must keep the key well formed: no empty segment (`//`), no leading
-//! or trailing `/`, no `.` or `..` segment and no control characters. Values are escaped
+//! or trailing `/`, no `.` or `..` segment and no character that Consul refuses in a URL
+//! path (see `consul_lock_keys`). Values are escaped
 //! at run time by the runtime's `key::render`, so a value always stays inside its segment.
 
 use std::ops::Range;
@@ -136,12 +137,18 @@ pub(crate) fn parse(src: &str) -> Result<Template, TemplateError> {
 }
 
 fn check_literal(literal: &str, start: usize) -> Result<(), TemplateError> {
-    if let Some((i, c)) = literal.char_indices().find(|(_, c)| c.is_control()) {
+    if let Some((i, c)) = consul_lock_keys::first_unsafe(literal) {
         let at = start + i;
+        let kind = if c.is_control() {
+            "the control character"
+        } else {
+            "the character"
+        };
         return Err(TemplateError::new(
             format!(
-                "the key template contains the control character U+{:04X} at byte {at}: \
-                 Consul keys cannot carry it",
+                "the key template contains {kind} U+{:04X} at byte {at}, which Consul refuses \
+                 in a URL path (every read of the key would get 400); remove it, or pass it \
+                 through a `<placeholder>` value, where it is escaped",
                 u32::from(c)
             ),
             at..at + c.len_utf8(),
@@ -447,6 +454,20 @@ mod tests {
         assert!(e.message.contains("U+000A"), "{}", e.message);
         assert_eq!(e.range, 1..2);
         assert!(err("<x>\t").message.contains("U+0009"));
+    }
+
+    #[test]
+    fn characters_consul_refuses_in_a_path() {
+        for (src, code) in [
+            ("a\u{202E}b", "U+202E"),
+            ("a\u{A0}b", "U+00A0"),
+            ("x/\u{E000}", "U+E000"),
+        ] {
+            let e = err(src);
+            assert!(e.message.contains(code), "{}", e.message);
+            assert!(e.message.contains("400"), "{}", e.message);
+        }
+        assert!(parse("日本/<x>/ü").is_ok());
     }
 
     #[test]

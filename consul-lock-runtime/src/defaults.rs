@@ -144,7 +144,7 @@ pub fn client() -> Result<Client> {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidKey`] when the prefix has a leading `/`, `//`, dot segments or control characters.
+/// [`Error::InvalidKey`] when the prefix has a leading `/`, `//`, dot segments or characters Consul refuses in a URL path.
 ///
 /// ```
 /// use consul_lock_runtime::{defaults, Lock};

@@ -2,10 +2,12 @@
 //!
 //! Consul decodes `%2F` in a path to `/`, redirects `//`, and HTTP clients resolve `.` and `..`
 //! segments before sending. A value placed into a key template must therefore stay inside its
-//! segment: [`render`] escapes `/`, `%`, control characters and all-dot values with
-//! percent-encoding *inside the key itself* (a value `a/b` becomes the key text `a%2Fb`), and
-//! [`encode_path`] percent-encodes the whole key again for the wire. The escaping is
-//! injective: two different values never give the same key.
+//! segment: [`render`] escapes `/`, `%`, all-dot values and every character that Consul refuses
+//! in a URL path (see [`consul_lock_keys`]: controls, format characters such as U+202E,
+//! non-ASCII spaces, private-use and unassigned code points) with percent-encoding *inside
+//! the key itself* (a value `a/b` becomes the key text `a%2Fb`), and [`encode_path`]
+//! percent-encodes the whole key again for the wire. The escaping is injective: two different
+//! values never give the same key.
 //!
 //! ```
 //! use consul_lock_runtime::key::{encode_path, escape_value, validate};
@@ -59,9 +61,10 @@ impl fmt::Debug for KeyPart<'_> {
 
 /// Renders a key template from its parts, escaping every value.
 ///
-/// Escaping (inside the key): `/` → `%2F`, `%` → `%25`, control characters → `%XX`, and a value
-/// made only of dots → every dot as `%2E`. Everything else (spaces, unicode, `?`, `#`) is kept:
-/// the key is percent-encoded again on the wire.
+/// Escaping (inside the key): `/` → `%2F`, `%` → `%25`, a character Consul refuses in a URL
+/// path (see [`consul_lock_keys::is_path_safe`]) → its UTF-8 bytes as `%XX`, and a value made
+/// only of dots → every dot as `%2E`. Everything else (the ASCII space, printable unicode, `?`,
+/// `#`) is kept: the key is percent-encoded again on the wire.
 ///
 /// # Errors
 ///
@@ -119,6 +122,7 @@ pub fn render(template: &str, parts: &[KeyPart<'_>]) -> Result<String> {
 /// assert_eq!(escape_value("100%"), "100%25");
 /// assert_eq!(escape_value(".."), "%2E%2E");
 /// assert_eq!(escape_value("ünïcode ok"), "ünïcode ok");
+/// assert_eq!(escape_value("a\u{202E}b"), "a%E2%80%AEb"); // Consul refuses U+202E in a path
 /// ```
 #[must_use]
 pub fn escape_value(value: &str) -> String {
@@ -138,7 +142,7 @@ fn escape_value_into(value: &str, out: &mut String) {
         match ch {
             '/' => out.push_str("%2F"),
             '%' => out.push_str("%25"),
-            c if c.is_control() => {
+            c if !consul_lock_keys::is_path_safe(c) => {
                 let mut buf = [0u8; 4];
                 for byte in c.encode_utf8(&mut buf).bytes() {
                     // Infallible: writing to a String.
@@ -151,7 +155,9 @@ fn escape_value_into(value: &str, out: &mut String) {
 }
 
 /// Checks a key, or a key prefix, for what Consul or the HTTP path would change: empty,
-/// a leading `/`, `//`, `.` or `..` segments, control characters.
+/// a leading `/`, `//`, `.` or `..` segments, characters that Consul refuses in a URL path
+/// (controls, format characters, non-ASCII spaces, private-use or unassigned code points: see
+/// [`consul_lock_keys::is_path_safe`]).
 ///
 /// `what` names the thing checked in the error (`"key"`, `"key prefix"`). A prefix may be
 /// empty and should end with `/` when it names a folder; a key must not be empty.
@@ -193,9 +199,12 @@ pub fn validate(key: &str, what: &str) -> Result<()> {
             "the {what} contains `//`, which Consul redirects to a different key; use single slashes"
         ));
     }
-    if key.chars().any(char::is_control) {
+    if let Some((at, c)) = consul_lock_keys::first_unsafe(key) {
         return fail(format!(
-            "the {what} contains a control character; remove it"
+            "the {what} contains U+{:04X} at byte {at}, a character Consul refuses in a URL path \
+             (it would answer 400 to every read of the key); remove it, or pass it through a \
+             key template value, where it is escaped",
+            u32::from(c)
         ));
     }
     let segments: Vec<&str> = key.split('/').collect();
@@ -264,6 +273,9 @@ mod tests {
             "a b",
             "ünïcødé",
             "\0",
+            "\u{202E}",
+            "\u{A0}",
+            "\u{E000}",
             "?acquire=x",
             "#",
             "a//b",
