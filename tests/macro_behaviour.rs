@@ -96,13 +96,13 @@ impl Env {
 
     /// How many sessions this library holds or waits with for the key.
     async fn sessions_for(&self, name: &str) -> usize {
-        let marker = format!("consul-lock: {}", self.full(name));
+        let marker = format!("consul-lock: {} #", self.full(name));
         self.client
             .sessions()
             .await
             .expect("list sessions")
             .into_iter()
-            .filter(|s| s.name == marker)
+            .filter(|s| s.name.starts_with(&marker))
             .count()
     }
 }

@@ -104,7 +104,7 @@ pub fn unique_prefix(test: &str) -> String {
 /// What a test left in Consul under its prefix.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Leftovers {
-    /// Sessions named for a key under the prefix (`consul-lock: <key>`).
+    /// Sessions named for a key under the prefix (`consul-lock: <key> #<nonce>`).
     pub sessions: Vec<String>,
     /// Keys under the prefix.
     pub keys: Vec<String>,

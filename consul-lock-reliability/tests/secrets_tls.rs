@@ -58,9 +58,9 @@ async fn the_acl_token_never_shows_anywhere() {
     shown.push(format!("{err} {err:?}"));
     tokio::time::sleep(TEST_TTL_MIN).await;
     assert!(guard.is_held());
-    // A failed release (500).
-    server.fail_next(3, 500, "injected");
-    let err = guard.release().await.expect_err("injected 500");
+    // A failed release (a refusal no retry mends).
+    server.fail_next(1, 403, "injected");
+    let err = guard.release().await.expect_err("injected 403");
     shown.push(format!("{err} {err:?}"));
     // Permission denied: the token may only read `reliability/denied-*`.
     let err = Lock::new("k")
@@ -115,7 +115,7 @@ async fn the_acl_token_never_shows_anywhere() {
         .acquire()
         .await
         .expect("acquire after the TTL freed the key");
-    server.fail_next(3, 503, "injected");
+    server.fail_next(1, 403, "injected");
     drop(guard);
     consul_lock::flush_releases().await;
     wait_clean(&client, &prefix, TEST_TTL_MIN * 3).await;

@@ -94,7 +94,7 @@ impl RawEntry {
 /// let guard = lock.acquire().await?;
 /// let sessions = client.sessions().await?;
 /// let info = sessions.iter().find(|s| s.id == guard.session_id()).expect("listed");
-/// assert_eq!(info.name, format!("consul-lock: {}", guard.key()));
+/// assert!(info.name.starts_with(&format!("consul-lock: {} #", guard.key())));
 /// assert_eq!((info.ttl.as_str(), info.behavior.as_str()), ("60s", "delete"));
 /// guard.release().await?;
 /// # Ok(()) }
@@ -106,7 +106,8 @@ pub struct SessionInfo {
     /// The session ID.
     #[serde(rename = "ID")]
     pub id: String,
-    /// The session's name (this library names its sessions `consul-lock: <key>`).
+    /// The session's name (this library names its sessions `consul-lock: <key> #<nonce>`,
+    /// 16 hex digits that make the name unique).
     #[serde(default)]
     pub name: String,
     /// The node the session belongs to.
@@ -236,12 +237,13 @@ impl Client {
     pub(crate) async fn session_create(
         &self,
         key: &str,
+        name: &str,
         ttl: Duration,
         timeout: Duration,
     ) -> Result<String> {
         const OP: &str = "create a session";
         let body = SessionCreateBody {
-            name: &format!("consul-lock: {key}"),
+            name,
             ttl: &go_duration(ttl),
             lock_delay: "0s",
             behavior: "delete",
@@ -577,14 +579,24 @@ impl Client {
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
         let client = self.clone();
         crate::background::run(async move {
-            const OP: &str = "list sessions";
-            let mut call = Call::new(Method::GET, "/v1/session/list".into(), "", OP);
-            call.timeout = client.request_timeout();
-            let reply = client.call(call, &[]).await?;
-            serde_json::from_slice(&reply.body)
-                .map_err(|e| unexpected("", OP, reply.status, &e.to_string()))
+            let timeout = client.request_timeout();
+            client.session_list("", timeout).await
         })
         .await?
+    }
+
+    /// `GET /v1/session/list`; `key` names the lock the listing is for, in errors.
+    pub(crate) async fn session_list(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Vec<SessionInfo>> {
+        const OP: &str = "list sessions";
+        let mut call = Call::new(Method::GET, "/v1/session/list".into(), key, OP);
+        call.timeout = timeout;
+        let reply = self.call(call, &[]).await?;
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, OP, reply.status, &e.to_string()))
     }
 
     /// Destroys a session (`PUT /v1/session/destroy/<id>`); keys it held with

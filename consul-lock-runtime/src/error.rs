@@ -30,6 +30,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///     key: "locks/ephemeral/report".into(),
 ///     waited: Duration::from_millis(500),
 ///     attempts: 3,
+///     blocked_by: consul_lock_runtime::Blocker::Holder,
 /// };
 /// assert!(err.to_string().contains("locks/ephemeral/report"));
 /// assert_eq!(err.key(), Some("locks/ephemeral/report"));
@@ -37,9 +38,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
-    /// Another session held the key for the whole acquire timeout.
+    /// The key stayed unavailable for the whole acquire timeout: held by another session, or
+    /// free but under a lock-delay (see [`Blocker`]).
     #[error(
-        "lock `{key}` is held by another session and was not released within {} ({attempts} attempt(s)); \
+        "lock `{key}` {blocked_by} within {} ({attempts} attempt(s)); \
          raise the acquire timeout, or use the try/fail-soft form to treat this as a normal outcome",
         DisplayDuration(*waited)
     )]
@@ -50,6 +52,8 @@ pub enum Error {
         waited: Duration,
         /// How many lock attempts were made.
         attempts: u32,
+        /// What kept the key from this acquire at its last attempt.
+        blocked_by: Blocker,
     },
 
     /// Consul's ACLs refused the request (HTTP 403, or `Permission denied` inside a transaction).
@@ -134,6 +138,31 @@ pub enum Error {
     },
 }
 
+/// What kept a key from an acquire that gave up ([`Error::NotAcquired`]).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocker {
+    /// Another session held the key.
+    Holder,
+    /// The key was free, but Consul refused new holders because a lock-delay was running: a
+    /// session that held the key ended without releasing it (invalidated, or destroyed by a
+    /// client whose sessions have a lock-delay, such as Go's `api.Lock` with Consul's default
+    /// of 15 s). This library's own sessions set no lock-delay.
+    LockDelay,
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Blocker::Holder => "is held by another session and was not released",
+            Blocker::LockDelay => {
+                "is free, but under the lock-delay of a session that ended without releasing it \
+                 (Consul refuses every new holder until the delay runs out), and the delay did not end"
+            }
+        })
+    }
+}
+
 impl Error {
     /// The full Consul key the error is about, when there is one.
     ///
@@ -176,11 +205,42 @@ impl Error {
         }
     }
 
+    /// Whether the failure shows Consul without a working leader: it answered 5xx (`No
+    /// cluster leader`, the RPC errors of an election), or held the request without answering.
+    /// A refused or reset connection (the local agent down) does not count.
+    pub(crate) fn shows_no_leader(&self) -> bool {
+        match self {
+            Error::ConsulRefused {
+                status, message, ..
+            } => *status >= 500 && !is_invalid_session(message),
+            Error::Unreachable { reason, .. } => reason.starts_with(NO_ANSWER),
+            _ => false,
+        }
+    }
+
+    /// Whether the request may have reached Consul although it failed: an answer with an
+    /// error status, or a request sent without an answer (not a refused connection).
+    pub(crate) fn may_have_reached_consul(&self) -> bool {
+        match self {
+            Error::ConsulRefused { .. } => true,
+            Error::Unreachable { reason, .. } => !reason.starts_with(NOT_CONNECTED),
+            _ => false,
+        }
+    }
+
     /// Whether Consul said the session does not exist (any more).
     pub(crate) fn is_invalid_session(&self) -> bool {
         matches!(self, Error::ConsulRefused { message, .. } if is_invalid_session(message))
     }
 }
+
+/// How [`Error::Unreachable`] begins its reason when the request went out and no answer came
+/// back in time.
+pub(crate) const NO_ANSWER: &str = "no answer within";
+
+/// How [`Error::Unreachable`] begins its reason when no connection could be made, so the
+/// request never reached Consul.
+pub(crate) const NOT_CONNECTED: &str = "could not connect";
 
 fn is_invalid_session(message: &str) -> bool {
     message.contains("invalid session")

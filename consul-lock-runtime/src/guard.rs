@@ -15,8 +15,9 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::background;
-use crate::{Client, Result};
+use crate::error::DisplayDuration;
+use crate::{background, teardown};
+use crate::{Client, Error, Result};
 
 /// Why a lock is no longer held.
 ///
@@ -76,26 +77,60 @@ pub(crate) struct Shared {
     /// Whether the timer that reports the TTL running out has been started (without renewal
     /// it is started by the first `lost()`: `is_held()` needs no task).
     expiry_timer: AtomicBool,
-    /// The moment after which Consul may free the key: the send time of the last successful
-    /// session create or renew, plus the TTL.
-    valid_until: Mutex<Instant>,
+    /// What is known of the session's life (see [`Lease`]).
+    lease: Mutex<Lease>,
     state: watch::Sender<Option<LostReason>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
+/// What the holder knows of its session's life.
+///
+/// Consul promises to keep a session at least its TTL after the last renewal; its leader ends
+/// it 2 × TTL after the last renewal it applied, and a new leader restarts that timer for every
+/// session. So the lock counts as held until the send time of the last successful create or
+/// renew plus the TTL, and, while renewals fail because Consul has no working leader (it
+/// answers 5xx, or holds the request without answering, as it does during an election), until
+/// 2 × TTL less a tenth of the TTL: no leader can end the session meanwhile, and a new one
+/// restarts its timer. A refused connection (the local agent down) earns no such grace: Consul
+/// may end every session of an agent that fails its health check.
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    renewed: Instant,
+    consul_leaderless: bool,
+}
+
 impl Shared {
+    fn lease(&self) -> Lease {
+        *self.lease.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The moment after which Consul may have freed the key.
     fn valid_until(&self) -> Instant {
-        *self
-            .valid_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let lease = self.lease();
+        if lease.consul_leaderless {
+            lease.renewed + self.ttl * 2 - self.ttl / 10
+        } else {
+            lease.renewed + self.ttl
+        }
+    }
+
+    fn last_renewal(&self) -> Instant {
+        self.lease().renewed
     }
 
     fn renewed_at(&self, sent: Instant) {
-        *self
-            .valid_until
+        *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = Lease {
+            renewed: sent,
+            consul_leaderless: false,
+        };
+    }
+
+    /// A renewal failed in a way that shows Consul without a working leader.
+    fn renewal_met_no_leader(&self) {
+        self.lease
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = sent + self.ttl;
+            .unwrap_or_else(PoisonError::into_inner)
+            .consul_leaderless = true;
     }
 
     /// Records the loss (the first reason wins). Returns whether this call recorded it.
@@ -206,9 +241,11 @@ impl LockHandle {
         self.shared.fencing_token
     }
 
-    /// Whether the lock is still held: not released, no loss seen, and the TTL since the last
-    /// successful renewal (or the acquire) has not run out. It never answers `true` after the
-    /// moment Consul may have freed the key.
+    /// Whether the lock is still held: not released, no loss seen, and the lease has not run
+    /// out: the TTL since the last successful renewal (or the acquire) or, while renewals fail
+    /// because Consul has no leader (an election), 2 × TTL less a tenth, as Consul's leader
+    /// ends a session only 2 × TTL after its last renewal and a new leader restarts that timer.
+    /// It never answers `true` after the moment Consul may have freed the key.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -376,7 +413,10 @@ impl LockGuard {
             ttl,
             renew,
             expiry_timer: AtomicBool::new(false),
-            valid_until: Mutex::new(valid_from + ttl),
+            lease: Mutex::new(Lease {
+                renewed: valid_from,
+                consul_leaderless: false,
+            }),
             state,
             tasks: Mutex::new(Vec::new()),
         });
@@ -555,7 +595,7 @@ impl LockGuard {
     /// ```
     pub async fn release(mut self) -> Result<()> {
         let shared = self.disarm();
-        background::run_to_completion(release(shared)).await?
+        background::run_to_completion(release_patiently(shared)).await?
     }
 
     /// Releases the lock, blocking the calling thread (safe inside a tokio runtime).
@@ -578,7 +618,7 @@ impl LockGuard {
     /// ```
     pub fn release_blocking(mut self) -> Result<()> {
         let shared = self.disarm();
-        background::run_blocking(release(shared))?
+        background::run_blocking(release_patiently(shared))?
     }
 
     fn disarm(&mut self) -> Arc<Shared> {
@@ -613,29 +653,19 @@ impl fmt::Debug for LockGuard {
     }
 }
 
-/// How many times a release is sent when Consul is unreachable or answers 5xx (a connection
-/// reset by the server, a leader election): a lost release keeps the key until its TTL.
-const RELEASE_ATTEMPTS: u32 = 3;
-
+/// Releases: destroys the session, retrying transient failures (a leader election, a reset
+/// connection) until Consul confirms it or would have ended the session on its own (see
+/// [`teardown`]). A lost release would keep the key until its TTL and stall every waiter.
 async fn release(shared: Arc<Shared>) -> Result<()> {
     let span = tracing::info_span!("consul_lock.release", key = %shared.key);
     async move {
         let client = &shared.client;
-        let deadline = crate::retry::Deadline::new(client.request_timeout());
-        let mut backoff = crate::retry::Backoff::new();
-        let mut attempt = 1;
-        let result = loop {
-            let timeout = deadline
-                .request_timeout(client.request_timeout())
-                .unwrap_or(client.request_timeout());
-            match client.session_destroy(&shared.key, &shared.session_id, timeout).await {
-                Err(e) if e.is_transient() && attempt < RELEASE_ATTEMPTS && backoff.wait(&deadline).await => {
-                    tracing::debug!(error = %e, attempt, "release failed; retrying");
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        };
+        // Never give up sooner than one request timeout, even on a lease that looks over.
+        let give_up_at = teardown::session_end_bound(shared.last_renewal(), shared.ttl)
+            .max(Instant::now() + client.request_timeout());
+        let result =
+            teardown::destroy_until_confirmed(client, &shared.key, &shared.session_id, give_up_at)
+                .await;
         match &result {
             Ok(()) => {
                 client.note_release(&shared.key);
@@ -649,17 +679,45 @@ async fn release(shared: Arc<Shared>) -> Result<()> {
     .await
 }
 
+/// An explicit release: waits for Consul's confirmation up to the client's request timeout;
+/// past that the release goes on in the background (counted by
+/// [`flush_releases`](crate::flush_releases)) and the caller hears so.
+async fn release_patiently(shared: Arc<Shared>) -> Result<()> {
+    let patience = shared.client.request_timeout();
+    let key = shared.key.clone();
+    let address = shared.client.address().to_owned();
+    let mut work = background::MustFinish::new(release(shared));
+    match tokio::time::timeout(patience, &mut work).await {
+        Ok(result) => result,
+        // Dropping the unfinished release hands the rest of it to the worker.
+        Err(_) => Err(Error::Unreachable {
+            key,
+            operation: "destroy the session (release)",
+            address,
+            reason: format!(
+                "Consul did not confirm the release within {}; it goes on in the background \
+                 until Consul confirms it (flush_releases() waits for it), and the TTL frees \
+                 the key at the latest",
+                DisplayDuration(patience)
+            ),
+        }),
+    }
+}
+
 async fn expire_at_ttl(shared: Arc<Shared>) {
     tokio::time::sleep_until(shared.valid_until()).await;
     shared.lose(LostReason::Expired);
 }
 
-/// Renews the session at TTL/2; retries failed renewals until the TTL since the last success
-/// runs out, then reports the loss.
+/// Renews the session at TTL/2; retries failed renewals until the lease runs out (see
+/// [`Lease`]: longer while Consul has no leader), then reports the loss. Each attempt waits at
+/// most a quarter of the TTL, so that a request Consul holds during an election does not use
+/// up the lease: the next attempt reaches the new leader.
 async fn renew_loop(shared: Arc<Shared>) {
     let half = shared.ttl / 2;
     let retry = (shared.ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let mut next = shared.valid_until() - shared.ttl + half;
+    let attempt_limit = (shared.ttl / 4).min(shared.client.request_timeout());
+    let mut next = shared.last_renewal() + half;
     let mut last_error = String::new();
     loop {
         tokio::time::sleep_until(next).await;
@@ -669,7 +727,7 @@ async fn renew_loop(shared: Arc<Shared>) {
             shared.lose(LostReason::RenewalFailed { last_error });
             return;
         }
-        let timeout = (valid_until - now).min(shared.client.request_timeout());
+        let timeout = (valid_until - now).min(attempt_limit);
         match shared
             .client
             .session_renew(&shared.key, &shared.session_id, timeout)
@@ -686,6 +744,9 @@ async fn renew_loop(shared: Arc<Shared>) {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "renewal failed; retrying");
+                if e.shows_no_leader() {
+                    shared.renewal_met_no_leader();
+                }
                 last_error = e.to_string();
                 next = Instant::now() + retry;
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::error::DisplayDuration;
+use crate::error::{DisplayDuration, NOT_CONNECTED, NO_ANSWER};
 use crate::{Client, Error, Result};
 
 /// One request to Consul.
@@ -88,7 +88,9 @@ impl Client {
         };
         let describe = |e: reqwest::Error| {
             if e.is_timeout() {
-                format!("no answer within {}", DisplayDuration(call.timeout))
+                format!("{NO_ANSWER} {}", DisplayDuration(call.timeout))
+            } else if e.is_connect() {
+                format!("{NOT_CONNECTED}: {}", error_chain(&e))
             } else {
                 error_chain(&e)
             }

@@ -53,6 +53,7 @@ mod http;
 pub mod key;
 mod lock;
 mod retry;
+mod teardown;
 mod value;
 
 pub use client::Client;
@@ -60,7 +61,7 @@ pub use config::{
     ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN, SESSION_TTL_MAX,
 };
 pub use consul::{KvEntry, SessionInfo};
-pub use error::{Error, Result};
+pub use error::{Blocker, Error, Result};
 pub use guard::{LockGuard, LockHandle, Lost, LostReason};
 pub use lock::{Lock, MAX_VALUE_SIZE, WAITERS_SUFFIX};
 pub use value::{default_value, ValueGenerator};

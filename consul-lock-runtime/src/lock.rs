@@ -20,7 +20,7 @@ use crate::error::DisplayDuration;
 use crate::guard::LockGuard;
 use crate::retry::{Backoff, Deadline};
 use crate::value::ValueGenerator;
-use crate::{background, defaults, key, Client, Error, LockHandle, Result};
+use crate::{background, defaults, key, teardown, Blocker, Client, Error, LockHandle, Result};
 
 /// Where waiters queue for a held key: `<key>/.waiters/<session>`, each entry held by its
 /// waiter's session, so that Consul deletes it when the session ends (released, given up,
@@ -605,6 +605,7 @@ struct PendingSession {
     id: String,
     /// Send time of the create or last renew: the TTL counts from at most then.
     renewed: Instant,
+    ttl: Duration,
     /// Whether this session holds its entry in the key's queue of waiters.
     queued: bool,
     armed: bool,
@@ -628,9 +629,11 @@ impl Drop for PendingSession {
             let client = self.client.clone();
             let key = std::mem::take(&mut self.key);
             let id = std::mem::take(&mut self.id);
+            let give_up_at = teardown::session_end_bound(self.renewed, self.ttl);
             background::spawn_cleanup(async move {
-                let timeout = client.request_timeout();
-                if let Err(e) = client.session_destroy(&key, &id, timeout).await {
+                if let Err(e) =
+                    teardown::destroy_until_confirmed(&client, &key, &id, give_up_at).await
+                {
                     tracing::warn!(key = %key, error = %e, "could not destroy the session of an unfinished acquire; its TTL will end it");
                 }
             });
@@ -653,15 +656,26 @@ async fn create_session(
     let task_key = key.to_owned();
     let create = background::MustFinish::new(async move {
         let (client, key) = (task_client, task_key);
+        let name = teardown::session_name(&key);
         let sent = Instant::now();
-        let id = client
-            .session_create(&key, ttl, client.request_timeout())
-            .await?;
+        let id = match client
+            .session_create(&key, &name, ttl, client.request_timeout())
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                if teardown::create_may_have_happened(&e) {
+                    teardown::sweep_unconfirmed_create(client, key, name, ttl);
+                }
+                return Err(e);
+            }
+        };
         Ok(PendingSession {
             client,
             key,
             id,
             renewed: sent,
+            ttl,
             queued: false,
             armed: true,
         })
@@ -677,7 +691,7 @@ async fn create_session(
             key: key.to_owned(),
             operation: "create a session",
             address: client.address().to_owned(),
-            reason: format!("no answer within {}", DisplayDuration(wait)),
+            reason: format!("{} {}", crate::error::NO_ANSWER, DisplayDuration(wait)),
         }),
     }
 }
@@ -733,8 +747,8 @@ struct Outcome<'a> {
     plan: &'a Plan,
     deadline: Deadline,
     attempts: u32,
-    /// The key was seen held by another session (or under a lock-delay).
-    seen_held: bool,
+    /// What kept the key from the last attempt (another holder, or a lock-delay), if anything.
+    blocked_by: Option<Blocker>,
     /// The last error Consul itself answered (a 5xx), more telling than a timeout.
     last_answer: Option<Error>,
 }
@@ -752,6 +766,7 @@ impl Outcome<'_> {
             key: self.plan.key.clone(),
             waited: self.deadline.waited(),
             attempts: self.attempts,
+            blocked_by: self.blocked_by.unwrap_or(Blocker::Holder),
         }
     }
 
@@ -761,7 +776,7 @@ impl Outcome<'_> {
     fn give_up(&mut self, e: Error) -> Error {
         let cut_by_deadline =
             matches!(e, Error::Unreachable { .. }) && self.deadline.remaining().is_some();
-        if cut_by_deadline && self.seen_held {
+        if cut_by_deadline && self.blocked_by.is_some() {
             return self.not_acquired();
         }
         if cut_by_deadline {
@@ -789,7 +804,7 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
         plan,
         deadline: Deadline::new(plan.acquire_timeout),
         attempts: 0,
-        seen_held: false,
+        blocked_by: None,
         last_answer: None,
     };
     let mut backoff = Backoff::new();
@@ -868,7 +883,7 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
                 ));
             }
             Ok(LockAttempt::Held) => {
-                out.seen_held = true;
+                out.blocked_by = Some(Blocker::Holder);
                 if !out.deadline.can_retry() {
                     return Err(out.not_acquired());
                 }
@@ -882,7 +897,7 @@ async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
                 }
             }
             Ok(LockAttempt::LockDelay) => {
-                out.seen_held = true;
+                out.blocked_by = Some(Blocker::LockDelay);
                 session = Some(pending);
                 if !backoff.wait(&out.deadline).await {
                     return Err(out.not_acquired());

@@ -192,21 +192,74 @@ async fn a_waiter_whose_session_was_invalidated_recovers() {
 }
 
 #[tokio::test]
-async fn a_failed_release_is_an_error_and_the_ttl_frees_the_key() {
+async fn a_release_keeps_going_through_an_election_until_consul_confirms() {
     let env = Env::new("release-5xx");
     if !env.embedded_or_skip("release-5xx") {
         return;
     }
     let server = env.consul.server().unwrap();
+    let guard = env.lock("job").acquire().await.unwrap();
+    // What Consul answers writes during a leader election, several times over.
+    server.fail_next(6, 500, "rpc error making call: EOF");
+    guard
+        .release()
+        .await
+        .expect("the release is sent again until Consul confirms it");
+    assert!(env.my_keys().await.is_empty(), "the key is free at once");
+    assert!(env.my_sessions().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_release_not_confirmed_in_time_goes_on_in_the_background() {
+    let env = Env::new("release-background");
+    if !env.embedded_or_skip("release-background") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    let patience = Duration::from_millis(150);
+    let client = Client::builder()
+        .address(env.consul.url())
+        .session_ttl_min(env.min_ttl())
+        .request_timeout(patience)
+        .build()
+        .unwrap();
+    let guard = env
+        .lock("job")
+        .client(&client)
+        .lock_timeout(Duration::from_secs(30))
+        .acquire()
+        .await
+        .unwrap();
+    // More failures than fit in the request timeout with the release's backoff
+    // (10, 20, 40, 80, 160, 320 ms, each drawn from its upper half or less).
+    server.fail_next(7, 500, "rpc error making call: EOF");
+    let started = Instant::now();
+    let err = guard.release().await.unwrap_err();
+    assert!(started.elapsed() < patience + Duration::from_millis(100));
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::Unreachable { .. }) && text.contains("in the background"),
+        "{text}"
+    );
+    // The rest runs in the background; flush_releases() waits for it.
+    consul_lock_runtime::flush_releases().await;
+    assert!(env.my_keys().await.is_empty(), "released in the background");
+    assert!(env.my_sessions().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_release_refused_for_good_is_an_error_and_the_ttl_frees_the_key() {
+    let env = Env::new("release-403");
+    if !env.embedded_or_skip("release-403") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
     let ttl = env.min_ttl();
     let guard = env.lock("job").lock_timeout(ttl).acquire().await.unwrap();
-    // Every attempt of the release fails (it is sent up to 3 times).
-    server.fail_next(3, 500, "rpc error");
+    // Not transient: no retry can help.
+    server.fail_next(1, 403, "Permission denied");
     let err = guard.release().await.unwrap_err();
-    assert!(
-        matches!(err, Error::ConsulRefused { status: 500, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");
     let next = env
         .lock("job")
         .lock_timeout(ttl)

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Env;
-use consul_lock_runtime::{Client, Error, Lock, LostReason};
+use consul_lock_runtime::{Blocker, Client, Error, Lock, LostReason};
 
 #[tokio::test]
 async fn uncontended_cycle_takes_three_requests_and_leaves_nothing() {
@@ -476,4 +476,66 @@ async fn a_releaser_taking_the_key_again_at_once_is_served_after_the_queued_wait
             "round {round}"
         );
     }
+}
+
+/// A key left under another client's lock-delay (Go's `api.Lock` sessions default to 15 s)
+/// is free but refused: the error says so instead of "held by another session", and the lock
+/// is taken once the delay ends.
+#[tokio::test]
+async fn a_lock_delay_is_reported_as_a_lock_delay() {
+    let env = Env::new("lock-delay");
+    let key = format!("{}job", env.prefix);
+    let http = reqwest::Client::new();
+    let base = env.consul.url();
+    let created: serde_json::Value = http
+        .put(format!("{base}/v1/session/create"))
+        .body(r#"{"Name": "foreign holder", "LockDelay": "2s", "TTL": "30s"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let foreign = created["ID"].as_str().unwrap().to_owned();
+    let acquired = http
+        .put(format!("{base}/v1/kv/{key}?acquire={foreign}"))
+        .body("held by another client")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(acquired.trim(), "true");
+    // Destroying a holding session starts its lock-delay (a plain ?release would not).
+    http.put(format!("{base}/v1/session/destroy/{foreign}"))
+        .send()
+        .await
+        .unwrap();
+    let delay_started = Instant::now();
+    let err = env
+        .lock("job")
+        .acquire_timeout(Duration::from_millis(300))
+        .acquire()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::NotAcquired { blocked_by, .. } => assert_eq!(*blocked_by, Blocker::LockDelay),
+        other => panic!("expected NotAcquired, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("lock-delay") && !text.contains("held by another session"),
+        "{text}"
+    );
+    let guard = env
+        .lock("job")
+        .acquire_timeout(Duration::from_secs(5))
+        .acquire()
+        .await
+        .expect("taken once the lock-delay ends");
+    assert!(delay_started.elapsed() >= Duration::from_millis(1900));
+    // Our session (Behavior=delete) now holds the key: releasing removes it.
+    guard.release().await.unwrap();
+    assert!(env.client.kv_get(&key).await.unwrap().is_none());
 }
