@@ -65,6 +65,13 @@ impl Args {
         self.fail_soft.is_some_and(|(on, _)| on)
     }
 
+    /// The key template. Parsing fails without one, so parsed options always have it.
+    pub(crate) fn key(&self) -> &Key {
+        self.key
+            .as_ref()
+            .expect("`Args::parse` refuses options without a key")
+    }
+
     /// The path of the hidden module generated code calls.
     pub(crate) fn private_path(&self) -> TokenStream {
         match &self.krate {

@@ -2,7 +2,12 @@
 //! re-exports it as `consul_lock::consul_lock`; its documentation is there.
 
 mod args;
+mod check;
 mod expand;
+mod func;
+mod key;
+mod shape;
+mod steps;
 mod template;
 
 use proc_macro::TokenStream;

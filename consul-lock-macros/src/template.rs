@@ -39,6 +39,13 @@ pub(crate) struct Placeholder {
     pub(crate) range: Range<usize>,
 }
 
+impl Placeholder {
+    /// The root without `r#`: the key of [`crate::func::parameter_names`].
+    pub(crate) fn root_name(&self) -> &str {
+        self.root.strip_prefix("r#").unwrap_or(&self.root)
+    }
+}
+
 /// A template error, with the byte range in the template it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TemplateError {
