@@ -343,6 +343,30 @@ mod tests {
     }
 
     #[test]
+    fn getters_are_called_once_where_the_key_is_rendered() {
+        let out = compact(&expand(
+            "key = \"o/<order.customer_id()>/<self.account().owner_id()>/<order.items.first()>\"",
+            "async fn f(&self, order: Order) -> Result<(), E> { Ok(()) }",
+        ));
+        for needle in [
+            "name:\"order.customer_id()\",value:::consul_lock::__private::display_value(&order.customer_id())",
+            "display_value(&self.account().owner_id())",
+            "display_value(&order.items.first())",
+        ] {
+            assert_eq!(out.matches(needle).count(), 1, "{needle} once in {out}");
+        }
+        // Rendered before the lock is acquired, not in the body.
+        let render = out.find("__private::render(").unwrap();
+        let acquire = out.find("Lock::acquire(").unwrap();
+        assert!(render < acquire, "{out}");
+        let error = error_of(
+            "key = \"o/<order.line(1)>\"",
+            "fn f(order: Order) -> Result<(), E> { Ok(()) }",
+        );
+        assert!(error.contains("passes arguments to `line`"), "{error}");
+    }
+
+    #[test]
     fn fail_soft_tries_and_reports_not_acquired() {
         let out = compact(&expand(
             "key = \"k\", fail_soft",

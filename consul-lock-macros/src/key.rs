@@ -10,7 +10,7 @@ use syn::Ident;
 
 use crate::args::Args;
 use crate::steps::Locals;
-use crate::template::{Part, Placeholder};
+use crate::template::{Access, Part, Placeholder};
 
 /// An expression of type `Result<Lock, Error>`: the rendered key and the options. Every
 /// placeholder is evaluated once, inside this expression, so the borrows it takes end with
@@ -63,9 +63,10 @@ pub(crate) fn lock_result(
     }
 }
 
-/// A placeholder's value expression (`id`, `job.pair.0`, `self.tenant`), every token at
-/// the key literal's `span`, so that type errors (not `Display`, no such field) are reported
-/// at the template.
+/// A placeholder's value expression (`id`, `job.pair.0`, `self.tenant`,
+/// `self.account().owner_id()`), every token at the key literal's `span`, so that type
+/// errors (no such field or method, not `Display`) are reported at the template. It is
+/// evaluated once, where the key is rendered.
 fn value(ph: &Placeholder, names: &BTreeMap<String, Ident>, span: Span) -> TokenStream {
     let root = ph.root_name();
     let mut ident = names
@@ -73,23 +74,27 @@ fn value(ph: &Placeholder, names: &BTreeMap<String, Ident>, span: Span) -> Token
         .cloned()
         .unwrap_or_else(|| Ident::new(root, span));
     ident.set_span(span);
-    let fields = ph.fields.iter().map(|f| {
-        if f.bytes().all(|b| b.is_ascii_digit()) {
+    let ident_at_span = |name: &str| {
+        let mut ident = syn::parse_str::<Ident>(name).unwrap_or_else(|_| Ident::new(name, span));
+        ident.set_span(span);
+        ident
+    };
+    let accesses = ph.accesses.iter().map(|access| match access {
+        Access::Field(f) if f.bytes().all(|b| b.is_ascii_digit()) => {
             let index = syn::Index {
                 index: f.parse().unwrap_or_default(),
                 span,
             };
             quote_spanned!(span=> .#index)
-        } else {
-            let field = syn::parse_str::<Ident>(f).map_or_else(
-                |_| Ident::new(f, span),
-                |mut i| {
-                    i.set_span(span);
-                    i
-                },
-            );
+        }
+        Access::Field(f) => {
+            let field = ident_at_span(f);
             quote_spanned!(span=> .#field)
         }
+        Access::Method(m) => {
+            let method = ident_at_span(m);
+            quote_spanned!(span=> .#method())
+        }
     });
-    quote_spanned!(span=> #ident #(#fields)*)
+    quote_spanned!(span=> #ident #(#accesses)*)
 }
