@@ -92,7 +92,10 @@ fn value(ph: &Placeholder, names: &BTreeMap<String, Ident>, span: Span) -> Token
             quote_spanned!(span=> .#field)
         }
         Access::Method(m) => {
-            let method = ident_at_span(m);
+            let mut method = ident_at_span(m);
+            // Located at the template, but marked as generated: the compiler then reports
+            // an unknown method there without suggesting to replace the whole literal.
+            method.set_span(Span::mixed_site().located_at(span));
             quote_spanned!(span=> .#method())
         }
     });
