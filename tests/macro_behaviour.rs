@@ -630,7 +630,11 @@ impl Billing {
     )]
     async fn charge(&self, cents: u64) -> Result<(String, u64), Error> {
         self.env.ran();
-        assert!(self.env.exists(&format!("owner-{}", self.account.owner)).await);
+        assert!(
+            self.env
+                .exists(&format!("owner-{}", self.account.owner))
+                .await
+        );
         Ok((lock.key().to_owned(), cents))
     }
 }
