@@ -9,7 +9,8 @@ use syn::{Block, Ident, ReturnType, Type};
 
 use crate::args::{self, Args};
 use crate::func::{self, LockedFn};
-use crate::template::{self, Part};
+use crate::suggest::did_you_mean;
+use crate::template::Part;
 
 /// A function the attribute can lock: its body, its return type and its parameter names.
 pub(crate) struct Checked<'a> {
@@ -95,7 +96,7 @@ fn check_names(args: &Args, names: &BTreeMap<String, Ident>) -> syn::Result<()> 
         } else {
             let mut m = format!("unknown name `{root}` in the key template");
             let candidates = names.keys().map(String::as_str);
-            if let Some(close) = template::did_you_mean(root, candidates) {
+            if let Some(close) = did_you_mean(root, candidates) {
                 m.push_str(&format!(": did you mean `{close}`?"));
             } else if names.is_empty() {
                 m.push_str(": the function has no parameters to name");

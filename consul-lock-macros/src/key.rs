@@ -9,8 +9,9 @@ use syn::spanned::Spanned;
 use syn::Ident;
 
 use crate::args::Args;
+use crate::placeholder::{Access, Placeholder};
 use crate::steps::Locals;
-use crate::template::{Access, Part, Placeholder};
+use crate::template::Part;
 
 /// An expression of type `Result<Lock, Error>`: the rendered key and the options. Every
 /// placeholder is evaluated once, inside this expression, so the borrows it takes end with

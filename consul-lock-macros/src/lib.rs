@@ -6,8 +6,10 @@ mod check;
 mod expand;
 mod func;
 mod key;
+mod placeholder;
 mod shape;
 mod steps;
+mod suggest;
 mod template;
 
 use proc_macro::TokenStream;
