@@ -81,6 +81,27 @@ mod model {
 
 use model::{Order, Service};
 
+mod naming {
+    pub trait Named {
+        fn display_name(&self) -> String;
+    }
+
+    impl Named for super::Order {
+        fn display_name(&self) -> String {
+            format!("order {}", self.customer_id())
+        }
+    }
+}
+
+// A trait method in scope where the attribute is used, and a std method.
+use naming::Named;
+
+#[consul_lock(key = "named/<order.display_name()>/<order.customer_id().len()>")]
+async fn trait_getter(order: &Order) -> Result<(), Error> {
+    let _ = order;
+    Ok(())
+}
+
 // On a parameter: `&str`, `String` (through a public field) and a number; the owned
 // parameter is moved into the body after the key is rendered.
 #[consul_lock(key = "orders/<order.customer_id()>/<order.items.first_id()>/<order.number()>")]
@@ -136,6 +157,7 @@ fn main() {
     let service = Service::new(consul);
     let order = Order::new("c-1");
     let _ = sync_by_ref(&order);
+    drop(trait_getter(&order));
     let _ = service.sync_method(&order);
     drop(owned(order));
     drop(lazy(Order::new("c-2")));
