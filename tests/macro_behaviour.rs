@@ -496,6 +496,167 @@ async fn values_are_escaped_into_one_segment() {
 }
 
 // ---------------------------------------------------------------------------------------
+// getters in key templates
+
+/// An order whose fields are private: templates reach them through getters, which count
+/// their calls.
+struct Order {
+    run: String,
+    customer: String,
+    calls: Arc<AtomicU32>,
+}
+
+impl Order {
+    fn new(env: &Env, customer: &str, calls: &Arc<AtomicU32>) -> Order {
+        Order {
+            run: env.run.clone(),
+            customer: customer.to_owned(),
+            calls: calls.clone(),
+        }
+    }
+
+    fn run(&self) -> &str {
+        &self.run
+    }
+
+    fn customer_id(&self) -> &str {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        &self.customer
+    }
+
+    fn into_customer(self) -> String {
+        self.customer
+    }
+}
+
+// The owned order is moved into the body after its getters ran.
+#[consul_lock(
+    key = "macro-tests/<order.run()>/orders/<order.customer_id()>",
+    client = env.client,
+    guard = lock
+)]
+async fn process_order(env: &Env, order: Order) -> Result<(String, String), Error> {
+    env.ran();
+    // Held while the body runs: the key is in Consul, under this session.
+    let entry = env
+        .client
+        .kv_get(lock.key())
+        .await?
+        .expect("the key exists while held");
+    assert_eq!(entry.session.as_deref(), Some(lock.session_id()));
+    Ok((lock.key().to_owned(), order.into_customer()))
+}
+
+#[consul_lock(
+    key = "macro-tests/<order.run()>/orders/<order.customer_id()>",
+    client = env.client,
+    guard = lock
+)]
+fn process_order_blocking(env: &Env, order: &Order) -> Result<String, Error> {
+    env.ran();
+    Ok(lock.key().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn getters_render_the_key_once_before_the_lock() {
+    let env = Env::new("getters");
+    let calls = Arc::new(AtomicU32::new(0));
+    let (key, customer) = process_order(&env, Order::new(&env, "c-1", &calls))
+        .await
+        .unwrap();
+    assert_eq!(key, env.full("orders/c-1"));
+    assert_eq!(customer, "c-1", "the body got the order");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the getter ran once");
+    env.assert_free("orders/c-1").await;
+
+    // Escaped like every value.
+    let (key, _) = process_order(&env, Order::new(&env, "a/../b", &calls))
+        .await
+        .unwrap();
+    assert_eq!(key, env.full("orders/a%2F..%2Fb"));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // Evaluated before the lock is taken: also when the lock is not acquired.
+    let holder = env.lock("orders/c-1").acquire().await.unwrap();
+    let err = process_order(&env, Order::new(&env, "c-1", &calls))
+        .await
+        .unwrap_err();
+    match err {
+        Error::NotAcquired { key, .. } => assert_eq!(key, env.full("orders/c-1")),
+        other => panic!("expected NotAcquired, got {other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    holder.release().await.unwrap();
+    assert_eq!(env.runs(), 2, "the body did not run without the lock");
+
+    // The sync form, on a borrowed order.
+    let order = Order::new(&env, "c-2", &calls);
+    let key = tokio::task::block_in_place(|| process_order_blocking(&env, &order)).unwrap();
+    assert_eq!(key, env.full("orders/c-2"));
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    env.assert_free("orders/c-2").await;
+}
+
+struct Account {
+    owner: u64,
+    calls: AtomicU32,
+}
+
+impl Account {
+    fn owner_id(&self) -> u64 {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.owner
+    }
+}
+
+struct Billing {
+    env: Arc<Env>,
+    account: Account,
+}
+
+impl Billing {
+    fn account(&self) -> &Account {
+        &self.account
+    }
+
+    fn run(&self) -> &str {
+        &self.env.run
+    }
+
+    #[consul_lock(
+        key = "macro-tests/<self.run()>/owner-<self.account().owner_id()>",
+        client = self.env.client,
+        guard = lock
+    )]
+    async fn charge(&self, cents: u64) -> Result<(String, u64), Error> {
+        self.env.ran();
+        assert!(
+            self.env
+                .exists(&format!("owner-{}", self.account.owner))
+                .await
+        );
+        Ok((lock.key().to_owned(), cents))
+    }
+}
+
+#[tokio::test]
+async fn chained_getters_on_self() {
+    let env = Env::new("self-getters");
+    let billing = Billing {
+        env: env.clone(),
+        account: Account {
+            owner: 42,
+            calls: AtomicU32::new(0),
+        },
+    };
+    let (key, cents) = billing.charge(5).await.unwrap();
+    assert_eq!(key, env.full("owner-42"));
+    assert_eq!(cents, 5);
+    assert_eq!(billing.account.calls.load(Ordering::SeqCst), 1);
+    env.assert_free("owner-42").await;
+}
+
+// ---------------------------------------------------------------------------------------
 // functions returning futures, traits
 
 #[consul_lock(key = "macro-tests/<run>/lazy", client = client, guard = lock)]

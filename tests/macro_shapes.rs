@@ -165,6 +165,30 @@ impl Boxed for Service {
     }
 }
 
+pub struct Order {
+    customer: String,
+}
+
+impl Order {
+    #[must_use]
+    pub fn customer_id(&self) -> &str {
+        &self.customer
+    }
+
+    /// A getter whose value is not `Send`.
+    #[must_use]
+    pub fn label(&self) -> std::rc::Rc<str> {
+        self.customer.as_str().into()
+    }
+}
+
+// The getters' values (a borrow, a non-`Send` `Rc`) end where the key is rendered: the
+// future stays `Send` and the owned order can be moved into the body.
+#[consul_lock(key = "orders/<order.customer_id()>/<order.label()>")]
+pub async fn getters(order: Order) -> Result<String, Error> {
+    Ok(order.customer)
+}
+
 fn assert_send<T: Send>(_: &T) {}
 
 #[test]
@@ -180,4 +204,7 @@ fn futures_are_send() {
     assert_send(&returns_future(1));
     assert_send(&svc.run(1));
     assert_send(&W.work(1));
+    assert_send(&getters(Order {
+        customer: "c".into(),
+    }));
 }

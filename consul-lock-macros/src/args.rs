@@ -7,6 +7,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Lit, LitBool, LitInt, LitStr, Path, Token};
 
+use crate::suggest::did_you_mean;
 use crate::template::{self, Template};
 
 /// The options the attribute accepts, in the order the docs list them.
@@ -63,6 +64,13 @@ impl Args {
     /// Whether not acquiring the lock is a value rather than an error.
     pub(crate) fn is_fail_soft(&self) -> bool {
         self.fail_soft.is_some_and(|(on, _)| on)
+    }
+
+    /// The key template. Parsing fails without one, so parsed options always have it.
+    pub(crate) fn key(&self) -> &Key {
+        self.key
+            .as_ref()
+            .expect("`Args::parse` refuses options without a key")
     }
 
     /// The path of the hidden module generated code calls.
@@ -188,7 +196,7 @@ impl Args {
             }
             _ => {
                 let mut message = format!("unknown option `{name_str}`");
-                if let Some(close) = template::did_you_mean(&name_str, OPTIONS.iter().copied()) {
+                if let Some(close) = did_you_mean(&name_str, OPTIONS.iter().copied()) {
                     message.push_str(&format!(" (did you mean `{close}`?)"));
                 }
                 message.push_str(": expected one of ");

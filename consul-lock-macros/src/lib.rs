@@ -2,7 +2,14 @@
 //! re-exports it as `consul_lock::consul_lock`; its documentation is there.
 
 mod args;
+mod check;
 mod expand;
+mod func;
+mod key;
+mod placeholder;
+mod shape;
+mod steps;
+mod suggest;
 mod template;
 
 use proc_macro::TokenStream;
@@ -47,14 +54,42 @@ use proc_macro::TokenStream;
 ///
 /// The key is relative to the key prefix (`consul_lock::defaults::key_prefix()`, by default
 /// `locks/ephemeral/`). `<name>` inserts a parameter, `<name.field>` (also `<pair.0>`,
-/// `<a.b.c>`) a field of one, and `<self.field>` a field of the receiver. Values are formatted
-/// with [`Display`](std::fmt::Display) and escaped at run time, so a value always stays inside
-/// its segment (`a/b` becomes `a%2Fb`); a value that renders empty is a run-time error
-/// (`consul_lock::Error::InvalidKey`), reported like any lock error.
+/// `<a.b.c>`) a field of one, and `<self.field>` a field of the receiver. Any step may be a
+/// method called without arguments, a getter, for fields that are private:
+/// `<order.customer_id()>`, `<self.account().owner_id()>`, `<order.items.first_id()>`. A
+/// getter may return a reference (`fn customer_id(&self) -> &str`) or an owned value.
+/// Values are formatted with [`Display`](std::fmt::Display) and escaped at run time, so a
+/// value always stays inside its segment (`a/b` becomes `a%2Fb`); a value that renders empty
+/// is a run-time error (`consul_lock::Error::InvalidKey`), reported like any lock error.
+///
+/// Every placeholder is evaluated once per call, after the arguments are bound and before the
+/// lock is acquired (also when it is then not acquired); its borrows end there, so the body
+/// may move the parameters it read. In a function returning a future this happens when the
+/// function is called, not when the future is polled.
 ///
 /// Checked at compile time, with the error at the key: unknown names (with a suggestion),
-/// `<>`, an unclosed `<`, a stray `>`, an empty segment (`//`), a leading or trailing `/`,
-/// a `.` or `..` segment, control characters, and values that are not `Display`.
+/// unknown fields and methods, method calls with arguments (`<order.line(1)>`: pass such a
+/// value as a parameter), `<>`, an unclosed `<`, a stray `>`, an empty segment (`//`), a
+/// leading or trailing `/`, a `.` or `..` segment, control characters, and values that are
+/// not `Display`.
+///
+/// ```no_run
+/// # use consul_lock::consul_lock;
+/// pub struct Order {
+///     customer: String,
+/// }
+///
+/// impl Order {
+///     pub fn customer_id(&self) -> &str {
+///         &self.customer
+///     }
+/// }
+///
+/// #[consul_lock(key = "orders/<order.customer_id()>")]
+/// async fn ship(order: Order) -> Result<Order, consul_lock::Error> {
+///     Ok(order)
+/// }
+/// ```
 ///
 /// # Return types
 ///
