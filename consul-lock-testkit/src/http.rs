@@ -122,6 +122,7 @@ impl Resp {
             if m.known_leader { "true" } else { "false" },
         )
         .header("X-Consul-LastContact", m.last_contact_ms.to_string())
+        .header("X-Consul-Query-Backend", "blocking-query")
     }
 }
 
@@ -293,14 +294,34 @@ pub(crate) fn method_not_allowed(method: &Method, allow: &[&str]) -> Resp {
     Resp::text(405, format!("method {method} not allowed")).header("Allow", all.join(","))
 }
 
+/// The subtree patterns (`/v1/kv/`, `/v1/session/info/`, ...) whose bare form Go's
+/// `ServeMux` redirects (301) to the form with a trailing slash.
+const SUBTREES: &[&str] = &[
+    "/v1/kv",
+    "/v1/session/destroy",
+    "/v1/session/renew",
+    "/v1/session/info",
+    "/v1/session/node",
+];
+
+/// Whether Go's `ServeMux` redirects this cleaned path to `path + "/"`.
+pub(crate) fn wants_trailing_slash(path: &str) -> bool {
+    SUBTREES.contains(&path)
+}
+
+/// Go's `ServeMux` answer to a path no pattern matches: 404 with an empty body and none of
+/// Consul's headers.
+pub(crate) fn not_found() -> Resp {
+    let mut r = Resp::empty(404);
+    r.consul_headers = false;
+    r
+}
+
 /// Routes a parsed request to its endpoint.
 pub(crate) async fn route(shared: &Shared, req: Req) -> Resp {
     let path = req.path.clone();
     if let Some(key) = path.strip_prefix("/v1/kv/") {
         return crate::kv::handle(shared, &req, key).await;
-    }
-    if path == "/v1/kv" {
-        return crate::kv::handle(shared, &req, "").await;
     }
     if let Some(rest) = path.strip_prefix("/v1/session/") {
         return crate::session::handle(shared, &req, rest).await;
@@ -366,7 +387,6 @@ fn not_implemented(path: &str) -> Resp {
         "/v1/connect/",
         "/v1/config",
         "/v1/internal/",
-        "/v1/status/",
         "/v1/namespace",
         "/v1/discovery-chain/",
     ];
@@ -378,9 +398,7 @@ fn not_implemented(path: &str) -> Resp {
             ),
         );
     }
-    let mut r = Resp::text(404, "404 page not found\n");
-    r.consul_headers = false;
-    r
+    not_found()
 }
 
 /// Go's `url.QueryEscape`.

@@ -333,6 +333,50 @@ pub(crate) fn decode_go(body: &[u8]) -> Result<serde_json::Value, String> {
     }
 }
 
+/// The members of a JSON object in document order, duplicates kept (Go's decoder assigns
+/// them one after the other, so the last one naming a field wins).
+pub(crate) struct Pairs(pub Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, serde_json::Value>()? {
+                    out.push((k, v));
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A decoded body: an object's members in document order, or any other value.
+pub(crate) enum GoDoc {
+    Object(Pairs),
+    Other(serde_json::Value),
+}
+
+/// Decodes the first JSON value of a body as Go would, keeping an object's member order.
+pub(crate) fn decode_go_doc(body: &[u8]) -> Result<GoDoc, String> {
+    let v = decode_go(body)?;
+    if !v.is_object() {
+        return Ok(GoDoc::Other(v));
+    }
+    let end = go_syntax_check(body)?;
+    let slice = &body[..end];
+    let pairs = serde_json::from_slice::<Pairs>(slice)
+        .or_else(|_| serde_json::from_str::<Pairs>(&String::from_utf8_lossy(slice)))
+        .map_err(|e| e.to_string())?;
+    Ok(GoDoc::Object(pairs))
+}
+
 /// Go's name for the JSON kind of a value in "cannot unmarshal X into ..." errors.
 pub(crate) fn go_kind(v: &serde_json::Value) -> &'static str {
     match v {

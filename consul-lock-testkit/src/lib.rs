@@ -34,8 +34,10 @@ mod server;
 mod session;
 mod shared;
 mod store;
+mod printable_table;
 mod tls;
 mod txn;
+mod urlfilter;
 
 pub use acl::{Access, AclConfig, AclToken};
 pub use config::ServerConfig;

@@ -685,7 +685,9 @@ fn into_hyper(r: Resp, shared: &Shared) -> Response<Full<Bytes>> {
             Some(a) if !a.default_allow => "deny",
             _ => "allow",
         };
-        builder = builder.header("X-Consul-Default-Acl-Policy", policy);
+        builder = builder
+            .header("Vary", "Accept-Encoding")
+            .header("X-Consul-Default-Acl-Policy", policy);
     }
     builder
         .body(Full::new(Bytes::from(r.body)))
@@ -735,8 +737,16 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
         r.consul_headers = false;
         return r;
     };
+    if crate::urlfilter::refuses(&decoded) {
+        let mut r = Resp::empty(400);
+        r.consul_headers = false;
+        return r;
+    }
     let path = String::from_utf8_lossy(&decoded).into_owned();
-    let clean = http::clean_path(&path);
+    let mut clean = http::clean_path(&path);
+    if http::wants_trailing_slash(&clean) {
+        clean.push('/');
+    }
     if clean != path {
         let mut loc = http::path_escape(&clean);
         if !raw_query.is_empty() {
