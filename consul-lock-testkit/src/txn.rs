@@ -16,11 +16,12 @@ use crate::json::{decode_go, field, go_kind, J};
 use crate::shared::Shared;
 use crate::store::{Entry, Kv, Session, Store};
 
-const MAX_TXN_OPS: usize = 128;
-
-/// One KV operation of a transaction.
+/// One operation of a transaction: a KV operation, or a catalog read of something the test
+/// server does not hold (it registers no catalog), which fails as in Consul.
 #[derive(Debug, Clone)]
 struct KvOp {
+    /// Set for a catalog `get` (`Node`, `Service`, `Check`): Consul's "doesn't exist" text.
+    missing: Option<String>,
     verb: String,
     key: String,
     value: Vec<u8>,
@@ -47,7 +48,65 @@ fn type_err(v: &Value, path: &str, ty: &str) -> Resp {
     ))
 }
 
-fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
+/// The catalog operations of a transaction, as far as the test server answers them: a
+/// `get` of a node, service or check that is not registered fails with Consul's text; the
+/// agent's own node and its `serfHealth` check, and catalog writes, are not served (501).
+fn catalog_op(kind: &str, op: &serde_json::Map<String, Value>, node_name: &str) -> Result<KvOp, Resp> {
+    let text = |v: Option<&Value>, _name: &str| field_str(v);
+    let verb = text(field(op, "Verb"), "Verb");
+    let unsupported = || {
+        Resp::text(
+            501,
+            format!("consul-lock-testkit serves no catalog: it cannot answer a {kind} operation with verb {} in /v1/txn", go_quote(&verb)),
+        )
+    };
+    if verb != "get" {
+        return Err(unsupported());
+    }
+    let inner = |name: &str| field(op, name).and_then(Value::as_object);
+    let what = match kind {
+        "Node" => {
+            let node = inner("Node").map(|n| text(field(n, "Node"), "Node")).unwrap_or_default();
+            if node == node_name {
+                return Err(unsupported());
+            }
+            format!("node {} doesn't exist", go_quote(&node))
+        }
+        "Service" => {
+            let node = text(field(op, "Node"), "Node");
+            let id = inner("Service").map(|n| text(field(n, "ID"), "ID")).unwrap_or_default();
+            format!("service {} on node {} doesn't exist", go_quote(&id), go_quote(&node))
+        }
+        _ => {
+            let c = inner("Check");
+            let node = c.map(|n| text(field(n, "Node"), "Node")).unwrap_or_default();
+            let id = c.map(|n| text(field(n, "CheckID"), "CheckID")).unwrap_or_default();
+            if node == node_name && id == "serfHealth" {
+                return Err(unsupported());
+            }
+            format!("check {} on node {} doesn't exist", go_quote(&id), go_quote(&node))
+        }
+    };
+    Ok(KvOp {
+        missing: Some(what),
+        verb: "get".into(),
+        key: String::new(),
+        value: Vec::new(),
+        flags: 0,
+        index: 0,
+        session: String::new(),
+    })
+}
+
+/// A string member, or `""` (Go's zero value) when it is absent or not a string.
+fn field_str(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn parse_ops(body: &[u8], max_ops: usize, node_name: &str) -> Result<Vec<KvOp>, Resp> {
     let v = decode_go(body).map_err(parse_err)?;
     let arr = match v {
         Value::Array(a) => a,
@@ -59,17 +118,8 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
             )))
         }
     };
-    if arr.len() > MAX_TXN_OPS {
-        return Err(Resp::text(
-            413,
-            format!(
-                "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
-                arr.len()
-            ),
-        ));
-    }
     let mut ops = Vec::with_capacity(arr.len());
-    for (i, item) in arr.iter().enumerate() {
+    for item in arr.iter() {
         let obj = match item {
             Value::Object(o) => o,
             v => {
@@ -79,18 +129,37 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
                 )))
             }
         };
+        // Consul decodes the operations strictly: an unknown member is a 400.
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["KV", "Node", "Service", "Check"].iter().any(|f| k.eq_ignore_ascii_case(f)))
+        {
+            return Err(parse_err(format!("json: unknown field {}", go_quote(k))));
+        }
         let kv = match field(obj, "KV") {
             Some(Value::Object(kv)) => kv,
             Some(Value::Null) | None => {
-                return Err(Resp::text(
-                    501,
-                    format!(
-                        "consul-lock-testkit implements only KV operations in /v1/txn (operation {i} is not one)"
-                    ),
-                ))
+                // The first catalog member present decides; an empty operation does nothing.
+                let catalog = ["Node", "Service", "Check"]
+                    .into_iter()
+                    .find_map(|k| match field(obj, k) {
+                        Some(Value::Object(o)) => Some((k, o)),
+                        _ => None,
+                    });
+                if let Some((kind, op)) = catalog {
+                    ops.push(catalog_op(kind, op, node_name)?);
+                }
+                continue;
             }
             Some(v) => return Err(type_err(v, "TxnOp.KV", "api.KVTxnOp")),
         };
+        if let Some(k) = kv.keys().find(|k| {
+            !["Verb", "Key", "Value", "Flags", "Index", "Session", "Namespace"]
+                .iter()
+                .any(|f| k.eq_ignore_ascii_case(f))
+        }) {
+            return Err(parse_err(format!("json: unknown field {}", go_quote(k))));
+        }
         let s = |name: &str| -> Result<String, Resp> {
             match field(kv, name) {
                 None | Some(Value::Null) => Ok(String::new()),
@@ -117,6 +186,7 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
             Some(v) => return Err(type_err(v, "KVTxnOp.KV.Value", "[]uint8")),
         };
         ops.push(KvOp {
+            missing: None,
             verb: s("Verb")?,
             key: s("Key")?,
             value,
@@ -124,6 +194,15 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
             index: n("Index")?,
             session: s("Session")?,
         });
+    }
+    if arr.len() > max_ops {
+        return Err(Resp::text(
+            413,
+            format!(
+                "Transaction contains too many operations ({} > {max_ops})",
+                arr.len()
+            ),
+        ));
     }
     Ok(ops)
 }
@@ -147,7 +226,9 @@ struct TxnErr {
 fn pre_check(ops: &[KvOp], authz: &Authz, st: &Store, now: Instant) -> Vec<TxnErr> {
     let mut errs = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        let what = if op.key.is_empty() && op.verb != "delete-tree" {
+        let what = if op.missing.is_some() {
+            None
+        } else if op.key.is_empty() && op.verb != "delete-tree" {
             Some("Must provide key".to_string())
         } else {
             let ok = match op.verb.as_str() {
@@ -181,6 +262,9 @@ fn exec(
     idx: u64,
     op: &KvOp,
 ) -> Result<Vec<J>, String> {
+    if let Some(what) = &op.missing {
+        return Err(what.clone());
+    }
     let q = go_quote(&op.key);
     let entry = || Entry::new(&op.key, op.value.clone(), op.flags, &op.session);
     let no_value = |e: Entry| vec![J::Obj(vec![("KV", e.to_json(false))])];
@@ -289,14 +373,20 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
             ),
         );
     }
-    let ops = match parse_ops(&req.body) {
+    let ops = match parse_ops(
+        &req.body,
+        shared.config.txn_max_ops,
+        &shared.config.node_name,
+    ) {
         Ok(o) => o,
         Err(r) => return r,
     };
     if let Err(r) = shared.check_dc(req) {
         return r;
     }
-    let writes = ops.iter().any(|o| is_write(&o.verb));
+    let writes = ops
+        .iter()
+        .any(|o| o.missing.is_none() && is_write(&o.verb));
     let meta = if writes {
         if let Err(r) = shared.wait_leader().await {
             return r;
