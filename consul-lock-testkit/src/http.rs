@@ -78,6 +78,8 @@ pub(crate) struct Resp {
     pub body: Vec<u8>,
     /// Whether Consul's handler wrapper ran (it adds `X-Consul-Default-Acl-Policy`).
     pub consul_headers: bool,
+    /// Whether the request applied a write (for `apply_then_fail_next`).
+    pub applied: bool,
 }
 
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
@@ -89,6 +91,7 @@ impl Resp {
             headers: vec![("Content-Type", "application/json".into())],
             body: v.to_go_pretty().into_bytes(),
             consul_headers: true,
+            applied: false,
         }
     }
     pub(crate) fn text(status: u16, msg: impl Into<String>) -> Resp {
@@ -97,6 +100,7 @@ impl Resp {
             headers: vec![("Content-Type", TEXT.into())],
             body: msg.into().into_bytes(),
             consul_headers: true,
+            applied: false,
         }
     }
     pub(crate) fn empty(status: u16) -> Resp {
@@ -105,7 +109,13 @@ impl Resp {
             headers: Vec::new(),
             body: Vec::new(),
             consul_headers: true,
+            applied: false,
         }
+    }
+    /// Marks the answer of a request that applied a write.
+    pub(crate) fn applied(mut self) -> Resp {
+        self.applied = true;
+        self
     }
     pub(crate) fn header(mut self, name: &'static str, v: impl Into<String>) -> Resp {
         self.headers.push((name, v.into()));
@@ -188,6 +198,10 @@ impl Shared {
         loop {
             let st = *rx.borrow_and_update();
             let now = Instant::now();
+            if st.in_election(now) {
+                // A client agent's RPC to the old leader fails at once during an election.
+                return Err(Resp::text(500, self.faults.election_error()));
+            }
             if st.has_leader(now) {
                 return Ok(());
             }

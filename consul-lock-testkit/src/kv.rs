@@ -137,6 +137,7 @@ async fn get(shared: &Shared, req: &Req, key: &str) -> Resp {
             ],
             body: e.value,
             consul_headers: true,
+            applied: false,
         }
         .meta(Some(idx), meta),
         Some(e) => Resp::json(200, &J::Arr(vec![e.to_json(true)])).meta(Some(idx), meta),
@@ -222,7 +223,7 @@ async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
         }
     });
     match result {
-        Ok(b) => bool_resp(b),
+        Ok(b) => bool_resp(b).applied(),
         Err(e) => Resp::text(500, format!("raft apply failed: {e}")),
     }
 }
@@ -280,5 +281,5 @@ async fn delete(shared: &Shared, req: &Req, key: &str) -> Resp {
             }
         }
     });
-    bool_resp(ok)
+    bool_resp(ok).applied()
 }

@@ -23,6 +23,8 @@
 
 mod acl;
 mod config;
+mod connlimit;
+mod election;
 mod error;
 mod faults;
 mod godur;

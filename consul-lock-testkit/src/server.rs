@@ -40,7 +40,7 @@ use crate::tls::Tls;
 /// assert!(answer.ends_with("\"127.0.0.1:8300\"\n"));
 /// ```
 pub struct TestServer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     tls: Option<Tls>,
     running: Option<Running>,
@@ -581,8 +581,8 @@ fn spawn(
 async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener, tls: Option<Tls>) {
     let _guard = TaskGuard::new(&shared.live_tasks);
     loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
             Err(_) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -592,8 +592,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener, tls
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
+        let Some(conn_guard) = crate::connlimit::ConnGuard::admit(&shared, peer.ip()) else {
+            tokio::spawn(crate::connlimit::refuse(stream, shared.live_tasks.clone()));
+            continue;
+        };
         tokio::spawn(async move {
             let _guard = TaskGuard::new(&shared.live_tasks);
+            let _conn_guard = conn_guard;
             match tls {
                 None => serve(shared, TokioIo::new(stream)).await,
                 Some(t) => {
@@ -659,7 +664,13 @@ async fn answer(shared: &Shared, req: Request<Incoming>, kill: &Notify) -> Respo
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        handle(shared, req).await
+        let resp = handle(shared, req).await;
+        if resp.applied && shared.faults.take_apply_then_fail() {
+            // Applied, but the answer is lost on the way back, as after a leader loss.
+            Resp::text(500, crate::faults::ELECTION_ERRORS[0])
+        } else {
+            resp
+        }
     };
     shared.count_request();
     if shared.config.log_requests {
@@ -763,6 +774,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
                 )
                 .into_bytes(),
                 consul_headers: false,
+                applied: false,
             }
         } else {
             Resp::empty(301)
@@ -811,12 +823,22 @@ async fn ttl_loop(shared: Arc<Shared>) {
     let _guard = TaskGuard::new(&shared.live_tasks);
     let mut leader_rx = shared.faults.leader.subscribe();
     let mut was_leaderless = false;
+    let mut election_handled: Option<Instant> = None;
     loop {
         let ls = *leader_rx.borrow_and_update();
         let now = Instant::now();
+        // An election that ended (however short): timers restart from its end.
+        if let Some(end) = ls.election_until.filter(|u| *u <= now) {
+            if election_handled != Some(end) {
+                election_handled = Some(end);
+                shared.write(|st| st.reset_session_timers(end));
+            }
+        }
         if !ls.has_leader(now) {
             was_leaderless = true;
-            let wake = ls.until.unwrap_or(now + Duration::from_secs(3600));
+            let wake = ls
+                .next_change(now)
+                .unwrap_or(now + Duration::from_secs(3600));
             tokio::select! {
                 r = leader_rx.changed() => { if r.is_err() { return; } }
                 _ = tokio::time::sleep_until(wake.into()) => {}

@@ -290,7 +290,7 @@ async fn create(shared: &Shared, req: &Req) -> Resp {
     };
     let id = shared.write(|st| st.insert_session(s, Instant::now()));
     shared.ttl_notify.notify_one();
-    Resp::json(200, &J::Obj(vec![("ID", J::Str(id))]))
+    Resp::json(200, &J::Obj(vec![("ID", J::Str(id))])).applied()
 }
 
 async fn destroy(shared: &Shared, req: &Req, id: &str) -> Resp {
@@ -309,13 +309,13 @@ async fn destroy(shared: &Shared, req: &Req, id: &str) -> Resp {
     }
     let node = shared.store().session(id).map(|s| s.node.clone());
     let Some(node) = node else {
-        return bool_resp(true);
+        return bool_resp(true).applied();
     };
     if !authz.session(&node, Need::Write) {
         return denied();
     }
     shared.write(|st| st.invalidate_session(id, Instant::now()));
-    bool_resp(true)
+    bool_resp(true).applied()
 }
 
 async fn renew(shared: &Shared, req: &Req, id: &str) -> Resp {
@@ -334,7 +334,7 @@ async fn renew(shared: &Shared, req: &Req, id: &str) -> Resp {
         None => Resp::text(404, format!("Session id '{id}' not found")),
         Some(n) if !authz.session(&n, Need::Write) => denied(),
         Some(_) => match shared.store().renew_session(id, Instant::now()) {
-            Some(s) => Resp::json(200, &J::Arr(vec![s.to_json()])),
+            Some(s) => Resp::json(200, &J::Arr(vec![s.to_json()])).applied(),
             None => Resp::text(404, format!("Session id '{id}' not found")),
         },
     }

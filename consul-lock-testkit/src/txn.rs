@@ -443,10 +443,17 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
         Err(e) => (409, J::Null, errors_json(&e)),
     };
     match meta {
-        None => Resp::json(
-            status,
-            &J::Obj(vec![("Results", results), ("Errors", errors)]),
-        ),
+        None => {
+            let r = Resp::json(
+                status,
+                &J::Obj(vec![("Results", results), ("Errors", errors)]),
+            );
+            if status == 200 {
+                r.applied()
+            } else {
+                r
+            }
+        }
         Some(m) => read_resp(status, results, errors, m),
     }
 }
