@@ -13,6 +13,9 @@ use crate::json::J;
 use crate::shared::Shared;
 use crate::store::Store;
 
+/// The node ID the server reports for its node (`/v1/agent/self`, catalog reads in txns).
+pub(crate) const NODE_ID: &str = "7e1f4b2c-0000-4000-8000-00000000c0de";
+
 /// Consul's `kv_max_value_size` and `txn_max_req_len` defaults.
 pub(crate) const MAX_BODY: usize = 512 * 1024;
 
@@ -159,6 +162,14 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
 pub(crate) fn query_opts(req: &Req) -> Result<QueryOpts, Resp> {
+    // Consul checks the consistency flags before `wait` and `index`.
+    let stale = req.has("stale");
+    if stale && req.has("consistent") {
+        return Err(Resp::text(
+            400,
+            "Cannot specify ?stale with ?consistent, conflicting semantics.",
+        ));
+    }
     let mut wait = Duration::ZERO;
     if let Some(w) = req.get("wait").filter(|w| !w.is_empty()) {
         let ns =
@@ -170,13 +181,6 @@ pub(crate) fn query_opts(req: &Req) -> Result<QueryOpts, Resp> {
         min_index = i
             .parse::<u64>()
             .map_err(|_| Resp::text(400, "Invalid index"))?;
-    }
-    let stale = req.has("stale");
-    if stale && req.has("consistent") {
-        return Err(Resp::text(
-            400,
-            "Cannot specify ?stale with ?consistent, conflicting semantics.",
-        ));
     }
     if wait > MAX_WAIT {
         wait = MAX_WAIT;
@@ -373,7 +377,7 @@ fn status(shared: &Shared, req: &Req, path: &str) -> Resp {
                         J::Obj(vec![
                             ("Datacenter", J::str(&c.datacenter)),
                             ("NodeName", J::str(&c.node_name)),
-                            ("NodeID", J::str("7e1f4b2c-0000-4000-8000-00000000c0de")),
+                            ("NodeID", J::str(NODE_ID)),
                             ("Revision", J::str("consul-lock-testkit")),
                             ("Server", J::Bool(true)),
                             ("Version", J::str("1.10.12")),

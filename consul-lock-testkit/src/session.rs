@@ -50,6 +50,8 @@ struct CreateReq {
     node_checks: Option<Vec<String>>,
     checks: Option<Vec<String>>,
     service_checks: Option<Vec<String>>,
+    /// A `LockDelay` string that is not a duration (reported after type errors).
+    lock_delay_err: Option<String>,
 }
 
 fn decode_err(m: impl std::fmt::Display) -> Resp {
@@ -119,9 +121,21 @@ fn decode_member(out: &mut CreateReq, key: &str, v: &Value) -> Result<(), Resp> 
         // `LockDelay interface{}`: a string is a Go duration, a number nanoseconds, anything
         // else counts as 0; below 1000 ns the value is taken as seconds (FixupLockDelay).
         "lockdelay" => {
+            // Only the last member counts (it is one `interface{}` field, decoded last).
+            out.lock_delay_err = None;
             let ns = match v {
-                Value::Null => return Ok(()),
-                Value::String(s) => parse_go_duration(s).map_err(decode_err)?,
+                Value::Null => {
+                    out.lock_delay_ns = DEFAULT_LOCK_DELAY_NS;
+                    return Ok(());
+                }
+                Value::String(s) => match parse_go_duration(s) {
+                    Ok(ns) => ns,
+                    // Parsed after the whole body decoded: type errors come first.
+                    Err(e) => {
+                        out.lock_delay_err = Some(e);
+                        return Ok(());
+                    }
+                },
                 Value::Number(n) => n.as_f64().map(|f| f as i64).unwrap_or(0),
                 _ => 0,
             };
@@ -169,6 +183,7 @@ fn parse_create(body: &[u8], node_name: &str) -> Result<CreateReq, Resp> {
         node_checks: Some(vec![SERF_HEALTH.to_string()]),
         checks: Some(vec![SERF_HEALTH.to_string()]),
         service_checks: None,
+        lock_delay_err: None,
     };
     if !body.iter().all(|b| b.is_ascii_whitespace()) {
         match decode_go_doc(body).map_err(decode_err)? {
@@ -182,6 +197,9 @@ fn parse_create(body: &[u8], node_name: &str) -> Result<CreateReq, Resp> {
                 }
                 if let Some(e) = first_err {
                     return Err(e);
+                }
+                if let Some(e) = out.lock_delay_err.take() {
+                    return Err(decode_err(e));
                 }
             }
             GoDoc::Other(Value::Null) => {}

@@ -13,6 +13,7 @@ use crate::acl::{Authz, Need};
 use crate::godur::go_quote;
 use crate::http::{method_not_allowed, Meta, Req, Resp, MAX_BODY};
 use crate::json::{decode_go, field, go_kind, J};
+use crate::config::ServerConfig;
 use crate::shared::Shared;
 use crate::store::{Entry, Kv, Session, Store};
 
@@ -20,8 +21,8 @@ use crate::store::{Entry, Kv, Session, Store};
 /// server does not hold (it registers no catalog), which fails as in Consul.
 #[derive(Debug, Clone)]
 struct KvOp {
-    /// Set for a catalog `get` (`Node`, `Service`, `Check`): Consul's "doesn't exist" text.
-    missing: Option<String>,
+    /// Set for a catalog operation (`Node`, `Service`, `Check`): its result or error.
+    catalog: Option<Catalog>,
     verb: String,
     key: String,
     value: Vec<u8>,
@@ -48,54 +49,120 @@ fn type_err(v: &Value, path: &str, ty: &str) -> Resp {
     ))
 }
 
-/// The catalog operations of a transaction, as far as the test server answers them: a
-/// `get` of a node, service or check that is not registered fails with Consul's text; the
-/// agent's own node and its `serfHealth` check, and catalog writes, are not served (501).
-fn catalog_op(kind: &str, op: &serde_json::Map<String, Value>, node_name: &str) -> Result<KvOp, Resp> {
-    let text = |v: Option<&Value>, _name: &str| field_str(v);
-    let verb = text(field(op, "Verb"), "Verb");
-    let unsupported = || {
-        Resp::text(
-            501,
-            format!("consul-lock-testkit serves no catalog: it cannot answer a {kind} operation with verb {} in /v1/txn", go_quote(&verb)),
-        )
-    };
-    if verb != "get" {
-        return Err(unsupported());
-    }
+/// A catalog operation of a transaction, as far as the test server answers it.
+#[derive(Debug, Clone)]
+enum Catalog {
+    /// A `get`: its result (`{"Node": ...}`) or Consul's error text.
+    Get(Result<J, String>),
+    /// A write with an unknown verb: Consul's error text.
+    BadVerb(String),
+    /// A catalog write the test server does not serve (it holds no catalog).
+    Unsupported(String),
+}
+
+/// The catalog the test server shows: its own node with the `serfHealth` check, registered
+/// before any other write (indexes below the first KV index).
+fn catalog_op(
+    kind: &str,
+    op: &serde_json::Map<String, Value>,
+    config: &ServerConfig,
+) -> Catalog {
+    let verb = field_str(field(op, "Verb"));
     let inner = |name: &str| field(op, name).and_then(Value::as_object);
-    let what = match kind {
+    let member = |o: Option<&serde_json::Map<String, Value>>, name: &str| {
+        o.map(|o| field_str(field(o, name))).unwrap_or_default()
+    };
+    let own = &config.node_name;
+    if verb != "get" {
+        // Consul knows these catalog write verbs; the test server holds no catalog to apply
+        // them to. Other verbs are Consul's own error (a Service op is validated first).
+        let known = ["set", "cas", "delete", "delete-cas"].contains(&verb.as_str());
+        return if known || kind == "Service" {
+            unsupported(kind, &verb)
+        } else {
+            Catalog::BadVerb(format!("unknown {kind} verb {}", go_quote(&verb)))
+        };
+    }
+    let ip = config.listen.ip().to_string();
+    Catalog::Get(match kind {
         "Node" => {
-            let node = inner("Node").map(|n| text(field(n, "Node"), "Node")).unwrap_or_default();
-            if node == node_name {
-                return Err(unsupported());
+            let node = member(inner("Node"), "Node");
+            if node == *own {
+                Ok(J::Obj(vec![(
+                    "Node",
+                    J::Obj(vec![
+                        ("ID", J::str(crate::http::NODE_ID)),
+                        ("Node", J::str(own)),
+                        ("Address", J::str(&ip)),
+                        ("Datacenter", J::str(&config.datacenter)),
+                        (
+                            "TaggedAddresses",
+                            J::Obj(vec![
+                                ("lan", J::str(&ip)),
+                                ("lan_ipv4", J::str(&ip)),
+                                ("wan", J::str(&ip)),
+                                ("wan_ipv4", J::str(&ip)),
+                            ]),
+                        ),
+                        ("Meta", J::Obj(vec![("consul-network-segment", J::str(""))])),
+                        ("CreateIndex", J::U(8)),
+                        ("ModifyIndex", J::U(9)),
+                    ]),
+                )]))
+            } else {
+                Err(format!("node {} doesn't exist", go_quote(&node)))
             }
-            format!("node {} doesn't exist", go_quote(&node))
         }
         "Service" => {
-            let node = text(field(op, "Node"), "Node");
-            let id = inner("Service").map(|n| text(field(n, "ID"), "ID")).unwrap_or_default();
-            format!("service {} on node {} doesn't exist", go_quote(&id), go_quote(&node))
+            let node = field_str(field(op, "Node"));
+            let id = member(inner("Service"), "ID");
+            Err(format!(
+                "service {} on node {} doesn't exist",
+                go_quote(&id),
+                go_quote(&node)
+            ))
         }
         _ => {
-            let c = inner("Check");
-            let node = c.map(|n| text(field(n, "Node"), "Node")).unwrap_or_default();
-            let id = c.map(|n| text(field(n, "CheckID"), "CheckID")).unwrap_or_default();
-            if node == node_name && id == "serfHealth" {
-                return Err(unsupported());
+            let node = member(inner("Check"), "Node");
+            let id = member(inner("Check"), "CheckID");
+            if node == *own && id == "serfHealth" {
+                Ok(J::Obj(vec![(
+                    "Check",
+                    J::Obj(vec![
+                        ("Node", J::str(own)),
+                        ("CheckID", J::str("serfHealth")),
+                        ("Name", J::str("Serf Health Status")),
+                        ("Status", J::str("passing")),
+                        ("Notes", J::str("")),
+                        ("Output", J::str("Agent alive and reachable")),
+                        ("ServiceID", J::str("")),
+                        ("ServiceName", J::str("")),
+                        ("ServiceTags", J::Null),
+                        ("Type", J::str("")),
+                        ("Interval", J::str("")),
+                        ("Timeout", J::str("")),
+                        ("ExposedPort", J::U(0)),
+                        ("Definition", J::Obj(vec![])),
+                        ("CreateIndex", J::U(8)),
+                        ("ModifyIndex", J::U(8)),
+                    ]),
+                )]))
+            } else {
+                Err(format!(
+                    "check {} on node {} doesn't exist",
+                    go_quote(&id),
+                    go_quote(&node)
+                ))
             }
-            format!("check {} on node {} doesn't exist", go_quote(&id), go_quote(&node))
         }
-    };
-    Ok(KvOp {
-        missing: Some(what),
-        verb: "get".into(),
-        key: String::new(),
-        value: Vec::new(),
-        flags: 0,
-        index: 0,
-        session: String::new(),
     })
+}
+
+fn unsupported(kind: &str, verb: &str) -> Catalog {
+    Catalog::Unsupported(format!(
+        "consul-lock-testkit serves no catalog: it cannot apply a {kind} operation with verb {} in /v1/txn",
+        go_quote(verb)
+    ))
 }
 
 /// A string member, or `""` (Go's zero value) when it is absent or not a string.
@@ -106,7 +173,7 @@ fn field_str(v: Option<&Value>) -> String {
     }
 }
 
-fn parse_ops(body: &[u8], max_ops: usize, node_name: &str) -> Result<Vec<KvOp>, Resp> {
+fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>, Resp> {
     let v = decode_go(body).map_err(parse_err)?;
     let arr = match v {
         Value::Array(a) => a,
@@ -147,7 +214,16 @@ fn parse_ops(body: &[u8], max_ops: usize, node_name: &str) -> Result<Vec<KvOp>, 
                         _ => None,
                     });
                 if let Some((kind, op)) = catalog {
-                    ops.push(catalog_op(kind, op, node_name)?);
+                    let verb = field_str(field(op, "Verb"));
+                    ops.push(KvOp {
+                        catalog: Some(catalog_op(kind, op, config)),
+                        verb: if verb == "get" { verb } else { "catalog-write".into() },
+                        key: String::new(),
+                        value: Vec::new(),
+                        flags: 0,
+                        index: 0,
+                        session: String::new(),
+                    });
                 }
                 continue;
             }
@@ -186,7 +262,7 @@ fn parse_ops(body: &[u8], max_ops: usize, node_name: &str) -> Result<Vec<KvOp>, 
             Some(v) => return Err(type_err(v, "KVTxnOp.KV.Value", "[]uint8")),
         };
         ops.push(KvOp {
-            missing: None,
+            catalog: None,
             verb: s("Verb")?,
             key: s("Key")?,
             value,
@@ -195,6 +271,7 @@ fn parse_ops(body: &[u8], max_ops: usize, node_name: &str) -> Result<Vec<KvOp>, 
             session: s("Session")?,
         });
     }
+    let max_ops = config.txn_max_ops;
     if arr.len() > max_ops {
         return Err(Resp::text(
             413,
@@ -226,7 +303,7 @@ struct TxnErr {
 fn pre_check(ops: &[KvOp], authz: &Authz, st: &Store, now: Instant) -> Vec<TxnErr> {
     let mut errs = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        let what = if op.missing.is_some() {
+        let what = if op.catalog.is_some() {
             None
         } else if op.key.is_empty() && op.verb != "delete-tree" {
             Some("Must provide key".to_string())
@@ -262,8 +339,11 @@ fn exec(
     idx: u64,
     op: &KvOp,
 ) -> Result<Vec<J>, String> {
-    if let Some(what) = &op.missing {
-        return Err(what.clone());
+    match &op.catalog {
+        Some(Catalog::Get(Ok(r))) => return Ok(vec![r.clone()]),
+        Some(Catalog::Get(Err(what)) | Catalog::BadVerb(what)) => return Err(what.clone()),
+        Some(Catalog::Unsupported(what)) => return Err(what.clone()),
+        None => {}
     }
     let q = go_quote(&op.key);
     let entry = || Entry::new(&op.key, op.value.clone(), op.flags, &op.session);
@@ -373,20 +453,23 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
             ),
         );
     }
-    let ops = match parse_ops(
-        &req.body,
-        shared.config.txn_max_ops,
-        &shared.config.node_name,
-    ) {
+    let ops = match parse_ops(&req.body, &shared.config) {
         Ok(o) => o,
         Err(r) => return r,
     };
     if let Err(r) = shared.check_dc(req) {
         return r;
     }
-    let writes = ops
-        .iter()
-        .any(|o| o.missing.is_none() && is_write(&o.verb));
+    if let Some(Catalog::Unsupported(what)) = ops.iter().find_map(|o| match &o.catalog {
+        Some(c @ Catalog::Unsupported(_)) => Some(c),
+        _ => None,
+    }) {
+        return Resp::text(501, what.clone());
+    }
+    let writes = ops.iter().any(|o| match &o.catalog {
+        Some(_) => o.verb != "get",
+        None => is_write(&o.verb),
+    });
     let meta = if writes {
         if let Err(r) = shared.wait_leader().await {
             return r;
