@@ -79,6 +79,9 @@ impl TestServer {
     /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "y").0, 200); // only the next one failed
     /// ```
     pub fn apply_then_fail_next(&self, n: usize) {
-        self.shared.faults.apply_then_fail.store(n, Ordering::SeqCst);
+        self.shared
+            .faults
+            .apply_then_fail
+            .store(n, Ordering::SeqCst);
     }
 }

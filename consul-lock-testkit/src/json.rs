@@ -375,14 +375,20 @@ impl<'de> serde::Deserialize<'de> for GoValue {
             fn visit_none<E>(self) -> Result<GoValue, E> {
                 Ok(GoValue(Value::Null))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<GoValue, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<GoValue, A::Error> {
                 let mut out = Vec::new();
                 while let Some(GoValue(v)) = a.next_element::<GoValue>()? {
                     out.push(v);
                 }
                 Ok(GoValue(Value::Array(out)))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<GoValue, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<GoValue, A::Error> {
                 let mut out = serde_json::Map::new();
                 while let Some((k, GoValue(v))) = m.next_entry::<String, GoValue>()? {
                     out.retain(|old, _| !old.eq_ignore_ascii_case(&k));

@@ -68,7 +68,12 @@ fn type_err(v: &Value, field: &str, ty: &str) -> Resp {
 /// Go's decoding of a JSON array into a `[]string` that already holds `default`: element
 /// `i` decoded from `null` keeps the old element `i` (or `""` past its end); `null` for the
 /// whole array makes it nil.
-fn string_list(v: &Value, name: &str, ty: &str, default: &[&str]) -> Result<Option<Vec<String>>, Resp> {
+fn string_list(
+    v: &Value,
+    name: &str,
+    ty: &str,
+    default: &[&str],
+) -> Result<Option<Vec<String>>, Resp> {
     match v {
         Value::Null => Ok(None),
         Value::Array(a) => a

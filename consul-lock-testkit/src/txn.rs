@@ -10,10 +10,10 @@ use hyper::Method;
 use serde_json::Value;
 
 use crate::acl::{Authz, Need};
+use crate::config::ServerConfig;
 use crate::godur::go_quote;
 use crate::http::{method_not_allowed, Meta, Req, Resp, MAX_BODY};
 use crate::json::{decode_go, field, go_kind, J};
-use crate::config::ServerConfig;
 use crate::shared::Shared;
 use crate::store::{Entry, Kv, Session, Store};
 
@@ -62,11 +62,7 @@ enum Catalog {
 
 /// The catalog the test server shows: its own node with the `serfHealth` check, registered
 /// before any other write (indexes below the first KV index).
-fn catalog_op(
-    kind: &str,
-    op: &serde_json::Map<String, Value>,
-    config: &ServerConfig,
-) -> Catalog {
+fn catalog_op(kind: &str, op: &serde_json::Map<String, Value>, config: &ServerConfig) -> Catalog {
     let verb = field_str(field(op, "Verb"));
     let inner = |name: &str| field(op, name).and_then(Value::as_object);
     let member = |o: Option<&serde_json::Map<String, Value>>, name: &str| {
@@ -197,27 +193,33 @@ fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>, Resp> {
             }
         };
         // Consul decodes the operations strictly: an unknown member is a 400.
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !["KV", "Node", "Service", "Check"].iter().any(|f| k.eq_ignore_ascii_case(f)))
-        {
+        if let Some(k) = obj.keys().find(|k| {
+            !["KV", "Node", "Service", "Check"]
+                .iter()
+                .any(|f| k.eq_ignore_ascii_case(f))
+        }) {
             return Err(parse_err(format!("json: unknown field {}", go_quote(k))));
         }
         let kv = match field(obj, "KV") {
             Some(Value::Object(kv)) => kv,
             Some(Value::Null) | None => {
                 // The first catalog member present decides; an empty operation does nothing.
-                let catalog = ["Node", "Service", "Check"]
-                    .into_iter()
-                    .find_map(|k| match field(obj, k) {
-                        Some(Value::Object(o)) => Some((k, o)),
-                        _ => None,
-                    });
+                let catalog =
+                    ["Node", "Service", "Check"]
+                        .into_iter()
+                        .find_map(|k| match field(obj, k) {
+                            Some(Value::Object(o)) => Some((k, o)),
+                            _ => None,
+                        });
                 if let Some((kind, op)) = catalog {
                     let verb = field_str(field(op, "Verb"));
                     ops.push(KvOp {
                         catalog: Some(catalog_op(kind, op, config)),
-                        verb: if verb == "get" { verb } else { "catalog-write".into() },
+                        verb: if verb == "get" {
+                            verb
+                        } else {
+                            "catalog-write".into()
+                        },
                         key: String::new(),
                         value: Vec::new(),
                         flags: 0,
@@ -230,9 +232,17 @@ fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>, Resp> {
             Some(v) => return Err(type_err(v, "TxnOp.KV", "api.KVTxnOp")),
         };
         if let Some(k) = kv.keys().find(|k| {
-            !["Verb", "Key", "Value", "Flags", "Index", "Session", "Namespace"]
-                .iter()
-                .any(|f| k.eq_ignore_ascii_case(f))
+            ![
+                "Verb",
+                "Key",
+                "Value",
+                "Flags",
+                "Index",
+                "Session",
+                "Namespace",
+            ]
+            .iter()
+            .any(|f| k.eq_ignore_ascii_case(f))
         }) {
             return Err(parse_err(format!("json: unknown field {}", go_quote(k))));
         }

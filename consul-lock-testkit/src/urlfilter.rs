@@ -39,8 +39,19 @@ mod tests {
             assert!(is_print(c), "{c:?} is printable");
         }
         for c in [
-            '\0', '\t', '\n', '\u{7f}', '\u{a0}', '\u{ad}', '\u{200b}', '\u{202e}', '\u{2003}',
-            '\u{3000}', '\u{e000}', '\u{378}', '\u{10ffff}',
+            '\0',
+            '\t',
+            '\n',
+            '\u{7f}',
+            '\u{a0}',
+            '\u{ad}',
+            '\u{200b}',
+            '\u{202e}',
+            '\u{2003}',
+            '\u{3000}',
+            '\u{e000}',
+            '\u{378}',
+            '\u{10ffff}',
         ] {
             assert!(!is_print(c), "{c:?} is not printable");
         }

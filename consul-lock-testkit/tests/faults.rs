@@ -525,11 +525,15 @@ fn after_an_election_every_session_is_valid_for_its_ttl_from_its_end() {
     let end = created + Duration::from_millis(1500);
     // Past the session's original deadline (created + 2 s), it is still there: its timer
     // restarted when the election ended.
-    std::thread::sleep((created + Duration::from_millis(2600)).saturating_duration_since(Instant::now()));
+    std::thread::sleep(
+        (created + Duration::from_millis(2600)).saturating_duration_since(Instant::now()),
+    );
     let a = request(s.addr(), "GET", &info, "", None);
     assert_eq!(a.json().as_array().map(Vec::len), Some(1), "{}", a.body);
     // And it runs out 2 x TTL after the end of the election.
-    std::thread::sleep((end + Duration::from_millis(2300)).saturating_duration_since(Instant::now()));
+    std::thread::sleep(
+        (end + Duration::from_millis(2300)).saturating_duration_since(Instant::now()),
+    );
     let a = request(s.addr(), "GET", &info, "", None);
     assert_eq!(a.json().as_array().map(Vec::len), Some(0), "{}", a.body);
 }
@@ -539,17 +543,47 @@ fn apply_then_fail_next_applies_the_write_and_loses_the_answer() {
     let s = TestServer::start().unwrap();
     s.apply_then_fail_next(2);
     // A request refused before it writes does not count.
-    assert_eq!(request(s.addr(), "PUT", "/v1/kv/k?cas=x", "v", None).status, 500);
-    let a = request(s.addr(), "PUT", "/v1/session/create", r#"{"TTL": "10s"}"#, None);
-    assert_eq!((a.status, a.body.as_str()), (500, "rpc error making call: EOF"));
+    assert_eq!(
+        request(s.addr(), "PUT", "/v1/kv/k?cas=x", "v", None).status,
+        500
+    );
+    let a = request(
+        s.addr(),
+        "PUT",
+        "/v1/session/create",
+        r#"{"TTL": "10s"}"#,
+        None,
+    );
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (500, "rpc error making call: EOF")
+    );
     let list = request(s.addr(), "GET", "/v1/session/list", "", None).json();
-    let sid = list[0]["ID"].as_str().expect("the session was created").to_string();
-    let a = request(s.addr(), "PUT", &format!("/v1/kv/k?acquire={sid}"), "v", None);
-    assert_eq!((a.status, a.body.as_str()), (500, "rpc error making call: EOF"));
+    let sid = list[0]["ID"]
+        .as_str()
+        .expect("the session was created")
+        .to_string();
+    let a = request(
+        s.addr(),
+        "PUT",
+        &format!("/v1/kv/k?acquire={sid}"),
+        "v",
+        None,
+    );
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (500, "rpc error making call: EOF")
+    );
     let a = request(s.addr(), "GET", "/v1/kv/k", "", None);
     assert_eq!(a.json()[0]["Session"], sid.as_str(), "the lock was taken");
     // Only two: the next write answers normally.
-    let a = request(s.addr(), "PUT", &format!("/v1/kv/k?release={sid}"), "v", None);
+    let a = request(
+        s.addr(),
+        "PUT",
+        &format!("/v1/kv/k?release={sid}"),
+        "v",
+        None,
+    );
     assert_eq!((a.status, a.body.as_str()), (200, "true\n"));
     s.apply_then_fail_next(1);
     let txn = r#"[{"KV": {"Verb": "set", "Key": "t", "Value": "eA=="}}]"#;
@@ -565,7 +599,8 @@ fn one_over(addr: std::net::SocketAddr, n: usize) -> (Vec<std::net::TcpStream>, 
         .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
         .collect();
     let mut last = std::net::TcpStream::connect(addr).expect("connect");
-    last.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    last.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut out = Vec::new();
     let _ = last.read_to_end(&mut out); // a timeout leaves what was read
     (open, String::from_utf8_lossy(&out).into_owned())
@@ -597,10 +632,16 @@ fn the_201st_connection_from_one_ip_is_refused_with_429() {
 fn the_connection_limit_is_a_setting_and_zero_turns_it_off() {
     let s = TestServer::start_with(ServerConfig::default().http_max_conns_per_client(0)).unwrap();
     let (open, answer) = one_over(s.addr(), 200);
-    assert_eq!(answer, "", "the 201st connection is served (waits for a request)");
+    assert_eq!(
+        answer, "",
+        "the 201st connection is served (waits for a request)"
+    );
     drop(open);
     let s = TestServer::start_with(ServerConfig::default().http_max_conns_per_client(3)).unwrap();
     let (open, answer) = one_over(s.addr(), 3);
-    assert!(answer.starts_with("HTTP/1.1 429 Too Many Requests"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 429 Too Many Requests"),
+        "{answer}"
+    );
     drop(open);
 }
