@@ -26,7 +26,8 @@ impl LeaderState {
             None => true,
             Some(u) => now < u,
         };
-        !(self.leaderless && in_period) && !self.in_election(now)
+        let leaderless = self.leaderless && in_period;
+        !leaderless && !self.in_election(now)
     }
 
     pub(crate) fn in_election(&self, now: Instant) -> bool {

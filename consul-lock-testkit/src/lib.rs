@@ -24,8 +24,8 @@
 mod acl;
 mod config;
 mod connlimit;
-mod election;
 mod error;
+mod fault_api;
 mod faults;
 mod godur;
 mod harness;
@@ -33,6 +33,7 @@ mod http;
 mod json;
 mod kv;
 mod printable_table;
+mod request;
 mod server;
 mod session;
 mod shared;

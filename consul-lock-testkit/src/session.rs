@@ -220,11 +220,11 @@ fn parse_create(body: &[u8], node_name: &str) -> Result<CreateReq, Resp> {
     // serfHealth; an empty `Checks` empties `NodeChecks`, a default `Checks` defers to
     // `NodeChecks`, an empty `NodeChecks` drops `Checks`.
     let checks_len = out.checks.as_ref().map_or(0, Vec::len);
+    let default_checks = out.checks.as_deref() == Some(&[SERF_HEALTH.to_string()][..]);
+    let no_node_checks = out.node_checks.as_ref().map_or(0, Vec::len) == 0;
     if checks_len == 0 {
         out.node_checks = Some(Vec::new());
-    } else if out.checks.as_deref() == Some(&[SERF_HEALTH.to_string()][..]) {
-        out.checks = None;
-    } else if out.node_checks.as_ref().map_or(0, Vec::len) == 0 {
+    } else if default_checks || no_node_checks {
         out.checks = None;
     }
     Ok(out)
