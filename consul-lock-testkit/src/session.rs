@@ -332,6 +332,8 @@ async fn destroy(shared: &Shared, req: &Req, id: &str) -> Resp {
     }
     let node = shared.store().session(id).map(|s| s.node.clone());
     let Some(node) = node else {
+        // Still a raft apply: it consumes an index, though no table changes.
+        shared.write(|st| st.next_index());
         return bool_resp(true).applied();
     };
     if !authz.session(&node, Need::Write) {
