@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub(crate) acl: Option<AclConfig>,
     pub(crate) tls: bool,
     pub(crate) log_requests: bool,
+    pub(crate) txn_max_ops: usize,
+    pub(crate) http_max_conns_per_client: usize,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +43,8 @@ impl Default for ServerConfig {
             acl: None,
             tls: false,
             log_requests: false,
+            txn_max_ops: 64,
+            http_max_conns_per_client: 200,
         }
     }
 }
@@ -212,6 +216,57 @@ impl ServerConfig {
     /// ```
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
+        self
+    }
+    /// The most operations a `/v1/txn` request may hold (default 64, as Consul 1.10, the
+    /// version this server emulates; Consul 1.14 and later allow 128). More are refused with
+    /// `413 Transaction contains too many operations (N > max)`.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let op = r#"{"KV": {"Verb": "get", "Key": "a"}}"#;
+    /// let ops = |n: usize| format!("[{}]", vec![op; n].join(","));
+    /// let server = TestServer::start().unwrap();
+    /// let (status, body) = call(&server, "PUT", "/v1/txn", &ops(65));
+    /// assert_eq!((status, body.as_str()), (413, "Transaction contains too many operations (65 > 64)"));
+    /// let server = TestServer::start_with(ServerConfig::default().txn_max_ops(128)).unwrap();
+    /// assert_eq!(call(&server, "PUT", "/v1/txn", &ops(65)).0, 409); // key "a" doesn't exist
+    /// ```
+    pub fn txn_max_ops(mut self, n: usize) -> Self {
+        self.txn_max_ops = n;
+        self
+    }
+    /// The most concurrent connections accepted from one client IP address (default 200,
+    /// Consul's `http_max_conns_per_client`); `0` turns the limit off. A connection over the
+    /// limit is answered at once, before any request is read, with
+    /// `429 Too Many Requests` (`Connection: close`, body `Your IP is issuing too many
+    /// concurrent connections, please rate limit your calls`) and closed, as Consul does.
+    /// Every waiting blocking query holds a connection.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use consul_lock_testkit::{ServerConfig, TestServer};
+    /// let server = TestServer::start_with(ServerConfig::default().http_max_conns_per_client(1)).unwrap();
+    /// let _first = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// let mut second = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// let mut answer = String::new();
+    /// second.read_to_string(&mut answer).unwrap();
+    /// assert!(answer.starts_with("HTTP/1.1 429 Too Many Requests"));
+    /// ```
+    pub fn http_max_conns_per_client(mut self, n: usize) -> Self {
+        self.http_max_conns_per_client = n;
         self
     }
     /// Logs every request (method, path, status, elapsed) to stderr, as the devserver does.

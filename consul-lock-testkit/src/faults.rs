@@ -16,6 +16,8 @@ pub(crate) struct LeaderState {
     pub until: Option<Instant>,
     /// When the leader was lost (for `X-Consul-LastContact`).
     pub since: Option<Instant>,
+    /// A leader election runs until then: requests needing a leader fail at once.
+    pub election_until: Option<Instant>,
 }
 
 impl LeaderState {
@@ -24,9 +26,30 @@ impl LeaderState {
             None => true,
             Some(u) => now < u,
         };
-        !(self.leaderless && in_period)
+        let leaderless = self.leaderless && in_period;
+        !leaderless && !self.in_election(now)
+    }
+
+    pub(crate) fn in_election(&self, now: Instant) -> bool {
+        self.election_until.is_some_and(|u| now < u)
+    }
+
+    /// When the leader state changes next by itself (a timed period ends).
+    pub(crate) fn next_change(&self, now: Instant) -> Option<Instant> {
+        let leaderless_end = self.until.filter(|u| self.leaderless && *u > now);
+        let election_end = self.election_until.filter(|u| *u > now);
+        match (leaderless_end, election_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
+
+/// The texts of Consul's RPC errors seen by a client agent during a leader election.
+pub(crate) const ELECTION_ERRORS: [&str; 2] = [
+    "rpc error making call: EOF",
+    "rpc error getting client: failed to get conn: dial tcp 127.0.0.1:8300: connect: connection refused",
+];
 
 /// A canned answer for the next requests.
 #[derive(Clone, Debug)]
@@ -45,6 +68,10 @@ pub(crate) struct Faults {
     /// Bumped by `drop_connections`; every connection task watches it.
     pub drop_all: watch::Sender<u64>,
     drop_gen: AtomicU64,
+    /// Which election error text comes next (they alternate).
+    election_errors: AtomicUsize,
+    /// Writes still to be applied and then answered `500 rpc error making call: EOF`.
+    pub apply_then_fail: AtomicUsize,
 }
 
 impl Faults {
@@ -57,6 +84,8 @@ impl Faults {
             drop_next: AtomicUsize::new(0),
             drop_all: watch::Sender::new(0),
             drop_gen: AtomicU64::new(0),
+            election_errors: AtomicUsize::new(0),
+            apply_then_fail: AtomicUsize::new(0),
         }
     }
 
@@ -74,6 +103,30 @@ impl Faults {
                 s.since = Some(now);
             }
         });
+    }
+
+    /// Starts a leader election that lasts until `until`.
+    pub(crate) fn set_election(&self, until: Instant) {
+        let now = Instant::now();
+        self.leader.send_modify(|s| {
+            if s.has_leader(now) || s.since.is_none() {
+                s.since = Some(now);
+            }
+            s.election_until = Some(until);
+        });
+    }
+
+    /// The next election error text (alternating between Consul's two).
+    pub(crate) fn election_error(&self) -> &'static str {
+        let n = self.election_errors.fetch_add(1, Ordering::SeqCst);
+        ELECTION_ERRORS[n % ELECTION_ERRORS.len()]
+    }
+
+    /// Takes one "apply, then fail the answer" token, if any remain.
+    pub(crate) fn take_apply_then_fail(&self) -> bool {
+        self.apply_then_fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     pub(crate) fn latency(&self) -> Duration {

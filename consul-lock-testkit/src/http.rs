@@ -13,6 +13,9 @@ use crate::json::J;
 use crate::shared::Shared;
 use crate::store::Store;
 
+/// The node ID the server reports for its node (`/v1/agent/self`, catalog reads in txns).
+pub(crate) const NODE_ID: &str = "7e1f4b2c-0000-4000-8000-00000000c0de";
+
 /// Consul's `kv_max_value_size` and `txn_max_req_len` defaults.
 pub(crate) const MAX_BODY: usize = 512 * 1024;
 
@@ -78,6 +81,8 @@ pub(crate) struct Resp {
     pub body: Vec<u8>,
     /// Whether Consul's handler wrapper ran (it adds `X-Consul-Default-Acl-Policy`).
     pub consul_headers: bool,
+    /// Whether the request applied a write (for `apply_then_fail_next`).
+    pub applied: bool,
 }
 
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
@@ -89,6 +94,7 @@ impl Resp {
             headers: vec![("Content-Type", "application/json".into())],
             body: v.to_go_pretty().into_bytes(),
             consul_headers: true,
+            applied: false,
         }
     }
     pub(crate) fn text(status: u16, msg: impl Into<String>) -> Resp {
@@ -97,6 +103,7 @@ impl Resp {
             headers: vec![("Content-Type", TEXT.into())],
             body: msg.into().into_bytes(),
             consul_headers: true,
+            applied: false,
         }
     }
     pub(crate) fn empty(status: u16) -> Resp {
@@ -105,7 +112,13 @@ impl Resp {
             headers: Vec::new(),
             body: Vec::new(),
             consul_headers: true,
+            applied: false,
         }
+    }
+    /// Marks the answer of a request that applied a write.
+    pub(crate) fn applied(mut self) -> Resp {
+        self.applied = true;
+        self
     }
     pub(crate) fn header(mut self, name: &'static str, v: impl Into<String>) -> Resp {
         self.headers.push((name, v.into()));
@@ -122,6 +135,7 @@ impl Resp {
             if m.known_leader { "true" } else { "false" },
         )
         .header("X-Consul-LastContact", m.last_contact_ms.to_string())
+        .header("X-Consul-Query-Backend", "blocking-query")
     }
 }
 
@@ -148,6 +162,14 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
 pub(crate) fn query_opts(req: &Req) -> Result<QueryOpts, Resp> {
+    // Consul checks the consistency flags before `wait` and `index`.
+    let stale = req.has("stale");
+    if stale && req.has("consistent") {
+        return Err(Resp::text(
+            400,
+            "Cannot specify ?stale with ?consistent, conflicting semantics.",
+        ));
+    }
     let mut wait = Duration::ZERO;
     if let Some(w) = req.get("wait").filter(|w| !w.is_empty()) {
         let ns =
@@ -159,13 +181,6 @@ pub(crate) fn query_opts(req: &Req) -> Result<QueryOpts, Resp> {
         min_index = i
             .parse::<u64>()
             .map_err(|_| Resp::text(400, "Invalid index"))?;
-    }
-    let stale = req.has("stale");
-    if stale && req.has("consistent") {
-        return Err(Resp::text(
-            400,
-            "Cannot specify ?stale with ?consistent, conflicting semantics.",
-        ));
     }
     if wait > MAX_WAIT {
         wait = MAX_WAIT;
@@ -187,6 +202,10 @@ impl Shared {
         loop {
             let st = *rx.borrow_and_update();
             let now = Instant::now();
+            if st.in_election(now) {
+                // A client agent's RPC to the old leader fails at once during an election.
+                return Err(Resp::text(500, self.faults.election_error()));
+            }
             if st.has_leader(now) {
                 return Ok(());
             }
@@ -293,14 +312,34 @@ pub(crate) fn method_not_allowed(method: &Method, allow: &[&str]) -> Resp {
     Resp::text(405, format!("method {method} not allowed")).header("Allow", all.join(","))
 }
 
+/// The subtree patterns (`/v1/kv/`, `/v1/session/info/`, ...) whose bare form Go's
+/// `ServeMux` redirects (301) to the form with a trailing slash.
+const SUBTREES: &[&str] = &[
+    "/v1/kv",
+    "/v1/session/destroy",
+    "/v1/session/renew",
+    "/v1/session/info",
+    "/v1/session/node",
+];
+
+/// Whether Go's `ServeMux` redirects this cleaned path to `path + "/"`.
+pub(crate) fn wants_trailing_slash(path: &str) -> bool {
+    SUBTREES.contains(&path)
+}
+
+/// Go's `ServeMux` answer to a path no pattern matches: 404 with an empty body and none of
+/// Consul's headers.
+pub(crate) fn not_found() -> Resp {
+    let mut r = Resp::empty(404);
+    r.consul_headers = false;
+    r
+}
+
 /// Routes a parsed request to its endpoint.
 pub(crate) async fn route(shared: &Shared, req: Req) -> Resp {
     let path = req.path.clone();
     if let Some(key) = path.strip_prefix("/v1/kv/") {
         return crate::kv::handle(shared, &req, key).await;
-    }
-    if path == "/v1/kv" {
-        return crate::kv::handle(shared, &req, "").await;
     }
     if let Some(rest) = path.strip_prefix("/v1/session/") {
         return crate::session::handle(shared, &req, rest).await;
@@ -338,7 +377,7 @@ fn status(shared: &Shared, req: &Req, path: &str) -> Resp {
                         J::Obj(vec![
                             ("Datacenter", J::str(&c.datacenter)),
                             ("NodeName", J::str(&c.node_name)),
-                            ("NodeID", J::str("7e1f4b2c-0000-4000-8000-00000000c0de")),
+                            ("NodeID", J::str(NODE_ID)),
                             ("Revision", J::str("consul-lock-testkit")),
                             ("Server", J::Bool(true)),
                             ("Version", J::str("1.10.12")),
@@ -366,7 +405,6 @@ fn not_implemented(path: &str) -> Resp {
         "/v1/connect/",
         "/v1/config",
         "/v1/internal/",
-        "/v1/status/",
         "/v1/namespace",
         "/v1/discovery-chain/",
     ];
@@ -378,9 +416,7 @@ fn not_implemented(path: &str) -> Resp {
             ),
         );
     }
-    let mut r = Resp::text(404, "404 page not found\n");
-    r.consul_headers = false;
-    r
+    not_found()
 }
 
 /// Go's `url.QueryEscape`.

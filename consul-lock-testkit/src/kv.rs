@@ -24,8 +24,25 @@ fn missing_key() -> Resp {
     Resp::text(400, "Missing key name")
 }
 
+/// Consul's `conflictingFlags`: more than one of `flags` given is a 400 naming the query.
+fn conflicting(req: &Req, flags: &[&str]) -> Result<(), Resp> {
+    if flags.iter().filter(|k| req.has(k)).count() > 1 {
+        return Err(Resp::text(
+            400,
+            format!("Conflicting flags: {}", req.encoded_query()),
+        ));
+    }
+    Ok(())
+}
+
+/// Go's `strconv.ParseUint(v, 10, 64)`, with its error texts (no sign allowed).
 fn parse_u64(v: &str) -> Result<u64, Resp> {
-    v.parse::<u64>().map_err(|_| {
+    let parsed = if v.starts_with('+') {
+        None
+    } else {
+        v.parse::<u64>().ok()
+    };
+    parsed.ok_or_else(|| {
         let why = if v.is_empty() || v.bytes().any(|b| !b.is_ascii_digit()) {
             "invalid syntax"
         } else {
@@ -112,9 +129,15 @@ async fn get(shared: &Shared, req: &Req, key: &str) -> Resp {
         None => Resp::empty(404).meta(Some(idx), meta),
         Some(e) if req.has("raw") => Resp {
             status: 200,
-            headers: vec![("Content-Type", "text/plain".into())],
+            headers: vec![
+                ("Content-Type", "text/plain".into()),
+                // Consul's guard against a stored value being rendered as a page.
+                ("Content-Security-Policy", "sandbox".into()),
+                ("X-Content-Type-Options", "nosniff".into()),
+            ],
             body: e.value,
             consul_headers: true,
+            applied: false,
         }
         .meta(Some(idx), meta),
         Some(e) => Resp::json(200, &J::Arr(vec![e.to_json(true)])).meta(Some(idx), meta),
@@ -131,6 +154,9 @@ enum PutOp {
 async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
     if key.is_empty() {
         return missing_key();
+    }
+    if let Err(r) = conflicting(req, &["cas", "acquire", "release"]) {
+        return r;
     }
     let mut flags = 0;
     if let Some(f) = req.has("flags").then(|| req.get("flags").unwrap_or("")) {
@@ -151,13 +177,6 @@ async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
     }
     if req.has("release") {
         op = PutOp::Unlock(req.get("release").unwrap_or("").to_string());
-    }
-    let n = ["cas", "acquire", "release"]
-        .iter()
-        .filter(|k| req.has(k))
-        .count();
-    if n > 1 {
-        return Resp::text(400, format!("Conflicting flags: {}", req.encoded_query()));
     }
     if req.body.len() > MAX_BODY {
         return too_large(req.body.len());
@@ -204,7 +223,7 @@ async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
         }
     });
     match result {
-        Ok(b) => bool_resp(b),
+        Ok(b) => bool_resp(b).applied(),
         Err(e) => Resp::text(500, format!("raft apply failed: {e}")),
     }
 }
@@ -219,6 +238,9 @@ pub(crate) fn too_large(n: usize) -> Resp {
 }
 
 async fn delete(shared: &Shared, req: &Req, key: &str) -> Resp {
+    if let Err(r) = conflicting(req, &["recurse", "cas"]) {
+        return r;
+    }
     let recurse = req.has("recurse");
     if !recurse && key.is_empty() {
         return missing_key();
@@ -259,5 +281,5 @@ async fn delete(shared: &Shared, req: &Req, key: &str) -> Resp {
             }
         }
     });
-    bool_resp(ok)
+    bool_resp(ok).applied()
 }

@@ -23,19 +23,24 @@
 
 mod acl;
 mod config;
+mod connlimit;
 mod error;
+mod fault_api;
 mod faults;
 mod godur;
 mod harness;
 mod http;
 mod json;
 mod kv;
+mod printable_table;
+mod request;
 mod server;
 mod session;
 mod shared;
 mod store;
 mod tls;
 mod txn;
+mod urlfilter;
 
 pub use acl::{Access, AclConfig, AclToken};
 pub use config::ServerConfig;

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::config::ServerConfig;
 use crate::error::Error;
-use crate::http::{self, Req, Resp, MAX_BODY};
+use crate::http::Resp;
 use crate::shared::{Shared, TaskGuard};
 use crate::store::Store;
 use crate::tls::Tls;
@@ -40,7 +40,7 @@ use crate::tls::Tls;
 /// assert!(answer.ends_with("\"127.0.0.1:8300\"\n"));
 /// ```
 pub struct TestServer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     tls: Option<Tls>,
     running: Option<Running>,
@@ -178,234 +178,6 @@ impl TestServer {
     /// ```
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
-    }
-
-    /// While on, writes, default and consistent reads, sessions and transactions are held
-    /// until the leader is back or `leaderless_hold` passes (then `500 No cluster leader`);
-    /// `?stale` reads answer at once with `X-Consul-KnownLeader: false`; `/v1/status/leader`
-    /// answers `""`. Session TTL timers pause and restart in full when the leader is back.
-    ///
-    /// ```
-    /// # use consul_lock_testkit::{ServerConfig, TestServer};
-    /// # use std::io::{Read, Write};
-    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
-    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
-    /// #     let mut answer = String::new();
-    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
-    /// #     match answer.split_once("\r\n\r\n") {
-    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
-    /// #         None => (0, String::new()),
-    /// #     }
-    /// # }
-    /// let server = TestServer::start().unwrap();
-    /// server.set_leaderless(true);
-    /// assert_eq!(call(&server, "GET", "/v1/status/leader", ""), (200, "\"\"\n".into()));
-    /// assert_eq!(call(&server, "GET", "/v1/kv/a?stale", "").0, 404); // stale reads still answer
-    /// server.set_leaderless(false);
-    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x").0, 200);
-    /// ```
-    pub fn set_leaderless(&self, on: bool) {
-        self.shared.faults.set_leaderless(on, None);
-    }
-
-    /// Leaderless now, with the leader back after `d`.
-    ///
-    /// ```
-    /// # use consul_lock_testkit::{ServerConfig, TestServer};
-    /// # use std::io::{Read, Write};
-    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
-    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
-    /// #     let mut answer = String::new();
-    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
-    /// #     match answer.split_once("\r\n\r\n") {
-    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
-    /// #         None => (0, String::new()),
-    /// #     }
-    /// # }
-    /// use std::time::{Duration, Instant};
-    /// let server = TestServer::start().unwrap();
-    /// server.leaderless_for(Duration::from_millis(50));
-    /// assert_eq!(call(&server, "GET", "/v1/status/leader", ""), (200, "\"\"\n".into()));
-    /// let start = Instant::now();
-    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x").0, 200); // held until the leader is back
-    /// assert!(start.elapsed() >= Duration::from_millis(40));
-    /// ```
-    pub fn leaderless_for(&self, d: Duration) {
-        self.shared
-            .faults
-            .set_leaderless(true, Some(Instant::now() + d));
-    }
-
-    /// Adds `d` to every request.
-    ///
-    /// ```
-    /// # use consul_lock_testkit::{ServerConfig, TestServer};
-    /// # use std::io::{Read, Write};
-    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
-    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
-    /// #     let mut answer = String::new();
-    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
-    /// #     match answer.split_once("\r\n\r\n") {
-    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
-    /// #         None => (0, String::new()),
-    /// #     }
-    /// # }
-    /// use std::time::{Duration, Instant};
-    /// let server = TestServer::start().unwrap();
-    /// server.set_latency(Duration::from_millis(20));
-    /// let start = Instant::now();
-    /// assert_eq!(call(&server, "GET", "/v1/status/leader", "").0, 200);
-    /// assert!(start.elapsed() >= Duration::from_millis(20));
-    /// server.set_latency(Duration::ZERO); // back to full speed
-    /// ```
-    pub fn set_latency(&self, d: Duration) {
-        self.shared.faults.set_latency(d);
-    }
-
-    /// The next `n` requests answer `status` with `body` (text/plain).
-    ///
-    /// ```
-    /// # use consul_lock_testkit::{ServerConfig, TestServer};
-    /// # use std::io::{Read, Write};
-    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
-    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
-    /// #     let mut answer = String::new();
-    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
-    /// #     match answer.split_once("\r\n\r\n") {
-    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
-    /// #         None => (0, String::new()),
-    /// #     }
-    /// # }
-    /// let server = TestServer::start().unwrap();
-    /// server.fail_next(2, 500, "No cluster leader");
-    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x"), (500, "No cluster leader".into()));
-    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x").0, 500);
-    /// assert_eq!(call(&server, "PUT", "/v1/kv/a", "x"), (200, "true\n".into()));
-    /// ```
-    pub fn fail_next(&self, n: usize, status: u16, body: &str) {
-        self.shared.faults.set_fail_next(n, status, body);
-    }
-
-    /// While on, requests are accepted but not answered until it is turned off.
-    ///
-    /// ```
-    /// # use consul_lock_testkit::{ServerConfig, TestServer};
-    /// # use std::io::{Read, Write};
-    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
-    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
-    /// #     let mut answer = String::new();
-    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
-    /// #     match answer.split_once("\r\n\r\n") {
-    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
-    /// #         None => (0, String::new()),
-    /// #     }
-    /// # }
-    /// use std::time::Duration;
-    /// let server = TestServer::start().unwrap();
-    /// server.set_stalled(true);
-    /// std::thread::scope(|scope| {
-    ///     let waiting = scope.spawn(|| call(&server, "GET", "/v1/status/leader", "").0);
-    ///     std::thread::sleep(Duration::from_millis(50));
-    ///     assert!(!waiting.is_finished()); // accepted, not answered
-    ///     server.set_stalled(false);
-    ///     assert_eq!(waiting.join().unwrap(), 200);
-    /// });
-    /// ```
-    pub fn set_stalled(&self, on: bool) {
-        self.shared.faults.stalled.send_replace(on);
-    }
-
-    /// Closes every open connection now (requests in flight get no answer).
-    ///
-    /// ```
-    /// # use std::io::{Read, Write};
-    /// # use std::net::TcpStream;
-    /// # fn request(s: &mut TcpStream) -> String { // one keep-alive exchange
-    /// #     s.write_all(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    /// #     let (mut answer, mut buf) = (Vec::new(), [0; 1024]);
-    /// #     while !answer.ends_with(b"8300\"\n") {
-    /// #         let n = s.read(&mut buf).unwrap();
-    /// #         assert!(n > 0, "closed early");
-    /// #         answer.extend_from_slice(&buf[..n]);
-    /// #     }
-    /// #     String::from_utf8(answer).unwrap()
-    /// # }
-    /// let server = consul_lock_testkit::TestServer::start().unwrap();
-    /// let mut conn = TcpStream::connect(server.addr()).unwrap();
-    /// assert!(request(&mut conn).starts_with("HTTP/1.1 200 OK")); // the connection stays open
-    /// server.set_stalled(true); // so that the next request is still in flight
-    /// conn.write_all(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    /// server.drop_connections();
-    /// assert!(matches!(conn.read(&mut [0; 64]), Ok(0) | Err(_)), "closed, no answer");
-    /// server.set_stalled(false);
-    /// ```
-    pub fn drop_connections(&self) {
-        self.shared.faults.drop_all_now();
-    }
-
-    /// The next `n` requests have their connection closed without an answer.
-    ///
-    /// ```
-    /// # use consul_lock_testkit::{ServerConfig, TestServer};
-    /// # use std::io::{Read, Write};
-    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
-    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
-    /// #     let mut answer = String::new();
-    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
-    /// #     match answer.split_once("\r\n\r\n") {
-    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
-    /// #         None => (0, String::new()),
-    /// #     }
-    /// # }
-    /// let server = TestServer::start().unwrap();
-    /// server.drop_next(1);
-    /// assert_eq!(call(&server, "GET", "/v1/status/leader", ""), (0, String::new())); // no answer
-    /// assert_eq!(call(&server, "GET", "/v1/status/leader", "").0, 200);
-    /// ```
-    pub fn drop_next(&self, n: usize) {
-        self.shared.faults.drop_next.store(n, Ordering::SeqCst);
-    }
-
-    /// Invalidates a session now as its TTL expiring would (its `Behavior` and `LockDelay`
-    /// apply). Returns whether it existed.
-    ///
-    /// ```
-    /// # use consul_lock_testkit::{ServerConfig, TestServer};
-    /// # use std::io::{Read, Write};
-    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
-    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
-    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
-    /// #     let mut answer = String::new();
-    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
-    /// #     match answer.split_once("\r\n\r\n") {
-    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
-    /// #         None => (0, String::new()),
-    /// #     }
-    /// # }
-    /// let server = TestServer::start().unwrap();
-    /// let (_, created) = call(&server, "PUT", "/v1/session/create", "{}");
-    /// let id = created.split('"').nth(3).unwrap(); // {"ID": "…"}
-    /// assert_eq!(call(&server, "PUT", &format!("/v1/kv/lock?acquire={id}"), "me").1, "true\n");
-    /// assert!(server.expire_session(id));
-    /// assert!(!server.expire_session(id)); // already gone
-    /// assert!(!call(&server, "GET", "/v1/kv/lock", "").1.contains(id)); // the lock is released
-    /// ```
-    pub fn expire_session(&self, id: &str) -> bool {
-        self.shared
-            .write(|st| st.invalidate_session(id, Instant::now()))
     }
 
     /// Stops and starts again on the same port. With `keep_state` the data survives (and
@@ -581,8 +353,8 @@ fn spawn(
 async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener, tls: Option<Tls>) {
     let _guard = TaskGuard::new(&shared.live_tasks);
     loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
             Err(_) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -592,8 +364,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener, tls
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
+        let Some(conn_guard) = crate::connlimit::ConnGuard::admit(&shared, peer.ip()) else {
+            tokio::spawn(crate::connlimit::refuse(stream, shared.live_tasks.clone()));
+            continue;
+        };
         tokio::spawn(async move {
             let _guard = TaskGuard::new(&shared.live_tasks);
+            let _conn_guard = conn_guard;
             match tls {
                 None => serve(shared, TokioIo::new(stream)).await,
                 Some(t) => {
@@ -659,7 +436,13 @@ async fn answer(shared: &Shared, req: Request<Incoming>, kill: &Notify) -> Respo
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        handle(shared, req).await
+        let resp = crate::request::handle(shared, req).await;
+        if resp.applied && shared.faults.take_apply_then_fail() {
+            // Applied, but the answer is lost on the way back, as after a leader loss.
+            Resp::text(500, crate::faults::ELECTION_ERRORS[0])
+        } else {
+            resp
+        }
     };
     shared.count_request();
     if shared.config.log_requests {
@@ -685,114 +468,13 @@ fn into_hyper(r: Resp, shared: &Shared) -> Response<Full<Bytes>> {
             Some(a) if !a.default_allow => "deny",
             _ => "allow",
         };
-        builder = builder.header("X-Consul-Default-Acl-Policy", policy);
+        builder = builder
+            .header("Vary", "Accept-Encoding")
+            .header("X-Consul-Default-Acl-Policy", policy);
     }
     builder
         .body(Full::new(Bytes::from(r.body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
-}
-
-fn too_large(path: &str, n: usize) -> Resp {
-    if path == "/v1/txn" {
-        Resp::text(
-            413,
-            format!(
-                "Request body({n} bytes) too large, max size: {MAX_BODY} bytes. See https://www.consul.io/docs/agent/options.html#txn_max_req_len."
-            ),
-        )
-    } else if path.starts_with("/v1/kv/") {
-        crate::kv::too_large(n)
-    } else {
-        Resp::text(
-            413,
-            format!("Request body({n} bytes) too large, max size: {MAX_BODY} bytes."),
-        )
-    }
-}
-
-/// Reads and discards the rest of a refused body (up to 16 MiB), so that the client finishes
-/// sending it and then reads the 413, instead of seeing its connection reset mid-send. Returns
-/// how many bytes were read.
-async fn drain(body: &mut Incoming) -> usize {
-    const CAP: usize = 16 * 1024 * 1024;
-    let mut n = 0;
-    while n < CAP {
-        match body.frame().await {
-            Some(Ok(f)) => n += f.data_ref().map_or(0, |d| d.len()),
-            _ => break,
-        }
-    }
-    n
-}
-
-/// Parses the request the way Go's `net/http` and Consul do, then routes it.
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
-    let (parts, body) = req.into_parts();
-    let raw_path = parts.uri.path().to_string();
-    let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let Some(decoded) = http::percent_decode_strict(&raw_path, false) else {
-        let mut r = Resp::text(400, "400 Bad Request");
-        r.consul_headers = false;
-        return r;
-    };
-    let path = String::from_utf8_lossy(&decoded).into_owned();
-    let clean = http::clean_path(&path);
-    if clean != path {
-        let mut loc = http::path_escape(&clean);
-        if !raw_query.is_empty() {
-            loc.push('?');
-            loc.push_str(&raw_query);
-        }
-        let mut r = if parts.method == hyper::Method::GET || parts.method == hyper::Method::HEAD {
-            Resp {
-                status: 301,
-                headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
-                body: format!(
-                    "<a href=\"{}\">Moved Permanently</a>.\n\n",
-                    http::html_escape(&loc)
-                )
-                .into_bytes(),
-                consul_headers: false,
-            }
-        } else {
-            Resp::empty(301)
-        };
-        r.consul_headers = false;
-        return r.header("Location", loc);
-    }
-    let declared = parts
-        .headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    let mut body = body;
-    if let Some(n) = declared.filter(|n| *n > MAX_BODY) {
-        drain(&mut body).await;
-        return too_large(&path, n);
-    }
-    let mut buf: Vec<u8> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(f) => {
-                if let Ok(data) = f.into_data() {
-                    buf.extend_from_slice(&data);
-                    if buf.len() > MAX_BODY {
-                        let n = buf.len() + drain(&mut body).await;
-                        return too_large(&path, n);
-                    }
-                }
-            }
-            Err(_) => return Resp::text(400, "Failed to read the request body"),
-        }
-    }
-    let req = Req {
-        method: parts.method,
-        path,
-        query: http::parse_query(&raw_query),
-        headers: parts.headers,
-        body: Bytes::from(buf),
-    };
-    http::route(shared, req).await
 }
 
 /// Invalidates sessions whose TTL ran out; pauses while there is no leader and restarts
@@ -801,12 +483,22 @@ async fn ttl_loop(shared: Arc<Shared>) {
     let _guard = TaskGuard::new(&shared.live_tasks);
     let mut leader_rx = shared.faults.leader.subscribe();
     let mut was_leaderless = false;
+    let mut election_handled: Option<Instant> = None;
     loop {
         let ls = *leader_rx.borrow_and_update();
         let now = Instant::now();
+        // An election that ended (however short): timers restart from its end.
+        if let Some(end) = ls.election_until.filter(|u| *u <= now) {
+            if election_handled != Some(end) {
+                election_handled = Some(end);
+                shared.write(|st| st.reset_session_timers(end));
+            }
+        }
         if !ls.has_leader(now) {
             was_leaderless = true;
-            let wake = ls.until.unwrap_or(now + Duration::from_secs(3600));
+            let wake = ls
+                .next_change(now)
+                .unwrap_or(now + Duration::from_secs(3600));
             tokio::select! {
                 r = leader_rx.changed() => { if r.is_err() { return; } }
                 _ = tokio::time::sleep_until(wake.into()) => {}

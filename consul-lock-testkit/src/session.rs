@@ -7,43 +7,51 @@ use serde_json::Value;
 
 use crate::acl::Need;
 use crate::godur::{format_go_duration, parse_go_duration};
-use crate::http::{bool_resp, denied, method_not_allowed, query_opts, Req, Resp};
-use crate::json::{decode_go, field, go_kind, J};
+use crate::http::{bool_resp, denied, method_not_allowed, query_opts, Meta, Req, Resp};
+use crate::json::{decode_go_doc, field, go_kind, GoDoc, J};
 use crate::shared::Shared;
 use crate::store::{check_uuid, Session};
 
 const SESSION_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_LOCK_DELAY_NS: i64 = 15_000_000_000;
+const SERF_HEALTH: &str = "serfHealth";
 
 pub(crate) async fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
-    let (verb, arg) = rest.split_once('/').unwrap_or((rest, ""));
-    match verb {
-        "create" if req.method == Method::PUT => create(shared, req).await,
-        "destroy" if req.method == Method::PUT => destroy(shared, req, arg).await,
-        "renew" if req.method == Method::PUT => renew(shared, req, arg).await,
-        "create" | "destroy" | "renew" => method_not_allowed(&req.method, &["PUT"]),
-        "info" | "node" | "list" if req.method != Method::GET => {
+    // Go's ServeMux patterns: `create` and `list` exact, the others subtrees (`info/`, ...).
+    let (verb, arg) = match rest.split_once('/') {
+        Some((v, a)) => (v, Some(a)),
+        None => (rest, None),
+    };
+    match (verb, arg) {
+        ("create" | "list", Some(_)) => crate::http::not_found(),
+        ("destroy" | "renew" | "info" | "node", None) => crate::http::not_found(),
+        ("create", None) if req.method == Method::PUT => create(shared, req).await,
+        ("destroy", Some(id)) if req.method == Method::PUT => destroy(shared, req, id).await,
+        ("renew", Some(id)) if req.method == Method::PUT => renew(shared, req, id).await,
+        ("create" | "destroy" | "renew", _) => method_not_allowed(&req.method, &["PUT"]),
+        ("info" | "node" | "list", _) if req.method != Method::GET => {
             method_not_allowed(&req.method, &["GET"])
         }
-        "info" => read(shared, req, Read::Info(arg)).await,
-        "node" => read(shared, req, Read::Node(arg)).await,
-        "list" => read(shared, req, Read::List).await,
-        _ => Resp::text(
-            404,
-            format!("consul-lock-testkit: unknown session endpoint /v1/session/{rest}"),
-        ),
+        ("info", Some(id)) => read(shared, req, Read::Info(id)).await,
+        ("node", Some(n)) => read(shared, req, Read::Node(n)).await,
+        ("list", None) => read(shared, req, Read::List).await,
+        _ => crate::http::not_found(),
     }
 }
 
-/// A session create request after decoding.
+/// A session create request after decoding (the handler's defaults filled in first, as
+/// Consul does before it decodes the body over them).
 struct CreateReq {
     name: String,
-    node: Option<String>,
+    node: String,
     lock_delay_ns: i64,
     behavior: String,
     ttl: String,
     node_checks: Option<Vec<String>>,
-    service_checks: Vec<String>,
+    checks: Option<Vec<String>>,
+    service_checks: Option<Vec<String>>,
+    /// A `LockDelay` string that is not a duration (reported after type errors).
+    lock_delay_err: Option<String>,
 }
 
 fn decode_err(m: impl std::fmt::Display) -> Resp {
@@ -57,97 +65,173 @@ fn type_err(v: &Value, field: &str, ty: &str) -> Resp {
     ))
 }
 
-fn string_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<Option<String>, Resp> {
-    match field(obj, name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(type_err(v, name, "string")),
-    }
-}
-
+/// Go's decoding of a JSON array into a `[]string` that already holds `default`: element
+/// `i` decoded from `null` keeps the old element `i` (or `""` past its end); `null` for the
+/// whole array makes it nil.
 fn string_list(
-    obj: &serde_json::Map<String, Value>,
+    v: &Value,
     name: &str,
+    ty: &str,
+    default: &[&str],
 ) -> Result<Option<Vec<String>>, Resp> {
-    match field(obj, name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => a
+    match v {
+        Value::Null => Ok(None),
+        Value::Array(a) => a
             .iter()
-            .map(|v| match v {
+            .enumerate()
+            .map(|(i, v)| match v {
                 Value::String(s) => Ok(s.clone()),
-                Value::Null => Ok(String::new()),
-                v => Err(type_err(v, name, "string")),
+                Value::Null => Ok(default.get(i).map(|d| d.to_string()).unwrap_or_default()),
+                v => Err(type_err(v, name, ty)),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
-        Some(v) => Err(type_err(v, name, "[]string")),
+        v => Err(type_err(v, name, &format!("[]{ty}"))),
     }
 }
 
-fn parse_create(body: &[u8]) -> Result<CreateReq, Resp> {
+/// Go's decoding into `uint64`.
+fn check_u64(v: &Value, name: &str) -> Result<(), Resp> {
+    match v {
+        Value::Null => Ok(()),
+        Value::Number(n) if n.as_u64().is_some() => Ok(()),
+        Value::Number(n) => Err(decode_err(format!(
+            "json: cannot unmarshal number {n} into Go struct field .{name} of type uint64"
+        ))),
+        v => Err(type_err(v, name, "uint64")),
+    }
+}
+
+/// Decodes one member into `out`; a type error is returned (Go reports the first one).
+fn decode_member(out: &mut CreateReq, key: &str, v: &Value) -> Result<(), Resp> {
+    let string = |name: &str, ty: &str| -> Result<Option<String>, Resp> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            v => Err(type_err(v, name, ty)),
+        }
+    };
+    let serf = [SERF_HEALTH];
+    match key.to_ascii_lowercase().as_str() {
+        "id" => drop(string("ID", "string")?),
+        "name" => out.name = string("Name", "string")?.unwrap_or(std::mem::take(&mut out.name)),
+        "node" => out.node = string("Node", "string")?.unwrap_or(std::mem::take(&mut out.node)),
+        "behavior" => {
+            out.behavior = string("Behavior", "structs.SessionBehavior")?
+                .unwrap_or(std::mem::take(&mut out.behavior))
+        }
+        "ttl" => out.ttl = string("TTL", "string")?.unwrap_or(std::mem::take(&mut out.ttl)),
+        "createindex" => check_u64(v, "CreateIndex")?,
+        "modifyindex" => check_u64(v, "ModifyIndex")?,
+        // `LockDelay interface{}`: a string is a Go duration, a number nanoseconds, anything
+        // else counts as 0; below 1000 ns the value is taken as seconds (FixupLockDelay).
+        "lockdelay" => {
+            // Only the last member counts (it is one `interface{}` field, decoded last).
+            out.lock_delay_err = None;
+            let ns = match v {
+                Value::Null => {
+                    out.lock_delay_ns = DEFAULT_LOCK_DELAY_NS;
+                    return Ok(());
+                }
+                Value::String(s) => match parse_go_duration(s) {
+                    Ok(ns) => ns,
+                    // Parsed after the whole body decoded: type errors come first.
+                    Err(e) => {
+                        out.lock_delay_err = Some(e);
+                        return Ok(());
+                    }
+                },
+                Value::Number(n) => n.as_f64().map(|f| f as i64).unwrap_or(0),
+                _ => 0,
+            };
+            out.lock_delay_ns = if ns < 1000 {
+                ns.saturating_mul(1_000_000_000)
+            } else {
+                ns
+            };
+        }
+        "nodechecks" => out.node_checks = string_list(v, "NodeChecks", "string", &serf)?,
+        "checks" => out.checks = string_list(v, "Checks", "types.CheckID", &serf)?,
+        "servicechecks" => {
+            out.service_checks = match v {
+                Value::Null => None,
+                Value::Array(a) => {
+                    let mut ids = Vec::new();
+                    for c in a {
+                        match c {
+                            Value::Null => ids.push(String::new()),
+                            Value::Object(o) => ids.push(match field(o, "ID") {
+                                None | Some(Value::Null) => String::new(),
+                                Some(Value::String(s)) => s.clone(),
+                                Some(v) => return Err(type_err(v, "ServiceChecks.ID", "string")),
+                            }),
+                            v => return Err(type_err(v, "ServiceChecks", "structs.ServiceCheck")),
+                        }
+                    }
+                    Some(ids)
+                }
+                v => return Err(type_err(v, "ServiceChecks", "[]structs.ServiceCheck")),
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn parse_create(body: &[u8], node_name: &str) -> Result<CreateReq, Resp> {
     let mut out = CreateReq {
         name: String::new(),
-        node: None,
+        node: node_name.to_string(),
         lock_delay_ns: DEFAULT_LOCK_DELAY_NS,
         behavior: String::new(),
         ttl: String::new(),
-        node_checks: None,
-        service_checks: Vec::new(),
+        node_checks: Some(vec![SERF_HEALTH.to_string()]),
+        checks: Some(vec![SERF_HEALTH.to_string()]),
+        service_checks: None,
+        lock_delay_err: None,
     };
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(out);
-    }
-    let v = decode_go(body).map_err(decode_err)?;
-    let obj = match v {
-        Value::Object(o) => o,
-        Value::Null => return Ok(out),
-        v => {
-            return Err(decode_err(format!(
-                "json: cannot unmarshal {} into Go value of type structs.Session",
-                go_kind(&v)
-            )))
-        }
-    };
-    out.name = string_field(&obj, "Name")?.unwrap_or_default();
-    out.node = string_field(&obj, "Node")?.filter(|n| !n.is_empty());
-    out.behavior = string_field(&obj, "Behavior")?.unwrap_or_default();
-    out.ttl = string_field(&obj, "TTL")?.unwrap_or_default();
-    // FixupLockDelay: numbers are nanoseconds, strings Go durations; below 1000 ns the
-    // value is taken as seconds.
-    let lock_delay = match field(&obj, "LockDelay") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_f64().map(|f| f as i64).unwrap_or(0)),
-        Some(Value::String(s)) => Some(parse_go_duration(s).map_err(decode_err)?),
-        Some(v) => return Err(type_err(v, "LockDelay", "time.Duration")),
-    };
-    if let Some(ns) = lock_delay {
-        out.lock_delay_ns = if ns < 1000 {
-            ns.saturating_mul(1_000_000_000)
-        } else {
-            ns
-        };
-    }
-    let checks = string_list(&obj, "Checks")?;
-    out.node_checks = string_list(&obj, "NodeChecks")?.or(checks);
-    match field(&obj, "ServiceChecks") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) => {
-            for c in a {
-                match c {
-                    Value::Object(o) => out
-                        .service_checks
-                        .push(string_field(o, "ID")?.unwrap_or_default()),
-                    v => return Err(type_err(v, "ServiceChecks", "structs.ServiceCheck")),
+    if !body.iter().all(|b| b.is_ascii_whitespace()) {
+        match decode_go_doc(body).map_err(decode_err)? {
+            GoDoc::Object(pairs) => {
+                // Go assigns members in document order and reports the first type error.
+                let mut first_err = None;
+                for (k, v) in &pairs.0 {
+                    if let Err(e) = decode_member(&mut out, k, v) {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                if let Some(e) = first_err {
+                    return Err(e);
+                }
+                if let Some(e) = out.lock_delay_err.take() {
+                    return Err(decode_err(e));
                 }
             }
+            GoDoc::Other(Value::Null) => {}
+            GoDoc::Other(v) => {
+                return Err(decode_err(format!(
+                    "json: cannot unmarshal {} into Go value of type struct {{ LockDelay interface {{}}; *structs.Alias }}",
+                    go_kind(&v)
+                )))
+            }
         }
-        Some(v) => return Err(type_err(v, "ServiceChecks", "[]structs.ServiceCheck")),
+    }
+    // fixupEmptySessionChecks: the deprecated `Checks` and `NodeChecks` both default to
+    // serfHealth; an empty `Checks` empties `NodeChecks`, a default `Checks` defers to
+    // `NodeChecks`, an empty `NodeChecks` drops `Checks`.
+    let checks_len = out.checks.as_ref().map_or(0, Vec::len);
+    let default_checks = out.checks.as_deref() == Some(&[SERF_HEALTH.to_string()][..]);
+    let no_node_checks = out.node_checks.as_ref().map_or(0, Vec::len) == 0;
+    if checks_len == 0 {
+        out.node_checks = Some(Vec::new());
+    } else if default_checks || no_node_checks {
+        out.checks = None;
     }
     Ok(out)
 }
 
 async fn create(shared: &Shared, req: &Req) -> Resp {
-    let c = match parse_create(&req.body) {
+    let c = match parse_create(&req.body, &shared.config.node_name) {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -158,10 +242,10 @@ async fn create(shared: &Shared, req: &Req) -> Resp {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let node = c
-        .node
-        .clone()
-        .unwrap_or_else(|| shared.config.node_name.clone());
+    if c.node.is_empty() {
+        return Resp::text(500, "Must provide Node");
+    }
+    let node = c.node.clone();
     if !authz.session(&node, Need::Write) {
         return denied();
     }
@@ -196,14 +280,18 @@ async fn create(shared: &Shared, req: &Req) -> Resp {
     if node != shared.config.node_name {
         return Resp::text(500, "apply failed: Missing node registration");
     }
-    let node_checks = c
-        .node_checks
-        .unwrap_or_else(|| vec!["serfHealth".to_string()]);
-    if let Some(bad) = node_checks
-        .iter()
-        .chain(c.service_checks.iter())
-        .find(|ch| ch.as_str() != "serfHealth")
+    let lookups = c.node_checks.iter().flatten();
+    let lookups = lookups.chain(c.checks.iter().flatten());
+    if let Some(bad) = lookups
+        .chain(c.service_checks.iter().flatten())
+        .find(|ch| ch.as_str() != SERF_HEALTH)
     {
+        if bad.is_empty() {
+            return Resp::text(
+                500,
+                "apply failed: failed check lookup: index error: object is missing a value for this index",
+            );
+        }
         return Resp::text(
             500,
             format!("apply failed: Missing check '{bad}' registration"),
@@ -217,14 +305,15 @@ async fn create(shared: &Shared, req: &Req) -> Resp {
         behavior_delete,
         ttl: c.ttl,
         ttl_dur,
-        node_checks: Some(node_checks),
+        node_checks: c.node_checks,
+        service_checks: c.service_checks,
         create_index: 0,
         modify_index: 0,
         deadline: None,
     };
     let id = shared.write(|st| st.insert_session(s, Instant::now()));
     shared.ttl_notify.notify_one();
-    Resp::json(200, &J::Obj(vec![("ID", J::Str(id))]))
+    Resp::json(200, &J::Obj(vec![("ID", J::Str(id))])).applied()
 }
 
 async fn destroy(shared: &Shared, req: &Req, id: &str) -> Resp {
@@ -236,17 +325,22 @@ async fn destroy(shared: &Shared, req: &Req, id: &str) -> Resp {
         Err(r) => return r,
     };
     if let Err(m) = check_uuid(id) {
-        return Resp::text(500, format!("Session lookup failed: index error: {m}"));
+        return Resp::text(
+            500,
+            format!("apply failed: failed session lookup: index error: {m}"),
+        );
     }
-    let node = shared.store().sessions.get(id).map(|s| s.node.clone());
+    let node = shared.store().session(id).map(|s| s.node.clone());
     let Some(node) = node else {
-        return bool_resp(true);
+        // Still a raft apply: it consumes an index, though no table changes.
+        shared.write(|st| st.next_index());
+        return bool_resp(true).applied();
     };
     if !authz.session(&node, Need::Write) {
         return denied();
     }
     shared.write(|st| st.invalidate_session(id, Instant::now()));
-    bool_resp(true)
+    bool_resp(true).applied()
 }
 
 async fn renew(shared: &Shared, req: &Req, id: &str) -> Resp {
@@ -260,12 +354,12 @@ async fn renew(shared: &Shared, req: &Req, id: &str) -> Resp {
     if let Err(m) = check_uuid(id) {
         return Resp::text(500, format!("failed session lookup: index error: {m}"));
     }
-    let node = shared.store().sessions.get(id).map(|s| s.node.clone());
+    let node = shared.store().session(id).map(|s| s.node.clone());
     match node {
         None => Resp::text(404, format!("Session id '{id}' not found")),
         Some(n) if !authz.session(&n, Need::Write) => denied(),
         Some(_) => match shared.store().renew_session(id, Instant::now()) {
-            Some(s) => Resp::json(200, &J::Arr(vec![s.to_json()])),
+            Some(s) => Resp::json(200, &J::Arr(vec![s.to_json()])).applied(),
             None => Resp::text(404, format!("Session id '{id}' not found")),
         },
     }
@@ -282,26 +376,40 @@ async fn read(shared: &Shared, req: &Req, what: Read<'_>) -> Resp {
         Ok(q) => q,
         Err(r) => return r,
     };
-    if let Err(r) = shared.check_dc(req) {
-        return r;
-    }
     match what {
         Read::Info("") => return Resp::text(400, "Missing session"),
         Read::Node("") => return Resp::text(400, "Missing node name"),
-        Read::Info(id) => {
-            if let Err(m) = check_uuid(id) {
-                return Resp::text(500, format!("failed session lookup: index error: {m}"));
-            }
-        }
         _ => {}
+    }
+    // From here on the errors come from the RPC, and Consul still sets the query metadata
+    // (its zero value) on the answer.
+    let rpc_err = |r: Resp| {
+        r.meta(
+            Some(1),
+            Meta {
+                known_leader: false,
+                last_contact_ms: 0,
+            },
+        )
+    };
+    if let Err(r) = shared.check_dc(req) {
+        return rpc_err(r);
+    }
+    if let Read::Info(id) = what {
+        if let Err(m) = check_uuid(id) {
+            return rpc_err(Resp::text(
+                500,
+                format!("failed session lookup: index error: {m}"),
+            ));
+        }
     }
     let meta = match shared.read_meta(&qo).await {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return rpc_err(r),
     };
     let authz = match shared.authz(req) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return rpc_err(r),
     };
     let (idx, list) = shared
         .blocking(&qo, |st| {
@@ -309,7 +417,7 @@ async fn read(shared: &Shared, req: &Req, what: Read<'_>) -> Resp {
                 .sessions
                 .values()
                 .filter(|s| match what {
-                    Read::Info(id) => s.id == id,
+                    Read::Info(id) => s.id.eq_ignore_ascii_case(id),
                     Read::Node(n) => s.node == n,
                     Read::List => true,
                 })

@@ -1,6 +1,8 @@
 //! The state shared by the listener, the connection tasks, the TTL timer task and the
 //! [`TestServer`](crate::TestServer) handle.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -21,6 +23,8 @@ pub(crate) struct Shared {
     pub faults: Faults,
     pub requests: AtomicU64,
     pub live_tasks: Arc<AtomicUsize>,
+    /// Open connections per client IP (for `http_max_conns_per_client`).
+    pub conns_per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl Shared {
@@ -34,6 +38,7 @@ impl Shared {
             faults: Faults::new(),
             requests: AtomicU64::new(0),
             live_tasks: Arc::new(AtomicUsize::new(0)),
+            conns_per_ip: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 

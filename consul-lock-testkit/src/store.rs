@@ -131,7 +131,7 @@ impl Kv {
             return Err("missing session".into());
         }
         check_uuid(&e.session).map_err(|m| format!("failed session lookup: index error: {m}"))?;
-        if !sessions.contains_key(&e.session) {
+        if !sessions.contains_key(&e.session.to_ascii_lowercase()) {
             return Err(format!(
                 "invalid session {}",
                 crate::godur::go_quote(&e.session)
@@ -309,6 +309,8 @@ pub(crate) struct Session {
     pub ttl: String,
     pub ttl_dur: Option<Duration>,
     pub node_checks: Option<Vec<String>>,
+    /// The IDs of its service checks (`null` when none were given, `[]` when an empty list was).
+    pub service_checks: Option<Vec<String>>,
     pub create_index: u64,
     pub modify_index: u64,
     /// When the TTL timer invalidates it (last renewal + 2 × TTL).
@@ -338,7 +340,17 @@ impl Session {
                     Some(v) => J::Arr(v.iter().map(J::str).collect()),
                 },
             ),
-            ("ServiceChecks", J::Null),
+            (
+                "ServiceChecks",
+                match &self.service_checks {
+                    None => J::Null,
+                    Some(v) => J::Arr(
+                        v.iter()
+                            .map(|id| J::Obj(vec![("ID", J::str(id)), ("Namespace", J::str(""))]))
+                            .collect(),
+                    ),
+                },
+            ),
             ("CreateIndex", J::U(self.create_index)),
             ("ModifyIndex", J::U(self.modify_index)),
         ])
@@ -399,8 +411,13 @@ impl Store {
         id
     }
 
+    /// A session by ID; Consul's UUID index ignores case.
+    pub(crate) fn session(&self, id: &str) -> Option<&Session> {
+        self.sessions.get(&id.to_ascii_lowercase())
+    }
+
     pub(crate) fn renew_session(&mut self, id: &str, now: Instant) -> Option<Session> {
-        let s = self.sessions.get_mut(id)?;
+        let s = self.sessions.get_mut(&id.to_ascii_lowercase())?;
         s.renew_deadline(now);
         Some(s.clone())
     }
@@ -415,7 +432,7 @@ impl Store {
     /// Destroys or invalidates a session: its locks are released or their keys deleted
     /// (its `Behavior`), and its `LockDelay` starts on each key it held.
     pub(crate) fn invalidate_session(&mut self, id: &str, now: Instant) -> bool {
-        let Some(sess) = self.sessions.remove(id) else {
+        let Some(sess) = self.sessions.remove(&id.to_ascii_lowercase()) else {
             return false;
         };
         let idx = self.next_index();
@@ -424,7 +441,7 @@ impl Store {
             .kv
             .entries
             .values()
-            .filter(|e| e.session == id)
+            .filter(|e| e.session.eq_ignore_ascii_case(&sess.id))
             .cloned()
             .collect();
         let delay = u64::try_from(sess.lock_delay_ns)
@@ -509,6 +526,7 @@ mod tests {
             ttl: String::new(),
             ttl_dur: None,
             node_checks: None,
+            service_checks: None,
             create_index: 0,
             modify_index: 0,
             deadline: None,

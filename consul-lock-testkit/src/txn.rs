@@ -10,17 +10,19 @@ use hyper::Method;
 use serde_json::Value;
 
 use crate::acl::{Authz, Need};
+use crate::config::ServerConfig;
 use crate::godur::go_quote;
 use crate::http::{method_not_allowed, Meta, Req, Resp, MAX_BODY};
 use crate::json::{decode_go, field, go_kind, J};
 use crate::shared::Shared;
 use crate::store::{Entry, Kv, Session, Store};
 
-const MAX_TXN_OPS: usize = 128;
-
-/// One KV operation of a transaction.
+/// One operation of a transaction: a KV operation, or a catalog read of something the test
+/// server does not hold (it registers no catalog), which fails as in Consul.
 #[derive(Debug, Clone)]
 struct KvOp {
+    /// Set for a catalog operation (`Node`, `Service`, `Check`): its result or error.
+    catalog: Option<Catalog>,
     verb: String,
     key: String,
     value: Vec<u8>,
@@ -47,7 +49,127 @@ fn type_err(v: &Value, path: &str, ty: &str) -> Resp {
     ))
 }
 
-fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
+/// A catalog operation of a transaction, as far as the test server answers it.
+#[derive(Debug, Clone)]
+enum Catalog {
+    /// A `get`: its result (`{"Node": ...}`) or Consul's error text.
+    Get(Result<J, String>),
+    /// A write with an unknown verb: Consul's error text.
+    BadVerb(String),
+    /// A catalog write the test server does not serve (it holds no catalog).
+    Unsupported(String),
+}
+
+/// The catalog the test server shows: its own node with the `serfHealth` check, registered
+/// before any other write (indexes below the first KV index).
+fn catalog_op(kind: &str, op: &serde_json::Map<String, Value>, config: &ServerConfig) -> Catalog {
+    let verb = field_str(field(op, "Verb"));
+    let inner = |name: &str| field(op, name).and_then(Value::as_object);
+    let member = |o: Option<&serde_json::Map<String, Value>>, name: &str| {
+        o.map(|o| field_str(field(o, name))).unwrap_or_default()
+    };
+    let own = &config.node_name;
+    if verb != "get" {
+        // Consul knows these catalog write verbs; the test server holds no catalog to apply
+        // them to. Other verbs are Consul's own error (a Service op is validated first).
+        let known = ["set", "cas", "delete", "delete-cas"].contains(&verb.as_str());
+        return if known || kind == "Service" {
+            unsupported(kind, &verb)
+        } else {
+            Catalog::BadVerb(format!("unknown {kind} verb {}", go_quote(&verb)))
+        };
+    }
+    let ip = config.listen.ip().to_string();
+    Catalog::Get(match kind {
+        "Node" => {
+            let node = member(inner("Node"), "Node");
+            if node == *own {
+                Ok(J::Obj(vec![(
+                    "Node",
+                    J::Obj(vec![
+                        ("ID", J::str(crate::http::NODE_ID)),
+                        ("Node", J::str(own)),
+                        ("Address", J::str(&ip)),
+                        ("Datacenter", J::str(&config.datacenter)),
+                        (
+                            "TaggedAddresses",
+                            J::Obj(vec![
+                                ("lan", J::str(&ip)),
+                                ("lan_ipv4", J::str(&ip)),
+                                ("wan", J::str(&ip)),
+                                ("wan_ipv4", J::str(&ip)),
+                            ]),
+                        ),
+                        ("Meta", J::Obj(vec![("consul-network-segment", J::str(""))])),
+                        ("CreateIndex", J::U(8)),
+                        ("ModifyIndex", J::U(9)),
+                    ]),
+                )]))
+            } else {
+                Err(format!("node {} doesn't exist", go_quote(&node)))
+            }
+        }
+        "Service" => {
+            let node = field_str(field(op, "Node"));
+            let id = member(inner("Service"), "ID");
+            Err(format!(
+                "service {} on node {} doesn't exist",
+                go_quote(&id),
+                go_quote(&node)
+            ))
+        }
+        _ => {
+            let node = member(inner("Check"), "Node");
+            let id = member(inner("Check"), "CheckID");
+            if node == *own && id == "serfHealth" {
+                Ok(J::Obj(vec![(
+                    "Check",
+                    J::Obj(vec![
+                        ("Node", J::str(own)),
+                        ("CheckID", J::str("serfHealth")),
+                        ("Name", J::str("Serf Health Status")),
+                        ("Status", J::str("passing")),
+                        ("Notes", J::str("")),
+                        ("Output", J::str("Agent alive and reachable")),
+                        ("ServiceID", J::str("")),
+                        ("ServiceName", J::str("")),
+                        ("ServiceTags", J::Null),
+                        ("Type", J::str("")),
+                        ("Interval", J::str("")),
+                        ("Timeout", J::str("")),
+                        ("ExposedPort", J::U(0)),
+                        ("Definition", J::Obj(vec![])),
+                        ("CreateIndex", J::U(8)),
+                        ("ModifyIndex", J::U(8)),
+                    ]),
+                )]))
+            } else {
+                Err(format!(
+                    "check {} on node {} doesn't exist",
+                    go_quote(&id),
+                    go_quote(&node)
+                ))
+            }
+        }
+    })
+}
+
+fn unsupported(kind: &str, verb: &str) -> Catalog {
+    Catalog::Unsupported(format!(
+        "consul-lock-testkit serves no catalog: it cannot apply a {kind} operation with verb {} in /v1/txn",
+        go_quote(verb)
+    ))
+}
+
+/// A string member, or `""` (Go's zero value) when it is absent or not a string.
+fn field_str(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>, Resp> {
     let v = decode_go(body).map_err(parse_err)?;
     let arr = match v {
         Value::Array(a) => a,
@@ -59,17 +181,8 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
             )))
         }
     };
-    if arr.len() > MAX_TXN_OPS {
-        return Err(Resp::text(
-            413,
-            format!(
-                "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
-                arr.len()
-            ),
-        ));
-    }
     let mut ops = Vec::with_capacity(arr.len());
-    for (i, item) in arr.iter().enumerate() {
+    for item in arr.iter() {
         let obj = match item {
             Value::Object(o) => o,
             v => {
@@ -79,18 +192,60 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
                 )))
             }
         };
+        // Consul decodes the operations strictly: an unknown member is a 400.
+        if let Some(k) = obj.keys().find(|k| {
+            !["KV", "Node", "Service", "Check"]
+                .iter()
+                .any(|f| k.eq_ignore_ascii_case(f))
+        }) {
+            return Err(parse_err(format!("json: unknown field {}", go_quote(k))));
+        }
         let kv = match field(obj, "KV") {
             Some(Value::Object(kv)) => kv,
             Some(Value::Null) | None => {
-                return Err(Resp::text(
-                    501,
-                    format!(
-                        "consul-lock-testkit implements only KV operations in /v1/txn (operation {i} is not one)"
-                    ),
-                ))
+                // The first catalog member present decides; an empty operation does nothing.
+                let catalog =
+                    ["Node", "Service", "Check"]
+                        .into_iter()
+                        .find_map(|k| match field(obj, k) {
+                            Some(Value::Object(o)) => Some((k, o)),
+                            _ => None,
+                        });
+                if let Some((kind, op)) = catalog {
+                    let verb = field_str(field(op, "Verb"));
+                    ops.push(KvOp {
+                        catalog: Some(catalog_op(kind, op, config)),
+                        verb: if verb == "get" {
+                            verb
+                        } else {
+                            "catalog-write".into()
+                        },
+                        key: String::new(),
+                        value: Vec::new(),
+                        flags: 0,
+                        index: 0,
+                        session: String::new(),
+                    });
+                }
+                continue;
             }
             Some(v) => return Err(type_err(v, "TxnOp.KV", "api.KVTxnOp")),
         };
+        if let Some(k) = kv.keys().find(|k| {
+            ![
+                "Verb",
+                "Key",
+                "Value",
+                "Flags",
+                "Index",
+                "Session",
+                "Namespace",
+            ]
+            .iter()
+            .any(|f| k.eq_ignore_ascii_case(f))
+        }) {
+            return Err(parse_err(format!("json: unknown field {}", go_quote(k))));
+        }
         let s = |name: &str| -> Result<String, Resp> {
             match field(kv, name) {
                 None | Some(Value::Null) => Ok(String::new()),
@@ -117,6 +272,7 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
             Some(v) => return Err(type_err(v, "KVTxnOp.KV.Value", "[]uint8")),
         };
         ops.push(KvOp {
+            catalog: None,
             verb: s("Verb")?,
             key: s("Key")?,
             value,
@@ -124,6 +280,16 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvOp>, Resp> {
             index: n("Index")?,
             session: s("Session")?,
         });
+    }
+    let max_ops = config.txn_max_ops;
+    if arr.len() > max_ops {
+        return Err(Resp::text(
+            413,
+            format!(
+                "Transaction contains too many operations ({} > {max_ops})",
+                arr.len()
+            ),
+        ));
     }
     Ok(ops)
 }
@@ -147,7 +313,9 @@ struct TxnErr {
 fn pre_check(ops: &[KvOp], authz: &Authz, st: &Store, now: Instant) -> Vec<TxnErr> {
     let mut errs = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        let what = if op.key.is_empty() && op.verb != "delete-tree" {
+        let what = if op.catalog.is_some() {
+            None
+        } else if op.key.is_empty() && op.verb != "delete-tree" {
             Some("Must provide key".to_string())
         } else {
             let ok = match op.verb.as_str() {
@@ -181,6 +349,12 @@ fn exec(
     idx: u64,
     op: &KvOp,
 ) -> Result<Vec<J>, String> {
+    match &op.catalog {
+        Some(Catalog::Get(Ok(r))) => return Ok(vec![r.clone()]),
+        Some(Catalog::Get(Err(what)) | Catalog::BadVerb(what)) => return Err(what.clone()),
+        Some(Catalog::Unsupported(what)) => return Err(what.clone()),
+        None => {}
+    }
     let q = go_quote(&op.key);
     let entry = || Entry::new(&op.key, op.value.clone(), op.flags, &op.session);
     let no_value = |e: Entry| vec![J::Obj(vec![("KV", e.to_json(false))])];
@@ -289,14 +463,23 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
             ),
         );
     }
-    let ops = match parse_ops(&req.body) {
+    let ops = match parse_ops(&req.body, &shared.config) {
         Ok(o) => o,
         Err(r) => return r,
     };
     if let Err(r) = shared.check_dc(req) {
         return r;
     }
-    let writes = ops.iter().any(|o| is_write(&o.verb));
+    if let Some(Catalog::Unsupported(what)) = ops.iter().find_map(|o| match &o.catalog {
+        Some(c @ Catalog::Unsupported(_)) => Some(c),
+        _ => None,
+    }) {
+        return Resp::text(501, what.clone());
+    }
+    let writes = ops.iter().any(|o| match &o.catalog {
+        Some(_) => o.verb != "get",
+        None => is_write(&o.verb),
+    });
     let meta = if writes {
         if let Err(r) = shared.wait_leader().await {
             return r;
@@ -353,10 +536,17 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
         Err(e) => (409, J::Null, errors_json(&e)),
     };
     match meta {
-        None => Resp::json(
-            status,
-            &J::Obj(vec![("Results", results), ("Errors", errors)]),
-        ),
+        None => {
+            let r = Resp::json(
+                status,
+                &J::Obj(vec![("Results", results), ("Errors", errors)]),
+            );
+            if status == 200 {
+                r.applied()
+            } else {
+                r
+            }
+        }
         Some(m) => read_resp(status, results, errors, m),
     }
 }

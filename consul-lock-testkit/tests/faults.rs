@@ -453,3 +453,195 @@ async fn blocking_query_wakes_within_milliseconds_of_a_write() {
     assert_eq!(status, 200);
     assert!(woke.duration_since(wrote) < Duration::from_millis(50));
 }
+
+const ELECTION_TEXTS: [&str; 2] = [
+    "rpc error making call: EOF",
+    "rpc error getting client: failed to get conn: dial tcp 127.0.0.1:8300: connect: connection refused",
+];
+
+#[test]
+fn an_election_fails_writes_and_consistent_reads_at_once_and_serves_stale_reads() {
+    let s = TestServer::start_with(fast_config()).unwrap();
+    let sid = create_session(&s, r#"{"TTL": "10s"}"#);
+    assert_eq!(request(s.addr(), "PUT", "/v1/kv/k", "v", None).status, 200);
+    s.election_for(Duration::from_secs(30));
+    let txn = r#"[{"KV": {"Verb": "set", "Key": "k", "Value": "eA=="}}]"#;
+    let read_txn = r#"[{"KV": {"Verb": "get", "Key": "k"}}]"#;
+    let renew = format!("/v1/session/renew/{sid}");
+    let destroy = format!("/v1/session/destroy/{sid}");
+    let info = format!("/v1/session/info/{sid}");
+    let failing: Vec<(&str, &str, &str)> = vec![
+        ("PUT", "/v1/kv/k", "w"),
+        ("DELETE", "/v1/kv/k", ""),
+        ("PUT", "/v1/session/create", "{}"),
+        ("PUT", &renew, ""),
+        ("PUT", &destroy, ""),
+        ("PUT", "/v1/txn", txn),
+        ("PUT", "/v1/txn", read_txn),
+        ("GET", "/v1/kv/k", ""),
+        ("GET", "/v1/kv/k?consistent", ""),
+        ("GET", &info, ""),
+        ("GET", "/v1/session/list", ""),
+    ];
+    let mut seen = Vec::new();
+    for (method, path, body) in failing {
+        let t = Instant::now();
+        let a = request(s.addr(), method, path, body, None);
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "{method} {path} was held"
+        );
+        assert_eq!(a.status, 500, "{method} {path}: {}", a.body);
+        assert!(
+            ELECTION_TEXTS.contains(&a.body.as_str()),
+            "{method} {path}: {}",
+            a.body
+        );
+        seen.push(a.body);
+    }
+    // The two texts alternate.
+    assert!(seen.windows(2).all(|w| w[0] != w[1]), "{seen:?}");
+    let a = request(s.addr(), "GET", "/v1/kv/k?stale", "", None);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("X-Consul-KnownLeader"), Some("false"));
+    let a = request(s.addr(), "GET", "/v1/status/leader", "", None);
+    assert_eq!(a.body, "\"\"\n");
+    // Nothing was written during the election.
+    s.election_for(Duration::ZERO);
+    let a = request(s.addr(), "GET", "/v1/kv/k?raw", "", None);
+    assert_eq!((a.status, a.body.as_str()), (200, "v"));
+    let a = request(s.addr(), "GET", &info, "", None);
+    assert_eq!(a.json()[0]["ID"], sid.as_str());
+}
+
+#[test]
+fn after_an_election_every_session_is_valid_for_its_ttl_from_its_end() {
+    // TTL 1 s: the server invalidates it 2 s after the last renewal (Consul allows 2 x TTL).
+    let s = TestServer::start_with(fast_config()).unwrap();
+    let created = Instant::now();
+    let sid = create_session(&s, r#"{"TTL": "1s"}"#);
+    let info = format!("/v1/session/info/{sid}");
+    s.election_for(Duration::from_millis(1500));
+    let end = created + Duration::from_millis(1500);
+    // Past the session's original deadline (created + 2 s), it is still there: its timer
+    // restarted when the election ended.
+    std::thread::sleep(
+        (created + Duration::from_millis(2600)).saturating_duration_since(Instant::now()),
+    );
+    let a = request(s.addr(), "GET", &info, "", None);
+    assert_eq!(a.json().as_array().map(Vec::len), Some(1), "{}", a.body);
+    // And it runs out 2 x TTL after the end of the election.
+    std::thread::sleep(
+        (end + Duration::from_millis(2300)).saturating_duration_since(Instant::now()),
+    );
+    let a = request(s.addr(), "GET", &info, "", None);
+    assert_eq!(a.json().as_array().map(Vec::len), Some(0), "{}", a.body);
+}
+
+#[test]
+fn apply_then_fail_next_applies_the_write_and_loses_the_answer() {
+    let s = TestServer::start().unwrap();
+    s.apply_then_fail_next(2);
+    // A request refused before it writes does not count.
+    assert_eq!(
+        request(s.addr(), "PUT", "/v1/kv/k?cas=x", "v", None).status,
+        500
+    );
+    let a = request(
+        s.addr(),
+        "PUT",
+        "/v1/session/create",
+        r#"{"TTL": "10s"}"#,
+        None,
+    );
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (500, "rpc error making call: EOF")
+    );
+    let list = request(s.addr(), "GET", "/v1/session/list", "", None).json();
+    let sid = list[0]["ID"]
+        .as_str()
+        .expect("the session was created")
+        .to_string();
+    let a = request(
+        s.addr(),
+        "PUT",
+        &format!("/v1/kv/k?acquire={sid}"),
+        "v",
+        None,
+    );
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (500, "rpc error making call: EOF")
+    );
+    let a = request(s.addr(), "GET", "/v1/kv/k", "", None);
+    assert_eq!(a.json()[0]["Session"], sid.as_str(), "the lock was taken");
+    // Only two: the next write answers normally.
+    let a = request(
+        s.addr(),
+        "PUT",
+        &format!("/v1/kv/k?release={sid}"),
+        "v",
+        None,
+    );
+    assert_eq!((a.status, a.body.as_str()), (200, "true\n"));
+    s.apply_then_fail_next(1);
+    let txn = r#"[{"KV": {"Verb": "set", "Key": "t", "Value": "eA=="}}]"#;
+    assert_eq!(request(s.addr(), "PUT", "/v1/txn", txn, None).status, 500);
+    let a = request(s.addr(), "GET", "/v1/kv/t?raw", "", None);
+    assert_eq!((a.status, a.body.as_str()), (200, "x"));
+}
+
+/// Opens `n` connections and then one more; returns what the last one read.
+fn one_over(addr: std::net::SocketAddr, n: usize) -> (Vec<std::net::TcpStream>, String) {
+    use std::io::Read;
+    let open: Vec<std::net::TcpStream> = (0..n)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let mut last = std::net::TcpStream::connect(addr).expect("connect");
+    last.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = last.read_to_end(&mut out); // a timeout leaves what was read
+    (open, String::from_utf8_lossy(&out).into_owned())
+}
+
+#[test]
+fn the_201st_connection_from_one_ip_is_refused_with_429() {
+    let c = TestConsul::from_env_or_start().unwrap();
+    if !c.is_embedded() {
+        eprintln!("running against a real agent (its default http_max_conns_per_client is 200)");
+    }
+    let url = c.url();
+    let Some(addr) = url
+        .strip_prefix("http://")
+        .and_then(|a| a.trim_end_matches('/').parse().ok())
+    else {
+        eprintln!("skipped: the agent at {url} is not a plain http://IP:PORT address");
+        return;
+    };
+    let (open, answer) = one_over(addr, 200);
+    assert_eq!(
+        answer,
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 81\r\nConnection: close\r\n\r\nYour IP is issuing too many concurrent connections, please rate limit your calls\n"
+    );
+    drop(open);
+}
+
+#[test]
+fn the_connection_limit_is_a_setting_and_zero_turns_it_off() {
+    let s = TestServer::start_with(ServerConfig::default().http_max_conns_per_client(0)).unwrap();
+    let (open, answer) = one_over(s.addr(), 200);
+    assert_eq!(
+        answer, "",
+        "the 201st connection is served (waits for a request)"
+    );
+    drop(open);
+    let s = TestServer::start_with(ServerConfig::default().http_max_conns_per_client(3)).unwrap();
+    let (open, answer) = one_over(s.addr(), 3);
+    assert!(
+        answer.starts_with("HTTP/1.1 429 Too Many Requests"),
+        "{answer}"
+    );
+    drop(open);
+}

@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use consul_lock_testkit::TestServer;
+use consul_lock_testkit::{ServerConfig, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const N: usize = 1000;
@@ -66,7 +66,11 @@ async fn open_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_blocking_queries() {
-    let server = TestServer::start().unwrap();
+    // A thousand waiting blocking queries hold a thousand connections from one IP; like a
+    // real agent, the server refuses more than 200 per client IP by default
+    // (`http_max_conns_per_client`), so this load test raises the limit.
+    let config = ServerConfig::default().http_max_conns_per_client(2000);
+    let server = TestServer::start_with(config).unwrap();
     let tasks = server.live_tasks_handle();
     let a = common::request(server.addr(), "PUT", "/v1/kv/load/k", "v0", None);
     assert_eq!(a.status, 200);

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Records conformance transcripts from a real Consul agent.
+
+Each scenario below is a list of HTTP exchanges; the recorder sends them to the agent and
+writes one JSON file per scenario in the transcript format of `tests/conformance/`
+(see `tests/conformance.rs`): the request (path and body as templates: `{{prefix}}`, and
+`{{name}}` for values captured by earlier steps; a capture spec ending in `|upper`
+takes the value upper-cased), the response's status, its
+`Content-Type`, `Location` and `X-Consul-*` headers, its raw body, and the timings.
+
+The agent must be a single dev agent of the version to emulate (1.10.12), on loopback:
+
+    consul agent -dev -client 127.0.0.1 -http-port 8500
+    python3 tools/record_conformance.py http://127.0.0.1:8500 --out tests/conformance
+    python3 tools/record_conformance.py http://127.0.0.1:8500 --only url_filter
+
+Paths are sent byte for byte (http.client, no normalisation). The scenarios write only
+under their own random prefix, and destroy the sessions they create.
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import string
+import sys
+import time
+import urllib.parse
+
+KEPT_HEADERS = ("content-type", "location")
+
+
+class Recorder:
+    def __init__(self, addr, name, description, server=None):
+        u = urllib.parse.urlparse(addr if "://" in addr else "http://" + addr)
+        self.host, self.port = u.hostname, u.port or 8500
+        self.name = name
+        rnd = "".join(random.choice(string.hexdigits.lower()[:16]) for _ in range(6))
+        self.prefix = "conformance/%s/%s" % (name, rnd)
+        self.vars = {"prefix": self.prefix}
+        self.steps = []
+        self.start = time.monotonic()
+        self.doc = {"name": name, "description": description, "consul_version": None,
+                    "prefix": self.prefix}
+        if server:
+            self.doc["server"] = server
+
+    def fill(self, s):
+        return re.sub(r"\{\{(\w+)\}\}", lambda m: self.vars[m.group(1)], s)
+
+    def call(self, method, path, body=None):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        headers = {}
+        data = None
+        if body is not None:
+            data = body.encode("utf-8")
+            headers["Content-Length"] = str(len(data))
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders(data)
+        r = conn.getresponse()
+        raw = r.read()
+        conn.close()
+        return r.status, r.getheaders(), raw
+
+    def step(self, label, method, path, body=None, capture=None):
+        at = (time.monotonic() - self.start) * 1000
+        t0 = time.monotonic()
+        status, headers, raw = self.call(method, self.fill(path),
+                                         None if body is None else self.fill(body))
+        elapsed = (time.monotonic() - t0) * 1000
+        kept = {k: v for k, v in headers
+                if k.lower() in KEPT_HEADERS or k.lower().startswith("x-consul-")}
+        text = raw.decode("utf-8", errors="replace")
+        step = {"label": label, "at_ms": round(at, 1),
+                "request": {"method": method, "path": path, "body": body},
+                "response": {"status": status, "headers": kept, "body": text},
+                "elapsed_ms": round(elapsed, 1)}
+        if capture:
+            step["capture"] = capture
+            for var, spec in capture.items():
+                self.vars[var] = extract(spec, headers, text)
+        self.steps.append(step)
+        return status, text
+
+    def note(self, text):
+        self.steps.append({"note": text})
+
+    def document(self, version):
+        self.doc["consul_version"] = version
+        self.doc["steps"] = self.steps
+        return self.doc
+
+
+def extract(spec, headers, body):
+    if spec.endswith("|upper"):
+        return extract(spec[:-len("|upper")], headers, body).upper()
+    if spec.startswith("header:"):
+        name = spec[len("header:"):].lower()
+        return next(v for k, v in headers if k.lower() == name)
+    assert spec.startswith("json:"), spec
+    v = json.loads(body)
+    for part in re.findall(r"\.(\w+)|\[(\d+)\]", spec[len("json:"):]):
+        v = v[part[0]] if part[0] else v[int(part[1])]
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+# ----------------------------------------------------------------------------------------
+# scenarios
+# ----------------------------------------------------------------------------------------
+def url_filter(r):
+    """Consul's URL filter: a rune Go's unicode.IsPrint rejects in the decoded path."""
+    r.step("a printable key is written", "PUT", "/v1/kv/{{prefix}}/ok", "v")
+    for label, seg in [("U+202E right-to-left override (format)", "a%E2%80%AEb"),
+                       ("NUL", "a%00b"), ("tab", "a%09b"), ("DEL U+007F", "a%7Fb"),
+                       ("U+00A0 no-break space", "a%C2%A0b"), ("U+2003 em space", "a%E2%80%83b"),
+                       ("U+200B zero-width space (format)", "a%E2%80%8Bb"),
+                       ("U+E000 private use", "a%EE%80%80b"), ("U+0378 unassigned", "a%CD%B8b")]:
+        r.step("GET with %s: 400, empty body" % label, "GET", "/v1/kv/{{prefix}}/" + seg)
+    r.step("PUT is filtered too", "PUT", "/v1/kv/{{prefix}}/a%E2%80%AEb", "v")
+    r.step("DELETE is filtered too", "DELETE", "/v1/kv/{{prefix}}/a%E2%80%AEb")
+    r.step("printable: ASCII space", "GET", "/v1/kv/{{prefix}}/a%20b")
+    r.step("printable: e-acute", "GET", "/v1/kv/{{prefix}}/a%C3%A9b")
+    r.step("invalid UTF-8 counts as U+FFFD, printable", "GET", "/v1/kv/{{prefix}}/a%FFb")
+    r.step("the query is not checked", "GET", "/v1/kv/{{prefix}}/ok?x=%E2%80%AE&raw")
+    r.step("every endpoint: status", "GET", "/v1/status/leader%E2%80%AE")
+    r.step("every endpoint: unknown path", "GET", "/v1/nope%E2%80%AE")
+    r.step("before the path-cleaning redirect", "GET", "/v1/kv//{{prefix}}/a%E2%80%AE")
+    r.step("a txn carries keys in its body, not filtered", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "set", "Key": "{{prefix}}/rlo\u202ex", "Value": "dg=="}}]')
+    r.step("so such a key can be written but not read", "GET",
+           "/v1/kv/{{prefix}}/rlo%E2%80%AEx")
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+
+
+def txn_limits(r):
+    """The operation limit and the non-KV operations of /v1/txn."""
+    op = '{"KV": {"Verb": "check-not-exists", "Key": "{{prefix}}/none"}}'
+    r.step("64 operations are accepted", "PUT", "/v1/txn", "[" + ",".join([op] * 64) + "]")
+    r.step("65 are refused with 413", "PUT", "/v1/txn", "[" + ",".join([op] * 65) + "]")
+    r.step("129 are refused with 413", "PUT", "/v1/txn", "[" + ",".join([op] * 129) + "]")
+    r.step("a type error is reported before the count", "PUT", "/v1/txn",
+           "[" + ",".join([op] * 65) + ',{"KV": {"Verb": "get", "Key": 1}}]')
+    node = r.doc["server"]["node_name"]
+    r.step("Node get of the agent's node", "PUT", "/v1/txn",
+           '[{"Node": {"Verb": "get", "Node": {"Node": "%s"}}}]' % node)
+    r.step("Check get of its serfHealth check", "PUT", "/v1/txn",
+           '[{"Check": {"Verb": "get", "Check": {"Node": "%s", "CheckID": "serfHealth"}}}]' % node)
+    r.step("Node, Service, Check gets of unknown objects: 409 with Errors", "PUT", "/v1/txn",
+           '[{"Node": {"Verb": "get", "Node": {"Node": "no-such-node"}}},'
+           ' {"Service": {"Verb": "get", "Node": "%s", "Service": {"ID": "nosvc"}}},'
+           ' {"Check": {"Verb": "get", "Check": {"Node": "%s", "CheckID": "nocheck"}}}]' % (node, node))
+    r.step("an unknown Node verb is a write error (no read metadata)", "PUT", "/v1/txn",
+           '[{"Node": {"Verb": "bogus", "Node": {"Node": "%s"}}}]' % node)
+    r.step("a Session operation is an unknown field: 400", "PUT", "/v1/txn",
+           '[{"Session": {"Verb": "delete", "Session": {"ID": "11111111-2222-3333-4444-555555555555"}}}]')
+    r.step("an unknown field in a KV operation: 400", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "get", "Key": "{{prefix}}/a", "Bogus": 1}}]')
+    r.step("an empty operation does nothing", "PUT", "/v1/txn", "[{}]")
+    r.step("keys differing in case: the last one counts", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "get", "Key": "", "key": "{{prefix}}/none"}}]')
+
+
+def session_create_decoding(r):
+    """How the body of /v1/session/create is decoded and checked."""
+    def create(label, body, read=True):
+        status, text = r.step(label, "PUT", "/v1/session/create", body,
+                              capture={"s": "json:.ID"} if read else None)
+        if read and status == 200:
+            r.step("read back", "GET", "/v1/session/info/{{s}}")
+            r.step("destroy", "PUT", "/v1/session/destroy/{{s}}")
+    create("empty NodeChecks and ServiceChecks read back as []",
+           '{"TTL": "30s", "NodeChecks": [], "ServiceChecks": []}')
+    create("Checks [null] keeps the default serfHealth", '{"Checks": [null]}')
+    create("Checks [] empties NodeChecks", '{"Checks": []}')
+    create("NodeChecks null reads back null", '{"NodeChecks": null}')
+    create("duplicate keys differing in case: the last one wins", '{"TTL": "10s", "ttl": "20s"}')
+    create("LockDelay of another type counts as 0", '{"LockDelay": true}')
+    create("LockDelay below 1000 is seconds", '{"LockDelay": 2}')
+    create("Node \"\" is refused", '{"Node": ""}', read=False)
+    create("Must provide Node comes first", '{"Node": "", "Behavior": "bogus"}', read=False)
+    create("Behavior before TTL", '{"TTL": "bogus", "Behavior": "bogus"}', read=False)
+    create("an empty check ID", '{"NodeChecks": [""]}', read=False)
+    create("an unknown check", '{"Checks": ["bogus"]}', read=False)
+    create("a service check", '{"ServiceChecks": [{"ID": "x"}]}', read=False)
+    create("the first type error in document order", '{"TTL": true, "Behavior": 1}', read=False)
+    create("Behavior's Go type", '{"Behavior": 1}', read=False)
+    create("a bad LockDelay string is reported after type errors",
+           '{"LockDelay": "abc", "ID": 1}', read=False)
+    create("a bad LockDelay string", '{"LockDelay": "abc"}', read=False)
+    create("CreateIndex is a uint64", '{"CreateIndex": "x"}', read=False)
+    create("ServiceChecks elements are objects", '{"ServiceChecks": ["x"]}', read=False)
+    create("not an object", '"x"', read=False)
+    create("an array", "[]", read=False)
+    r.step("decode errors come before the datacenter", "PUT", "/v1/session/create?dc=dc2",
+           '{"TTL": true}')
+    r.step("the datacenter before Must provide Node", "PUT", "/v1/session/create?dc=dc2",
+           '{"Node": ""}')
+
+
+def session_id_case(r):
+    """Session IDs are looked up ignoring case; KV keeps the ID as it was sent."""
+    r.step("create", "PUT", "/v1/session/create", '{"TTL": "30s", "LockDelay": "0s"}',
+           capture={"s": "json:.ID", "S": "json:.ID|upper"})
+    r.step("info by the upper-cased ID", "GET", "/v1/session/info/{{S}}")
+    r.step("renew by the upper-cased ID", "PUT", "/v1/session/renew/{{S}}")
+    r.step("acquire with the upper-cased ID", "PUT", "/v1/kv/{{prefix}}/a?acquire={{S}}", "v")
+    r.step("the key holds the ID as sent", "GET", "/v1/kv/{{prefix}}/a")
+    r.step("acquire with the lower-case ID: another holder", "PUT",
+           "/v1/kv/{{prefix}}/a?acquire={{s}}", "v")
+    r.step("release with the lower-case ID: not the holder", "PUT",
+           "/v1/kv/{{prefix}}/a?release={{s}}", "v")
+    r.step("txn lock with the upper-cased ID", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "lock", "Key": "{{prefix}}/b", "Session": "{{S}}"}}]')
+    r.step("destroy by the upper-cased ID", "PUT", "/v1/session/destroy/{{S}}")
+    r.step("its locks are released", "GET", "/v1/kv/{{prefix}}/?recurse")
+    r.step("it is gone", "GET", "/v1/session/info/{{s}}")
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+
+
+def kv_query_checks(r):
+    """The order in which Consul checks query parameters of KV requests."""
+    r.step("a write, so that the KV index is past the zero-value index 1", "PUT",
+           "/v1/kv/{{prefix}}/w", "v")
+    r.step("conflicting flags before parsing cas", "PUT", "/v1/kv/{{prefix}}/a?cas=abc&acquire=x", "v")
+    r.step("conflicting flags name the whole query", "PUT",
+           "/v1/kv/{{prefix}}/a?flags=%2B5&cas=x&acquire=y", "v")
+    r.step("flags with a sign: ParseUint", "PUT", "/v1/kv/{{prefix}}/a?flags=%2B5", "v")
+    r.step("a raw + is a space", "PUT", "/v1/kv/{{prefix}}/a?flags=+5", "v")
+    r.step("flags before the datacenter", "PUT", "/v1/kv/{{prefix}}/a?flags=abc&dc=dc2", "v")
+    r.step("the datacenter before the missing session", "PUT",
+           "/v1/kv/{{prefix}}/a?acquire=&dc=dc2", "v")
+    r.step("the missing session", "PUT", "/v1/kv/{{prefix}}/a?acquire=", "v")
+    r.step("DELETE recurse with cas: conflicting", "DELETE", "/v1/kv/{{prefix}}/a?recurse&cas=0")
+    r.step("before parsing cas and the datacenter", "DELETE",
+           "/v1/kv/{{prefix}}/a?recurse&cas=abc&dc=dc2")
+    r.step("cas before the datacenter", "DELETE", "/v1/kv/{{prefix}}/a?cas=abc&dc=dc2")
+    r.step("consistency flags before wait", "GET", "/v1/kv/{{prefix}}/a?stale&consistent&wait=1x")
+    r.step("a session read error keeps the query metadata", "GET", "/v1/session/list?dc=dc2")
+    r.step("so does a bad session ID", "GET", "/v1/session/info/abc")
+    r.step("a KV read error does not", "GET", "/v1/kv/{{prefix}}/a?dc=dc2")
+    r.step("a blocking read names its backend", "GET", "/v1/kv/{{prefix}}/a?index=1&wait=10ms")
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+
+
+def mux_paths(r):
+    """Go's ServeMux: trailing-slash redirects and empty 404s."""
+    r.step("/v1/kv redirects to /v1/kv/", "GET", "/v1/kv")
+    r.step("with an empty body for a PUT", "PUT", "/v1/kv", "v")
+    r.step("and a DELETE", "DELETE", "/v1/kv")
+    r.step("a path cleaned to /v1/kv", "GET", "/v1/kv/{{prefix}}%2F..%2F..%2F..")
+    r.step("/v1/session/info", "GET", "/v1/session/info")
+    r.step("keeps the query", "GET", "/v1/session/info?x=1")
+    r.step("/v1/session/renew", "PUT", "/v1/session/renew")
+    r.step("/v1/session/destroy", "PUT", "/v1/session/destroy")
+    r.step("/v1/session/node", "GET", "/v1/session/node")
+    r.step("/v1/session/ is no endpoint", "GET", "/v1/session/")
+    r.step("nor /v1/session/list/extra", "GET", "/v1/session/list/extra")
+    r.step("nor /v1/session/create/x", "PUT", "/v1/session/create/x")
+    r.step("nor /v1/status/leader/", "GET", "/v1/status/leader/")
+    r.step("nor an unknown path", "GET", "/v1/nope")
+    r.step("paths are case-sensitive", "GET", "/v1/KV/{{prefix}}/a")
+
+
+SCENARIOS = {
+    "url_filter": url_filter,
+    "txn_limits": txn_limits,
+    "session_create_decoding": session_create_decoding,
+    "session_id_case": session_id_case,
+    "kv_query_checks": kv_query_checks,
+    "mux_paths": mux_paths,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("addr", help="the agent's HTTP address, like http://127.0.0.1:8500")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
+                                                  "conformance"),
+                    help="directory to write NAME.json files to")
+    ap.add_argument("--only", action="append", choices=sorted(SCENARIOS),
+                    help="record only this scenario (repeatable)")
+    a = ap.parse_args()
+    probe = Recorder(a.addr, "probe", "")
+    _, _, raw = probe.call("GET", "/v1/agent/self")
+    cfg = json.loads(raw)["Config"]
+    version = cfg["Version"]
+    for name in a.only or sorted(SCENARIOS):
+        fn = SCENARIOS[name]
+        server = {"node_name": cfg["NodeName"]} if name == "txn_limits" else None
+        r = Recorder(a.addr, name, fn.__doc__.strip(), server)
+        fn(r)
+        path = os.path.join(a.out, name + ".json")
+        with open(path, "w") as f:
+            json.dump(r.document(version), f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        print("%s: %d steps -> %s" % (name, len(r.steps), path))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
