@@ -30,6 +30,7 @@ mod harness;
 mod http;
 mod json;
 mod kv;
+pub mod real;
 mod server;
 mod session;
 mod shared;
