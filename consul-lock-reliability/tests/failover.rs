@@ -157,8 +157,8 @@ async fn failover_scenario(bin: ConsulBinary, name: &str, fault: Fault) -> Failo
 }
 
 #[test]
-fn a_leader_failover_loses_no_lock_and_leaves_nothing() {
-    let Some(bin) = binary("a_leader_failover_loses_no_lock_and_leaves_nothing") else {
+fn real_cluster_failover_a_leader_killed_loses_no_lock_and_leaves_nothing() {
+    let Some(bin) = binary("real_cluster_failover_a_leader_killed") else {
         return;
     };
     let _serial = serial();
@@ -171,8 +171,8 @@ fn a_leader_failover_loses_no_lock_and_leaves_nothing() {
 }
 
 #[test]
-fn a_client_agent_restart_loses_no_lock_and_leaves_nothing() {
-    let Some(bin) = binary("a_client_agent_restart_loses_no_lock_and_leaves_nothing") else {
+fn real_cluster_failover_b_client_agent_killed_loses_no_lock_and_leaves_nothing() {
+    let Some(bin) = binary("real_cluster_failover_b_client_agent_killed") else {
         return;
     };
     let _serial = serial();
@@ -187,8 +187,8 @@ fn a_client_agent_restart_loses_no_lock_and_leaves_nothing() {
 /// Scenario C: one renewed lock (lock timeout 10 s) held 45 s while the leader is killed
 /// twice; `is_held()` is sampled every 100 ms and `lost()` must not complete.
 #[test]
-fn a_renewed_lock_stays_held_through_two_elections() {
-    let Some(bin) = binary("a_renewed_lock_stays_held_through_two_elections") else {
+fn real_cluster_failover_c_renewed_lock_stays_held_through_two_elections() {
+    let Some(bin) = binary("real_cluster_failover_c_renewed_lock") else {
         return;
     };
     let _serial = serial();
