@@ -121,7 +121,12 @@ impl Workload {
     }
 }
 
-async fn run_task(task: u32, locks: Vec<Lock>, hold: Duration, stop: Arc<AtomicBool>) -> WorkloadReport {
+async fn run_task(
+    task: u32,
+    locks: Vec<Lock>,
+    hold: Duration,
+    stop: Arc<AtomicBool>,
+) -> WorkloadReport {
     let mut report = WorkloadReport::default();
     while !stop.load(Ordering::SeqCst) {
         let lock = &locks[fastrand::usize(..locks.len())];
@@ -200,7 +205,12 @@ pub struct FailoverSummary {
 impl FailoverSummary {
     /// Counts `report` against `outages`.
     #[must_use]
-    pub fn new(name: &str, report: &WorkloadReport, outages: &[Outage], leftovers: Leftovers) -> Self {
+    pub fn new(
+        name: &str,
+        report: &WorkloadReport,
+        outages: &[Outage],
+        leftovers: Leftovers,
+    ) -> Self {
         let mut longest_wait_after = Vec::new();
         let mut attempts_after = Vec::new();
         for (i, o) in outages.iter().enumerate() {
@@ -322,7 +332,11 @@ impl FailoverSummary {
         assert_eq!(self.acquire_errors, 0, "acquire errors\n{t}");
         assert_eq!(self.release_errors, 0, "release errors\n{t}");
         assert_eq!(self.overlaps(), 0, "overlapping holds\n{t}");
-        assert_eq!(self.token_violations(), 0, "fencing tokens out of order\n{t}");
+        assert_eq!(
+            self.token_violations(),
+            0,
+            "fencing tokens out of order\n{t}"
+        );
         assert!(self.verdict.ok(), "history violations\n{t}");
         assert!(
             self.longest_wait() <= max_wait,

@@ -66,7 +66,10 @@ async fn start_cluster(bin: ConsulBinary) -> Shared {
 }
 
 fn client_for(cluster: &Shared) -> Client {
-    let url = cluster.lock().unwrap_or_else(|e| e.into_inner()).client_url();
+    let url = cluster
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .client_url();
     Client::builder()
         .address(url)
         .session_ttl_min(Duration::from_secs(1))

@@ -110,6 +110,7 @@ pub fn client() -> reqwest::Client {
 /// Raises this process's soft limit of open files towards `want`, up to the hard limit, and
 /// returns the soft limit now in force. A newcomer's shell often has a soft limit of 1,024 or
 /// 256; tests that keep many sockets open call this instead of asking for `ulimit -n`.
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is `u64` on Linux, not on every Unix
 pub fn raise_open_files_limit(want: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
