@@ -115,7 +115,7 @@ impl RealAgent {
     ///     return Ok(());
     /// };
     /// let agent = RealAgent::start_dev(&bin)?;
-    /// std::env::set_var("CONSUL_HTTP_ADDR", agent.addr().to_string());
+    /// println!("CONSUL_HTTP_ADDR={}", agent.addr()); // what a client or another process needs
     /// # Ok::<(), consul_lock_testkit::Error>(())
     /// ```
     pub fn start_dev(bin: &ConsulBinary) -> Result<RealAgent, Error> {

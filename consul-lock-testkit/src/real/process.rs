@@ -132,6 +132,13 @@ impl AgentProc {
     }
 }
 
+impl Drop for AgentProc {
+    /// An agent never outlives its handle, also when starting it failed half-way.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The leader `/v1/status/leader` names at `addr` (like `127.0.0.1:8300`), or `""` when it
 /// names none or cannot be asked.
 pub(super) fn leader_of(addr: SocketAddr) -> String {
