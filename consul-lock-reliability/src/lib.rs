@@ -10,6 +10,7 @@
 
 pub mod capture;
 pub mod clock;
+pub mod failover;
 pub mod history;
 pub mod stress;
 pub mod support;

@@ -7,12 +7,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consul_lock::{Error, Lock};
-use consul_lock_reliability::support::{client, consul, leftovers, ttl, unique_prefix};
+use consul_lock_reliability::support::{
+    client, consul, leftovers, raise_open_files_limit, ttl, unique_prefix,
+};
 use tokio::sync::Semaphore;
 
 const ACQUIRES: u64 = 1000;
 const KEYS: u32 = 4;
 const CONCURRENCY: usize = 40;
+/// Open files the test wants at `CONCURRENCY` (client and embedded server share the process;
+/// cancelled acquires finish their cleanup on the background worker's own connections).
+const WANT_FDS: u64 = 1024;
+const SPARE_FDS: u64 = 64;
+
+/// `CONCURRENCY`, or fewer (printed) when the open-files hard limit is below `WANT_FDS`.
+fn concurrency() -> usize {
+    let limit = raise_open_files_limit(WANT_FDS);
+    if limit >= WANT_FDS {
+        return CONCURRENCY;
+    }
+    let n = (CONCURRENCY as u64 * limit.saturating_sub(SPARE_FDS) / (WANT_FDS - SPARE_FDS)).max(2)
+        as usize;
+    println!(
+        "scaled down: {n} acquires at a time instead of {CONCURRENCY}; the open-files hard \
+         limit is {limit} (raise it with `ulimit -Hn {WANT_FDS}` to run {CONCURRENCY})"
+    );
+    n
+}
 
 #[derive(Default)]
 struct Counts {
@@ -29,6 +50,7 @@ fn bump(c: &AtomicU64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_cancelled_acquires_leave_nothing_behind() {
+    let concurrency = concurrency();
     let consul = consul();
     let client = client(&consul);
     let prefix = unique_prefix("cancel");
@@ -63,7 +85,7 @@ async fn a_thousand_cancelled_acquires_leave_nothing_behind() {
     }
 
     let counts = Arc::new(Counts::default());
-    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::new();
     for i in 0..ACQUIRES {
         let permit = permits.clone().acquire_owned().await.expect("semaphore");
@@ -145,7 +167,7 @@ async fn a_thousand_cancelled_acquires_leave_nothing_behind() {
     let left = leftovers(&client, &prefix).await;
     let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "{ACQUIRES} acquires on {KEYS} keys ({CONCURRENCY} at a time) + {held_by_holders} holds by 2 holders: \
+        "{ACQUIRES} acquires on {KEYS} keys ({concurrency} at a time) + {held_by_holders} holds by 2 holders: \
          {} cancelled by timeout, {} cancelled by abort, {} cancelled while holding, {} acquired, \
          {} not acquired in time; {} HTTP requests; settled and listed in {:?}; total {:?}; left: {} sessions, {} keys",
         c(&counts.cancelled_by_timeout),

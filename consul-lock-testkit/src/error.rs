@@ -42,4 +42,8 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// A real Consul agent ([`real`](crate::real)) could not be started or controlled; the
+    /// message says why and what to do.
+    #[error("consul-lock-testkit: real Consul: {0}")]
+    RealConsul(String),
 }

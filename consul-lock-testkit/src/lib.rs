@@ -32,8 +32,12 @@ mod harness;
 mod http;
 mod json;
 mod kv;
+<<<<<<< HEAD
 mod printable_table;
 mod request;
+=======
+pub mod real;
+>>>>>>> real-consul
 mod server;
 mod session;
 mod shared;

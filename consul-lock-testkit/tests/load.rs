@@ -1,5 +1,9 @@
 //! 1,000 blocking queries open at once against one server: all answered when a write wakes
 //! them, or at their `wait`; memory stays bounded; no task survives the server.
+//!
+//! Client and server share this process, so each query holds two descriptors: the test
+//! raises its soft open-files limit up to the hard limit, and runs fewer queries (saying so)
+//! only when the hard limit is too low.
 
 mod common;
 
@@ -10,6 +14,25 @@ use consul_lock_testkit::{ServerConfig, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const N: usize = 1000;
+/// Descriptors besides the queries' two each: the runtime, the listener, stdio, the
+/// requests made between rounds.
+const SPARE_FDS: usize = 64;
+
+/// How many queries this process can hold open: `N`, or fewer (printed) under a hard
+/// open-files limit below `2 * N + SPARE_FDS`.
+fn queries() -> usize {
+    let want = 2 * N + SPARE_FDS;
+    let limit = common::raise_open_files_limit(want as u64) as usize;
+    if limit >= want {
+        return N;
+    }
+    let n = limit.saturating_sub(SPARE_FDS) / 2;
+    println!(
+        "scaled down: {n} blocking queries instead of {N}; the open-files hard limit is \
+         {limit} (raise it with `ulimit -Hn {want}` to run all {N})"
+    );
+    n
+}
 
 fn rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -40,6 +63,7 @@ async fn blocking_get_timed(
 async fn open_all(
     server: &TestServer,
     path: &str,
+    n: usize,
 ) -> Vec<tokio::task::JoinHandle<(u16, Option<u64>, Instant)>> {
     // Earlier `Connection: close` exchanges end first: the listener and the TTL task remain.
     let t = Instant::now();
@@ -48,12 +72,12 @@ async fn open_all(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let before = 2;
-    let handles: Vec<_> = (0..N)
+    let handles: Vec<_> = (0..n)
         .map(|_| tokio::spawn(blocking_get(server.addr(), path.to_string())))
         .collect();
     // Every query has its connection task on the server.
     let t = Instant::now();
-    while server.live_tasks() < before + N {
+    while server.live_tasks() < before + n {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "only {} connections for {path}",
@@ -66,6 +90,7 @@ async fn open_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_blocking_queries() {
+    let n = queries();
     // A thousand waiting blocking queries hold a thousand connections from one IP; like a
     // real agent, the server refuses more than 200 per client IP by default
     // (`http_max_conns_per_client`), so this load test raises the limit.
@@ -79,7 +104,7 @@ async fn a_thousand_blocking_queries() {
     let rss_before = rss_kib();
 
     // Round 1: a write wakes all of them.
-    let handles = open_all(&server, &format!("/v1/kv/load/k?index={idx}&wait=30s")).await;
+    let handles = open_all(&server, &format!("/v1/kv/load/k?index={idx}&wait=30s"), n).await;
     let rss_open = rss_kib();
     let wrote = Instant::now();
     let a = common::request(server.addr(), "PUT", "/v1/kv/load/k", "v1", None);
@@ -95,7 +120,7 @@ async fn a_thousand_blocking_queries() {
     let a = common::request(server.addr(), "GET", "/v1/kv/load/k", "", None);
     let idx2: u64 = a.header("X-Consul-Index").unwrap().parse().unwrap();
     let path = format!("/v1/kv/load/k?index={idx2}&wait=1s");
-    let handles: Vec<_> = (0..N)
+    let handles: Vec<_> = (0..n)
         .map(|_| tokio::spawn(blocking_get_timed(server.addr(), path.clone())))
         .collect();
     for h in handles {

@@ -1,0 +1,220 @@
+//! One Consul agent process (its configuration, log and ports), the status request, free
+//! loopback ports and the temporary directory.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{ConsulBinary, POLL};
+use crate::error::Error;
+
+/// How long a single status request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One agent process: its configuration file, log file and ports.
+#[derive(Debug)]
+pub(super) struct AgentProc {
+    pub(super) name: String,
+    pub(super) http: SocketAddr,
+    /// The server RPC port (what `/v1/status/leader` names); 0 for a client agent.
+    pub(super) server_port: u16,
+    pub(super) config: PathBuf,
+    pub(super) log: PathBuf,
+    pub(super) extra: Vec<String>,
+    pub(super) child: Option<Child>,
+}
+
+impl AgentProc {
+    pub(super) fn new(
+        dir: &TempDir,
+        name: &str,
+        http: u16,
+        server_port: u16,
+        hcl: &str,
+    ) -> Result<Self, Error> {
+        let config = dir.path().join(format!("{name}.hcl"));
+        write_file(&config, hcl)?;
+        Ok(AgentProc {
+            name: name.into(),
+            http: SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
+            server_port,
+            config,
+            log: dir.path().join(format!("{name}.log")),
+            extra: Vec::new(),
+            child: None,
+        })
+    }
+
+    pub(super) fn spawn(&mut self, bin: &ConsulBinary) -> Result<(), Error> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(io_error)?;
+        let err_log = log.try_clone().map_err(io_error)?;
+        let child = Command::new(bin.path())
+            .arg("agent")
+            .args(&self.extra)
+            .arg("-config-file")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .spawn()
+            .map_err(|e| {
+                Error::RealConsul(format!(
+                    "cannot run {} for agent {}: {e}; set CONSUL_BIN to a Consul binary",
+                    bin.path().display(),
+                    self.name
+                ))
+            })?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix) and reap.
+    pub(super) fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub(super) fn check_running(&mut self) -> Result<(), Error> {
+        let status = match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => status.to_string(),
+            Some(Err(e)) => e.to_string(),
+            _ => return Ok(()),
+        };
+        self.child = None;
+        Err(self.failed(&format!("the agent exited ({status})")))
+    }
+
+    pub(super) fn wait_http(&mut self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        while get(self.http, "/v1/status/leader").is_err() {
+            self.check_running()?;
+            if Instant::now() >= deadline {
+                return Err(
+                    self.failed(&format!("its HTTP port did not answer within {timeout:?}"))
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(())
+    }
+
+    pub(super) fn print_log(&self) {
+        eprintln!(
+            "---- Consul agent {} log ({}) ----\n{}\n---- end of log ----",
+            self.name,
+            self.log.display(),
+            fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// Prints the log and builds the error, with the log's last lines in it.
+    pub(super) fn failed(&self, what: &str) -> Error {
+        self.print_log();
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(8).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Error::RealConsul(format!(
+            "Consul agent {} ({}) failed to start: {what}; check that the binary is Consul 1.10 \
+             or later and that loopback ports are free. Last log lines:\n{}",
+            self.name,
+            self.http,
+            tail.join("\n")
+        ))
+    }
+}
+
+impl Drop for AgentProc {
+    /// An agent never outlives its handle, also when starting it failed half-way.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The leader `/v1/status/leader` names at `addr` (like `127.0.0.1:8300`), or `""` when it
+/// names none or cannot be asked.
+pub(super) fn leader_of(addr: SocketAddr) -> String {
+    match get(addr, "/v1/status/leader") {
+        Ok((200, body)) => body.trim().trim_matches('"').to_string(),
+        _ => String::new(),
+    }
+}
+
+/// One `GET` over HTTP/1.0 (the server closes the connection after its answer).
+pub(super) fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
+    s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    s.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP answer");
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    Ok((status, body.to_string()))
+}
+
+/// `n` distinct loopback ports free for TCP and UDP now (serf uses both). Another process
+/// may take one before the agent binds it; the agent's start then fails and says so.
+pub(super) fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_error)?;
+        let port = tcp.local_addr().map_err(io_error)?.port();
+        if let Ok(udp) = UdpSocket::bind((Ipv4Addr::LOCALHOST, port)) {
+            ports.push(port);
+            held.push((tcp, udp));
+        }
+    }
+    Ok(ports)
+}
+
+pub(super) fn io_error(e: std::io::Error) -> Error {
+    Error::RealConsul(format!(
+        "cannot prepare a Consul agent (temporary directory, file or loopback port): {e}; \
+         check that the temporary directory is writable and ports are free"
+    ))
+}
+
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    fs::write(path, text).map_err(io_error)
+}
+
+/// A directory under the system's temporary directory, removed on drop.
+#[derive(Debug)]
+pub(super) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(super) fn new(what: &str) -> Result<TempDir, Error> {
+        let path = std::env::temp_dir().join(format!(
+            "consul-lock-real-{what}-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        fs::create_dir_all(&path).map_err(io_error)?;
+        Ok(TempDir(path))
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
