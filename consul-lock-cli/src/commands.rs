@@ -115,7 +115,15 @@ pub async fn wait(client: &Client, args: &WaitArgs) -> Outcome {
                     ));
                     return Ok(OK);
                 }
-                Some(session) => held_by = session,
+                Some(session) => {
+                    if held_by.is_empty() {
+                        eprintln!(
+                            "waiting for `{}` to be free (held by session {session})",
+                            target.key
+                        );
+                    }
+                    held_by = session;
+                }
             }
             // An index going backwards (a restored snapshot) means starting over; 0 would
             // not block.

@@ -143,11 +143,9 @@ pub fn detail(l: &LockInfo) -> String {
         if w.holder.host.is_some() || w.holder.pid.is_some() {
             let _ = write!(text, "  {}", who(&w.holder));
         }
-        let _ = write!(
-            text,
-            "  waiting {}",
-            w.holder.age_ms.map_or_else(|| "-".to_owned(), age)
-        );
+        if let Some(ms) = w.holder.age_ms {
+            let _ = write!(text, "  waiting {}", age(ms));
+        }
         out.push_str(&text);
         out.push('\n');
     }

@@ -63,6 +63,7 @@ pub struct Holder {
     /// How long ago that was, by this machine's clock, in milliseconds.
     pub age_ms: Option<u64>,
     /// The value as stored, when it is not the library's default JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
