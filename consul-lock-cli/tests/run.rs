@@ -44,7 +44,7 @@ fn the_command_runs_under_the_lock_with_key_token_and_session() {
         "held by the session given to the command"
     );
     assert_eq!(shown["fencing_token"], token);
-    assert_eq!(shown["holder"]["pid"].as_u64().is_some(), true);
+    assert!(shown["holder"]["pid"].as_u64().is_some());
     assert_ne!(
         shown["holder"]["pid"],
         std::process::id(),
