@@ -25,7 +25,8 @@ Exit status:
   125    Consul could not be reached, refused the request or denied permission
   126    run: the command was found but could not be executed
   127    run: the command was not found
- other   run: the command's own status; 128+N when it was killed by signal N";
+ other   run: the command's own status; 128+N when it was killed by signal N (or when
+         consul-lock got signal N while it waited for the lock, and ran nothing)";
 
 /// Inspect and operate consul-lock locks in Consul: who holds a lock, since when, on which
 /// host; run a command under a lock; wait for a lock; release a stuck one.
@@ -51,9 +52,15 @@ pub enum Command {
     ///
     /// The command gets CONSUL_LOCK_KEY (the full Consul key), CONSUL_LOCK_FENCING_TOKEN
     /// (pass it to the systems you write to) and CONSUL_LOCK_SESSION in its environment.
-    /// SIGINT, SIGTERM and SIGHUP sent to consul-lock are forwarded to the command. The exit
-    /// status is the command's (128+N when killed by signal N); 124 when the lock was not
-    /// acquired in time, 123 when it was lost while the command ran.
+    /// SIGINT, SIGTERM and SIGHUP sent to consul-lock are forwarded to the command (Ctrl-C in a
+    /// terminal reaches both, as they share the terminal's process group).
+    ///
+    /// The lock is watched while the command runs: a session destroyed from outside (`release
+    /// --force`), a key deleted or taken over, or (without --renew) the lock timeout running out
+    /// is reported at once as a lost lock.
+    ///
+    /// The exit status is the command's (128+N when killed by signal N); 124 when the lock was
+    /// not acquired in time, 123 when it was lost while the command ran.
     #[command(after_help = AFTER_HELP)]
     Run(RunArgs),
     /// Release a lock by destroying its holder's session: an operator's last resort. Without
@@ -62,6 +69,8 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Wait until the lock is free (Consul blocking queries, not polling). Exit status 124
     /// when it is still held at --timeout.
+    ///
+    /// Free means free at that moment: a queued waiter may take it right after.
     #[command(after_help = AFTER_HELP)]
     Wait(WaitArgs),
 }

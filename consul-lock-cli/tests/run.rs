@@ -261,3 +261,29 @@ fn kill_on_loss_kills_a_command_that_ignores_sigterm() {
     );
     assert!(env.leftovers().is_empty());
 }
+
+#[test]
+fn interrupted_while_waiting_for_the_lock_runs_nothing_and_leaves_the_queue() {
+    let env = Env::new("run-interrupted");
+    let guard = env.hold("jobs/busy");
+    let running = env.spawn(&run_args(
+        &env,
+        "jobs/busy",
+        &["--timeout", "30s"],
+        &["sh", "-c", "echo ran"],
+    ));
+    env.wait_for_waiters("jobs/busy", 1);
+    kill(running.pid(), Signal::SIGINT).expect("signal consul-lock");
+    let done = running.finish();
+    assert_eq!(done.code(), 128 + 2, "{done:?}");
+    assert_eq!(done.stdout, "", "the command did not run");
+    assert_eq!(
+        done.stderr,
+        "error: interrupted by SIGINT while waiting for lock `jobs/busy`; nothing was run"
+    );
+    // Its session and queue entry are gone; the holder still holds the key.
+    assert_eq!(env.leftovers(), [env.consul_key("jobs/busy")]);
+    assert_eq!(env.holder("jobs/busy").as_deref(), Some(guard.session_id()));
+    guard.release_blocking().expect("release");
+    assert!(env.leftovers().is_empty());
+}
