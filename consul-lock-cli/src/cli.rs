@@ -7,9 +7,10 @@ use consul_lock_runtime::defaults::DEFAULT_KEY_PREFIX;
 
 /// Shown after every help text: keys, environment, exit statuses (their values: `exit.rs`).
 const AFTER_HELP: &str = "\
-Keys are given as written in the attribute (`#[consul_lock(key = \"send/user-42/welcome\")]`):
-the prefix (--prefix, default `locks/ephemeral/`) is put before them as the library does.
-Give --full-key to name the Consul key itself.
+Keys are given as the attribute renders them (`send/user-42/welcome-email`), or as its template
+with the values of the placeholders (`'send/user-<user_id>/welcome-email' --set user_id=42`).
+The prefix (--prefix, default `locks/ephemeral/`) is put before them as the library does; give
+--full-key to name the Consul key itself.
 
 Consul is found as the library and the Consul CLI find it: CONSUL_HTTP_ADDR (default
 127.0.0.1:8500), CONSUL_HTTP_TOKEN / CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_SSL, CONSUL_CACERT,
@@ -86,6 +87,16 @@ pub struct KeyOptions {
     pub full_key: bool,
 }
 
+/// A key written as the attribute's template, and the values of its placeholders.
+#[derive(Debug, Args, Clone)]
+pub struct TemplateOptions {
+    /// A value for a placeholder when KEY is written as the attribute's template
+    /// (`'send/user-<user_id>/welcome-email' --set user_id=42`); escaped as the library
+    /// escapes it. Repeat for each placeholder.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = crate::template::parse_assignment)]
+    pub values: Vec<crate::template::Assignment>,
+}
+
 /// `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -109,6 +120,9 @@ pub struct ShowArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
+    /// Placeholder values.
+    #[command(flatten)]
+    pub template: TemplateOptions,
     /// Key options.
     #[command(flatten)]
     pub key_options: KeyOptions,
@@ -137,6 +151,9 @@ pub struct RunArgs {
     /// With --kill-on-loss: how long the command has between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub kill_grace: Duration,
+    /// Placeholder values.
+    #[command(flatten)]
+    pub template: TemplateOptions,
     /// Key options.
     #[command(flatten)]
     pub key_options: KeyOptions,
@@ -154,6 +171,9 @@ pub struct ReleaseArgs {
     /// until it notices the loss.
     #[arg(long)]
     pub force: bool,
+    /// Placeholder values.
+    #[command(flatten)]
+    pub template: TemplateOptions,
     /// Key options.
     #[command(flatten)]
     pub key_options: KeyOptions,
@@ -167,6 +187,9 @@ pub struct WaitArgs {
     /// Give up after this long (`500ms`, `30s`, `2m`); waits without end when omitted.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Placeholder values.
+    #[command(flatten)]
+    pub template: TemplateOptions,
     /// Key options.
     #[command(flatten)]
     pub key_options: KeyOptions,

@@ -43,7 +43,7 @@ fn not_held(target: &Target) -> Failure {
 
 /// `show KEY`.
 pub async fn show(client: &Client, args: &ShowArgs) -> Outcome {
-    let target = Target::resolve(&args.key, &args.key_options)?;
+    let target = Target::resolve(&args.key, &args.key_options, &args.template.values)?;
     let lock = state::read_lock(client, &target)
         .await?
         .ok_or_else(|| not_held(&target))?;
@@ -57,7 +57,7 @@ pub async fn show(client: &Client, args: &ShowArgs) -> Outcome {
 
 /// `release KEY --force`.
 pub async fn release(client: &Client, args: &ReleaseArgs) -> Outcome {
-    let target = Target::resolve(&args.key, &args.key_options)?;
+    let target = Target::resolve(&args.key, &args.key_options, &args.template.values)?;
     let lock = state::read_lock(client, &target)
         .await?
         .ok_or_else(|| not_held(&target))?;
@@ -85,7 +85,7 @@ pub async fn release(client: &Client, args: &ReleaseArgs) -> Outcome {
 
 /// `wait KEY [--timeout DUR]`: blocking queries on the key until it is free.
 pub async fn wait(client: &Client, args: &WaitArgs) -> Outcome {
-    let target = Target::resolve(&args.key, &args.key_options)?;
+    let target = Target::resolve(&args.key, &args.key_options, &args.template.values)?;
     let started = Instant::now();
     let deadline = args.timeout.map(|t| started + t);
     let mut index = 0;

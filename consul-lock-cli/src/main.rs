@@ -10,6 +10,7 @@ mod queue;
 mod render;
 mod run;
 mod state;
+mod template;
 
 use std::process::ExitCode;
 

@@ -96,7 +96,7 @@ fn describe(status: ExitStatus) -> String {
 
 /// `run`.
 pub async fn run(client: &Client, args: &RunArgs) -> Outcome {
-    let target = Target::resolve(&args.key, &args.key_options)?;
+    let target = Target::resolve(&args.key, &args.key_options, &args.template.values)?;
     let mut signals = Signals::install()?;
     let lock = target
         .lock(client)

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cli::KeyOptions;
 use crate::exit::{Failure, USAGE};
 use crate::queue;
+use crate::template::{self, Assignment};
 
 /// How many KV reads `list` keeps in flight.
 const READS_IN_FLIGHT: usize = 16;
@@ -28,8 +29,15 @@ pub struct Target {
 }
 
 impl Target {
-    /// Resolves `key` as the library does (`Lock::full_key`), with the same checks.
-    pub fn resolve(key: &str, options: &KeyOptions) -> Result<Target, Failure> {
+    /// Resolves `key` (rendered from a template with `values`) as the library does
+    /// (`Lock::full_key`), with the same checks.
+    pub fn resolve(
+        key: &str,
+        options: &KeyOptions,
+        values: &[Assignment],
+    ) -> Result<Target, Failure> {
+        let key = template::expand(key, values)?;
+        let key = key.as_str();
         let prefix = if options.full_key {
             String::new()
         } else {

@@ -409,3 +409,37 @@ fn errors_are_one_line_saying_what_to_do() {
     assert_eq!(bad_env.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_env.stderr).contains("CONSUL_HTTP_SSL"));
 }
+
+#[test]
+fn keys_can_be_given_as_the_attributes_template() {
+    let env = Env::new("template");
+    // What `#[consul_lock(key = "reports/<month>/send")]` takes for month = "2024/05".
+    let rendered = format!(
+        "reports/{}/send",
+        consul_lock_runtime::key::escape_value("2024/05")
+    );
+    let guard = env.hold(&rendered);
+    let shown = env.run(&[
+        "show",
+        "reports/<month>/send",
+        "--set",
+        "month=2024/05",
+        "--prefix",
+        &env.prefix,
+        "--json",
+    ]);
+    assert_eq!(shown.code(), 0, "{shown:?}");
+    let json: Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(json["key"], "reports/2024%2F05/send");
+    assert_eq!(json["consul_key"], guard.key());
+    assert_eq!(json["session"]["id"], guard.session_id());
+
+    let missing = env.run(&["show", "reports/<month>/send", "--prefix", &env.prefix]);
+    assert_eq!(missing.code(), 2, "{missing:?}");
+    assert!(
+        missing.stderr.contains("give --set month=VALUE"),
+        "{}",
+        missing.stderr
+    );
+    guard.release_blocking().expect("release");
+}
