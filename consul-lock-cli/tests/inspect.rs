@@ -72,6 +72,10 @@ fn list_shows_held_locks_with_holder_age_ttl_waiters_and_token() {
     ]);
     env.wait_for_waiters("send/user-42/welcome-email", 1);
 
+    // A key under the prefix that no session holds is not a lock.
+    let plain = env.consul_key("config/not-a-lock");
+    env.put_plain(&plain, Some("x"));
+
     let table = env.run(&["list", "--prefix", &env.prefix]);
     assert_eq!(table.code(), 0, "{table:?}");
     let lines: Vec<&str> = table.stdout.lines().collect();
@@ -133,6 +137,7 @@ fn list_shows_held_locks_with_holder_age_ttl_waiters_and_token() {
 
     email.release_blocking().expect("release");
     report.release_blocking().expect("release");
+    env.put_plain(&plain, None);
     let waited = waiter.finish();
     assert_eq!(
         waited.code(),
@@ -441,5 +446,33 @@ fn keys_can_be_given_as_the_attributes_template() {
         "{}",
         missing.stderr
     );
+    guard.release_blocking().expect("release");
+}
+
+#[test]
+fn a_value_of_another_shape_is_shown_as_it_is() {
+    let env = Env::new("custom-value");
+    let guard = consul_lock_runtime::Lock::new("jobs/custom")
+        .key_prefix(env.prefix.clone())
+        .client(&env.client)
+        .value_generator(|_| "worker-7 of the batch fleet".to_owned())
+        .acquire_blocking()
+        .expect("lock");
+    let shown = env.run(&["show", "jobs/custom", "--prefix", &env.prefix]);
+    assert_eq!(shown.code(), 0, "{shown:?}");
+    assert!(
+        shown
+            .stdout
+            .contains("held by:       value \"worker-7 of the batch fleet\""),
+        "{}",
+        shown.stdout
+    );
+    assert!(shown
+        .stdout
+        .contains("locked at:     - (the value does not say)"));
+    let listed = env.run(&["list", "--prefix", &env.prefix, "--json"]);
+    let json: Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    assert_eq!(json[0]["holder"]["value"], "worker-7 of the batch fleet");
+    assert!(json[0]["holder"]["pid"].is_null());
     guard.release_blocking().expect("release");
 }

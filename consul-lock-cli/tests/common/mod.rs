@@ -133,6 +133,21 @@ impl Env {
         })
     }
 
+    /// Writes or deletes (`value` None) a plain KV key, held by no session.
+    pub fn put_plain(&self, consul_key: &str, value: Option<&str>) {
+        let url = format!("{}/v1/kv/{consul_key}", self.consul.url());
+        let http = reqwest::Client::new();
+        let mut req = match value {
+            Some(v) => http.put(&url).body(v.to_owned()),
+            None => http.delete(&url),
+        };
+        if let Ok(t) = std::env::var("CONSUL_HTTP_TOKEN") {
+            req = req.header("X-Consul-Token", t);
+        }
+        let reply = self.block_on(req.send()).expect("write the key");
+        assert!(reply.status().is_success(), "{reply:?}");
+    }
+
     /// Keys left under this test's prefix.
     pub fn leftovers(&self) -> Vec<String> {
         consul_lock_runtime::flush_releases_blocking().expect("flush releases");
