@@ -231,6 +231,8 @@ async fn supervise(
             format!("lost track of the command: {e}; it may still run"),
         )
     })?;
+    // A loss the library saw as the command ended (the TTL running out) counts too.
+    let lost_reason = lost_reason.or_else(|| guard.lost_reason().map(|r| r.to_string()));
     match lost_reason {
         Some(reason) => {
             release(guard).await;
