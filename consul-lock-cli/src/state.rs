@@ -90,7 +90,8 @@ impl Holder {
             };
         };
         let text = |name: &str| json.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-        let locked_at = text("locked_at");
+        // A queue entry that says when it queued would say `queued_at`.
+        let locked_at = text("locked_at").or_else(|| text("queued_at"));
         let age_ms = locked_at
             .as_deref()
             .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
@@ -342,6 +343,14 @@ mod tests {
         assert_eq!(h.pid, Some(4242));
         assert_eq!(h.age_ms, Some(75_000));
         assert!(h.value.is_none());
+    }
+
+    #[test]
+    fn a_queue_entry_that_says_when_it_queued_has_an_age() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let value = br#"{"queued_at":"2023-11-14T22:13:20.000Z","host":"web-4","pid":7}"#;
+        let h = Holder::parse(value, at + Duration::from_secs(3));
+        assert_eq!((h.host.as_deref(), h.age_ms), (Some("web-4"), Some(3_000)));
     }
 
     #[test]
