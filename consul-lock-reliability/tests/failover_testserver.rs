@@ -1,4 +1,3 @@
-#![cfg(any())] // enabled when the election fault lands (TestServer::election_for, apply_then_fail_next)
 //! Scenario A of `failover.rs` on the embedded test server, so it runs on every machine:
 //! 8 tasks lock 3 keys over and over while the server plays two leader elections the way a
 //! real cluster does (writes fail at once with Consul's RPC error texts, then every session's
