@@ -710,13 +710,12 @@ async fn expire_at_ttl(shared: Arc<Shared>) {
 }
 
 /// Renews the session at TTL/2; retries failed renewals until the lease runs out (see
-/// [`Lease`]: longer while Consul has no leader), then reports the loss. Each attempt waits at
-/// most a quarter of the TTL, so that a request Consul holds during an election does not use
-/// up the lease: the next attempt reaches the new leader.
+/// [`Lease`]: longer while Consul has no leader), then reports the loss. Each attempt stops
+/// waiting a tenth of the TTL before the lease ends, so that a request Consul holds during an
+/// election ends as "no answer" (which extends the lease) before the lease is over.
 async fn renew_loop(shared: Arc<Shared>) {
     let half = shared.ttl / 2;
     let retry = (shared.ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let attempt_limit = (shared.ttl / 4).min(shared.client.request_timeout());
     let mut next = shared.last_renewal() + half;
     let mut last_error = String::new();
     loop {
@@ -727,7 +726,10 @@ async fn renew_loop(shared: Arc<Shared>) {
             shared.lose(LostReason::RenewalFailed { last_error });
             return;
         }
-        let timeout = (valid_until - now).min(attempt_limit);
+        let timeout = (valid_until - now)
+            .saturating_sub(shared.ttl / 10)
+            .max(Duration::from_millis(50))
+            .min(shared.client.request_timeout());
         match shared
             .client
             .session_renew(&shared.key, &shared.session_id, timeout)
