@@ -185,7 +185,8 @@ impl Error {
     }
 
     /// Whether the same request may succeed if repeated a little later (Consul unreachable,
-    /// HTTP 5xx such as `No cluster leader`). The acquire loop retries these until its deadline.
+    /// HTTP 5xx such as `No cluster leader`, HTTP 429 for too many connections). The acquire
+    /// loop retries these until its deadline.
     ///
     /// ```
     /// # use consul_lock_runtime::Error;
@@ -198,9 +199,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Unreachable { .. } => true,
+            // 429: the agent refuses more concurrent connections from this address
+            // (`http_max_conns_per_client`, 200 by default): it passes as connections close.
             Error::ConsulRefused {
                 status, message, ..
-            } => *status >= 500 && !is_invalid_session(message),
+            } => (*status >= 500 && !is_invalid_session(message)) || *status == 429,
             _ => false,
         }
     }
