@@ -42,6 +42,9 @@ def client():
     if "://" not in addr:
         addr = ("https://" if os.environ.get("CONSUL_HTTP_SSL", "").lower() in ("1", "true") else "http://") + addr
     u = urlsplit(addr)
+    # python-consul also reads CONSUL_HTTP_ADDR itself and accepts only host:port: it was
+    # parsed here (a URL too), so it is taken out of its sight.
+    os.environ.pop("CONSUL_HTTP_ADDR", None)
     c = consul.Consul(host=u.hostname, port=u.port or 8500, scheme=u.scheme,
                       token=os.environ.get("CONSUL_HTTP_TOKEN") or None)
     count = [0]
