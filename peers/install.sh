@@ -22,8 +22,8 @@ go_peer() {
             return
         fi
         say "installing golang-go with apt-get (no go command found)"
-        if ! { timeout 600 apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq golang-go >/dev/null; }; then
+        if ! { timeout 90 apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive timeout 240 apt-get install -y -qq golang-go >/dev/null; }; then
             skipped+=("Go peer: apt-get could not install golang-go (the Debian registry may be unreachable)")
             return
         fi
@@ -37,12 +37,12 @@ go_peer() {
     local log
     log=$(mktemp)
     # -mod=mod: go.sum is completed when a module is missing from it (see peers/README.md).
-    if ! (cd "$here/go" && GOFLAGS=-mod=mod timeout 600 go mod download >"$log" 2>&1); then
+    if ! (cd "$here/go" && GOFLAGS=-mod=mod timeout 120 go mod download >"$log" 2>&1); then
         skipped+=("Go peer: 'go mod download' failed, the Go module proxy may be unreachable ($(tail -n 1 "$log"))")
         rm -f "$log"
         return
     fi
-    if ! (cd "$here/go" && GOFLAGS=-mod=mod timeout 600 go build -o bin/go-peer . >"$log" 2>&1); then
+    if ! (cd "$here/go" && GOFLAGS=-mod=mod timeout 180 go build -o bin/go-peer . >"$log" 2>&1); then
         skipped+=("Go peer: 'go build' failed: $(tail -n 3 "$log" | tr '\n' ' ')")
         rm -f "$log"
         return
@@ -67,7 +67,7 @@ python_peer() {
     fi
     local log
     log=$(mktemp)
-    if ! timeout 600 "$py" -m pip install -q consul-lock==0.1.6 python-consul >"$log" 2>&1; then
+    if ! timeout 120 "$py" -m pip install -q consul-lock==0.1.6 python-consul >"$log" 2>&1; then
         skipped+=("Python peer: pip could not install consul-lock==0.1.6 python-consul (PyPI may be unreachable: $(tail -n 1 "$log"))")
         rm -f "$log"
         return
