@@ -33,7 +33,7 @@ struct Cli {
     smoke: bool,
 
     /// Seconds per measurement (default 5; 0.25 with --smoke); decimals allowed, e.g. 0.5
-    #[arg(long, value_name = "N", value_parser = parse_seconds)]
+    #[arg(long, value_name = "N", value_parser = parse_seconds, allow_negative_numbers = true)]
     duration_secs: Option<Duration>,
 
     /// Where to write the JSON results, relative to the current directory

@@ -263,4 +263,36 @@ mod tests {
         assert!((r.utilisation.unwrap() - 0.3).abs() < 1e-9);
         assert_eq!(r.measured_hold_us, 10_000.0);
     }
+
+    #[test]
+    fn peer_holds_are_analysed_like_our_own() {
+        use consul_lock_bench::peers::PeerHold;
+        let ms = |v: u64| v * 1_000_000;
+        let h = |worker, a, r| PeerHold {
+            worker,
+            acquired_ns: ms(a),
+            release_called_ns: ms(r),
+            released_ns: ms(r),
+        };
+        let run = ContentionRun {
+            library: "test".into(),
+            workers: 2,
+            seconds: 0.1,
+            holds: vec![h(0, 0, 10), h(1, 11, 21), h(0, 24, 34), h(1, 200, 210)],
+            client_requests: 12,
+        };
+        let s = Scenario {
+            keys: 1,
+            workers_per_key: 2,
+            hold: Duration::from_millis(10),
+            duration: Duration::from_millis(100),
+        };
+        let r = from_peer(&run, s, "peer");
+        assert_eq!(r.client, "peer");
+        assert_eq!(r.acquisitions, 3);
+        assert_eq!(r.handoff.p50_us, 1000.0);
+        assert_eq!(r.handoff.p99_us, 3000.0);
+        assert_eq!(r.fairness, Some(0.5));
+        assert_eq!(r.client_requests_per_acquisition, 3.0);
+    }
 }

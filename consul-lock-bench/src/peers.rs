@@ -617,3 +617,52 @@ impl Drop for HeldLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_prefix_needs_a_dot_lock_key() {
+        assert_eq!(
+            cli_prefix("locks/ephemeral/a/.lock"),
+            Some("locks/ephemeral/a")
+        );
+        assert_eq!(cli_prefix("locks/ephemeral/a"), None);
+        assert_eq!(cli_prefix("/.lock"), None);
+    }
+
+    #[test]
+    fn peer_json_is_read() {
+        let run: CycleRun = serde_json::from_str(
+            r#"{"peer":"go","library":"x","cycles":2,"seconds":0.5,"latencies_ns":[1,2],
+                "client_requests":10,"cpu_ns":7,"context_switches":3,"notes":["n"]}"#,
+        )
+        .unwrap();
+        assert_eq!(run.latencies_ns, [1, 2]);
+        assert_eq!(run.client_requests, 10);
+        let c: ContentionRun = serde_json::from_str(
+            r#"{"peer":"go","library":"x","workers":2,"hold_ns":0,"seconds":1,"client_requests":4,
+                "holds":[{"worker":1,"acquired_ns":5,"release_called_ns":6,"released_ns":7}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.holds[0].worker, 1);
+        assert_eq!(c.holds[0].released_ns, 7);
+    }
+
+    #[test]
+    fn a_missing_go_peer_says_why() {
+        let absent = Peer::find_at(PeerKind::Go, Some(Path::new("no/such/go-peer"))).unwrap_err();
+        assert_eq!(absent.kind, PeerKind::Go);
+        assert!(
+            absent.reason.contains("no/such/go-peer"),
+            "{}",
+            absent.reason
+        );
+        assert!(
+            absent.reason.contains("peers/install.sh"),
+            "{}",
+            absent.reason
+        );
+    }
+}
