@@ -13,12 +13,18 @@
 //! added). A peer that is not installed is an [`Absent`] with the reason, so a caller can say
 //! plainly what it skipped.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+mod held;
+mod records;
+
+pub use held::HeldLock;
+pub use records::{ContentionRun, CycleRun, PeerHold, TryOutcome};
 
 /// Which peer program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -81,68 +87,6 @@ pub enum PeerError {
         /// The mode asked for.
         mode: &'static str,
     },
-}
-
-/// What a peer's `cycle` mode measured: raw per-cycle latencies and counters.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct CycleRun {
-    /// Which library it used, with its version.
-    pub library: String,
-    /// Cycles measured.
-    pub cycles: u64,
-    /// Wall time of the measured cycles.
-    pub seconds: f64,
-    /// One latency per cycle, nanoseconds.
-    pub latencies_ns: Vec<u64>,
-    /// HTTP requests the peer's client sent during the measured cycles.
-    pub client_requests: u64,
-    /// The peer process's user + system CPU time during the measured cycles, nanoseconds.
-    pub cpu_ns: u64,
-    /// The peer process's context switches during the measured cycles.
-    pub context_switches: u64,
-    /// How the peer makes a cycle.
-    #[serde(default)]
-    pub notes: Vec<String>,
-}
-
-/// One holding of the key in a peer's `contention` mode; times are nanoseconds since the
-/// peer's start of the run, on its monotonic clock.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
-pub struct PeerHold {
-    /// Which worker held it.
-    pub worker: usize,
-    /// When its lock call returned.
-    pub acquired_ns: u64,
-    /// When it called unlock.
-    pub release_called_ns: u64,
-    /// When its unlock returned.
-    pub released_ns: u64,
-}
-
-/// What a peer's `contention` mode measured.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct ContentionRun {
-    /// Which library it used, with its version.
-    pub library: String,
-    /// Workers on the key.
-    pub workers: usize,
-    /// The run's length, seconds.
-    pub seconds: f64,
-    /// Every holding, in the order of acquisition.
-    pub holds: Vec<PeerHold>,
-    /// HTTP requests the peer's client sent during the run.
-    pub client_requests: u64,
-}
-
-/// The answer of a peer's `try` mode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TryOutcome {
-    /// It acquired the key (and released it again).
-    Locked,
-    /// The key stayed held for the whole wait.
-    Timeout,
-    /// The peer's client refused or failed, with its message.
-    Error(String),
 }
 
 /// A peer program that is installed and can be run.
@@ -556,66 +500,6 @@ fn stderr_tail(out: &Output) -> String {
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
     format!("exit {}: {tail}", out.status)
-}
-
-/// A key held by a peer process. Dropping it kills the process (Consul then frees the key
-/// when the peer's session TTL runs out); [`release`](Self::release) unlocks it properly.
-#[derive(Debug)]
-pub struct HeldLock {
-    peer: PeerKind,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    fencing_index: u64,
-}
-
-impl HeldLock {
-    /// The key's `ModifyIndex` read by the peer right after it locked the key.
-    pub fn fencing_index(&self) -> u64 {
-        self.fencing_index
-    }
-
-    /// Closes the peer's stdin, which makes it unlock, and waits for it to exit.
-    ///
-    /// # Errors
-    /// [`PeerError::Failed`] when the peer does not exit cleanly (its stderr is in the error).
-    pub fn release(mut self) -> Result<(), PeerError> {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.flush();
-        }
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut rest);
-        let status = self.child.wait();
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-        }
-        let ok = matches!(&status, Ok(s) if s.success());
-        let said_unlocked =
-            self.peer == PeerKind::ConsulCli || rest.lines().any(|l| l.trim() == "unlocked");
-        if ok && said_unlocked {
-            Ok(())
-        } else {
-            Err(PeerError::Failed {
-                peer: self.peer.label(),
-                mode: "hold",
-                detail: format!(
-                    "unlock failed ({status:?}; stdout {:?}; stderr {:?})",
-                    rest.trim(),
-                    stderr.trim()
-                ),
-            })
-        }
-    }
-}
-
-impl Drop for HeldLock {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 #[cfg(test)]
