@@ -180,7 +180,11 @@ func runContention(key string, workers int, hold, duration time.Duration) error 
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			l, err := c.LockOpts(lockOpts(key))
+			opts := lockOpts(key)
+			// Lock checks stop only between its blocking reads: a short wait bounds how
+			// long a waiter can linger after the end of the run.
+			opts.LockWaitTime = time.Second
+			l, err := c.LockOpts(opts)
 			var mine []holdOut
 			for err == nil && time.Now().Before(end) {
 				var lost <-chan struct{}
