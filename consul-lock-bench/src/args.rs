@@ -1,31 +1,74 @@
-//! Command-line arguments.
+//! Command-line arguments (clap derive).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-usage: consul-lock-bench [--smoke] [--duration-secs N] [--json PATH] [--locks N] [--sections LIST]
-
-Measures consul-lock against the bare minimum (three plain HTTP calls per lock cycle):
-uncontended cycle, contention (hand-off, utilisation, fairness), many keys, client CPU
-and memory. Talks to the Consul agent at CONSUL_HTTP_ADDR, or, when it is unset, to the
-embedded test server, which it starts in a child process.
-
-options:
-  --smoke            a few seconds in total: every section, tiny durations, up to 4 workers;
-                     exits non-zero only if something is broken, not on target misses
-  --duration-secs N  seconds per measurement (default 5; 0.25 with --smoke); N may be a
-                     decimal such as 0.5
-  --json PATH        where to write the JSON results (default bench-results/latest.json,
-                     relative to the current directory)
-  --locks N          how many locks to hold at once for the memory measurement
-                     (default 10000; 200 with --smoke)
-  --sections LIST    run only these sections, comma-separated, of: cycle, contention, many,
-                     memory (default all; targets are checked on what ran)
-  -h, --help         this text";
+use clap::Parser;
 
 /// The sections of a run, in order.
 pub const SECTIONS: [&str; 4] = ["cycle", "contention", "many", "memory"];
+
+/// What clap parses; [`Args`] resolves the defaults that depend on `--smoke`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "consul-lock-bench",
+    about = "Measures consul-lock against the bare minimum (three plain HTTP calls per lock cycle) \
+             and against peer clients (Consul's Go api.Lock, the Python consul-lock 0.1.6)",
+    long_about = "Measures consul-lock against the bare minimum (three plain HTTP calls per lock \
+cycle): uncontended cycle, contention (hand-off, utilisation, fairness), many keys, client CPU and \
+memory. Peer clients found on this machine (peers/install.sh installs them: Consul's Go client \
+api.Lock, the Python library consul-lock 0.1.6) run in the same run against the same server, and \
+get their own rows.\n\nTalks to the Consul agent at CONSUL_HTTP_ADDR, or, when it is unset, to the \
+embedded test server, which it starts in a child process. Progress goes to stderr, results to \
+stdout. Bad arguments exit 2.",
+    after_help = "Peers are looked for at --peer-go / --peer-python, else CONSUL_LOCK_PEER_GO / \
+CONSUL_LOCK_PEER_PYTHON, else peers/go/bin/go-peer and peers/python/peer.py in the workspace \
+(the Python script runs with CONSUL_LOCK_PEER_PYTHON_BIN, default python3). A missing peer is \
+skipped and the run says why."
+)]
+struct Cli {
+    /// A few seconds in total: every section, tiny durations, up to 4 workers, each present peer
+    /// briefly; exits non-zero only if something is broken, not on target misses
+    #[arg(long)]
+    smoke: bool,
+
+    /// Seconds per measurement (default 5; 0.25 with --smoke); decimals allowed, e.g. 0.5
+    #[arg(long, value_name = "N", value_parser = parse_seconds, allow_negative_numbers = true)]
+    duration_secs: Option<Duration>,
+
+    /// Where to write the JSON results, relative to the current directory
+    #[arg(long, value_name = "PATH", default_value = "bench-results/latest.json", value_parser = parse_path)]
+    json: PathBuf,
+
+    /// How many locks to hold at once for the memory measurement (default 10000; 200 with --smoke)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    locks: Option<u64>,
+
+    /// Run only these sections, comma-separated, of: cycle, contention, many, memory (default
+    /// all; targets are checked on what ran)
+    #[arg(long, value_name = "LIST", value_parser = parse_sections)]
+    sections: Option<Sections>,
+
+    /// Do not run the peer clients (Go, Python) even when they are installed
+    #[arg(long)]
+    no_peers: bool,
+
+    /// The Go peer binary (built by peers/install.sh into peers/go/bin/go-peer)
+    #[arg(long, value_name = "PATH", conflicts_with = "no_peers")]
+    peer_go: Option<PathBuf>,
+
+    /// The Python peer script (peers/python/peer.py; needs consul-lock 0.1.6, see peers/install.sh)
+    #[arg(long, value_name = "PATH", conflicts_with = "no_peers")]
+    peer_python: Option<PathBuf>,
+
+    /// Internal: run as the embedded server (the bench starts itself with this in a child process)
+    #[arg(long, hide = true)]
+    serve: bool,
+}
+
+/// A parsed list of sections (a newtype so that clap takes the whole list as one value).
+#[derive(Clone, Debug)]
+struct Sections(Vec<&'static str>);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Args {
@@ -36,97 +79,82 @@ pub struct Args {
     pub locks: usize,
     /// Which of [`SECTIONS`] to run.
     pub sections: Vec<&'static str>,
+    /// Run the peers that are present.
+    pub peers: bool,
+    pub peer_go: Option<PathBuf>,
+    pub peer_python: Option<PathBuf>,
     /// Internal: run as the embedded server (see `server.rs`).
     pub serve: bool,
-    pub help: bool,
+}
+
+fn parse_seconds(v: &str) -> Result<Duration, String> {
+    let secs: f64 = v
+        .parse()
+        .map_err(|_| format!("{v:?} is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        return Err(format!(
+            "{v} is out of range; give more than 0 and at most 3600"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_path(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        return Err("the path is empty".into());
+    }
+    Ok(PathBuf::from(v))
+}
+
+fn parse_sections(v: &str) -> Result<Sections, String> {
+    let mut sections = Vec::new();
+    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let known = SECTIONS
+            .iter()
+            .find(|s| **s == name)
+            .ok_or_else(|| format!("unknown section {name:?}; use {}", SECTIONS.join(", ")))?;
+        sections.push(*known);
+    }
+    if sections.is_empty() {
+        return Err("the list is empty".into());
+    }
+    Ok(Sections(sections))
+}
+
+impl From<Cli> for Args {
+    fn from(c: Cli) -> Args {
+        Args {
+            smoke: c.smoke,
+            duration: c.duration_secs.unwrap_or(if c.smoke {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(5)
+            }),
+            json: c.json,
+            locks: c
+                .locks
+                .map_or(if c.smoke { 200 } else { 10_000 }, |n| n as usize),
+            sections: c.sections.map_or_else(|| SECTIONS.to_vec(), |s| s.0),
+            peers: !c.no_peers,
+            peer_go: c.peer_go,
+            peer_python: c.peer_python,
+            serve: c.serve,
+        }
+    }
+}
+
+/// Parses the process's arguments; on a bad argument or `--help`, prints and exits (2 for an
+/// error, 0 for help) as clap does.
+pub fn parse_env() -> Args {
+    Cli::parse().into()
 }
 
 /// Parses the arguments after the program name.
-pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
-    let mut smoke = false;
-    let mut duration = None;
-    let mut json = None;
-    let mut locks = None;
-    let mut sections = SECTIONS.to_vec();
-    let mut serve = false;
-    let mut help = false;
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |what: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value ({what})"))
-        };
-        match name.as_str() {
-            "--smoke" => smoke = true,
-            "--serve" => serve = true,
-            "-h" | "--help" => help = true,
-            "--duration-secs" => {
-                let v = value("seconds")?;
-                let secs: f64 = v
-                    .parse()
-                    .map_err(|_| format!("--duration-secs: {v:?} is not a number of seconds"))?;
-                if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-                    return Err(format!(
-                        "--duration-secs: {v} is out of range; give more than 0 and at most 3600"
-                    ));
-                }
-                duration = Some(Duration::from_secs_f64(secs));
-            }
-            "--json" => {
-                let v = value("a file path")?;
-                if v.is_empty() {
-                    return Err("--json: the path is empty".into());
-                }
-                json = Some(PathBuf::from(v));
-            }
-            "--locks" => {
-                let v = value("a count")?;
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("--locks: {v:?} is not a whole number"))?;
-                if !(1..=1_000_000).contains(&n) {
-                    return Err(format!("--locks: {n} is out of range 1..=1000000"));
-                }
-                locks = Some(n);
-            }
-            "--sections" => {
-                let v = value("a comma-separated list")?;
-                sections = Vec::new();
-                for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                    let known = SECTIONS.iter().find(|s| **s == name).ok_or_else(|| {
-                        format!(
-                            "--sections: unknown section {name:?}; use {}",
-                            SECTIONS.join(", ")
-                        )
-                    })?;
-                    sections.push(*known);
-                }
-                if sections.is_empty() {
-                    return Err("--sections: the list is empty".into());
-                }
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Args {
-        smoke,
-        duration: duration.unwrap_or(if smoke {
-            Duration::from_millis(250)
-        } else {
-            Duration::from_secs(5)
-        }),
-        json: json.unwrap_or_else(|| PathBuf::from("bench-results/latest.json")),
-        locks: locks.unwrap_or(if smoke { 200 } else { 10_000 }),
-        sections,
-        serve,
-        help,
-    })
+#[cfg(test)]
+fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
+    Cli::try_parse_from(std::iter::once("consul-lock-bench".to_owned()).chain(args))
+        .map(Args::from)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -138,12 +166,20 @@ mod tests {
     }
 
     #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn defaults() {
         let a = p(&[]).unwrap();
         assert!(!a.smoke);
         assert_eq!(a.duration, Duration::from_secs(5));
         assert_eq!(a.json, PathBuf::from("bench-results/latest.json"));
         assert_eq!(a.locks, 10_000);
+        assert!(a.peers);
+        assert_eq!(a.peer_go, None);
         let s = p(&["--smoke"]).unwrap();
         assert_eq!(s.duration, Duration::from_millis(250));
         assert_eq!(s.locks, 200);
@@ -157,31 +193,38 @@ mod tests {
             "--json=out/x.json",
             "--locks",
             "50",
+            "--peer-go",
+            "bin/go-peer",
         ])
         .unwrap();
         assert_eq!(a.duration, Duration::from_millis(500));
         assert_eq!(a.json, PathBuf::from("out/x.json"));
         assert_eq!(a.locks, 50);
+        assert_eq!(a.peer_go, Some(PathBuf::from("bin/go-peer")));
         assert_eq!(
             p(&["--sections", "many, cycle"]).unwrap().sections,
             ["many", "cycle"]
         );
         assert_eq!(p(&[]).unwrap().sections, SECTIONS);
+        assert!(!p(&["--no-peers"]).unwrap().peers);
     }
 
     #[test]
-    fn bad_arguments_are_errors() {
-        assert!(p(&["--duration-secs"])
-            .unwrap_err()
-            .contains("needs a value"));
-        assert!(p(&["--duration-secs", "abc"]).is_err());
-        assert!(p(&["--duration-secs", "0"]).is_err());
-        assert!(p(&["--duration-secs", "-1"]).is_err());
-        assert!(p(&["--duration-secs", "NaN"]).is_err());
-        assert!(p(&["--locks", "0"]).is_err());
-        assert!(p(&["--json", ""]).is_err());
-        assert!(p(&["--sections", "cpu"]).is_err());
-        assert!(p(&["--sections", ","]).is_err());
-        assert!(p(&["--fast"]).unwrap_err().contains("unknown"));
+    fn bad_arguments_are_errors_that_name_the_argument() {
+        let names = |args: &[&str], what: &str| {
+            let e = p(args).unwrap_err();
+            assert!(e.contains(what), "{args:?}: {e}");
+        };
+        names(&["--duration-secs"], "--duration-secs");
+        names(&["--duration-secs", "abc"], "--duration-secs");
+        names(&["--duration-secs", "0"], "out of range");
+        names(&["--duration-secs", "-1"], "--duration-secs");
+        names(&["--duration-secs", "NaN"], "--duration-secs");
+        names(&["--locks", "0"], "--locks");
+        names(&["--json", ""], "--json");
+        names(&["--sections", "cpu"], "unknown section");
+        names(&["--sections", ","], "--sections");
+        names(&["--fast"], "--fast");
+        names(&["--no-peers", "--peer-go", "x"], "--peer-go");
     }
 }

@@ -13,6 +13,8 @@ use consul_lock::{Client, Lock};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use consul_lock_bench::peers::ContentionRun;
+
 use crate::stats::{fairness, Samples, Summary};
 
 /// How long a waiter waits before giving up: far longer than any run's hand-off.
@@ -29,6 +31,8 @@ pub struct Scenario {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ContentionResult {
+    /// Which client ran it: `consul-lock`, or a peer's label.
+    pub client: &'static str,
     pub keys: usize,
     pub workers_per_key: usize,
     pub workers: usize,
@@ -52,6 +56,8 @@ pub struct ContentionResult {
     pub client_requests_per_acquisition: f64,
     pub per_worker_min: u64,
     pub per_worker_max: u64,
+    /// For a peer: its acquisitions/s ÷ consul-lock's in the same scenario.
+    pub acquisitions_ratio_to_library: Option<f64>,
 }
 
 /// One holding of a key.
@@ -165,6 +171,7 @@ fn analyse(
     }
     let seconds = (end - start).as_secs_f64();
     ContentionResult {
+        client: "consul-lock",
         keys: s.keys,
         workers_per_key: s.workers_per_key,
         workers,
@@ -185,7 +192,33 @@ fn analyse(
         client_requests_per_acquisition: 0.0,
         per_worker_min: per_worker.iter().copied().min().unwrap_or(0),
         per_worker_max: per_worker.iter().copied().max().unwrap_or(0),
+        acquisitions_ratio_to_library: None,
     }
+}
+
+/// The same numbers, computed the same way, from a peer's raw holdings (one key). A peer's
+/// client does not return fencing tokens, so its holders are ordered by the instant their
+/// lock call returned: on one key that order is the order of the holders (each acquire
+/// returns after the previous holder's release was applied).
+pub fn from_peer(run: &ContentionRun, s: Scenario, client: &'static str) -> ContentionResult {
+    let start = Instant::now();
+    let at = |ns: u64| start + Duration::from_nanos(ns);
+    let mut holds: Vec<Hold> = run
+        .holds
+        .iter()
+        .map(|h| Hold {
+            worker: h.worker.min(run.workers.saturating_sub(1)),
+            key: 0,
+            token: h.acquired_ns,
+            acquired: at(h.acquired_ns),
+            release_called: at(h.release_called_ns),
+            released: at(h.released_ns),
+        })
+        .collect();
+    let mut r = analyse(&mut holds, s, run.workers.max(1), start, start + s.duration);
+    r.client = client;
+    r.client_requests_per_acquisition = run.client_requests as f64 / run.holds.len().max(1) as f64;
+    r
 }
 
 #[cfg(test)]
@@ -229,5 +262,37 @@ mod tests {
         assert_eq!(r.fairness, Some(0.5));
         assert!((r.utilisation.unwrap() - 0.3).abs() < 1e-9);
         assert_eq!(r.measured_hold_us, 10_000.0);
+    }
+
+    #[test]
+    fn peer_holds_are_analysed_like_our_own() {
+        use consul_lock_bench::peers::PeerHold;
+        let ms = |v: u64| v * 1_000_000;
+        let h = |worker, a, r| PeerHold {
+            worker,
+            acquired_ns: ms(a),
+            release_called_ns: ms(r),
+            released_ns: ms(r),
+        };
+        let run = ContentionRun {
+            library: "test".into(),
+            workers: 2,
+            seconds: 0.1,
+            holds: vec![h(0, 0, 10), h(1, 11, 21), h(0, 24, 34), h(1, 200, 210)],
+            client_requests: 12,
+        };
+        let s = Scenario {
+            keys: 1,
+            workers_per_key: 2,
+            hold: Duration::from_millis(10),
+            duration: Duration::from_millis(100),
+        };
+        let r = from_peer(&run, s, "peer");
+        assert_eq!(r.client, "peer");
+        assert_eq!(r.acquisitions, 3);
+        assert_eq!(r.handoff.p50_us, 1000.0);
+        assert_eq!(r.handoff.p99_us, 3000.0);
+        assert_eq!(r.fairness, Some(0.5));
+        assert_eq!(r.client_requests_per_acquisition, 3.0);
     }
 }

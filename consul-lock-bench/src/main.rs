@@ -13,29 +13,20 @@ mod bare;
 mod contention;
 mod cycle;
 mod memory;
+mod peer_runs;
 mod report;
 mod server;
 mod stats;
 mod sys;
 mod targets;
 
-use args::{Args, USAGE};
+use args::Args;
 use contention::Scenario;
 use report::Report;
 use server::Target;
 
 fn main() -> ExitCode {
-    let args = match args::parse(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    if args.help {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
+    let args = args::parse_env();
     if args.serve {
         return match server::serve() {
             Ok(()) => ExitCode::SUCCESS,
@@ -112,9 +103,19 @@ fn run(args: &Args) -> Result<Report, String> {
         .map_err(|e| format!("cannot build the tokio runtime: {e}"))?;
     let run_id = run_id();
     let base = format!("consul-lock-bench/{run_id}");
+    // Peers get full keys: the library's prefix plus the same base.
+    let peer_base = format!("{}{base}", consul_lock::defaults::key_prefix());
     let mut broken = Vec::new();
+    let mut peers = peer_runs::Peers::find(args);
+    for p in &peers.present {
+        println!("peer: {p}");
+    }
+    for line in peers.skipped_lines() {
+        println!("peer skipped: {line}");
+    }
 
     let mut cycles = Vec::new();
+    let mut peer_cycles = Vec::new();
     if want("cycle") {
         progress!(
             "{} uncontended cycle: {} variants, {} round(s), {:.2} s per variant in all",
@@ -136,9 +137,11 @@ fn run(args: &Args) -> Result<Report, String> {
                 broken.push(format!("uncontended cycle: {} made no cycle", c.label));
             }
         }
+        peer_cycles = peer_runs::cycles(&mut peers, &target, &peer_base, d, &cycles);
     }
 
     let mut contention = Vec::new();
+    let mut peer_contention = Vec::new();
     if want("contention") {
         let total = plan.workers.len() * plan.holds.len();
         progress!(
@@ -170,6 +173,14 @@ fn run(args: &Args) -> Result<Report, String> {
                 if r.acquisitions == 0 {
                     broken.push(format!("contention N={n} H={hold:?}: no acquisition"));
                 }
+                let peer_key = format!("{peer_base}/peer-contention-n{n}-h{}", hold.as_millis());
+                peer_contention.extend(peer_runs::contention(
+                    &mut peers,
+                    &target,
+                    &peer_key,
+                    s,
+                    Some(&r),
+                ));
                 contention.push(r);
             }
         }
@@ -178,16 +189,23 @@ fn run(args: &Args) -> Result<Report, String> {
     let mut many_keys = Vec::new();
     if want("many") {
         let (keys, per_key) = plan.many_keys;
+        // 256 tasks start at once: in a debug build on a busy machine their first
+        // acquisitions took longer than the smoke run's 0.25 s (0 acquisitions, "broken").
+        let many_d = if args.smoke {
+            d.max(Duration::from_secs(1))
+        } else {
+            d
+        };
         progress!(
             "{} many keys: {keys} keys × {per_key} workers, {:.2} s",
             next_step(),
-            d.as_secs_f64()
+            many_d.as_secs_f64()
         );
         let s = Scenario {
             keys,
             workers_per_key: per_key,
             hold: Duration::ZERO,
-            duration: d,
+            duration: many_d,
         };
         let many = rt
             .block_on(contention::run(&client, &format!("{base}/many"), s))
@@ -236,7 +254,10 @@ fn run(args: &Args) -> Result<Report, String> {
         server: target.describe(),
         machine,
         cycle: cycles,
+        peer_cycle: peer_cycles,
         contention,
+        peer_contention,
+        peers,
         many_keys,
         memory,
         cpu_note: report::CPU_NOTE,

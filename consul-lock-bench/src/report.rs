@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::contention::ContentionResult;
 use crate::cycle::CycleResult;
 use crate::memory::MemoryResult;
+use crate::peer_runs::{PeerCycleResult, Peers};
 use crate::server::Kind;
 use crate::sys::Machine;
 use crate::targets::Check;
@@ -28,7 +29,13 @@ pub struct Report {
     pub server: String,
     pub machine: Machine,
     pub cycle: Vec<CycleResult>,
+    /// The peer clients' cycles (Go api.Lock, Python consul-lock 0.1.6), same server.
+    pub peer_cycle: Vec<PeerCycleResult>,
     pub contention: Vec<ContentionResult>,
+    /// The peer clients' contention runs (Go), same scenarios.
+    pub peer_contention: Vec<ContentionResult>,
+    /// Which peers ran and which were skipped, and why.
+    pub peers: Peers,
     pub many_keys: Vec<ContentionResult>,
     pub memory: Option<MemoryResult>,
     pub cpu_note: &'static str,
@@ -77,13 +84,13 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| variant | cycles/s | p50 ms | p99 ms | × bare (throughput) | × bare (p50) | HTTP req/cycle (client; server) | client CPU µs/cycle | context switches/cycle |"
+            "| variant | cycles/s | p50 ms | p99 ms | × bare (throughput) | × bare (p50) | × this library (throughput; p50) | HTTP req/cycle (client; server) | client CPU µs/cycle | context switches/cycle |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for c in &self.cycle {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {} | {} | {} | {} | {:.2}; {} | {:.1} | {:.1} |",
+                "| {} | {:.0} | {} | {} | {} | {} | – | {:.2}; {} | {:.1} | {:.1} |",
                 c.label,
                 c.cycles_per_s,
                 ms(c.latency.p50_us),
@@ -96,17 +103,51 @@ impl Report {
                 c.context_switches_per_cycle
             );
         }
+        for c in &self.peer_cycle {
+            let _ = writeln!(
+                s,
+                "| peer: {} | {:.0} | {} | {} | {}* | {}* | {}; {} | {:.2}; {}** | {:.1}*** | {:.1}*** |",
+                c.label,
+                c.cycles_per_s,
+                ms(c.latency.p50_us),
+                ms(c.latency.p99_us),
+                opt(c.ratio_to_bare, 3),
+                opt(c.p50_ratio_to_bare, 3),
+                opt(c.ratio_to_library, 3),
+                opt(c.p50_ratio_to_library, 3),
+                c.client_requests_per_cycle,
+                opt(c.server_requests_per_cycle, 2),
+                c.cpu_us_per_cycle,
+                c.context_switches_per_cycle
+            );
+        }
+        if !self.peer_cycle.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n\\* peers run once after the rounds: × bare and × this library (runtime API async) are ratios of whole-measurement rates and p50s, not per-round medians. \\*\\* server count includes the peer's warm-up cycles. \\*\\*\\* the peer process's own CPU and context switches (getrusage in the peer), measured cycles only."
+            );
+        }
+        peers_section(&mut s, &self.peers);
 
         let _ = writeln!(
             s,
             "\n### Contention (N workers on one key, hold H, fixed duration)\n"
         );
-        contention_table(&mut s, &self.contention);
+        let mut rows: Vec<&ContentionResult> = self.contention.iter().collect();
+        rows.extend(&self.peer_contention);
+        rows.sort_by_key(|r| {
+            (
+                r.hold_ms.to_bits(),
+                r.workers_per_key,
+                r.client != "consul-lock",
+            )
+        });
+        contention_table(&mut s, &rows);
         let _ = writeln!(
             s,
             "\n### Many keys (each key with its own workers, H = 0)\n"
         );
-        contention_table(&mut s, &self.many_keys);
+        contention_table(&mut s, &self.many_keys.iter().collect::<Vec<_>>());
 
         let _ = writeln!(s, "\n### Client cost\n");
         let _ = writeln!(s, "| what | value |\n|---|---:|");
@@ -186,20 +227,35 @@ impl Report {
     }
 }
 
-fn contention_table(s: &mut String, rows: &[ContentionResult]) {
+fn peers_section(s: &mut String, peers: &Peers) {
+    if peers.present.is_empty() && peers.skipped.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n#### Peers\n");
+    for p in &peers.present {
+        let _ = writeln!(s, "- found: {p}");
+    }
+    for a in &peers.skipped {
+        let _ = writeln!(s, "- skipped: {}: {}", a.kind.label(), a.reason);
+    }
+}
+
+fn contention_table(s: &mut String, rows: &[&ContentionResult]) {
     let _ = writeln!(
         s,
-        "| keys × workers | H ms | acquisitions/s | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms | HTTP req/acq |"
+        "| client | keys × workers | H ms | acquisitions/s | × this library (acq/s) | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms | HTTP req/acq |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for c in rows {
         let _ = writeln!(
             s,
-            "| {} × {} | {} | {:.0} | {} | {} | {} | {} ({} ÷ {}) | {} | {:.1} |",
+            "| {} | {} × {} | {} | {:.0} | {} | {} | {} | {} | {} ({} ÷ {}) | {} | {:.1} |",
+            c.client,
             c.keys,
             c.workers_per_key,
             c.hold_ms,
             c.acquisitions_per_s,
+            opt(c.acquisitions_ratio_to_library, 3),
             opt(c.utilisation, 3),
             ms(c.handoff.p50_us),
             ms(c.handoff.p99_us),
