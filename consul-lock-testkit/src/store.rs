@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-
-use crate::json::J;
+use crate::go::json::J;
+use crate::go::quote::quote;
+use crate::go::uuid::check_uuid;
 
 /// Consul's cap on a lock-delay.
 pub(crate) const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
@@ -52,7 +52,7 @@ impl Entry {
 
     pub(crate) fn to_json(&self, with_value: bool) -> J {
         let value = if with_value && !self.value.is_empty() {
-            J::Str(base64::engine::general_purpose::STANDARD.encode(&self.value))
+            J::Str(crate::go::base64::encode(&self.value))
         } else {
             J::Null
         };
@@ -132,10 +132,7 @@ impl Kv {
         }
         check_uuid(&e.session).map_err(|m| format!("failed session lookup: index error: {m}"))?;
         if !sessions.contains_key(&e.session.to_ascii_lowercase()) {
-            return Err(format!(
-                "invalid session {}",
-                crate::godur::go_quote(&e.session)
-            ));
+            return Err(format!("invalid session {}", quote(&e.session)));
         }
         match self.entries.get(&e.key) {
             Some(x) if x.session == e.session => {
@@ -482,31 +479,6 @@ impl Store {
         }
         due.len()
     }
-}
-
-/// go-memdb's UUID index check, with its texts.
-pub(crate) fn check_uuid(s: &str) -> Result<(), String> {
-    if s.len() != 36 {
-        return Err("UUID must be 36 characters".into());
-    }
-    let hyphens = s.matches('-').count();
-    if hyphens > 4 {
-        return Err(format!(
-            "UUID should have maximum of 4 \"-\"; got {hyphens}"
-        ));
-    }
-    let clean: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
-    if clean.len() % 2 != 0 {
-        return Err("Input (without hyphens) must be even length".into());
-    }
-    if let Some(b) = clean.iter().find(|b| !b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "Invalid UUID: encoding/hex: invalid byte: U+{:04X} {}",
-            b,
-            crate::godur::go_quote(&char::from(*b).to_string()).replace('"', "'")
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

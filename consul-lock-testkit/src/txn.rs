@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use base64::Engine as _;
 use hyper::Method;
 use serde_json::Value;
 
 use crate::acl::{Authz, Need};
+use crate::blocking::QueryOpts;
 use crate::config::ServerConfig;
-use crate::godur::go_quote;
-use crate::http::{method_not_allowed, Meta, Req, Resp, MAX_BODY};
-use crate::json::{decode_go, field, go_kind, J};
+use crate::go::json::J;
+use crate::go::json_decode::{decode_go, field, go_kind};
+use crate::go::quote::quote as go_quote;
+use crate::request::{Req, MAX_BODY};
+use crate::resp::{method_not_allowed, Answer, Meta, Resp};
 use crate::shared::Shared;
 use crate::store::{Entry, Kv, Session, Store};
 
@@ -87,7 +89,7 @@ fn catalog_op(kind: &str, op: &serde_json::Map<String, Value>, config: &ServerCo
                 Ok(J::Obj(vec![(
                     "Node",
                     J::Obj(vec![
-                        ("ID", J::str(crate::http::NODE_ID)),
+                        ("ID", J::str(crate::status::NODE_ID)),
                         ("Node", J::str(own)),
                         ("Address", J::str(&ip)),
                         ("Datacenter", J::str(&config.datacenter)),
@@ -266,9 +268,7 @@ fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>, Resp> {
         };
         let value = match field(kv, "Value") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| parse_err(base64_err(&e)))?,
+            Some(Value::String(b64)) => crate::go::base64::decode(b64).map_err(parse_err)?,
             Some(v) => return Err(type_err(v, "KVTxnOp.KV.Value", "[]uint8")),
         };
         ops.push(KvOp {
@@ -292,16 +292,6 @@ fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>, Resp> {
         ));
     }
     Ok(ops)
-}
-
-fn base64_err(e: &base64::DecodeError) -> String {
-    let at = match e {
-        base64::DecodeError::InvalidByte(i, _) => *i,
-        base64::DecodeError::InvalidLength(i) => *i,
-        base64::DecodeError::InvalidLastSymbol(i, _) => *i,
-        base64::DecodeError::InvalidPadding => 0,
-    };
-    format!("illegal base64 data at input byte {at}")
 }
 
 struct TxnErr {
@@ -450,56 +440,37 @@ fn filter_results(results: Vec<J>, authz: &Authz) -> Vec<J> {
         .collect()
 }
 
-pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
+pub(crate) async fn handle(shared: &Shared, req: &Req) -> Answer {
     if req.method != Method::PUT {
-        return method_not_allowed(&req.method, &["PUT"]);
+        return Err(method_not_allowed(&req.method, &["PUT"]));
     }
     if req.body.len() > MAX_BODY {
-        return Resp::text(
-            413,
-            format!(
-                "Request body({} bytes) too large, max size: {MAX_BODY} bytes. See https://www.consul.io/docs/agent/options.html#txn_max_req_len.",
-                req.body.len()
-            ),
-        );
+        return Err(too_large(req.body.len()));
     }
-    let ops = match parse_ops(&req.body, &shared.config) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    if let Err(r) = shared.check_dc(req) {
-        return r;
-    }
+    let ops = parse_ops(&req.body, &shared.config)?;
+    shared.check_dc(req)?;
     if let Some(Catalog::Unsupported(what)) = ops.iter().find_map(|o| match &o.catalog {
         Some(c @ Catalog::Unsupported(_)) => Some(c),
         _ => None,
     }) {
-        return Resp::text(501, what.clone());
+        return Err(Resp::text(501, what.clone()));
     }
     let writes = ops.iter().any(|o| match &o.catalog {
         Some(_) => o.verb != "get",
         None => is_write(&o.verb),
     });
     let meta = if writes {
-        if let Err(r) = shared.wait_leader().await {
-            return r;
-        }
+        shared.wait_leader().await?;
         None
     } else {
-        let qo = crate::http::QueryOpts {
+        let qo = QueryOpts {
             min_index: 0,
             wait: std::time::Duration::ZERO,
             stale: req.has("stale"),
         };
-        match shared.read_meta(&qo).await {
-            Ok(m) => Some(m),
-            Err(r) => return r,
-        }
+        Some(shared.read_meta(&qo).await?)
     };
-    let authz = match shared.authz(req) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let authz = shared.authz(req)?;
     let now = Instant::now();
     let outcome: Result<Vec<J>, Vec<TxnErr>> = shared.write(|st| {
         let pre = pre_check(&ops, &authz, st, now);
@@ -535,7 +506,7 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
         Ok(r) => (200, J::Arr(filter_results(r, &authz)), J::Null),
         Err(e) => (409, J::Null, errors_json(&e)),
     };
-    match meta {
+    Ok(match meta {
         None => {
             let r = Resp::json(
                 status,
@@ -548,7 +519,17 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Resp {
             }
         }
         Some(m) => read_resp(status, results, errors, m),
-    }
+    })
+}
+
+/// Consul's 413 for a `/v1/txn` body above `txn_max_req_len`.
+pub(crate) fn too_large(n: usize) -> Resp {
+    Resp::text(
+        413,
+        format!(
+            "Request body({n} bytes) too large, max size: {MAX_BODY} bytes. See https://www.consul.io/docs/agent/options.html#txn_max_req_len."
+        ),
+    )
 }
 
 fn read_resp(status: u16, results: J, errors: J, m: Meta) -> Resp {
