@@ -8,11 +8,11 @@ use hyper::Method;
 use crate::acl::Need;
 use crate::blocking::{self, query_opts};
 use crate::go;
-use crate::go::json::J;
 use crate::request::{Req, MAX_BODY};
 use crate::resp::{bool_resp, denied, method_not_allowed, Answer, Resp};
 use crate::shared::Shared;
 use crate::store::Entry;
+use crate::wire::DirEntry;
 
 pub(crate) async fn handle(shared: &Shared, req: &Req, key: &str) -> Answer {
     match req.method {
@@ -68,9 +68,7 @@ async fn get(shared: &Shared, req: &Req, key: &str) -> Answer {
         if list.is_empty() {
             return Ok(Resp::empty(404).meta(Some(idx), meta));
         }
-        return Ok(
-            Resp::json(200, &J::Arr(list.into_iter().map(J::Str).collect())).meta(Some(idx), meta),
-        );
+        return Ok(Resp::json(200, &list).meta(Some(idx), meta));
     }
     if recurse {
         let (idx, list) = blocking::query(shared, &qo, |st| {
@@ -86,10 +84,14 @@ async fn get(shared: &Shared, req: &Req, key: &str) -> Answer {
         if list.is_empty() {
             return Ok(Resp::empty(404).meta(Some(idx), meta));
         }
-        return Ok(
-            Resp::json(200, &J::Arr(list.iter().map(|e| e.to_json(true)).collect()))
-                .meta(Some(idx), meta),
-        );
+        return Ok(Resp::json(
+            200,
+            &list
+                .iter()
+                .map(|e| DirEntry::new(e, true))
+                .collect::<Vec<_>>(),
+        )
+        .meta(Some(idx), meta));
     }
     if !authz.key(key, Need::Read) {
         return Err(denied());
@@ -114,7 +116,7 @@ async fn get(shared: &Shared, req: &Req, key: &str) -> Answer {
             applied: false,
         }
         .meta(Some(idx), meta),
-        Some(e) => Resp::json(200, &J::Arr(vec![e.to_json(true)])).meta(Some(idx), meta),
+        Some(e) => Resp::json(200, &[DirEntry::new(&e, true)]).meta(Some(idx), meta),
     })
 }
 

@@ -42,6 +42,7 @@ mod status;
 mod store;
 mod tls;
 mod txn;
+mod wire;
 
 pub use acl::{Access, AclConfig, AclToken};
 pub use config::ServerConfig;

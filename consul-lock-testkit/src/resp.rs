@@ -2,9 +2,10 @@
 //! and body; the answers every endpoint shares (403, 405, Go's `ServeMux` 404).
 
 use hyper::Method;
+use serde::Serialize;
 
 use crate::acl;
-use crate::go::json::J;
+use crate::go;
 
 /// What a handler returns: `Err` is an early answer (a 4xx or 5xx found before the work),
 /// so that handlers can use `?`; both sides are sent the same way.
@@ -25,13 +26,20 @@ pub(crate) struct Resp {
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 
 impl Resp {
-    pub(crate) fn json(status: u16, v: &J) -> Resp {
-        Resp {
-            status,
-            headers: vec![("Content-Type", "application/json".into())],
-            body: v.to_go_pretty().into_bytes(),
-            consul_headers: true,
-            applied: false,
+    /// `v` printed as Consul prints JSON (Go's indentation and escapes).
+    pub(crate) fn json<T: Serialize + ?Sized>(status: u16, v: &T) -> Resp {
+        match go::json::to_go_pretty(v) {
+            Ok(body) => Resp {
+                status,
+                headers: vec![("Content-Type", "application/json".into())],
+                body,
+                consul_headers: true,
+                applied: false,
+            },
+            Err(e) => Resp::text(
+                500,
+                format!("consul-lock-testkit could not encode its answer: {e}"),
+            ),
         }
     }
     pub(crate) fn text(status: u16, msg: impl Into<String>) -> Resp {
@@ -84,7 +92,7 @@ pub(crate) struct Meta {
 }
 
 pub(crate) fn bool_resp(b: bool) -> Resp {
-    Resp::json(200, &J::Bool(b))
+    Resp::json(200, &b)
 }
 
 pub(crate) fn denied() -> Resp {

@@ -8,13 +8,13 @@ use serde_json::Value;
 use crate::acl::Need;
 use crate::blocking::{self, query_opts};
 use crate::go::duration::{format as format_go_duration, parse as parse_go_duration};
-use crate::go::json::J;
 use crate::go::json_decode::{decode_go_doc, field, go_kind, GoDoc};
 use crate::go::uuid::check_uuid;
 use crate::request::Req;
 use crate::resp::{bool_resp, denied, method_not_allowed, not_found, Answer, Meta, Resp};
 use crate::shared::Shared;
 use crate::store::Session;
+use crate::wire::{SessionId, SessionJson};
 
 const SESSION_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_LOCK_DELAY_NS: i64 = 15_000_000_000;
@@ -307,7 +307,7 @@ async fn create(shared: &Shared, req: &Req) -> Answer {
     };
     let id = shared.write(|st| st.insert_session(s, Instant::now()));
     shared.ttl_notify.notify_one();
-    Ok(Resp::json(200, &J::Obj(vec![("ID", J::Str(id))])).applied())
+    Ok(Resp::json(200, &SessionId { id: &id }).applied())
 }
 
 async fn destroy(shared: &Shared, req: &Req, id: &str) -> Answer {
@@ -349,7 +349,7 @@ async fn renew(shared: &Shared, req: &Req, id: &str) -> Answer {
     }
     let renewed = shared.store().renew_session(id, Instant::now());
     let s = renewed.ok_or_else(not_found)?;
-    Ok(Resp::json(200, &J::Arr(vec![s.to_json()])).applied())
+    Ok(Resp::json(200, &[SessionJson::new(&s)]).applied())
 }
 
 enum Read<'a> {
@@ -402,5 +402,8 @@ async fn read(shared: &Shared, req: &Req, what: Read<'_>) -> Answer {
         (st.sessions_table_index(), v)
     })
     .await;
-    Ok(Resp::json(200, &J::Arr(list.iter().map(Session::to_json).collect())).meta(Some(idx), meta))
+    Ok(
+        Resp::json(200, &list.iter().map(SessionJson::new).collect::<Vec<_>>())
+            .meta(Some(idx), meta),
+    )
 }

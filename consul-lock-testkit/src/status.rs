@@ -1,11 +1,12 @@
 //! `/v1/status/leader`, `/v1/status/peers` and `/v1/agent/self`.
 
 use hyper::Method;
+use serde::Serialize;
 
-use crate::go::json::J;
 use crate::request::Req;
 use crate::resp::{method_not_allowed, Answer, Resp};
 use crate::shared::Shared;
+use crate::wire::Empty;
 
 /// The node ID the server reports for its node (`/v1/agent/self`, catalog reads in txns).
 pub(crate) const NODE_ID: &str = "7e1f4b2c-0000-4000-8000-00000000c0de";
@@ -23,29 +24,53 @@ pub(crate) fn handle(shared: &Shared, req: &Req, path: &str) -> Answer {
             } else {
                 String::new()
             };
-            Resp::json(200, &J::Str(v))
+            Resp::json(200, &v)
         }
-        "/v1/status/peers" => Resp::json(200, &J::Arr(vec![J::Str(leader_addr)])),
+        "/v1/status/peers" => Resp::json(200, &[leader_addr]),
         _ => {
             let c = &shared.config;
             Resp::json(
                 200,
-                &J::Obj(vec![
-                    (
-                        "Config",
-                        J::Obj(vec![
-                            ("Datacenter", J::str(&c.datacenter)),
-                            ("NodeName", J::str(&c.node_name)),
-                            ("NodeID", J::str(NODE_ID)),
-                            ("Revision", J::str("consul-lock-testkit")),
-                            ("Server", J::Bool(true)),
-                            ("Version", J::str("1.10.12")),
-                        ]),
-                    ),
-                    ("Member", J::Obj(vec![("Name", J::str(&c.node_name))])),
-                    ("Meta", J::Obj(vec![])),
-                ]),
+                &AgentSelf {
+                    config: AgentConfig {
+                        datacenter: &c.datacenter,
+                        node_name: &c.node_name,
+                        node_id: NODE_ID,
+                        revision: "consul-lock-testkit",
+                        server: true,
+                        version: "1.10.12",
+                    },
+                    member: Member { name: &c.node_name },
+                    meta: Empty {},
+                },
             )
         }
     })
+}
+
+/// What `/v1/agent/self` shows (the part clients read).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AgentSelf<'a> {
+    config: AgentConfig<'a>,
+    member: Member<'a>,
+    meta: Empty,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AgentConfig<'a> {
+    datacenter: &'a str,
+    node_name: &'a str,
+    #[serde(rename = "NodeID")]
+    node_id: &'a str,
+    revision: &'a str,
+    server: bool,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Member<'a> {
+    name: &'a str,
 }

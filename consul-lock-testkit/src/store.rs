@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::go::json::J;
 use crate::go::quote::quote;
 use crate::go::uuid::check_uuid;
 
@@ -48,26 +47,6 @@ impl Entry {
             && self.flags == o.flags
             && self.session == o.session
             && self.lock_index == o.lock_index
-    }
-
-    pub(crate) fn to_json(&self, with_value: bool) -> J {
-        let value = if with_value && !self.value.is_empty() {
-            J::Str(crate::go::base64::encode(&self.value))
-        } else {
-            J::Null
-        };
-        let mut f = vec![
-            ("LockIndex", J::U(self.lock_index)),
-            ("Key", J::str(&self.key)),
-            ("Flags", J::U(self.flags)),
-            ("Value", value),
-        ];
-        if !self.session.is_empty() {
-            f.push(("Session", J::str(&self.session)));
-        }
-        f.push(("CreateIndex", J::U(self.create_index)));
-        f.push(("ModifyIndex", J::U(self.modify_index)));
-        J::Obj(f)
     }
 }
 
@@ -315,44 +294,6 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn to_json(&self) -> J {
-        J::Obj(vec![
-            ("ID", J::str(&self.id)),
-            ("Name", J::str(&self.name)),
-            ("Node", J::str(&self.node)),
-            ("LockDelay", J::I(self.lock_delay_ns)),
-            (
-                "Behavior",
-                J::str(if self.behavior_delete {
-                    "delete"
-                } else {
-                    "release"
-                }),
-            ),
-            ("TTL", J::str(&self.ttl)),
-            (
-                "NodeChecks",
-                match &self.node_checks {
-                    None => J::Null,
-                    Some(v) => J::Arr(v.iter().map(J::str).collect()),
-                },
-            ),
-            (
-                "ServiceChecks",
-                match &self.service_checks {
-                    None => J::Null,
-                    Some(v) => J::Arr(
-                        v.iter()
-                            .map(|id| J::Obj(vec![("ID", J::str(id)), ("Namespace", J::str(""))]))
-                            .collect(),
-                    ),
-                },
-            ),
-            ("CreateIndex", J::U(self.create_index)),
-            ("ModifyIndex", J::U(self.modify_index)),
-        ])
-    }
-
     fn renew_deadline(&mut self, now: Instant) {
         self.deadline = self.ttl_dur.map(|t| now + t * TTL_MULTIPLIER);
     }

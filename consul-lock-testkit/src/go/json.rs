@@ -1,126 +1,146 @@
-//! JSON as Consul writes it: an ordered value type printed like Go's
-//! `json.MarshalIndent(v, "", "    ")` plus a trailing newline.
+//! JSON as Consul writes it: Go's `json.MarshalIndent(v, "", "    ")` plus a trailing
+//! newline. Values are serde types; [`GoFormatter`] gives them Go's indentation and Go's
+//! string escaping (`<`, `>`, `&`, U+2028 and U+2029 as `\u003c`..., control characters
+//! other than `\n`, `\r`, `\t` as `\u00XX`).
 
-use std::fmt::Write as _;
+use std::io;
 
-/// A JSON value whose object fields keep the order they were built in (Consul's field order).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum J {
-    Null,
-    Bool(bool),
-    U(u64),
-    I(i64),
-    Str(String),
-    Arr(Vec<J>),
-    Obj(Vec<(&'static str, J)>),
+use serde::Serialize;
+use serde_json::ser::{CharEscape, Formatter, PrettyFormatter};
+
+/// A [`Formatter`] that writes what Go's `encoding/json` writes with a 4-space indent.
+pub(crate) struct GoFormatter {
+    pretty: PrettyFormatter<'static>,
 }
 
-impl J {
-    pub(crate) fn str(s: impl Into<String>) -> J {
-        J::Str(s.into())
-    }
-
-    /// Go-style indented output with a trailing newline.
-    pub(crate) fn to_go_pretty(&self) -> String {
-        let mut out = String::new();
-        write_value(&mut out, self, 0);
-        out.push('\n');
-        out
-    }
-}
-
-fn indent(out: &mut String, level: usize) {
-    for _ in 0..level {
-        out.push_str("    ");
-    }
-}
-
-fn write_value(out: &mut String, v: &J, level: usize) {
-    match v {
-        J::Null => out.push_str("null"),
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::U(n) => {
-            let _ = write!(out, "{n}");
-        }
-        J::I(n) => {
-            let _ = write!(out, "{n}");
-        }
-        J::Str(s) => write_go_string(out, s),
-        J::Arr(items) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push_str("[\n");
-            for (i, item) in items.iter().enumerate() {
-                indent(out, level + 1);
-                write_value(out, item, level + 1);
-                if i + 1 < items.len() {
-                    out.push(',');
-                }
-                out.push('\n');
-            }
-            indent(out, level);
-            out.push(']');
-        }
-        J::Obj(fields) => {
-            if fields.is_empty() {
-                out.push_str("{}");
-                return;
-            }
-            out.push_str("{\n");
-            for (i, (k, item)) in fields.iter().enumerate() {
-                indent(out, level + 1);
-                write_go_string(out, k);
-                out.push_str(": ");
-                write_value(out, item, level + 1);
-                if i + 1 < fields.len() {
-                    out.push(',');
-                }
-                out.push('\n');
-            }
-            indent(out, level);
-            out.push('}');
+impl GoFormatter {
+    pub(crate) fn new() -> GoFormatter {
+        GoFormatter {
+            pretty: PrettyFormatter::with_indent(b"    "),
         }
     }
 }
 
-/// Writes a string the way Go's encoder does (HTML-safe escapes, `\u2028`/`\u2029`).
-pub(crate) fn write_go_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+/// Writes `\u` and four lowercase hex digits, as Go's encoder does.
+fn write_u_escape<W: ?Sized + io::Write>(w: &mut W, c: u32) -> io::Result<()> {
+    write!(w, "\\u{c:04x}")
+}
+
+impl Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        // serde_json has escaped `"`, `\` and control characters already; Go also escapes
+        // these so that JSON can be embedded in HTML and JavaScript.
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                write_u_escape(w, c as u32)?;
+                start = i + c.len_utf8();
             }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn write_char_escape<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        escape: CharEscape,
+    ) -> io::Result<()> {
+        match escape {
+            CharEscape::Quote => w.write_all(b"\\\""),
+            CharEscape::ReverseSolidus => w.write_all(b"\\\\"),
+            CharEscape::LineFeed => w.write_all(b"\\n"),
+            CharEscape::CarriageReturn => w.write_all(b"\\r"),
+            CharEscape::Tab => w.write_all(b"\\t"),
+            // Go (before 1.22) has no short forms for these.
+            CharEscape::Solidus => w.write_all(b"/"),
+            CharEscape::Backspace => write_u_escape(w, 0x08),
+            CharEscape::FormFeed => write_u_escape(w, 0x0c),
+            CharEscape::AsciiControl(b) => write_u_escape(w, u32::from(b)),
         }
     }
-    out.push('"');
+
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.pretty.begin_array(w)
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.pretty.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.pretty.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.pretty.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.pretty.begin_object(w)
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.pretty.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.pretty.begin_object_key(w, first)
+    }
+    fn end_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.pretty.end_object_key(w)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.pretty.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.pretty.end_object_value(w)
+    }
+}
+
+/// `v` as Consul prints it: Go's indented JSON with a trailing newline. The error is
+/// serde's (a map with keys that are not strings, a failing `Serialize`).
+pub(crate) fn to_go_pretty<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter::new());
+    v.serialize(&mut ser)?;
+    out.push(b'\n');
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Sample {
+        #[serde(rename = "ID")]
+        id: &'static str,
+        l: Vec<u64>,
+        e: Vec<u64>,
+        o: Option<u64>,
+        m: std::collections::BTreeMap<String, String>,
+    }
+
     #[test]
-    fn go_pretty() {
-        let v = J::Obj(vec![
-            ("ID", J::str("a<b")),
-            ("L", J::Arr(vec![J::U(1)])),
-            ("E", J::Arr(vec![])),
-        ]);
+    fn go_indent_and_escapes() {
+        let v = Sample {
+            id: "a<b>&\u{2028}\u{2029}\"\\\n\r\t\u{1}\u{8}\u{c}\u{7f}/é",
+            l: vec![1, 2],
+            e: vec![],
+            o: None,
+            m: Default::default(),
+        };
         assert_eq!(
-            v.to_go_pretty(),
-            "{\n    \"ID\": \"a\\u003cb\",\n    \"L\": [\n        1\n    ],\n    \"E\": []\n}\n"
+            String::from_utf8(to_go_pretty(&v).unwrap()).unwrap(),
+            "{\n    \"ID\": \"a\\u003cb\\u003e\\u0026\\u2028\\u2029\\\"\\\\\\n\\r\\t\\u0001\\u0008\\u000c\u{7f}/é\",\n    \"L\": [\n        1,\n        2\n    ],\n    \"E\": [],\n    \"O\": null,\n    \"M\": {}\n}\n"
         );
     }
 }
