@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::acl::Need;
 use crate::blocking::{self, query_opts};
 use crate::go::duration::{format as format_go_duration, parse as parse_go_duration};
-use crate::go::json_decode::{decode_go_doc, field, go_kind, GoDoc};
+use crate::go::json_decode::{
+    decode_go_doc, field, field_range_error, field_type_error, value_type_error, GoDoc,
+};
 use crate::go::uuid::check_uuid;
 use crate::request::Req;
 use crate::resp::{bool_resp, denied, method_not_allowed, not_found, Answer, Meta, Resp};
@@ -63,10 +65,7 @@ fn decode_err(m: impl std::fmt::Display) -> Resp {
 }
 
 fn type_err(v: &Value, field: &str, ty: &str) -> Resp {
-    decode_err(format!(
-        "json: cannot unmarshal {} into Go struct field .{field} of type {ty}",
-        go_kind(v)
-    ))
+    decode_err(field_type_error(v, &format!(".{field}"), ty))
 }
 
 /// Go's decoding of a JSON array into a `[]string` that already holds `default`: element
@@ -99,8 +98,10 @@ fn check_u64(v: &Value, name: &str) -> Result<(), Resp> {
     match v {
         Value::Null => Ok(()),
         Value::Number(n) if n.as_u64().is_some() => Ok(()),
-        Value::Number(n) => Err(decode_err(format!(
-            "json: cannot unmarshal number {n} into Go struct field .{name} of type uint64"
+        Value::Number(n) => Err(decode_err(field_range_error(
+            n,
+            &format!(".{name}"),
+            "uint64",
         ))),
         v => Err(type_err(v, name, "uint64")),
     }
@@ -213,9 +214,9 @@ fn parse_create(body: &[u8], node_name: &str) -> Result<CreateReq, Resp> {
             }
             GoDoc::Other(Value::Null) => {}
             GoDoc::Other(v) => {
-                return Err(decode_err(format!(
-                    "json: cannot unmarshal {} into Go value of type struct {{ LockDelay interface {{}}; *structs.Alias }}",
-                    go_kind(&v)
+                return Err(decode_err(value_type_error(
+                    &v,
+                    "struct { LockDelay interface {}; *structs.Alias }",
                 )))
             }
         }

@@ -3,6 +3,7 @@
 //! one wins), fields match case-insensitively, and type errors name Go's JSON kinds.
 
 use super::json_syntax::go_syntax_check;
+use super::quote::quote;
 
 /// Decodes the first JSON value of a body the way Go's decoder would accept it. Members of
 /// an object whose keys differ only in ASCII case name the same Go struct field, which keeps
@@ -154,4 +155,65 @@ pub(crate) fn field<'a>(
         .rev()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
+}
+
+/// Go's `UnmarshalTypeError` text for a JSON value `v` whose kind cannot go into a field
+/// (`field` as Go names it: `Struct.Field`, or `.Field` in an anonymous struct) of Go type
+/// `ty`.
+pub(crate) fn field_type_error(v: &serde_json::Value, field: &str, ty: &str) -> String {
+    format!(
+        "json: cannot unmarshal {} into Go struct field {field} of type {ty}",
+        go_kind(v)
+    )
+}
+
+/// Go's `UnmarshalTypeError` text for a number out of the range of a field's type (Go
+/// names the number itself).
+pub(crate) fn field_range_error(n: &serde_json::Number, field: &str, ty: &str) -> String {
+    format!("json: cannot unmarshal number {n} into Go struct field {field} of type {ty}")
+}
+
+/// Go's `UnmarshalTypeError` text for a whole value (not a struct field) of Go type `ty`.
+pub(crate) fn value_type_error(v: &serde_json::Value, ty: &str) -> String {
+    format!(
+        "json: cannot unmarshal {} into Go value of type {ty}",
+        go_kind(v)
+    )
+}
+
+/// Go's error for a member that names no field, when unknown fields are refused
+/// (`DisallowUnknownFields`).
+pub(crate) fn unknown_field_error(name: &str) -> String {
+    format!("json: unknown field {}", quote(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn go_error_texts() {
+        assert_eq!(
+            field_type_error(&json!("x"), ".TTL", "int"),
+            "json: cannot unmarshal string into Go struct field .TTL of type int"
+        );
+        assert_eq!(
+            field_type_error(&json!(1), ".Name", "string"),
+            "json: cannot unmarshal number into Go struct field .Name of type string"
+        );
+        let serde_json::Value::Number(n) = json!(-1) else {
+            unreachable!()
+        };
+        assert_eq!(
+            field_range_error(&n, "KVTxnOp.KV.Flags", "uint64"),
+            "json: cannot unmarshal number -1 into Go struct field KVTxnOp.KV.Flags of type uint64"
+        );
+        assert_eq!(
+            value_type_error(&json!([]), "api.TxnOp"),
+            "json: cannot unmarshal array into Go value of type api.TxnOp"
+        );
+        assert_eq!(unknown_field_error("X"), "json: unknown field \"X\"");
+    }
 }

@@ -6,8 +6,9 @@ use serde_json::Value;
 
 use super::catalog::{catalog_op, field_str, Catalog};
 use crate::config::ServerConfig;
-use crate::go::json_decode::{decode_go, field, go_kind};
-use crate::go::quote::quote as go_quote;
+use crate::go::json_decode::{
+    decode_go, field, field_range_error, field_type_error, unknown_field_error, value_type_error,
+};
 use crate::resp::Resp;
 
 /// One operation of a transaction: a KV operation, or a catalog read of something the test
@@ -36,10 +37,7 @@ fn parse_err(m: impl std::fmt::Display) -> Resp {
 }
 
 fn type_err(v: &Value, path: &str, ty: &str) -> Resp {
-    parse_err(format!(
-        "json: cannot unmarshal {} into Go struct field {path} of type {ty}",
-        go_kind(v)
-    ))
+    parse_err(field_type_error(v, path, ty))
 }
 
 pub(super) fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>, Resp> {
@@ -47,23 +45,13 @@ pub(super) fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>,
     let arr = match v {
         Value::Array(a) => a,
         Value::Null => Vec::new(),
-        v => {
-            return Err(parse_err(format!(
-                "json: cannot unmarshal {} into Go value of type api.TxnOps",
-                go_kind(&v)
-            )))
-        }
+        v => return Err(parse_err(value_type_error(&v, "api.TxnOps"))),
     };
     let mut ops = Vec::with_capacity(arr.len());
     for item in arr.iter() {
         let obj = match item {
             Value::Object(o) => o,
-            v => {
-                return Err(parse_err(format!(
-                    "json: cannot unmarshal {} into Go value of type api.TxnOp",
-                    go_kind(v)
-                )))
-            }
+            v => return Err(parse_err(value_type_error(v, "api.TxnOp"))),
         };
         // Consul decodes the operations strictly: an unknown member is a 400.
         if let Some(k) = obj.keys().find(|k| {
@@ -71,7 +59,7 @@ pub(super) fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>,
                 .iter()
                 .any(|f| k.eq_ignore_ascii_case(f))
         }) {
-            return Err(parse_err(format!("json: unknown field {}", go_quote(k))));
+            return Err(parse_err(unknown_field_error(k)));
         }
         let kv = match field(obj, "KV") {
             Some(Value::Object(kv)) => kv,
@@ -117,7 +105,7 @@ pub(super) fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>,
             .iter()
             .any(|f| k.eq_ignore_ascii_case(f))
         }) {
-            return Err(parse_err(format!("json: unknown field {}", go_quote(k))));
+            return Err(parse_err(unknown_field_error(k)));
         }
         let s = |name: &str| -> Result<String, Resp> {
             match field(kv, name) {
@@ -130,8 +118,10 @@ pub(super) fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>,
             match field(kv, name) {
                 None | Some(Value::Null) => Ok(0),
                 Some(Value::Number(x)) => x.as_u64().ok_or_else(|| {
-                    parse_err(format!(
-                        "json: cannot unmarshal number {x} into Go struct field KVTxnOp.KV.{name} of type uint64"
+                    parse_err(field_range_error(
+                        x,
+                        &format!("KVTxnOp.KV.{name}"),
+                        "uint64",
                     ))
                 }),
                 Some(v) => Err(type_err(v, &format!("KVTxnOp.KV.{name}"), "uint64")),
