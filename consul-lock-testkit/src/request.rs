@@ -104,18 +104,22 @@ async fn drain(body: &mut Incoming) -> usize {
 
 /// Parses the request the way Go's `net/http` and Consul do, then routes it.
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
-    let (parts, body) = req.into_parts();
+    match read(req).await {
+        Ok(req) => crate::router::route(shared, req).await,
+        Err(early) => early,
+    }
+}
+
+/// Reads a request; `Err` is the answer `net/http` or Consul's agent gives before any
+/// endpoint runs (a bad escape, the URL filter, a redirect, a body too large).
+async fn read(req: Request<Incoming>) -> Result<Req, Resp> {
+    let (parts, mut body) = req.into_parts();
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let Some(decoded) = go::url::percent_decode_strict(&raw_path, false) else {
-        let mut r = Resp::text(400, "400 Bad Request");
-        r.consul_headers = false;
-        return r;
-    };
+    let decoded = go::url::percent_decode_strict(&raw_path, false)
+        .ok_or_else(|| Resp::text(400, "400 Bad Request").bare())?;
     if refused_by_url_filter(&decoded) {
-        let mut r = Resp::empty(400);
-        r.consul_headers = false;
-        return r;
+        return Err(Resp::empty(400).bare());
     }
     let path = String::from_utf8_lossy(&decoded).into_owned();
     let mut clean = go::path::clean_path(&path);
@@ -128,7 +132,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
             loc.push('?');
             loc.push_str(&raw_query);
         }
-        let mut r = if parts.method == Method::GET || parts.method == Method::HEAD {
+        let r = if parts.method == Method::GET || parts.method == Method::HEAD {
             Resp {
                 status: 301,
                 headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
@@ -139,42 +143,35 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
         } else {
             Resp::empty(301)
         };
-        r.consul_headers = false;
-        return r.header("Location", loc);
+        return Err(r.bare().header("Location", loc));
     }
     let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    let mut body = body;
     if let Some(n) = declared.filter(|n| *n > MAX_BODY) {
         drain(&mut body).await;
-        return too_large(&path, n);
+        return Err(too_large(&path, n));
     }
     let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(f) => {
-                if let Ok(data) = f.into_data() {
-                    buf.extend_from_slice(&data);
-                    if buf.len() > MAX_BODY {
-                        let n = buf.len() + drain(&mut body).await;
-                        return too_large(&path, n);
-                    }
-                }
+        let frame = frame.map_err(|_| Resp::text(400, "Failed to read the request body"))?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > MAX_BODY {
+                let n = buf.len() + drain(&mut body).await;
+                return Err(too_large(&path, n));
             }
-            Err(_) => return Resp::text(400, "Failed to read the request body"),
         }
     }
-    let req = Req {
+    Ok(Req {
         method: parts.method,
         path,
         query: go::url::parse_query(&raw_query),
         headers: parts.headers,
         body: Bytes::from(buf),
-    };
-    crate::router::route(shared, req).await
+    })
 }
 
 #[cfg(test)]

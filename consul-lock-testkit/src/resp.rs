@@ -65,6 +65,12 @@ impl Resp {
         self.applied = true;
         self
     }
+    /// Marks an answer Go's `net/http` gives before Consul's handler wrapper runs (so none
+    /// of Consul's headers).
+    pub(crate) fn bare(mut self) -> Resp {
+        self.consul_headers = false;
+        self
+    }
     pub(crate) fn header(mut self, name: &'static str, v: impl Into<String>) -> Resp {
         self.headers.push((name, v.into()));
         self
@@ -111,7 +117,5 @@ pub(crate) fn method_not_allowed(method: &Method, allow: &[&str]) -> Resp {
 /// Go's `ServeMux` answer to a path no pattern matches: 404 with an empty body and none of
 /// Consul's headers.
 pub(crate) fn not_found() -> Resp {
-    let mut r = Resp::empty(404);
-    r.consul_headers = false;
-    r
+    Resp::empty(404).bare()
 }

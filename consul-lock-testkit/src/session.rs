@@ -9,7 +9,8 @@ use crate::acl::Need;
 use crate::blocking::{self, query_opts};
 use crate::go::duration::{format as format_go_duration, parse as parse_go_duration};
 use crate::go::json_decode::{
-    decode_go_doc, field, field_range_error, field_type_error, value_type_error, GoDoc,
+    decode_go_doc, decode_string_slice, decode_uint64, field, field_type_error, value_type_error,
+    GoDoc,
 };
 use crate::go::uuid::check_uuid;
 use crate::request::Req;
@@ -68,45 +69,6 @@ fn type_err(v: &Value, field: &str, ty: &str) -> Resp {
     decode_err(field_type_error(v, &format!(".{field}"), ty))
 }
 
-/// Go's decoding of a JSON array into a `[]string` that already holds `default`: element
-/// `i` decoded from `null` keeps the old element `i` (or `""` past its end); `null` for the
-/// whole array makes it nil.
-fn string_list(
-    v: &Value,
-    name: &str,
-    ty: &str,
-    default: &[&str],
-) -> Result<Option<Vec<String>>, Resp> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) => Ok(s.clone()),
-                Value::Null => Ok(default.get(i).map(|d| d.to_string()).unwrap_or_default()),
-                v => Err(type_err(v, name, ty)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        v => Err(type_err(v, name, &format!("[]{ty}"))),
-    }
-}
-
-/// Go's decoding into `uint64`.
-fn check_u64(v: &Value, name: &str) -> Result<(), Resp> {
-    match v {
-        Value::Null => Ok(()),
-        Value::Number(n) if n.as_u64().is_some() => Ok(()),
-        Value::Number(n) => Err(decode_err(field_range_error(
-            n,
-            &format!(".{name}"),
-            "uint64",
-        ))),
-        v => Err(type_err(v, name, "uint64")),
-    }
-}
-
 /// Decodes one member into `out`; a type error is returned (Go reports the first one).
 fn decode_member(out: &mut CreateReq, key: &str, v: &Value) -> Result<(), Resp> {
     let string = |name: &str, ty: &str| -> Result<Option<String>, Resp> {
@@ -126,8 +88,12 @@ fn decode_member(out: &mut CreateReq, key: &str, v: &Value) -> Result<(), Resp> 
                 .unwrap_or(std::mem::take(&mut out.behavior))
         }
         "ttl" => out.ttl = string("TTL", "string")?.unwrap_or(std::mem::take(&mut out.ttl)),
-        "createindex" => check_u64(v, "CreateIndex")?,
-        "modifyindex" => check_u64(v, "ModifyIndex")?,
+        "createindex" => {
+            decode_uint64(v, ".CreateIndex").map_err(decode_err)?;
+        }
+        "modifyindex" => {
+            decode_uint64(v, ".ModifyIndex").map_err(decode_err)?;
+        }
         // `LockDelay interface{}`: a string is a Go duration, a number nanoseconds, anything
         // else counts as 0; below 1000 ns the value is taken as seconds (FixupLockDelay).
         "lockdelay" => {
@@ -155,8 +121,14 @@ fn decode_member(out: &mut CreateReq, key: &str, v: &Value) -> Result<(), Resp> 
                 ns
             };
         }
-        "nodechecks" => out.node_checks = string_list(v, "NodeChecks", "string", &serf)?,
-        "checks" => out.checks = string_list(v, "Checks", "types.CheckID", &serf)?,
+        "nodechecks" => {
+            out.node_checks =
+                decode_string_slice(v, ".NodeChecks", "string", &serf).map_err(decode_err)?
+        }
+        "checks" => {
+            out.checks =
+                decode_string_slice(v, ".Checks", "types.CheckID", &serf).map_err(decode_err)?
+        }
         "servicechecks" => {
             out.service_checks = match v {
                 Value::Null => None,

@@ -187,6 +187,44 @@ pub(crate) fn unknown_field_error(name: &str) -> String {
     format!("json: unknown field {}", quote(name))
 }
 
+/// Go's decoding into a `uint64` field: `null` leaves it (0 here), a non-negative integer
+/// fits; the error is Go's text for `field` (as [`field_type_error`] names it).
+pub(crate) fn decode_uint64(v: &serde_json::Value, field: &str) -> Result<u64, String> {
+    match v {
+        serde_json::Value::Null => Ok(0),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| field_range_error(n, field, "uint64")),
+        v => Err(field_type_error(v, field, "uint64")),
+    }
+}
+
+/// Go's decoding of a JSON array into a `[]elem` of strings that already holds `old`:
+/// element `i` decoded from `null` keeps the old element `i` (or `""` past its end); `null`
+/// for the whole array makes it nil (`None`). The error is Go's text for `field`.
+pub(crate) fn decode_string_slice(
+    v: &serde_json::Value,
+    field: &str,
+    elem: &str,
+    old: &[&str],
+) -> Result<Option<Vec<String>>, String> {
+    use serde_json::Value;
+    match v {
+        Value::Null => Ok(None),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Null => Ok(old.get(i).map(|d| d.to_string()).unwrap_or_default()),
+                v => Err(field_type_error(v, field, elem)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        v => Err(field_type_error(v, field, &format!("[]{elem}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -215,5 +253,26 @@ mod tests {
             "json: cannot unmarshal array into Go value of type api.TxnOp"
         );
         assert_eq!(unknown_field_error("X"), "json: unknown field \"X\"");
+        assert_eq!(
+            decode_string_slice(&json!([null, "b", null]), ".C", "string", &["a"]),
+            Ok(Some(vec!["a".into(), "b".into(), String::new()]))
+        );
+        assert_eq!(
+            decode_string_slice(&json!([1]), ".C", "types.CheckID", &[]),
+            Err(
+                "json: cannot unmarshal number into Go struct field .C of type types.CheckID"
+                    .into()
+            )
+        );
+        assert_eq!(
+            decode_string_slice(&json!("x"), ".C", "string", &[]),
+            Err("json: cannot unmarshal string into Go struct field .C of type []string".into())
+        );
+        assert_eq!(decode_uint64(&json!(null), ".I"), Ok(0));
+        assert_eq!(decode_uint64(&json!(7), ".I"), Ok(7));
+        assert_eq!(
+            decode_uint64(&json!(1.5), ".I"),
+            Err("json: cannot unmarshal number 1.5 into Go struct field .I of type uint64".into())
+        );
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::catalog::{catalog_op, field_str, Catalog};
 use crate::config::ServerConfig;
 use crate::go::json_decode::{
-    decode_go, field, field_range_error, field_type_error, unknown_field_error, value_type_error,
+    decode_go, decode_uint64, field, field_type_error, unknown_field_error, value_type_error,
 };
 use crate::resp::Resp;
 
@@ -115,17 +115,8 @@ pub(super) fn parse_ops(body: &[u8], config: &ServerConfig) -> Result<Vec<KvOp>,
             }
         };
         let n = |name: &str| -> Result<u64, Resp> {
-            match field(kv, name) {
-                None | Some(Value::Null) => Ok(0),
-                Some(Value::Number(x)) => x.as_u64().ok_or_else(|| {
-                    parse_err(field_range_error(
-                        x,
-                        &format!("KVTxnOp.KV.{name}"),
-                        "uint64",
-                    ))
-                }),
-                Some(v) => Err(type_err(v, &format!("KVTxnOp.KV.{name}"), "uint64")),
-            }
+            let v = field(kv, name).unwrap_or(&Value::Null);
+            decode_uint64(v, &format!("KVTxnOp.KV.{name}")).map_err(parse_err)
         };
         let value = match field(kv, "Value") {
             None | Some(Value::Null) => Vec::new(),
