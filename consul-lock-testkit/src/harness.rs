@@ -139,7 +139,7 @@ impl TestConsul {
         match self {
             TestConsul::Embedded(s) => s.config().session_ttl_min,
             TestConsul::Agent { .. } => match std::env::var(TTL_MIN_ENV) {
-                Ok(v) => crate::godur::parse_duration(&v).unwrap_or_else(|| {
+                Ok(v) => crate::go::duration::parse_std(&v).unwrap_or_else(|| {
                     eprintln!("consul-lock-testkit: ignoring {TTL_MIN_ENV}={v:?} (not a duration like \"10s\"); using 10s");
                     Duration::from_secs(10)
                 }),

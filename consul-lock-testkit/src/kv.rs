@@ -6,17 +6,20 @@ use std::time::Instant;
 use hyper::Method;
 
 use crate::acl::Need;
-use crate::http::{bool_resp, denied, method_not_allowed, query_opts, Req, Resp, MAX_BODY};
-use crate::json::J;
+use crate::blocking::{self, query_opts};
+use crate::go;
+use crate::request::{Req, MAX_BODY};
+use crate::resp::{bool_resp, denied, method_not_allowed, Answer, Resp};
 use crate::shared::Shared;
 use crate::store::Entry;
+use crate::wire::DirEntry;
 
-pub(crate) async fn handle(shared: &Shared, req: &Req, key: &str) -> Resp {
+pub(crate) async fn handle(shared: &Shared, req: &Req, key: &str) -> Answer {
     match req.method {
         Method::GET => get(shared, req, key).await,
         Method::PUT => put(shared, req, key).await,
         Method::DELETE => delete(shared, req, key).await,
-        _ => method_not_allowed(&req.method, &["GET", "PUT", "DELETE"]),
+        _ => Err(method_not_allowed(&req.method, &["GET", "PUT", "DELETE"])),
     }
 }
 
@@ -35,97 +38,70 @@ fn conflicting(req: &Req, flags: &[&str]) -> Result<(), Resp> {
     Ok(())
 }
 
-/// Go's `strconv.ParseUint(v, 10, 64)`, with its error texts (no sign allowed).
+/// A `?flags=` or `?cas=` value: Go's `strconv.ParseUint`, its error a 500 (as Consul's).
 fn parse_u64(v: &str) -> Result<u64, Resp> {
-    let parsed = if v.starts_with('+') {
-        None
-    } else {
-        v.parse::<u64>().ok()
-    };
-    parsed.ok_or_else(|| {
-        let why = if v.is_empty() || v.bytes().any(|b| !b.is_ascii_digit()) {
-            "invalid syntax"
-        } else {
-            "value out of range"
-        };
-        Resp::text(
-            500,
-            format!(
-                "strconv.ParseUint: parsing {}: {why}",
-                crate::godur::go_quote(v)
-            ),
-        )
-    })
+    go::strconv::parse_uint(v).map_err(|e| Resp::text(500, e))
 }
 
-async fn get(shared: &Shared, req: &Req, key: &str) -> Resp {
-    let qo = match query_opts(req) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
-    if let Err(r) = shared.check_dc(req) {
-        return r;
-    }
+async fn get(shared: &Shared, req: &Req, key: &str) -> Answer {
+    let qo = query_opts(req)?;
+    shared.check_dc(req)?;
     let keys = req.has("keys");
     let recurse = req.has("recurse");
     if !keys && !recurse && key.is_empty() {
-        return missing_key();
+        return Err(missing_key());
     }
-    let meta = match shared.read_meta(&qo).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let authz = match shared.authz(req) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let meta = shared.read_meta(&qo).await?;
+    let authz = shared.authz(req)?;
     if keys {
         let sep = req.get("separator").unwrap_or("").to_string();
-        let (idx, list) = shared
-            .blocking(&qo, |st| {
-                let (i, k) = st.kv.keys(key, &sep);
-                (
-                    i,
-                    k.into_iter()
-                        .filter(|k| authz.key(k, Need::Read))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .await;
-        if list.is_empty() {
-            return Resp::empty(404).meta(Some(idx), meta);
-        }
-        return Resp::json(200, &J::Arr(list.into_iter().map(J::Str).collect()))
-            .meta(Some(idx), meta);
-    }
-    if recurse {
-        let (idx, list) = shared
-            .blocking(&qo, |st| {
-                let (i, v) = st.kv.list(key);
-                (
-                    i,
-                    v.into_iter()
-                        .filter(|e| authz.key(&e.key, Need::Read))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .await;
-        if list.is_empty() {
-            return Resp::empty(404).meta(Some(idx), meta);
-        }
-        return Resp::json(200, &J::Arr(list.iter().map(|e| e.to_json(true)).collect()))
-            .meta(Some(idx), meta);
-    }
-    if !authz.key(key, Need::Read) {
-        return denied();
-    }
-    let (idx, entry) = shared
-        .blocking(&qo, |st| {
-            let (i, e) = st.kv.get(key);
-            (i, e.cloned())
+        let (idx, list) = blocking::query(shared, &qo, |st| {
+            let (i, k) = st.kv.keys(key, &sep);
+            (
+                i,
+                k.into_iter()
+                    .filter(|k| authz.key(k, Need::Read))
+                    .collect::<Vec<_>>(),
+            )
         })
         .await;
-    match entry {
+        if list.is_empty() {
+            return Ok(Resp::empty(404).meta(Some(idx), meta));
+        }
+        return Ok(Resp::json(200, &list).meta(Some(idx), meta));
+    }
+    if recurse {
+        let (idx, list) = blocking::query(shared, &qo, |st| {
+            let (i, v) = st.kv.list(key);
+            (
+                i,
+                v.into_iter()
+                    .filter(|e| authz.key(&e.key, Need::Read))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await;
+        if list.is_empty() {
+            return Ok(Resp::empty(404).meta(Some(idx), meta));
+        }
+        return Ok(Resp::json(
+            200,
+            &list
+                .iter()
+                .map(|e| DirEntry::new(e, true))
+                .collect::<Vec<_>>(),
+        )
+        .meta(Some(idx), meta));
+    }
+    if !authz.key(key, Need::Read) {
+        return Err(denied());
+    }
+    let (idx, entry) = blocking::query(shared, &qo, |st| {
+        let (i, e) = st.kv.get(key);
+        (i, e.cloned())
+    })
+    .await;
+    Ok(match entry {
         None => Resp::empty(404).meta(Some(idx), meta),
         Some(e) if req.has("raw") => Resp {
             status: 200,
@@ -140,8 +116,8 @@ async fn get(shared: &Shared, req: &Req, key: &str) -> Resp {
             applied: false,
         }
         .meta(Some(idx), meta),
-        Some(e) => Resp::json(200, &J::Arr(vec![e.to_json(true)])).meta(Some(idx), meta),
-    }
+        Some(e) => Resp::json(200, &[DirEntry::new(&e, true)]).meta(Some(idx), meta),
+    })
 }
 
 enum PutOp {
@@ -151,26 +127,18 @@ enum PutOp {
     Unlock(String),
 }
 
-async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
+async fn put(shared: &Shared, req: &Req, key: &str) -> Answer {
     if key.is_empty() {
-        return missing_key();
+        return Err(missing_key());
     }
-    if let Err(r) = conflicting(req, &["cas", "acquire", "release"]) {
-        return r;
-    }
+    conflicting(req, &["cas", "acquire", "release"])?;
     let mut flags = 0;
     if let Some(f) = req.has("flags").then(|| req.get("flags").unwrap_or("")) {
-        match parse_u64(f) {
-            Ok(v) => flags = v,
-            Err(r) => return r,
-        }
+        flags = parse_u64(f)?;
     }
     let mut op = PutOp::Set;
     if req.has("cas") {
-        match parse_u64(req.get("cas").unwrap_or("")) {
-            Ok(v) => op = PutOp::Cas(v),
-            Err(r) => return r,
-        }
+        op = PutOp::Cas(parse_u64(req.get("cas").unwrap_or(""))?);
     }
     if req.has("acquire") {
         op = PutOp::Lock(req.get("acquire").unwrap_or("").to_string());
@@ -179,17 +147,12 @@ async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
         op = PutOp::Unlock(req.get("release").unwrap_or("").to_string());
     }
     if req.body.len() > MAX_BODY {
-        return too_large(req.body.len());
+        return Err(too_large(req.body.len()));
     }
-    if let Err(r) = shared.check_dc(req) {
-        return r;
-    }
-    let authz = match shared.write_access(req).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    shared.check_dc(req)?;
+    let authz = shared.write_access(req).await?;
     if !authz.key(key, Need::Write) {
-        return denied();
+        return Err(denied());
     }
     let value = req.body.to_vec();
     let now = Instant::now();
@@ -223,8 +186,8 @@ async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
         }
     });
     match result {
-        Ok(b) => bool_resp(b).applied(),
-        Err(e) => Resp::text(500, format!("raft apply failed: {e}")),
+        Ok(b) => Ok(bool_resp(b).applied()),
+        Err(e) => Err(Resp::text(500, format!("raft apply failed: {e}"))),
     }
 }
 
@@ -237,35 +200,25 @@ pub(crate) fn too_large(n: usize) -> Resp {
     )
 }
 
-async fn delete(shared: &Shared, req: &Req, key: &str) -> Resp {
-    if let Err(r) = conflicting(req, &["recurse", "cas"]) {
-        return r;
-    }
+async fn delete(shared: &Shared, req: &Req, key: &str) -> Answer {
+    conflicting(req, &["recurse", "cas"])?;
     let recurse = req.has("recurse");
     if !recurse && key.is_empty() {
-        return missing_key();
+        return Err(missing_key());
     }
     let mut cas = None;
     if req.has("cas") {
-        match parse_u64(req.get("cas").unwrap_or("")) {
-            Ok(v) => cas = Some(v),
-            Err(r) => return r,
-        }
+        cas = Some(parse_u64(req.get("cas").unwrap_or(""))?);
     }
-    if let Err(r) = shared.check_dc(req) {
-        return r;
-    }
-    let authz = match shared.write_access(req).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    shared.check_dc(req)?;
+    let authz = shared.write_access(req).await?;
     let allowed = if recurse && cas.is_none() {
         authz.key_write_prefix(key)
     } else {
         authz.key(key, Need::Write)
     };
     if !allowed {
-        return denied();
+        return Err(denied());
     }
     let ok = shared.write(|st| {
         let idx = st.next_index();
@@ -281,5 +234,5 @@ async fn delete(shared: &Shared, req: &Req, key: &str) -> Resp {
             }
         }
     });
-    bool_resp(ok).applied()
+    Ok(bool_resp(ok).applied())
 }

@@ -22,26 +22,27 @@
 #![warn(missing_docs)]
 
 mod acl;
+mod blocking;
 mod config;
 mod connlimit;
 mod error;
 mod fault_api;
 mod faults;
-mod godur;
+mod go;
 mod harness;
-mod http;
-mod json;
 mod kv;
-mod printable_table;
 pub mod real;
 mod request;
+mod resp;
+mod router;
 mod server;
 mod session;
 mod shared;
+mod status;
 mod store;
 mod tls;
 mod txn;
-mod urlfilter;
+mod wire;
 
 pub use acl::{Access, AclConfig, AclToken};
 pub use config::ServerConfig;
@@ -59,5 +60,5 @@ pub use server::TestServer;
 /// assert_eq!(consul_lock_testkit::parse_duration("soon"), None);
 /// ```
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    godur::parse_duration(s)
+    go::duration::parse_std(s)
 }

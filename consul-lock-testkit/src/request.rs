@@ -1,23 +1,82 @@
 //! Reading a request the way Go's `net/http` and Consul's agent do before any endpoint
 //! runs: the URL filter, percent-decoding, path-cleaning and trailing-slash redirects, the
-//! body size limits; then routing.
+//! body size limits; then routing. [`Req`] is the request as the endpoints see it.
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::Request;
+use hyper::header::HeaderMap;
+use hyper::{Method, Request};
 
-use crate::http::{self, Req, Resp, MAX_BODY};
+use crate::go;
+use crate::resp::Resp;
 use crate::shared::Shared;
+
+/// Consul's `kv_max_value_size` and `txn_max_req_len` defaults.
+pub(crate) const MAX_BODY: usize = 512 * 1024;
+
+/// A parsed request.
+pub(crate) struct Req {
+    pub method: Method,
+    /// The percent-decoded path.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Req {
+    pub(crate) fn has(&self, k: &str) -> bool {
+        self.query.iter().any(|(n, _)| n == k)
+    }
+    /// The first value of a query parameter, as Go's `Values.Get`.
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+    /// The ACL token: `?token=`, then `X-Consul-Token`, then `Authorization: Bearer`.
+    pub(crate) fn token(&self) -> String {
+        if let Some(t) = self.get("token").filter(|t| !t.is_empty()) {
+            return t.to_string();
+        }
+        if let Some(t) = self
+            .headers
+            .get("x-consul-token")
+            .and_then(|v| v.to_str().ok())
+        {
+            if !t.is_empty() {
+                return t.to_string();
+            }
+        }
+        self.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
+    }
+    /// Go's `url.Values.Encode()` of the whole query (sorted by key).
+    pub(crate) fn encoded_query(&self) -> String {
+        go::url::encode_query(&self.query)
+    }
+}
+
+/// Consul's URL filter: a request whose decoded URL path holds a rune that Go's
+/// `unicode.IsPrint` rejects is answered 400 with an empty body, before any handler (and
+/// before Go's path-cleaning redirects). Only the path is checked, not the query. Bytes that
+/// are not UTF-8 count as U+FFFD, which is printable (a symbol), as when Go ranges over a
+/// string.
+fn refused_by_url_filter(decoded_path: &[u8]) -> bool {
+    String::from_utf8_lossy(decoded_path)
+        .chars()
+        .any(|c| !go::printable::is_print(c))
+}
 
 fn too_large(path: &str, n: usize) -> Resp {
     if path == "/v1/txn" {
-        Resp::text(
-            413,
-            format!(
-                "Request body({n} bytes) too large, max size: {MAX_BODY} bytes. See https://www.consul.io/docs/agent/options.html#txn_max_req_len."
-            ),
-        )
+        crate::txn::too_large(n)
     } else if path.starts_with("/v1/kv/") {
         crate::kv::too_large(n)
     } else {
@@ -45,79 +104,84 @@ async fn drain(body: &mut Incoming) -> usize {
 
 /// Parses the request the way Go's `net/http` and Consul do, then routes it.
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
-    let (parts, body) = req.into_parts();
+    match read(req).await {
+        Ok(req) => crate::router::route(shared, req).await,
+        Err(early) => early,
+    }
+}
+
+/// Reads a request; `Err` is the answer `net/http` or Consul's agent gives before any
+/// endpoint runs (a bad escape, the URL filter, a redirect, a body too large).
+async fn read(req: Request<Incoming>) -> Result<Req, Resp> {
+    let (parts, mut body) = req.into_parts();
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let Some(decoded) = http::percent_decode_strict(&raw_path, false) else {
-        let mut r = Resp::text(400, "400 Bad Request");
-        r.consul_headers = false;
-        return r;
-    };
-    if crate::urlfilter::refuses(&decoded) {
-        let mut r = Resp::empty(400);
-        r.consul_headers = false;
-        return r;
+    let decoded = go::url::percent_decode_strict(&raw_path, false)
+        .ok_or_else(|| Resp::text(400, "400 Bad Request").bare())?;
+    if refused_by_url_filter(&decoded) {
+        return Err(Resp::empty(400).bare());
     }
     let path = String::from_utf8_lossy(&decoded).into_owned();
-    let mut clean = http::clean_path(&path);
-    if http::wants_trailing_slash(&clean) {
+    let mut clean = go::path::clean_path(&path);
+    if crate::router::wants_trailing_slash(&clean) {
         clean.push('/');
     }
     if clean != path {
-        let mut loc = http::path_escape(&clean);
+        let mut loc = go::url::path_escape(&clean);
         if !raw_query.is_empty() {
             loc.push('?');
             loc.push_str(&raw_query);
         }
-        let mut r = if parts.method == hyper::Method::GET || parts.method == hyper::Method::HEAD {
+        let r = if parts.method == Method::GET || parts.method == Method::HEAD {
             Resp {
                 status: 301,
                 headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
-                body: format!(
-                    "<a href=\"{}\">Moved Permanently</a>.\n\n",
-                    http::html_escape(&loc)
-                )
-                .into_bytes(),
+                body: go::redirect::moved_permanently_body(&loc).into_bytes(),
                 consul_headers: false,
                 applied: false,
             }
         } else {
             Resp::empty(301)
         };
-        r.consul_headers = false;
-        return r.header("Location", loc);
+        return Err(r.bare().header("Location", loc));
     }
     let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    let mut body = body;
     if let Some(n) = declared.filter(|n| *n > MAX_BODY) {
         drain(&mut body).await;
-        return too_large(&path, n);
+        return Err(too_large(&path, n));
     }
     let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(f) => {
-                if let Ok(data) = f.into_data() {
-                    buf.extend_from_slice(&data);
-                    if buf.len() > MAX_BODY {
-                        let n = buf.len() + drain(&mut body).await;
-                        return too_large(&path, n);
-                    }
-                }
+        let frame = frame.map_err(|_| Resp::text(400, "Failed to read the request body"))?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > MAX_BODY {
+                let n = buf.len() + drain(&mut body).await;
+                return Err(too_large(&path, n));
             }
-            Err(_) => return Resp::text(400, "Failed to read the request body"),
         }
     }
-    let req = Req {
+    Ok(Req {
         method: parts.method,
         path,
-        query: http::parse_query(&raw_query),
+        query: go::url::parse_query(&raw_query),
         headers: parts.headers,
         body: Bytes::from(buf),
-    };
-    http::route(shared, req).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_filter() {
+        assert!(refused_by_url_filter("/v1/kv/a\u{202e}b".as_bytes()));
+        assert!(!refused_by_url_filter(b"/v1/kv/a\xffb"));
+        assert!(!refused_by_url_filter("/v1/kv/é".as_bytes()));
+    }
 }

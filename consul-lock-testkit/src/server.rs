@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::config::ServerConfig;
 use crate::error::Error;
-use crate::http::Resp;
+use crate::resp::Resp;
 use crate::shared::{Shared, TaskGuard};
 use crate::store::Store;
 use crate::tls::Tls;

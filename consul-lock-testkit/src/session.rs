@@ -6,36 +6,43 @@ use hyper::Method;
 use serde_json::Value;
 
 use crate::acl::Need;
-use crate::godur::{format_go_duration, parse_go_duration};
-use crate::http::{bool_resp, denied, method_not_allowed, query_opts, Meta, Req, Resp};
-use crate::json::{decode_go_doc, field, go_kind, GoDoc, J};
+use crate::blocking::{self, query_opts};
+use crate::go::duration::{format as format_go_duration, parse as parse_go_duration};
+use crate::go::json_decode::{
+    decode_go_doc, decode_string_slice, decode_uint64, field, field_type_error, value_type_error,
+    GoDoc,
+};
+use crate::go::uuid::check_uuid;
+use crate::request::Req;
+use crate::resp::{bool_resp, denied, method_not_allowed, not_found, Answer, Meta, Resp};
 use crate::shared::Shared;
-use crate::store::{check_uuid, Session};
+use crate::store::Session;
+use crate::wire::{SessionId, SessionJson};
 
 const SESSION_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_LOCK_DELAY_NS: i64 = 15_000_000_000;
 const SERF_HEALTH: &str = "serfHealth";
 
-pub(crate) async fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
+pub(crate) async fn handle(shared: &Shared, req: &Req, rest: &str) -> Answer {
     // Go's ServeMux patterns: `create` and `list` exact, the others subtrees (`info/`, ...).
     let (verb, arg) = match rest.split_once('/') {
         Some((v, a)) => (v, Some(a)),
         None => (rest, None),
     };
     match (verb, arg) {
-        ("create" | "list", Some(_)) => crate::http::not_found(),
-        ("destroy" | "renew" | "info" | "node", None) => crate::http::not_found(),
+        ("create" | "list", Some(_)) => Err(not_found()),
+        ("destroy" | "renew" | "info" | "node", None) => Err(not_found()),
         ("create", None) if req.method == Method::PUT => create(shared, req).await,
         ("destroy", Some(id)) if req.method == Method::PUT => destroy(shared, req, id).await,
         ("renew", Some(id)) if req.method == Method::PUT => renew(shared, req, id).await,
-        ("create" | "destroy" | "renew", _) => method_not_allowed(&req.method, &["PUT"]),
+        ("create" | "destroy" | "renew", _) => Err(method_not_allowed(&req.method, &["PUT"])),
         ("info" | "node" | "list", _) if req.method != Method::GET => {
-            method_not_allowed(&req.method, &["GET"])
+            Err(method_not_allowed(&req.method, &["GET"]))
         }
         ("info", Some(id)) => read(shared, req, Read::Info(id)).await,
         ("node", Some(n)) => read(shared, req, Read::Node(n)).await,
         ("list", None) => read(shared, req, Read::List).await,
-        _ => crate::http::not_found(),
+        _ => Err(not_found()),
     }
 }
 
@@ -59,47 +66,7 @@ fn decode_err(m: impl std::fmt::Display) -> Resp {
 }
 
 fn type_err(v: &Value, field: &str, ty: &str) -> Resp {
-    decode_err(format!(
-        "json: cannot unmarshal {} into Go struct field .{field} of type {ty}",
-        go_kind(v)
-    ))
-}
-
-/// Go's decoding of a JSON array into a `[]string` that already holds `default`: element
-/// `i` decoded from `null` keeps the old element `i` (or `""` past its end); `null` for the
-/// whole array makes it nil.
-fn string_list(
-    v: &Value,
-    name: &str,
-    ty: &str,
-    default: &[&str],
-) -> Result<Option<Vec<String>>, Resp> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) => Ok(s.clone()),
-                Value::Null => Ok(default.get(i).map(|d| d.to_string()).unwrap_or_default()),
-                v => Err(type_err(v, name, ty)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        v => Err(type_err(v, name, &format!("[]{ty}"))),
-    }
-}
-
-/// Go's decoding into `uint64`.
-fn check_u64(v: &Value, name: &str) -> Result<(), Resp> {
-    match v {
-        Value::Null => Ok(()),
-        Value::Number(n) if n.as_u64().is_some() => Ok(()),
-        Value::Number(n) => Err(decode_err(format!(
-            "json: cannot unmarshal number {n} into Go struct field .{name} of type uint64"
-        ))),
-        v => Err(type_err(v, name, "uint64")),
-    }
+    decode_err(field_type_error(v, &format!(".{field}"), ty))
 }
 
 /// Decodes one member into `out`; a type error is returned (Go reports the first one).
@@ -121,8 +88,12 @@ fn decode_member(out: &mut CreateReq, key: &str, v: &Value) -> Result<(), Resp> 
                 .unwrap_or(std::mem::take(&mut out.behavior))
         }
         "ttl" => out.ttl = string("TTL", "string")?.unwrap_or(std::mem::take(&mut out.ttl)),
-        "createindex" => check_u64(v, "CreateIndex")?,
-        "modifyindex" => check_u64(v, "ModifyIndex")?,
+        "createindex" => {
+            decode_uint64(v, ".CreateIndex").map_err(decode_err)?;
+        }
+        "modifyindex" => {
+            decode_uint64(v, ".ModifyIndex").map_err(decode_err)?;
+        }
         // `LockDelay interface{}`: a string is a Go duration, a number nanoseconds, anything
         // else counts as 0; below 1000 ns the value is taken as seconds (FixupLockDelay).
         "lockdelay" => {
@@ -150,8 +121,14 @@ fn decode_member(out: &mut CreateReq, key: &str, v: &Value) -> Result<(), Resp> 
                 ns
             };
         }
-        "nodechecks" => out.node_checks = string_list(v, "NodeChecks", "string", &serf)?,
-        "checks" => out.checks = string_list(v, "Checks", "types.CheckID", &serf)?,
+        "nodechecks" => {
+            out.node_checks =
+                decode_string_slice(v, ".NodeChecks", "string", &serf).map_err(decode_err)?
+        }
+        "checks" => {
+            out.checks =
+                decode_string_slice(v, ".Checks", "types.CheckID", &serf).map_err(decode_err)?
+        }
         "servicechecks" => {
             out.service_checks = match v {
                 Value::Null => None,
@@ -209,9 +186,9 @@ fn parse_create(body: &[u8], node_name: &str) -> Result<CreateReq, Resp> {
             }
             GoDoc::Other(Value::Null) => {}
             GoDoc::Other(v) => {
-                return Err(decode_err(format!(
-                    "json: cannot unmarshal {} into Go value of type struct {{ LockDelay interface {{}}; *structs.Alias }}",
-                    go_kind(&v)
+                return Err(decode_err(value_type_error(
+                    &v,
+                    "struct { LockDelay interface {}; *structs.Alias }",
                 )))
             }
         }
@@ -230,55 +207,45 @@ fn parse_create(body: &[u8], node_name: &str) -> Result<CreateReq, Resp> {
     Ok(out)
 }
 
-async fn create(shared: &Shared, req: &Req) -> Resp {
-    let c = match parse_create(&req.body, &shared.config.node_name) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(r) = shared.check_dc(req) {
-        return r;
-    }
-    let authz = match shared.write_access(req).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn create(shared: &Shared, req: &Req) -> Answer {
+    let c = parse_create(&req.body, &shared.config.node_name)?;
+    shared.check_dc(req)?;
+    let authz = shared.write_access(req).await?;
     if c.node.is_empty() {
-        return Resp::text(500, "Must provide Node");
+        return Err(Resp::text(500, "Must provide Node"));
     }
     let node = c.node.clone();
     if !authz.session(&node, Need::Write) {
-        return denied();
+        return Err(denied());
     }
     let behavior_delete = match c.behavior.as_str() {
         "" | "release" => false,
         "delete" => true,
-        b => return Resp::text(500, format!("Invalid Behavior setting '{b}'")),
+        b => return Err(Resp::text(500, format!("Invalid Behavior setting '{b}'"))),
     };
     let mut ttl_dur = None;
     if !c.ttl.is_empty() {
-        let ns = match parse_go_duration(&c.ttl) {
-            Ok(ns) => ns,
-            Err(e) => return Resp::text(500, format!("Session TTL '{}' invalid: {e}", c.ttl)),
-        };
+        let ns = parse_go_duration(&c.ttl)
+            .map_err(|e| Resp::text(500, format!("Session TTL '{}' invalid: {e}", c.ttl)))?;
         let min = shared.config.session_ttl_min;
         let min_ns = min.as_nanos() as i64;
         let max_ns = SESSION_TTL_MAX.as_nanos() as i64;
         if ns != 0 && (ns < min_ns || ns > max_ns) {
-            return Resp::text(
+            return Err(Resp::text(
                 500,
                 format!(
                     "Invalid Session TTL '{ns}', must be between [{}={}]",
                     format_go_duration(min_ns),
                     format_go_duration(max_ns)
                 ),
-            );
+            ));
         }
         if ns > 0 {
             ttl_dur = Some(Duration::from_nanos(ns as u64));
         }
     }
     if node != shared.config.node_name {
-        return Resp::text(500, "apply failed: Missing node registration");
+        return Err(Resp::text(500, "apply failed: Missing node registration"));
     }
     let lookups = c.node_checks.iter().flatten();
     let lookups = lookups.chain(c.checks.iter().flatten());
@@ -287,15 +254,15 @@ async fn create(shared: &Shared, req: &Req) -> Resp {
         .find(|ch| ch.as_str() != SERF_HEALTH)
     {
         if bad.is_empty() {
-            return Resp::text(
+            return Err(Resp::text(
                 500,
                 "apply failed: failed check lookup: index error: object is missing a value for this index",
-            );
+            ));
         }
-        return Resp::text(
+        return Err(Resp::text(
             500,
             format!("apply failed: Missing check '{bad}' registration"),
-        );
+        ));
     }
     let s = Session {
         id: uuid::Uuid::new_v4().to_string(),
@@ -313,56 +280,49 @@ async fn create(shared: &Shared, req: &Req) -> Resp {
     };
     let id = shared.write(|st| st.insert_session(s, Instant::now()));
     shared.ttl_notify.notify_one();
-    Resp::json(200, &J::Obj(vec![("ID", J::Str(id))])).applied()
+    Ok(Resp::json(200, &SessionId { id: &id }).applied())
 }
 
-async fn destroy(shared: &Shared, req: &Req, id: &str) -> Resp {
+async fn destroy(shared: &Shared, req: &Req, id: &str) -> Answer {
     if id.is_empty() {
-        return Resp::text(400, "Missing session");
+        return Err(Resp::text(400, "Missing session"));
     }
-    let authz = match shared.write_access(req).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Err(m) = check_uuid(id) {
-        return Resp::text(
+    let authz = shared.write_access(req).await?;
+    check_uuid(id).map_err(|m| {
+        Resp::text(
             500,
             format!("apply failed: failed session lookup: index error: {m}"),
-        );
-    }
+        )
+    })?;
     let node = shared.store().session(id).map(|s| s.node.clone());
     let Some(node) = node else {
         // Still a raft apply: it consumes an index, though no table changes.
         shared.write(|st| st.next_index());
-        return bool_resp(true).applied();
+        return Ok(bool_resp(true).applied());
     };
     if !authz.session(&node, Need::Write) {
-        return denied();
+        return Err(denied());
     }
     shared.write(|st| st.invalidate_session(id, Instant::now()));
-    bool_resp(true).applied()
+    Ok(bool_resp(true).applied())
 }
 
-async fn renew(shared: &Shared, req: &Req, id: &str) -> Resp {
+async fn renew(shared: &Shared, req: &Req, id: &str) -> Answer {
     if id.is_empty() {
-        return Resp::text(400, "Missing session");
+        return Err(Resp::text(400, "Missing session"));
     }
-    let authz = match shared.write_access(req).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Err(m) = check_uuid(id) {
-        return Resp::text(500, format!("failed session lookup: index error: {m}"));
-    }
+    let authz = shared.write_access(req).await?;
+    check_uuid(id)
+        .map_err(|m| Resp::text(500, format!("failed session lookup: index error: {m}")))?;
+    let not_found = || Resp::text(404, format!("Session id '{id}' not found"));
     let node = shared.store().session(id).map(|s| s.node.clone());
-    match node {
-        None => Resp::text(404, format!("Session id '{id}' not found")),
-        Some(n) if !authz.session(&n, Need::Write) => denied(),
-        Some(_) => match shared.store().renew_session(id, Instant::now()) {
-            Some(s) => Resp::json(200, &J::Arr(vec![s.to_json()])).applied(),
-            None => Resp::text(404, format!("Session id '{id}' not found")),
-        },
+    let node = node.ok_or_else(not_found)?;
+    if !authz.session(&node, Need::Write) {
+        return Err(denied());
     }
+    let renewed = shared.store().renew_session(id, Instant::now());
+    let s = renewed.ok_or_else(not_found)?;
+    Ok(Resp::json(200, &[SessionJson::new(&s)]).applied())
 }
 
 enum Read<'a> {
@@ -371,14 +331,11 @@ enum Read<'a> {
     List,
 }
 
-async fn read(shared: &Shared, req: &Req, what: Read<'_>) -> Resp {
-    let qo = match query_opts(req) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+async fn read(shared: &Shared, req: &Req, what: Read<'_>) -> Answer {
+    let qo = query_opts(req)?;
     match what {
-        Read::Info("") => return Resp::text(400, "Missing session"),
-        Read::Node("") => return Resp::text(400, "Missing node name"),
+        Read::Info("") => return Err(Resp::text(400, "Missing session")),
+        Read::Node("") => return Err(Resp::text(400, "Missing node name")),
         _ => {}
     }
     // From here on the errors come from the RPC, and Consul still sets the query metadata
@@ -392,40 +349,34 @@ async fn read(shared: &Shared, req: &Req, what: Read<'_>) -> Resp {
             },
         )
     };
-    if let Err(r) = shared.check_dc(req) {
-        return rpc_err(r);
-    }
+    shared.check_dc(req).map_err(rpc_err)?;
     if let Read::Info(id) = what {
-        if let Err(m) = check_uuid(id) {
-            return rpc_err(Resp::text(
+        check_uuid(id).map_err(|m| {
+            rpc_err(Resp::text(
                 500,
                 format!("failed session lookup: index error: {m}"),
-            ));
-        }
+            ))
+        })?;
     }
-    let meta = match shared.read_meta(&qo).await {
-        Ok(m) => m,
-        Err(r) => return rpc_err(r),
-    };
-    let authz = match shared.authz(req) {
-        Ok(a) => a,
-        Err(r) => return rpc_err(r),
-    };
-    let (idx, list) = shared
-        .blocking(&qo, |st| {
-            let v: Vec<Session> = st
-                .sessions
-                .values()
-                .filter(|s| match what {
-                    Read::Info(id) => s.id.eq_ignore_ascii_case(id),
-                    Read::Node(n) => s.node == n,
-                    Read::List => true,
-                })
-                .filter(|s| authz.session(&s.node, Need::Read))
-                .cloned()
-                .collect();
-            (st.sessions_table_index(), v)
-        })
-        .await;
-    Resp::json(200, &J::Arr(list.iter().map(Session::to_json).collect())).meta(Some(idx), meta)
+    let meta = shared.read_meta(&qo).await.map_err(rpc_err)?;
+    let authz = shared.authz(req).map_err(rpc_err)?;
+    let (idx, list) = blocking::query(shared, &qo, |st| {
+        let v: Vec<Session> = st
+            .sessions
+            .values()
+            .filter(|s| match what {
+                Read::Info(id) => s.id.eq_ignore_ascii_case(id),
+                Read::Node(n) => s.node == n,
+                Read::List => true,
+            })
+            .filter(|s| authz.session(&s.node, Need::Read))
+            .cloned()
+            .collect();
+        (st.sessions_table_index(), v)
+    })
+    .await;
+    Ok(
+        Resp::json(200, &list.iter().map(SessionJson::new).collect::<Vec<_>>())
+            .meta(Some(idx), meta),
+    )
 }

@@ -1,5 +1,7 @@
 //! The state shared by the listener, the connection tasks, the TTL timer task and the
-//! [`TestServer`](crate::TestServer) handle.
+//! [`TestServer`](crate::TestServer) handle, and what every endpoint asks of it: writes that
+//! wake blocking queries, the leader checks (held while there is none, as Consul does), ACL
+//! resolution and the datacenter check.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,8 +11,12 @@ use std::time::Instant;
 
 use tokio::sync::{watch, Notify};
 
+use crate::acl::{self, Authz};
+use crate::blocking::QueryOpts;
 use crate::config::ServerConfig;
 use crate::faults::Faults;
+use crate::request::Req;
+use crate::resp::{Meta, Resp};
 use crate::store::Store;
 
 pub(crate) struct Shared {
@@ -73,6 +79,78 @@ impl Shared {
 
     pub(crate) fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Holds a request while there is no leader, up to `leaderless_hold`.
+    pub(crate) async fn wait_leader(&self) -> Result<(), Resp> {
+        let deadline = Instant::now() + self.config.leaderless_hold;
+        let mut rx = self.faults.leader.subscribe();
+        loop {
+            let st = *rx.borrow_and_update();
+            let now = Instant::now();
+            if st.in_election(now) {
+                // A client agent's RPC to the old leader fails at once during an election.
+                return Err(Resp::text(500, self.faults.election_error()));
+            }
+            if st.has_leader(now) {
+                return Ok(());
+            }
+            if now >= deadline {
+                return Err(Resp::text(500, "No cluster leader"));
+            }
+            let wake = st.until.map_or(deadline, |u| u.min(deadline));
+            tokio::select! {
+                r = rx.changed() => { if r.is_err() { return Err(Resp::text(500, "No cluster leader")); } }
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    /// Leader check for a read: stale reads answer at once, others are held.
+    pub(crate) async fn read_meta(&self, qo: &QueryOpts) -> Result<Meta, Resp> {
+        let st = self.faults.leader_state();
+        let now = Instant::now();
+        if st.has_leader(now) {
+            return Ok(Meta {
+                known_leader: true,
+                last_contact_ms: 0,
+            });
+        }
+        if qo.stale {
+            let since = st
+                .since
+                .map_or(0, |s| now.duration_since(s).as_millis() as u64);
+            return Ok(Meta {
+                known_leader: false,
+                last_contact_ms: since,
+            });
+        }
+        self.wait_leader().await?;
+        Ok(Meta {
+            known_leader: true,
+            last_contact_ms: 0,
+        })
+    }
+
+    /// What every write needs before it runs: a leader (held while there is none, as
+    /// Consul does) and the caller's ACL token resolved.
+    pub(crate) async fn write_access(&self, req: &Req) -> Result<Authz, Resp> {
+        self.wait_leader().await?;
+        self.authz(req)
+    }
+
+    pub(crate) fn authz(&self, req: &Req) -> Result<Authz, Resp> {
+        acl::resolve(self.config.acl.as_ref(), &req.token()).map_err(|m| Resp::text(403, m))
+    }
+
+    /// `?dc=` naming another datacenter.
+    pub(crate) fn check_dc(&self, req: &Req) -> Result<(), Resp> {
+        match req.get("dc") {
+            Some(dc) if !dc.is_empty() && dc != self.config.datacenter => {
+                Err(Resp::text(500, "No path to datacenter"))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -6,9 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-
-use crate::json::J;
+use crate::go::quote::quote;
+use crate::go::uuid::check_uuid;
 
 /// Consul's cap on a lock-delay.
 pub(crate) const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
@@ -48,26 +47,6 @@ impl Entry {
             && self.flags == o.flags
             && self.session == o.session
             && self.lock_index == o.lock_index
-    }
-
-    pub(crate) fn to_json(&self, with_value: bool) -> J {
-        let value = if with_value && !self.value.is_empty() {
-            J::Str(base64::engine::general_purpose::STANDARD.encode(&self.value))
-        } else {
-            J::Null
-        };
-        let mut f = vec![
-            ("LockIndex", J::U(self.lock_index)),
-            ("Key", J::str(&self.key)),
-            ("Flags", J::U(self.flags)),
-            ("Value", value),
-        ];
-        if !self.session.is_empty() {
-            f.push(("Session", J::str(&self.session)));
-        }
-        f.push(("CreateIndex", J::U(self.create_index)));
-        f.push(("ModifyIndex", J::U(self.modify_index)));
-        J::Obj(f)
     }
 }
 
@@ -132,10 +111,7 @@ impl Kv {
         }
         check_uuid(&e.session).map_err(|m| format!("failed session lookup: index error: {m}"))?;
         if !sessions.contains_key(&e.session.to_ascii_lowercase()) {
-            return Err(format!(
-                "invalid session {}",
-                crate::godur::go_quote(&e.session)
-            ));
+            return Err(format!("invalid session {}", quote(&e.session)));
         }
         match self.entries.get(&e.key) {
             Some(x) if x.session == e.session => {
@@ -318,44 +294,6 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn to_json(&self) -> J {
-        J::Obj(vec![
-            ("ID", J::str(&self.id)),
-            ("Name", J::str(&self.name)),
-            ("Node", J::str(&self.node)),
-            ("LockDelay", J::I(self.lock_delay_ns)),
-            (
-                "Behavior",
-                J::str(if self.behavior_delete {
-                    "delete"
-                } else {
-                    "release"
-                }),
-            ),
-            ("TTL", J::str(&self.ttl)),
-            (
-                "NodeChecks",
-                match &self.node_checks {
-                    None => J::Null,
-                    Some(v) => J::Arr(v.iter().map(J::str).collect()),
-                },
-            ),
-            (
-                "ServiceChecks",
-                match &self.service_checks {
-                    None => J::Null,
-                    Some(v) => J::Arr(
-                        v.iter()
-                            .map(|id| J::Obj(vec![("ID", J::str(id)), ("Namespace", J::str(""))]))
-                            .collect(),
-                    ),
-                },
-            ),
-            ("CreateIndex", J::U(self.create_index)),
-            ("ModifyIndex", J::U(self.modify_index)),
-        ])
-    }
-
     fn renew_deadline(&mut self, now: Instant) {
         self.deadline = self.ttl_dur.map(|t| now + t * TTL_MULTIPLIER);
     }
@@ -482,31 +420,6 @@ impl Store {
         }
         due.len()
     }
-}
-
-/// go-memdb's UUID index check, with its texts.
-pub(crate) fn check_uuid(s: &str) -> Result<(), String> {
-    if s.len() != 36 {
-        return Err("UUID must be 36 characters".into());
-    }
-    let hyphens = s.matches('-').count();
-    if hyphens > 4 {
-        return Err(format!(
-            "UUID should have maximum of 4 \"-\"; got {hyphens}"
-        ));
-    }
-    let clean: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
-    if clean.len() % 2 != 0 {
-        return Err("Input (without hyphens) must be even length".into());
-    }
-    if let Some(b) = clean.iter().find(|b| !b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "Invalid UUID: encoding/hex: invalid byte: U+{:04X} {}",
-            b,
-            crate::godur::go_quote(&char::from(*b).to_string()).replace('"', "'")
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates src/printable_table.rs: the code points Go's `unicode.IsPrint` accepts.
+"""Generates src/go/printable_table.rs: the code points Go's `unicode.IsPrint` accepts.
 
 Go's rule: letters (L*), marks (M*), numbers (N*), punctuation (P*), symbols (S*) and the
 ASCII space U+0020 are printable; everything else (controls, format characters, other
@@ -11,7 +11,7 @@ the file). Go's tables may be of another version: code points assigned in betwee
 printable for one and not for the other.
 
 Usage (from the crate directory):
-    python3 tools/gen_printable.py > src/printable_table.rs
+    python3 tools/gen_printable.py > src/go/printable_table.rs
 """
 import sys
 import unicodedata

@@ -1,33 +1,10 @@
 //! Go's `time.ParseDuration` and `time.Duration.String`, which Consul's texts are made of.
 
-/// Go's `strconv.Quote`, enough for error messages.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let n = c as u32;
-                if n < 0x80 {
-                    out.push_str(&format!("\\x{n:02x}"));
-                } else {
-                    out.push_str(&format!("\\u{n:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+use super::quote::quote;
 
 /// Parses a Go duration string into nanoseconds, with Go's error texts.
-pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration {}", go_quote(orig));
+pub(crate) fn parse(orig: &str) -> Result<i64, String> {
+    let invalid = || format!("time: invalid duration {}", quote(orig));
     let mut s = orig;
     let mut neg = false;
     if let Some(r) = s.strip_prefix('-') {
@@ -73,7 +50,7 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
             .unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         if unit.is_empty() {
-            return Err(format!("time: missing unit in duration {}", go_quote(orig)));
+            return Err(format!("time: missing unit in duration {}", quote(orig)));
         }
         let mult: u128 = match unit {
             "ns" => 1,
@@ -85,8 +62,8 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
             _ => {
                 return Err(format!(
                     "time: unknown unit {} in duration {}",
-                    go_quote(unit),
-                    go_quote(orig)
+                    quote(unit),
+                    quote(orig)
                 ))
             }
         };
@@ -116,7 +93,7 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
 }
 
 /// Go's `Duration.String()`.
-pub(crate) fn format_go_duration(ns: i64) -> String {
+pub(crate) fn format(ns: i64) -> String {
     if ns == 0 {
         return "0s".into();
     }
@@ -164,9 +141,10 @@ fn frac(v: u64, div: u64) -> String {
     format!("{whole}.{}", f.trim_end_matches('0'))
 }
 
-/// Parses the humantime-ish durations the devserver and harness accept ("10s", "500ms", "1m").
-pub(crate) fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let ns = parse_go_duration(s.trim()).ok()?;
+/// A Go duration as a [`std::time::Duration`] (the devserver's and harness's settings:
+/// "10s", "500ms", "1m"); `None` when it does not parse or is negative.
+pub(crate) fn parse_std(s: &str) -> Option<std::time::Duration> {
+    let ns = parse(s.trim()).ok()?;
     u64::try_from(ns).ok().map(std::time::Duration::from_nanos)
 }
 
@@ -175,30 +153,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse() {
-        assert_eq!(parse_go_duration("15s"), Ok(15_000_000_000));
-        assert_eq!(parse_go_duration("1.5h"), Ok(5_400_000_000_000));
-        assert_eq!(parse_go_duration("-1s"), Ok(-1_000_000_000));
+    fn parses_with_go_texts() {
+        assert_eq!(parse("15s"), Ok(15_000_000_000));
+        assert_eq!(parse("1.5h"), Ok(5_400_000_000_000));
+        assert_eq!(parse("-1s"), Ok(-1_000_000_000));
+        assert_eq!(parse("abc"), Err("time: invalid duration \"abc\"".into()));
         assert_eq!(
-            parse_go_duration("abc"),
-            Err("time: invalid duration \"abc\"".into())
-        );
-        assert_eq!(
-            parse_go_duration("10"),
+            parse("10"),
             Err("time: missing unit in duration \"10\"".into())
         );
         assert_eq!(
-            parse_go_duration("10x"),
+            parse("10x"),
             Err("time: unknown unit \"x\" in duration \"10x\"".into())
         );
     }
 
     #[test]
-    fn format() {
-        assert_eq!(format_go_duration(10_000_000_000), "10s");
-        assert_eq!(format_go_duration(86_400_000_000_000), "24h0m0s");
-        assert_eq!(format_go_duration(90_000_000_000), "1m30s");
-        assert_eq!(format_go_duration(500_000_000), "500ms");
-        assert_eq!(format_go_duration(1_500_000_000), "1.5s");
+    fn formats_as_go() {
+        assert_eq!(format(10_000_000_000), "10s");
+        assert_eq!(format(86_400_000_000_000), "24h0m0s");
+        assert_eq!(format(90_000_000_000), "1m30s");
+        assert_eq!(format(500_000_000), "500ms");
+        assert_eq!(format(1_500_000_000), "1.5s");
     }
 }

@@ -1,10 +1,7 @@
-//! Consul's URL filter: a request whose decoded URL path holds a rune that Go's
-//! `unicode.IsPrint` rejects is answered 400 with an empty body, before any handler (and
-//! before Go's path-cleaning redirects). Only the path is checked, not the query. Bytes that
-//! are not UTF-8 count as U+FFFD, which is printable (a symbol), as when Go ranges over a
-//! string.
+//! Go's `unicode.IsPrint`, by a table generated from the Unicode database
+//! (`printable_table.rs`).
 
-use crate::printable_table::PRINTABLE;
+use super::printable_table::PRINTABLE;
 
 /// Go's `unicode.IsPrint` (by the generated table).
 pub(crate) fn is_print(c: char) -> bool {
@@ -20,13 +17,6 @@ pub(crate) fn is_print(c: char) -> bool {
             }
         })
         .is_ok()
-}
-
-/// Whether Consul refuses this decoded path.
-pub(crate) fn refuses(decoded_path: &[u8]) -> bool {
-    String::from_utf8_lossy(decoded_path)
-        .chars()
-        .any(|c| !is_print(c))
 }
 
 #[cfg(test)]
@@ -55,7 +45,5 @@ mod tests {
         ] {
             assert!(!is_print(c), "{c:?} is not printable");
         }
-        assert!(refuses("/v1/kv/a\u{202e}b".as_bytes()));
-        assert!(!refuses(b"/v1/kv/a\xffb"));
     }
 }
