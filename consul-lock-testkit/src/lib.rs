@@ -32,12 +32,9 @@ mod harness;
 mod http;
 mod json;
 mod kv;
-<<<<<<< HEAD
 mod printable_table;
-mod request;
-=======
 pub mod real;
->>>>>>> real-consul
+mod request;
 mod server;
 mod session;
 mod shared;
