@@ -158,7 +158,7 @@ pub fn client() -> Result<Client> {
 /// ```
 pub fn set_key_prefix(prefix: impl Into<String>) -> Result<()> {
     let prefix = prefix.into();
-    crate::key::validate(&prefix, "key prefix")?;
+    crate::key::validate_prefix(&prefix)?;
     write(|d| d.key_prefix = Some(prefix));
     Ok(())
 }
@@ -223,7 +223,9 @@ pub fn acquire_timeout() -> Duration {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidOption`] when the timeout is zero or above 86400 s.
+/// [`Error::InvalidOption`] when the timeout is zero or above 86400 s. The lower bound of
+/// the range (10 s, Consul's `session_ttl_min`) belongs to the client, which may be set lower
+/// for an agent configured so: it is checked when a lock is acquired, against that client.
 ///
 /// ```
 /// use consul_lock_runtime::defaults;
@@ -241,7 +243,12 @@ pub fn set_lock_timeout(timeout: Duration) -> Result<()> {
     if timeout.is_zero() || timeout > SESSION_TTL_MAX {
         return Err(Error::InvalidOption {
             option: "lock_timeout",
-            reason: format!("{timeout:?} is outside 10..=86400 s"),
+            reason: format!(
+                "{timeout:?} is {}; give a lock timeout above zero and at most {} s (the lower \
+                 bound, the client's session_ttl_min, is checked when a lock is acquired)",
+                if timeout.is_zero() { "zero" } else { "too long" },
+                SESSION_TTL_MAX.as_secs()
+            ),
         });
     }
     write(|d| d.lock_timeout = timeout);

@@ -42,28 +42,30 @@
 
 #![warn(missing_docs)]
 
-mod background;
+mod api;
 mod client;
 mod config;
-mod consul;
 pub mod defaults;
 mod error;
+mod exec;
 mod guard;
-mod http;
+mod helpers;
 pub mod key;
 mod lock;
-mod retry;
-mod teardown;
+mod protocol;
 mod value;
 
+pub use api::{KvEntry, SessionInfo};
 pub use client::Client;
 pub use config::{
-    ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN, SESSION_TTL_MAX,
+    consul_base_url, ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN,
+    SESSION_TTL_MAX,
 };
-pub use consul::{KvEntry, SessionInfo};
 pub use error::{Blocker, Error, Result};
-pub use guard::{LockGuard, LockHandle, Lost, LostReason};
-pub use lock::{Lock, MAX_VALUE_SIZE, WAITERS_SUFFIX};
+pub use guard::{LockGuard, LockHandle, Lost};
+pub use lock::{Lock, MAX_VALUE_SIZE};
+pub use protocol::lease::LostReason;
+pub use protocol::queue::WAITERS_SUFFIX;
 pub use value::{default_value, ValueGenerator};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every
@@ -83,7 +85,7 @@ pub use value::{default_value, ValueGenerator};
 /// # Ok(()) }
 /// ```
 pub async fn flush_releases() {
-    background::settle().await;
+    exec::settle().await;
 }
 
 /// Blocking form of [`flush_releases`], safe inside a tokio runtime.
@@ -103,7 +105,10 @@ pub async fn flush_releases() {
 /// # Ok(()) }
 /// ```
 pub fn flush_releases_blocking() -> Result<()> {
-    background::run_blocking(background::settle())
+    exec::run_blocking(async {
+        exec::settle().await;
+        Ok(())
+    })
 }
 
 /// How many background releases and cleanups are in flight now.
@@ -120,5 +125,5 @@ pub fn flush_releases_blocking() -> Result<()> {
 /// ```
 #[must_use]
 pub fn pending_releases() -> usize {
-    background::pending()
+    exec::pending()
 }
