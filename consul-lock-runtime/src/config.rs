@@ -71,13 +71,6 @@ impl Token {
     }
 
     /// The secret itself, for sending it to Consul.
-    ///
-    /// ```
-    /// use consul_lock_runtime::Token;
-    /// let token = Token::new("s3cr3t");
-    /// let header = ("X-Consul-Token", token.expose());
-    /// assert_eq!(header.1, "s3cr3t");
-    /// ```
     #[must_use]
     pub fn expose(&self) -> &str {
         &self.0
@@ -492,9 +485,7 @@ pub fn consul_base_url(address: &str, tls: bool) -> Result<String> {
     let raw = address.trim().trim_end_matches('/');
     let bad = |reason: &str| Error::InvalidOption {
         option: "address (CONSUL_HTTP_ADDR)",
-        reason: format!(
-            "{raw:?} {reason}; use host:port, http://host:port or https://host:port"
-        ),
+        reason: format!("{raw:?} {reason}; use host:port, http://host:port or https://host:port"),
     };
     let (scheme, rest) = if let Some(rest) = raw.strip_prefix("http://") {
         ("http", rest)

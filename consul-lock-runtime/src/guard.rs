@@ -1,6 +1,6 @@
 //! A held lock: the guard that releases it, and the handle that observes it. The guard decides
 //! where its background work runs (renewal, key watch, expiry timer, release on drop); what
-//! that work does is the protocol's [`lease`](crate::protocol::lease).
+//! that work does is the protocol's [`crate::protocol::lease`].
 
 use std::fmt;
 use std::future::Future;
@@ -309,8 +309,8 @@ impl LockGuard {
     ///
     /// # Errors
     ///
-    /// [`Error::Unreachable`](crate::Error::Unreachable), [`Error::ConsulRefused`](crate::Error::ConsulRefused)
-    /// or [`Error::PermissionDenied`](crate::Error::PermissionDenied) when the session could
+    /// [`Error::Unreachable`], [`Error::ConsulRefused`]
+    /// or [`Error::PermissionDenied`] when the session could
     /// not be destroyed; the key is then freed by the TTL.
     ///
     /// ```

@@ -314,10 +314,7 @@ mod tests {
             let key = render_one(value).unwrap();
             let segments: Vec<&str> = key.split('/').collect();
             assert_eq!(segments.len(), 3, "{value:?} gave {key:?}");
-            assert!(
-                validate(&key).is_ok(),
-                "{value:?} gave invalid {key:?}"
-            );
+            assert!(validate(&key).is_ok(), "{value:?} gave invalid {key:?}");
         }
         assert!(render_one("").is_err());
     }

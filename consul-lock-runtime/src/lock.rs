@@ -1,10 +1,7 @@
-//! The lock (Python's `EphemeralLock`) and the acquire protocol.
-//!
-//! One session per acquisition (`LockDelay: 0s`, `Behavior: delete`, `TTL` = lock timeout);
-//! acquire with one `/v1/txn` `lock` (its `ModifyIndex` is the fencing token); wait for a held
-//! key with blocking queries, renewing the waiter's session while it waits; retry transient
-//! failures and lock-delay refusals with jittered backoff, never past the deadline. A session
-//! left over by a failed or cancelled acquire is destroyed.
+//! The lock (Python's `EphemeralLock`): the builder, its checks before any request, and the
+//! entry points (async, blocking, fail-soft, and `hold` forms). Each entry point resolves a
+//! [`Plan`], decides where the acquire runs ([`exec`]), and runs the protocol's
+//! [`crate::protocol::acquire`] there.
 
 use std::fmt;
 use std::future::Future;
@@ -331,8 +328,17 @@ impl Lock {
         let renew = self.renew;
         Ok(async move {
             let taken = acquire::acquire(&plan, Exec).await?;
-            let Plan { client, key, ttl, .. } = plan;
-            let lease = Lease::new(client, key, taken.session_id, taken.fencing_token, ttl, taken.renewed);
+            let Plan {
+                client, key, ttl, ..
+            } = plan;
+            let lease = Lease::new(
+                client,
+                key,
+                taken.session_id,
+                taken.fencing_token,
+                ttl,
+                taken.renewed,
+            );
             Ok(LockGuard::start(lease, renew))
         })
     }

@@ -134,15 +134,18 @@ impl Client {
         if reply.status == 404 {
             return Ok((Vec::new(), index));
         }
-        let entries: Vec<RawEntry> = serde_json::from_slice(&reply.body).map_err(|e| {
-            unexpected(key, "read the key", reply.status, &e.to_string())
-        })?;
+        let entries: Vec<RawEntry> = serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, "read the key", reply.status, &e.to_string()))?;
         let entries = entries.into_iter().map(RawEntry::into_entry).collect();
         Ok((entries, index))
     }
 
     /// `GET /v1/kv/<prefix>?keys`: the names of the keys under `prefix` (none on 404).
-    pub(crate) async fn kv_key_names(&self, prefix: &str, timeout: Duration) -> Result<Vec<String>> {
+    pub(crate) async fn kv_key_names(
+        &self,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>> {
         let path = format!("/v1/kv/{}", encode_path(prefix));
         let call = Call::new(Method::GET, path, prefix, "list keys", timeout)
             .with_query("keys", String::new());
@@ -150,9 +153,8 @@ impl Client {
         if reply.status == 404 {
             return Ok(Vec::new());
         }
-        serde_json::from_slice(&reply.body).map_err(|e| {
-            unexpected(prefix, "list keys", reply.status, &e.to_string())
-        })
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(prefix, "list keys", reply.status, &e.to_string()))
     }
 
     /// `PUT /v1/kv/<entry>?acquire=<session>` with an empty value: `Ok(true)` when the session

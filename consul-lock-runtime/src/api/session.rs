@@ -88,9 +88,7 @@ impl Client {
         let reply = call.send(self, &[]).await?;
         serde_json::from_slice::<CreatedSession>(&reply.body)
             .map(|s| s.id)
-            .map_err(|e| {
-                unexpected(key, "create a session", reply.status, &e.to_string())
-            })
+            .map_err(|e| unexpected(key, "create a session", reply.status, &e.to_string()))
     }
 
     /// `PUT /v1/session/destroy/<id>`; with `Behavior: delete` this deletes the held key.
@@ -128,8 +126,7 @@ impl Client {
         let path = "/v1/session/list".into();
         let call = Call::new(Method::GET, path, key, "list sessions", timeout);
         let reply = call.send(self, &[]).await?;
-        serde_json::from_slice(&reply.body).map_err(|e| {
-            unexpected(key, "list sessions", reply.status, &e.to_string())
-        })
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, "list sessions", reply.status, &e.to_string()))
     }
 }

@@ -113,7 +113,10 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
                 // Taken ahead of older waiters (a releaser overtaking the queue): give it back
                 // and queue up, so that waiters are served in order. Should the unlock fail,
                 // dropping `pending` destroys the session, which frees the key.
-                tracing::trace!(fencing_token = modify_index, "yielding the key to an older waiter");
+                tracing::trace!(
+                    fencing_token = modify_index,
+                    "yielding the key to an older waiter"
+                );
                 client
                     .txn_unlock(&plan.key, pending.id(), timeout)
                     .await

@@ -222,7 +222,10 @@ pub(crate) async fn renew(lease: &Lease) {
         }
         let timeout = (valid_until - now).min(attempt_limit);
         let client = &lease.client;
-        match client.session_renew(&lease.key, &lease.session_id, timeout).await {
+        match client
+            .session_renew(&lease.key, &lease.session_id, timeout)
+            .await
+        {
             Ok(true) => {
                 lease.renewed_at(now);
                 next = now + half;

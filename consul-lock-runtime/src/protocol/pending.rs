@@ -91,7 +91,10 @@ impl<B: Background> PendingSession<B> {
             return Ok(true);
         }
         let sent = Instant::now();
-        let alive = self.client.session_renew(&self.key, &self.id, timeout).await?;
+        let alive = self
+            .client
+            .session_renew(&self.key, &self.id, timeout)
+            .await?;
         if alive {
             self.renewed = sent;
         }
@@ -107,7 +110,9 @@ impl<B: Background> PendingSession<B> {
     pub(crate) async fn join_queue(&mut self, entry: &str, timeout: Duration) -> Result<()> {
         if !self.queued {
             let client = &self.client;
-            client.kv_acquire(&self.key, entry, &self.id, timeout).await?;
+            client
+                .kv_acquire(&self.key, entry, &self.id, timeout)
+                .await?;
             self.queued = true;
         }
         Ok(())
