@@ -321,9 +321,11 @@ impl Lock {
         })
     }
 
-    /// Acquires on the caller's runtime or the worker (see [`exec::run`]), and starts the
-    /// guard there.
-    fn acquire_where(&self) -> Result<impl Future<Output = Result<LockGuard>> + Send + 'static> {
+    /// The whole acquisition as one piece of work, for the entry points to run where it should
+    /// run ([`exec::run`] or [`exec::run_blocking`]): the protocol's acquire, then the guard,
+    /// started where the acquire ran (so that a guard whose caller went away is dropped, and
+    /// released, there).
+    fn acquisition(&self) -> Result<impl Future<Output = Result<LockGuard>> + Send + 'static> {
         let plan = self.plan()?;
         let renew = self.renew;
         Ok(async move {
@@ -371,7 +373,7 @@ impl Lock {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<LockGuard> {
-        exec::run(self.acquire_where()?).await
+        exec::run(self.acquisition()?).await
     }
 
     /// Like [`acquire`](Self::acquire), but "not acquired in time" is `Ok(None)` (Python's
@@ -414,7 +416,7 @@ impl Lock {
     /// # Ok(()) }
     /// ```
     pub fn acquire_blocking(&self) -> Result<LockGuard> {
-        exec::run_blocking(self.acquire_where()?)
+        exec::run_blocking(self.acquisition()?)
     }
 
     /// Like [`acquire_blocking`](Self::acquire_blocking), with "not acquired" as `Ok(None)`.

@@ -61,7 +61,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
     let client = &plan.client;
     let mut out = Outcome::new(&plan.key, Deadline::new(plan.acquire_timeout));
     let mut backoff = Backoff::new();
-    let mut session = None;
+    let mut session: Option<PendingSession<_>> = None;
     let queue = queue::prefix(&plan.key);
     // Whether to give the key back when it was taken ahead of older waiters: only when this
     // client released the key a moment ago (so that a releaser taking it again at once does
@@ -75,7 +75,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
             return Err(out.not_acquired());
         };
         let mut pending = match session.take() {
-            Some(mut s) => match PendingSession::refresh(&mut s, timeout).await {
+            Some(mut s) => match s.refresh(timeout).await {
                 Ok(true) => s,
                 Ok(false) => {
                     s.forget();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::pending::PendingSession;
-use super::retry::{Backoff, Deadline};
+use super::retry::{Backoff, Deadline, MIN_LEFT};
 use super::Background;
 use crate::{Client, KvEntry, Result};
 
@@ -124,10 +124,7 @@ pub(crate) async fn wait_turn<B: Background>(
     let mut grace_until: Option<Instant> = None;
     let mut backoff = Backoff::new();
     loop {
-        let Some(remaining) = deadline
-            .remaining()
-            .filter(|r| *r >= Duration::from_millis(1))
-        else {
+        let Some(remaining) = deadline.remaining().filter(|r| *r >= MIN_LEFT) else {
             return Ok(Wait::TimedOut);
         };
         let request_timeout = remaining.min(client.request_timeout());
@@ -156,7 +153,7 @@ pub(crate) async fn wait_turn<B: Background>(
         if let Some(grace) = grace_until {
             wait = wait.min(grace.saturating_duration_since(now));
         }
-        let blocking = (index > 0).then_some((index, wait.max(Duration::from_millis(1))));
+        let blocking = (index > 0).then_some((index, wait.max(MIN_LEFT)));
         match client.kv_read_tree(key, key, blocking, remaining).await {
             Ok((entries, new_index)) => {
                 // Consul's rule: an index that goes backwards resets the watch.
