@@ -112,7 +112,6 @@ fn from_runtime(e: &Error) -> Failure {
         Error::InvalidKey { .. } | Error::InvalidOption { .. } => {
             Failure::new(USAGE, e.to_string())
         }
-        Error::LockLost { .. } => Failure::new(LOCK_LOST, e.to_string()),
         _ => Failure::new(CONSUL, e.to_string()),
     }
 }

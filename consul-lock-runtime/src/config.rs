@@ -71,13 +71,6 @@ impl Token {
     }
 
     /// The secret itself, for sending it to Consul.
-    ///
-    /// ```
-    /// use consul_lock_runtime::Token;
-    /// let token = Token::new("s3cr3t");
-    /// let header = ("X-Consul-Token", token.expose());
-    /// assert_eq!(header.1, "s3cr3t");
-    /// ```
     #[must_use]
     pub fn expose(&self) -> &str {
         &self.0
@@ -149,17 +142,27 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A boolean `CONSUL_*` variable, read as the Consul CLI reads it (Go's `strconv.ParseBool`).
 fn env_bool(name: &'static str) -> Result<Option<bool>> {
-    match env(name) {
-        None => Ok(None),
-        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "t" | "true" | "yes" => Ok(Some(true)),
-            "0" | "f" | "false" | "no" => Ok(Some(false)),
-            other => Err(Error::InvalidOption {
+    env(name)
+        .map(|v| {
+            parse_go_bool(v.trim()).ok_or_else(|| Error::InvalidOption {
                 option: name,
-                reason: format!("{other:?} is not a boolean; use true or false"),
-            }),
-        },
+                reason: format!(
+                    "{v:?} is not a boolean; use one of 1, t, T, TRUE, true, True, \
+                     0, f, F, FALSE, false, False (as the Consul CLI)"
+                ),
+            })
+        })
+        .transpose()
+}
+
+/// Go's `strconv.ParseBool`: exactly these spellings, nothing else (`yes`, `TrUe` are refused).
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
 }
 
@@ -455,29 +458,50 @@ impl ClientBuilder {
 
     /// The base URL (`scheme://host:port`) this builder's address stands for.
     pub(crate) fn base_url(&self) -> Result<String> {
-        let raw = self.address.trim().trim_end_matches('/');
-        let bad = |reason: &str| Error::InvalidOption {
-            option: "address (CONSUL_HTTP_ADDR)",
-            reason: format!(
-                "{raw:?} {reason}; use host:port, http://host:port or https://host:port"
-            ),
-        };
-        let (scheme, rest) = if let Some(rest) = raw.strip_prefix("http://") {
-            ("http", rest)
-        } else if let Some(rest) = raw.strip_prefix("https://") {
-            ("https", rest)
-        } else if raw.starts_with("unix://") {
-            return Err(bad("is a unix socket, which this client does not support"));
-        } else if raw.contains("://") {
-            return Err(bad("has an unknown scheme"));
-        } else {
-            (if self.use_tls { "https" } else { "http" }, raw)
-        };
-        if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
-            return Err(bad("is not a host:port address"));
-        }
-        Ok(format!("{scheme}://{rest}"))
+        consul_base_url(&self.address, self.use_tls)
     }
+}
+
+/// The base URL (`scheme://host:port`) of a Consul agent address as `CONSUL_HTTP_ADDR` gives
+/// it: `host:port` (HTTPS when `tls`, as `CONSUL_HTTP_SSL` says), `http://host:port` or
+/// `https://host:port`, with surrounding spaces and a trailing `/` ignored. The one parser of
+/// agent addresses in the project.
+///
+/// # Errors
+///
+/// [`Error::InvalidOption`] naming `address (CONSUL_HTTP_ADDR)` for a unix socket, an unknown
+/// scheme, an empty address or one with a path.
+///
+/// ```
+/// use consul_lock_runtime::consul_base_url;
+/// assert_eq!(consul_base_url("127.0.0.1:8500", false)?, "http://127.0.0.1:8500");
+/// assert_eq!(consul_base_url("consul:8501", true)?, "https://consul:8501");
+/// assert_eq!(consul_base_url(" https://consul:8501/ ", false)?, "https://consul:8501");
+/// assert!(consul_base_url("unix:///var/run/consul.sock", false).is_err());
+/// assert!(consul_base_url("http://consul:8500/v1", false).is_err());
+/// # Ok::<(), consul_lock_runtime::Error>(())
+/// ```
+pub fn consul_base_url(address: &str, tls: bool) -> Result<String> {
+    let raw = address.trim().trim_end_matches('/');
+    let bad = |reason: &str| Error::InvalidOption {
+        option: "address (CONSUL_HTTP_ADDR)",
+        reason: format!("{raw:?} {reason}; use host:port, http://host:port or https://host:port"),
+    };
+    let (scheme, rest) = if let Some(rest) = raw.strip_prefix("http://") {
+        ("http", rest)
+    } else if let Some(rest) = raw.strip_prefix("https://") {
+        ("https", rest)
+    } else if raw.starts_with("unix://") {
+        return Err(bad("is a unix socket, which this client does not support"));
+    } else if raw.contains("://") {
+        return Err(bad("has an unknown scheme"));
+    } else {
+        (if tls { "https" } else { "http" }, raw)
+    };
+    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
+        return Err(bad("is not a host:port address"));
+    }
+    Ok(format!("{scheme}://{rest}"))
 }
 
 pub(crate) fn read_file(option: &'static str, path: &Path) -> Result<Vec<u8>> {
@@ -509,6 +533,19 @@ mod tests {
         assert!(url("ftp://h").is_err());
         assert!(url("").is_err());
         assert!(url("h:1/path").is_err());
+    }
+
+    #[test]
+    fn booleans_as_go_parses_them() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_go_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_go_bool(f), Some(false), "{f}");
+        }
+        for bad in ["yes", "no", "TrUe", "on", "", "2"] {
+            assert_eq!(parse_go_bool(bad), None, "{bad}");
+        }
     }
 
     #[test]

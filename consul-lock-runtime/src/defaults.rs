@@ -158,20 +158,12 @@ pub fn client() -> Result<Client> {
 /// ```
 pub fn set_key_prefix(prefix: impl Into<String>) -> Result<()> {
     let prefix = prefix.into();
-    crate::key::validate(&prefix, "key prefix")?;
+    crate::key::validate_prefix(&prefix)?;
     write(|d| d.key_prefix = Some(prefix));
     Ok(())
 }
 
 /// The key prefix.
-///
-/// ```
-/// use consul_lock_runtime::{defaults, Lock};
-/// assert_eq!(defaults::key_prefix(), defaults::DEFAULT_KEY_PREFIX); // until set
-/// let lock = Lock::new("reports/daily");
-/// assert_eq!(lock.full_key()?, format!("{}reports/daily", defaults::key_prefix()));
-/// # Ok::<(), consul_lock_runtime::Error>(())
-/// ```
 #[must_use]
 pub fn key_prefix() -> String {
     read(|d| d.key_prefix.clone()).unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned())
@@ -201,17 +193,6 @@ pub fn set_acquire_timeout(timeout: Duration) {
 }
 
 /// The default acquire timeout.
-///
-/// ```
-/// use consul_lock_runtime::defaults;
-/// use std::time::Duration;
-///
-/// assert_eq!(defaults::acquire_timeout(), defaults::DEFAULT_ACQUIRE_TIMEOUT); // until set
-/// # let previous = defaults::acquire_timeout();
-/// defaults::set_acquire_timeout(Duration::from_secs(2));
-/// assert_eq!(defaults::acquire_timeout(), Duration::from_secs(2));
-/// # defaults::set_acquire_timeout(previous);
-/// ```
 #[must_use]
 pub fn acquire_timeout() -> Duration {
     read(|d| d.acquire_timeout)
@@ -223,7 +204,9 @@ pub fn acquire_timeout() -> Duration {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidOption`] when the timeout is zero or above 86400 s.
+/// [`Error::InvalidOption`] when the timeout is zero or above 86400 s. The lower bound of
+/// the range (10 s, Consul's `session_ttl_min`) belongs to the client, which may be set lower
+/// for an agent configured so: it is checked when a lock is acquired, against that client.
 ///
 /// ```
 /// use consul_lock_runtime::defaults;
@@ -241,7 +224,16 @@ pub fn set_lock_timeout(timeout: Duration) -> Result<()> {
     if timeout.is_zero() || timeout > SESSION_TTL_MAX {
         return Err(Error::InvalidOption {
             option: "lock_timeout",
-            reason: format!("{timeout:?} is outside 10..=86400 s"),
+            reason: format!(
+                "{timeout:?} is {}; give a lock timeout above zero and at most {} s (the lower \
+                 bound, the client's session_ttl_min, is checked when a lock is acquired)",
+                if timeout.is_zero() {
+                    "zero"
+                } else {
+                    "too long"
+                },
+                SESSION_TTL_MAX.as_secs()
+            ),
         });
     }
     write(|d| d.lock_timeout = timeout);
@@ -249,14 +241,6 @@ pub fn set_lock_timeout(timeout: Duration) -> Result<()> {
 }
 
 /// The default lock timeout.
-///
-/// ```
-/// use consul_lock_runtime::defaults;
-/// use std::time::Duration;
-///
-/// assert_eq!(defaults::lock_timeout(), defaults::DEFAULT_LOCK_TIMEOUT); // until set
-/// assert_eq!(defaults::lock_timeout(), Duration::from_secs(180));
-/// ```
 #[must_use]
 pub fn lock_timeout() -> Duration {
     read(|d| d.lock_timeout)
@@ -288,14 +272,6 @@ pub fn reset_value_generator() {
 }
 
 /// The value generator.
-///
-/// ```
-/// let generate = consul_lock_runtime::defaults::value_generator();
-/// let value = generate("locks/ephemeral/report");
-/// let json: serde_json::Value = serde_json::from_str(&value)?;
-/// assert_eq!(json["pid"], std::process::id());
-/// # Ok::<(), serde_json::Error>(())
-/// ```
 #[must_use]
 pub fn value_generator() -> ValueGenerator {
     read(|d| d.value.clone()).unwrap_or_else(|| Arc::new(crate::default_value))

@@ -121,15 +121,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// A held lock was lost: its session ended or the key was taken over.
-    #[error("lock `{key}` was lost: {reason}")]
-    LockLost {
-        /// The full Consul key.
-        key: String,
-        /// Why the lock is no longer held.
-        reason: crate::LostReason,
-    },
-
     /// The library's background worker could not run (the process could not start a thread).
     #[error("the consul-lock background worker is not available: {reason}")]
     Runtime {
@@ -178,8 +169,7 @@ impl Error {
             | Error::PermissionDenied { key, .. }
             | Error::ConsulRefused { key, .. }
             | Error::Unreachable { key, .. }
-            | Error::InvalidKey { key, .. }
-            | Error::LockLost { key, .. } => Some(key),
+            | Error::InvalidKey { key, .. } => Some(key),
             Error::InvalidOption { .. } | Error::Runtime { .. } => None,
         }
     }

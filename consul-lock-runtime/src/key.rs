@@ -14,7 +14,7 @@
 //!
 //! let key = format!("reports/{}", escape_value("2024/05"));
 //! assert_eq!(key, "reports/2024%2F05"); // the value stays one segment
-//! assert!(validate(&key, "key").is_ok());
+//! assert!(validate(&key).is_ok());
 //! assert_eq!(encode_path(&key), "reports/2024%252F05"); // on the wire
 //! ```
 
@@ -154,13 +154,10 @@ fn escape_value_into(value: &str, out: &mut String) {
     }
 }
 
-/// Checks a key, or a key prefix, for what Consul or the HTTP path would change: empty,
-/// a leading `/`, `//`, `.` or `..` segments, characters that Consul refuses in a URL path
-/// (controls, format characters, non-ASCII spaces, private-use or unassigned code points: see
+/// Checks a key for what Consul or the HTTP path would change: empty, a leading `/`, `//`,
+/// `.` or `..` segments, characters that Consul refuses in a URL path (controls, format
+/// characters, non-ASCII spaces, private-use or unassigned code points: see
 /// [`consul_lock_keys::is_path_safe`]).
-///
-/// `what` names the thing checked in the error (`"key"`, `"key prefix"`). A prefix may be
-/// empty and should end with `/` when it names a folder; a key must not be empty.
 ///
 /// # Errors
 ///
@@ -168,12 +165,45 @@ fn escape_value_into(value: &str, out: &mut String) {
 ///
 /// ```
 /// use consul_lock_runtime::key::validate;
-/// assert!(validate("jobs/nightly", "key").is_ok());
-/// assert!(validate("jobs//nightly", "key").is_err());
-/// assert!(validate("/jobs", "key").is_err());
-/// assert!(validate("jobs/../x", "key").is_err());
+/// assert!(validate("jobs/nightly").is_ok());
+/// assert!(validate("jobs//nightly").is_err());
+/// assert!(validate("/jobs").is_err());
+/// assert!(validate("jobs/../x").is_err());
+/// assert!(validate("").is_err());
 /// ```
-pub fn validate(key: &str, what: &str) -> Result<()> {
+pub fn validate(key: &str) -> Result<()> {
+    check(key, Checked::Key)
+}
+
+/// Checks a key prefix as [`validate`] checks a key, except that a prefix may be empty (it
+/// should end with `/` when it names a folder).
+///
+/// # Errors
+///
+/// [`Error::InvalidKey`] saying what is wrong.
+///
+/// ```
+/// use consul_lock_runtime::key::validate_prefix;
+/// assert!(validate_prefix("locks/").is_ok());
+/// assert!(validate_prefix("").is_ok());
+/// assert!(validate_prefix("/locks/").is_err());
+/// ```
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    check(prefix, Checked::Prefix)
+}
+
+/// What [`check`] checks: a key must not be empty, a prefix may be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Key,
+    Prefix,
+}
+
+fn check(key: &str, checked: Checked) -> Result<()> {
+    let what = match checked {
+        Checked::Key => "key",
+        Checked::Prefix => "key prefix",
+    };
     let fail = |reason: String| {
         Err(Error::InvalidKey {
             key: key.to_owned(),
@@ -181,7 +211,7 @@ pub fn validate(key: &str, what: &str) -> Result<()> {
         })
     };
     if key.is_empty() {
-        return if what == "key prefix" {
+        return if checked == Checked::Prefix {
             Ok(())
         } else {
             fail(format!(
@@ -284,10 +314,7 @@ mod tests {
             let key = render_one(value).unwrap();
             let segments: Vec<&str> = key.split('/').collect();
             assert_eq!(segments.len(), 3, "{value:?} gave {key:?}");
-            assert!(
-                validate(&key, "key").is_ok(),
-                "{value:?} gave invalid {key:?}"
-            );
+            assert!(validate(&key).is_ok(), "{value:?} gave invalid {key:?}");
         }
         assert!(render_one("").is_err());
     }
@@ -310,7 +337,7 @@ mod tests {
             prop_assume!(!v.is_empty());
             let key = render_one(&v).unwrap();
             prop_assert_eq!(key.split('/').count(), 3);
-            prop_assert!(validate(&key, "key").is_ok());
+            prop_assert!(validate(&key).is_ok());
         }
 
         #[test]

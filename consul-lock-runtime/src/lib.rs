@@ -32,38 +32,65 @@
 //! [fencing token](LockGuard::fencing_token) to make the systems you write to reject a holder
 //! that lost its lock, and [`LockGuard::lost`] to stop work when it happens.
 //!
+//! # A tour
+//!
+//! - [`Lock`] configures a lock on one key (prefix, acquire timeout, lock timeout, renewal,
+//!   value) and takes it: [`acquire`](Lock::acquire) / [`try_acquire`](Lock::try_acquire),
+//!   [`hold`](Lock::hold) / [`try_hold`](Lock::try_hold) to run a body under it, and a
+//!   `_blocking` form of each.
+//! - [`LockGuard`] is a held lock: its key, [fencing token](LockGuard::fencing_token),
+//!   [`is_held`](LockGuard::is_held), [`lost`](LockGuard::lost) (a future that completes when
+//!   the lock is lost), and [`release`](LockGuard::release); dropping it releases in the
+//!   background. [`LockHandle`] is a cloneable `'static` view of it for other tasks.
+//! - [`Client`] is one Consul agent ([`ClientBuilder`], [`Client::from_env`]); it also reads
+//!   keys and sessions for tools and tests: [`kv_get`](Client::kv_get),
+//!   [`kv_watch`](Client::kv_watch), [`kv_keys`](Client::kv_keys),
+//!   [`kv_list`](Client::kv_list), [`sessions`](Client::sessions),
+//!   [`destroy_session`](Client::destroy_session).
+//! - [`defaults`] holds the process-wide client, key prefix and timeouts; [`key`] renders
+//!   and checks keys; every failure is one [`Error`].
+//!
 //! # Sync and async
 //!
-//! All I/O runs on one small background worker thread, so the blocking API
-//! ([`Lock::acquire_blocking`], [`LockGuard::release_blocking`]) works from any thread,
-//! including threads inside a tokio runtime, and the async API works on any executor. Dropping
-//! a [`LockGuard`] releases the lock in the background without blocking; [`flush_releases`]
-//! waits for such releases, for example before the process exits.
+//! Async calls made inside a tokio runtime run right there. The blocking API
+//! ([`Lock::acquire_blocking`], [`LockGuard::release_blocking`]) and async calls from other
+//! executors run on one small background worker thread, so the blocking API works from any
+//! thread, including threads inside a tokio runtime, and the async API works on any executor.
+//! Dropping a [`LockGuard`] releases the lock in the background without blocking;
+//! [`flush_releases`] waits for such releases, for example before the process exits.
+//!
+//! # Inside
+//!
+//! Three layers under the public one: `api` (Consul's HTTP API as plain calls), `protocol`
+//! (the lock protocol as plain async functions: acquire, queue, lease, teardown) and `exec`
+//! (where code runs: the worker, per-runtime connection pools, work that must finish).
 
 #![warn(missing_docs)]
 
-mod background;
+mod api;
 mod client;
 mod config;
-mod consul;
 pub mod defaults;
 mod error;
+mod exec;
 mod guard;
-mod http;
+mod helpers;
 pub mod key;
 mod lock;
-mod retry;
-mod teardown;
+mod protocol;
 mod value;
 
+pub use api::{KvEntry, SessionInfo};
 pub use client::Client;
 pub use config::{
-    ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN, SESSION_TTL_MAX,
+    consul_base_url, ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN,
+    SESSION_TTL_MAX,
 };
-pub use consul::{KvEntry, SessionInfo};
 pub use error::{Blocker, Error, Result};
-pub use guard::{LockGuard, LockHandle, Lost, LostReason};
-pub use lock::{Lock, MAX_VALUE_SIZE, WAITERS_SUFFIX};
+pub use guard::{LockGuard, LockHandle, Lost};
+pub use lock::{Lock, MAX_VALUE_SIZE};
+pub use protocol::lease::LostReason;
+pub use protocol::queue::WAITERS_SUFFIX;
 pub use value::{default_value, ValueGenerator};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every
@@ -83,7 +110,7 @@ pub use value::{default_value, ValueGenerator};
 /// # Ok(()) }
 /// ```
 pub async fn flush_releases() {
-    background::settle().await;
+    exec::settle().await;
 }
 
 /// Blocking form of [`flush_releases`], safe inside a tokio runtime.
@@ -103,7 +130,10 @@ pub async fn flush_releases() {
 /// # Ok(()) }
 /// ```
 pub fn flush_releases_blocking() -> Result<()> {
-    background::run_blocking(background::settle())
+    exec::run_blocking(async {
+        exec::settle().await;
+        Ok(())
+    })
 }
 
 /// How many background releases and cleanups are in flight now.
@@ -120,5 +150,5 @@ pub fn flush_releases_blocking() -> Result<()> {
 /// ```
 #[must_use]
 pub fn pending_releases() -> usize {
-    background::pending()
+    exec::pending()
 }

@@ -1,56 +1,21 @@
-//! The lock (Python's `EphemeralLock`) and the acquire protocol.
-//!
-//! One session per acquisition (`LockDelay: 0s`, `Behavior: delete`, `TTL` = lock timeout);
-//! acquire with one `/v1/txn` `lock` (its `ModifyIndex` is the fencing token); wait for a held
-//! key with blocking queries, renewing the waiter's session while it waits; retry transient
-//! failures and lock-delay refusals with jittered backoff, never past the deadline. A session
-//! left over by a failed or cancelled acquire is destroyed.
+//! The lock (Python's `EphemeralLock`): the builder, its checks before any request, and the
+//! entry points (async, blocking, fail-soft, and `hold` forms). Each entry point resolves a
+//! [`Plan`], decides where the acquire runs ([`exec`]), and runs the protocol's
+//! [`crate::protocol::acquire`] there.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use tracing::Instrument as _;
-
 use crate::config::SESSION_TTL_MAX;
-use crate::consul::LockAttempt;
 use crate::error::DisplayDuration;
+use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
-use crate::retry::{Backoff, Deadline};
+use crate::protocol::acquire::{self, Plan};
+use crate::protocol::lease::Lease;
 use crate::value::ValueGenerator;
-use crate::{background, defaults, key, teardown, Blocker, Client, Error, LockHandle, Result};
-
-/// Where waiters queue for a held key: `<key>/.waiters/<session>`, each entry held by its
-/// waiter's session, so that Consul deletes it when the session ends (released, given up,
-/// expired). When the key is freed, the waiter whose entry is oldest (lowest `CreateIndex`)
-/// tries first; the others leave it 25 ms before they try too (the first may have
-/// died with its session still alive). Keys ending in this suffix are reserved.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let server = consul_lock_testkit::TestServer::start()?;
-/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
-/// use consul_lock_runtime::{Lock, WAITERS_SUFFIX};
-/// # use std::time::Duration;
-/// let lock = Lock::new("waiters-example").client(&client);
-/// let guard = lock.acquire().await?;
-/// let patient = lock.clone().acquire_timeout(Duration::from_secs(5));
-/// let waiter = tokio::spawn(async move { patient.acquire().await });
-/// let queue = format!("{}{WAITERS_SUFFIX}", guard.key());
-/// # while client.kv_keys(&queue).await?.is_empty() { tokio::time::sleep(Duration::from_millis(5)).await; }
-/// let queued = client.kv_keys(&queue).await?; // once the waiter has queued
-/// guard.release().await?;
-/// let second = waiter.await??; // the waiter's session now holds the key
-/// assert_eq!(queued, [format!("{queue}{}", second.session_id())]);
-/// # second.release().await?;
-/// # Ok(()) }
-/// ```
-pub const WAITERS_SUFFIX: &str = "/.waiters/";
-
-/// How long a waiter that is not first in the queue leaves a freed key to the first one.
-const HEAD_GRACE: Duration = Duration::from_millis(25);
+use crate::{defaults, key, Client, Error, LockHandle, Result};
 
 /// Consul's limit for a request body (`kv_max_value_size`, 512 KiB). The lock's value travels
 /// base64-encoded inside a `/v1/txn` body, so the largest value is about 3/4 of this.
@@ -70,8 +35,9 @@ pub const MAX_VALUE_SIZE: usize = 512 * 1024;
 /// [`Client::txn_lock`] writes it (an upper bound: JSON escapes in the key may add a little
 /// less than counted).
 fn txn_body_size(key: &str, value_len: usize) -> usize {
-    const OVERHEAD: usize = 256; // verbs, field names, the 36-character session ID
-                                 // The key appears twice: in the lock and in the queue prefix of the get-tree.
+    // Verbs, field names, the 36-character session ID.
+    const OVERHEAD: usize = 256;
+    // The key appears twice: in the lock and in the queue prefix of the get-tree.
     4 * value_len.div_ceil(3) + 4 * key.len() + OVERHEAD
 }
 
@@ -130,16 +96,6 @@ impl fmt::Debug for Lock {
             .field("renew", &self.renew)
             .finish_non_exhaustive()
     }
-}
-
-/// Everything an acquisition needs, resolved and checked before any request.
-struct Plan {
-    client: Client,
-    key: String,
-    acquire_timeout: Duration,
-    ttl: Duration,
-    renew: bool,
-    value: Vec<u8>,
 }
 
 impl Lock {
@@ -312,10 +268,10 @@ impl Lock {
     /// ```
     pub fn full_key(&self) -> Result<String> {
         let prefix = self.key_prefix.clone().unwrap_or_else(defaults::key_prefix);
-        key::validate(&prefix, "key prefix")?;
-        key::validate(&self.key, "key")?;
+        key::validate_prefix(&prefix)?;
+        key::validate(&self.key)?;
         let full = format!("{prefix}{}", self.key);
-        key::validate(&full, "key")?;
+        key::validate(&full)?;
         Ok(full)
     }
 
@@ -361,8 +317,31 @@ impl Lock {
                 .acquire_timeout
                 .unwrap_or_else(defaults::acquire_timeout),
             ttl,
-            renew: self.renew,
             value,
+        })
+    }
+
+    /// The whole acquisition as one piece of work, for the entry points to run where it should
+    /// run ([`exec::run`] or [`exec::run_blocking`]): the protocol's acquire, then the guard,
+    /// started where the acquire ran (so that a guard whose caller went away is dropped, and
+    /// released, there).
+    fn acquisition(&self) -> Result<impl Future<Output = Result<LockGuard>> + Send + 'static> {
+        let plan = self.plan()?;
+        let renew = self.renew;
+        Ok(async move {
+            let taken = acquire::acquire(&plan, Exec).await?;
+            let Plan {
+                client, key, ttl, ..
+            } = plan;
+            let lease = Lease::new(
+                client,
+                key,
+                taken.session_id,
+                taken.fencing_token,
+                ttl,
+                taken.renewed,
+            );
+            Ok(LockGuard::start(lease, renew))
         })
     }
 
@@ -394,8 +373,7 @@ impl Lock {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<LockGuard> {
-        let plan = self.plan()?;
-        background::run(acquire(plan)).await?
+        exec::run(self.acquisition()?).await
     }
 
     /// Like [`acquire`](Self::acquire), but "not acquired in time" is `Ok(None)` (Python's
@@ -438,8 +416,7 @@ impl Lock {
     /// # Ok(()) }
     /// ```
     pub fn acquire_blocking(&self) -> Result<LockGuard> {
-        let plan = self.plan()?;
-        background::run_blocking(acquire(plan))?
+        exec::run_blocking(self.acquisition()?)
     }
 
     /// Like [`acquire_blocking`](Self::acquire_blocking), with "not acquired" as `Ok(None)`.
@@ -597,472 +574,9 @@ fn not_acquired_as_none(result: Result<LockGuard>) -> Result<Option<LockGuard>> 
     }
 }
 
-/// A session created by an acquire that has not (yet) become a guard. Dropping it destroys
-/// the session in the background, so failed and cancelled acquires leak nothing.
-struct PendingSession {
-    client: Client,
-    key: String,
-    id: String,
-    /// Send time of the create or last renew: the TTL counts from at most then.
-    renewed: Instant,
-    ttl: Duration,
-    /// Whether this session holds its entry in the key's queue of waiters.
-    queued: bool,
-    armed: bool,
-}
-
-impl PendingSession {
-    fn into_parts(mut self) -> (String, Instant) {
-        self.armed = false;
-        (std::mem::take(&mut self.id), self.renewed)
-    }
-
-    /// Consul has already dropped the session: nothing to destroy.
-    fn forget(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for PendingSession {
-    fn drop(&mut self) {
-        if self.armed {
-            let client = self.client.clone();
-            let key = std::mem::take(&mut self.key);
-            let id = std::mem::take(&mut self.id);
-            let give_up_at = teardown::session_end_bound(self.renewed, self.ttl);
-            background::spawn_cleanup(async move {
-                if let Err(e) =
-                    teardown::destroy_until_confirmed(&client, &key, &id, give_up_at).await
-                {
-                    tracing::warn!(key = %key, error = %e, "could not destroy the session of an unfinished acquire; its TTL will end it");
-                }
-            });
-        }
-    }
-}
-
-/// Creates the acquire's session so that it is never leaked: the create finishes even if the
-/// acquire stops waiting for it (cancelled, or out of time: see [`background::MustFinish`]),
-/// and the session comes back as a [`PendingSession`], whose drop destroys it. The request is
-/// bounded by the client's request timeout and the wait for it by `wait` (the time left), so
-/// a session Consul creates after the acquire gave up is destroyed too.
-async fn create_session(
-    client: &Client,
-    key: &str,
-    ttl: Duration,
-    wait: Duration,
-) -> Result<PendingSession> {
-    let task_client = client.clone();
-    let task_key = key.to_owned();
-    let create = background::MustFinish::new(async move {
-        let (client, key) = (task_client, task_key);
-        let name = teardown::session_name(&key);
-        let sent = Instant::now();
-        let id = match client
-            .session_create(&key, &name, ttl, client.request_timeout())
-            .await
-        {
-            Ok(id) => id,
-            Err(e) => {
-                if teardown::create_may_have_happened(&e) {
-                    teardown::sweep_unconfirmed_create(client, key, name, ttl);
-                }
-                return Err(e);
-            }
-        };
-        Ok(PendingSession {
-            client,
-            key,
-            id,
-            renewed: sent,
-            ttl,
-            queued: false,
-            armed: true,
-        })
-    });
-    // The request is bounded by the client's request timeout already; a second timer is only
-    // needed when the time left is shorter.
-    if wait >= client.request_timeout() {
-        return create.await;
-    }
-    match tokio::time::timeout(wait, create).await {
-        Ok(created) => created,
-        Err(_) => Err(Error::Unreachable {
-            key: key.to_owned(),
-            operation: "create a session",
-            address: client.address().to_owned(),
-            reason: format!("{} {}", crate::error::NO_ANSWER, DisplayDuration(wait)),
-        }),
-    }
-}
-
-/// Renews a waiting session when half its TTL has passed, so that the lock taken with it has
-/// at least half a TTL left. `Ok(false)`: Consul no longer knows the session.
-async fn refresh(plan: &Plan, session: &mut PendingSession, timeout: Duration) -> Result<bool> {
-    if session.renewed.elapsed() < plan.ttl / 2 {
-        return Ok(true);
-    }
-    let sent = Instant::now();
-    let alive = plan
-        .client
-        .session_renew(&plan.key, &session.id, timeout)
-        .await?;
-    if alive {
-        session.renewed = sent;
-    }
-    Ok(alive)
-}
-
-/// What waiting for a held key ended with.
-enum Wait {
-    /// The key looks free: try to lock it again. `head`: this waiter is first in the queue
-    /// (false when the first one let the grace pass, so that this waiter takes the key).
-    Free { head: bool },
-    /// The session is gone (invalidated while waiting): make a new one.
-    SessionGone,
-    /// The deadline passed.
-    TimedOut,
-}
-
-async fn acquire(plan: Plan) -> Result<LockGuard> {
-    let span = tracing::info_span!(
-        "consul_lock.acquire",
-        key = %plan.key,
-        waited_ms = tracing::field::Empty,
-        attempts = tracing::field::Empty,
-        fencing_token = tracing::field::Empty,
-    );
-    let result = acquire_loop(&plan).instrument(span.clone()).await;
-    match &result {
-        Ok(guard) => {
-            span.record("fencing_token", guard.fencing_token());
-        }
-        Err(e) => span.in_scope(|| tracing::debug!(error = %e, "not acquired")),
-    }
-    result
-}
-
-/// How an acquire that gives up explains itself.
-struct Outcome<'a> {
-    plan: &'a Plan,
-    deadline: Deadline,
-    attempts: u32,
-    /// What kept the key from the last attempt (another holder, or a lock-delay), if anything.
-    blocked_by: Option<Blocker>,
-    /// The last error Consul itself answered (a 5xx), more telling than a timeout.
-    last_answer: Option<Error>,
-}
-
-impl Outcome<'_> {
-    fn record(&self) {
-        let span = tracing::Span::current();
-        span.record("waited_ms", self.deadline.waited().as_millis() as u64);
-        span.record("attempts", self.attempts);
-    }
-
-    fn not_acquired(&self) -> Error {
-        self.record();
-        Error::NotAcquired {
-            key: self.plan.key.clone(),
-            waited: self.deadline.waited(),
-            attempts: self.attempts,
-            blocked_by: self.blocked_by.unwrap_or(Blocker::Holder),
-        }
-    }
-
-    /// The error to return for `e` when no retry is possible: a request cut off by the
-    /// deadline is reported as what was last known (held by another session, or Consul's
-    /// own last answer), not as "unreachable".
-    fn give_up(&mut self, e: Error) -> Error {
-        let cut_by_deadline =
-            matches!(e, Error::Unreachable { .. }) && self.deadline.remaining().is_some();
-        if cut_by_deadline && self.blocked_by.is_some() {
-            return self.not_acquired();
-        }
-        if cut_by_deadline {
-            if let Some(answer) = self.last_answer.take() {
-                self.record();
-                return answer;
-            }
-        }
-        self.record();
-        e
-    }
-
-    /// Remembers a transient error; whether a retry may follow (after the backoff).
-    async fn retry_after(&mut self, e: &Error, backoff: &mut Backoff) -> bool {
-        if matches!(e, Error::ConsulRefused { .. }) {
-            self.last_answer = Some(e.clone());
-        }
-        backoff.wait(&self.deadline).await
-    }
-}
-
-async fn acquire_loop(plan: &Plan) -> Result<LockGuard> {
-    let client = &plan.client;
-    let mut out = Outcome {
-        plan,
-        deadline: Deadline::new(plan.acquire_timeout),
-        attempts: 0,
-        blocked_by: None,
-        last_answer: None,
-    };
-    let mut backoff = Backoff::new();
-    let mut session: Option<PendingSession> = None;
-    let queue = format!("{}{WAITERS_SUFFIX}", plan.key);
-    // Whether to give the key back when it was taken ahead of older waiters: only when this
-    // client released the key a moment ago (so that a releaser taking it again at once does
-    // not overtake the queue), and never after the first waiter let its grace pass (it may be
-    // gone with its session alive). Other newcomers may take a free key: waiting out stale
-    // queue entries would cost them more than the order is worth.
-    let mut yield_to_older = client.released_recently(&plan.key);
-    loop {
-        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
-            return Err(out.not_acquired());
-        };
-        let mut pending = match session.take() {
-            Some(mut s) => match refresh(plan, &mut s, timeout).await {
-                Ok(true) => s,
-                Ok(false) => {
-                    s.forget();
-                    continue;
-                }
-                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                    session = Some(s);
-                    continue;
-                }
-                Err(e) => return Err(out.give_up(e)),
-            },
-            None => match create_session(client, &plan.key, plan.ttl, timeout).await {
-                Ok(created) => created,
-                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => continue,
-                Err(e) => return Err(out.give_up(e)),
-            },
-        };
-        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
-            return Err(out.not_acquired());
-        };
-        out.attempts += 1;
-        let attempt = client
-            .txn_lock(&plan.key, &plan.value, &pending.id, &queue, timeout)
-            .await;
-        let attempt = match attempt {
-            Ok(LockAttempt::Acquired {
-                modify_index,
-                queue: waiters,
-            }) if yield_to_older
-                && out.deadline.can_retry()
-                && older_waiter(&waiters, &queue, &pending.id) =>
-            {
-                // Taken ahead of older waiters (a newcomer overtaking the queue): give it back
-                // and queue up, so that waiters are served in order. Should the unlock fail,
-                // dropping `pending` destroys the session, which frees the key.
-                tracing::trace!(
-                    fencing_token = modify_index,
-                    "yielding the key to an older waiter"
-                );
-                client
-                    .txn_unlock(&plan.key, &pending.id, timeout)
-                    .await
-                    .map(|()| LockAttempt::Held)
-            }
-            other => other,
-        };
-        match attempt {
-            Ok(LockAttempt::Acquired { modify_index, .. }) => {
-                out.record();
-                let (id, renewed) = pending.into_parts();
-                return Ok(LockGuard::start(
-                    client.clone(),
-                    plan.key.clone(),
-                    id,
-                    modify_index,
-                    plan.ttl,
-                    renewed,
-                    plan.renew,
-                ));
-            }
-            Ok(LockAttempt::Held) => {
-                out.blocked_by = Some(Blocker::Holder);
-                if !out.deadline.can_retry() {
-                    return Err(out.not_acquired());
-                }
-                match wait_for_release(plan, &mut pending, &out.deadline).await? {
-                    Wait::Free { head } => {
-                        yield_to_older = yield_to_older && head;
-                        session = Some(pending);
-                    }
-                    Wait::SessionGone => pending.forget(),
-                    Wait::TimedOut => return Err(out.not_acquired()),
-                }
-            }
-            Ok(LockAttempt::LockDelay) => {
-                out.blocked_by = Some(Blocker::LockDelay);
-                session = Some(pending);
-                if !backoff.wait(&out.deadline).await {
-                    return Err(out.not_acquired());
-                }
-            }
-            Err(e) if e.is_invalid_session() => {
-                // Consul ended the session (its TTL ran out, or it was destroyed): start over.
-                pending.forget();
-                if !out.deadline.can_retry() {
-                    return Err(out.give_up(e));
-                }
-            }
-            Err(e) if e.is_transient() => {
-                session = Some(pending);
-                if !out.retry_after(&e, &mut backoff).await {
-                    return Err(out.give_up(e));
-                }
-            }
-            Err(e) => return Err(out.give_up(e)),
-        }
-    }
-}
-
-/// Whether the queue read with a lock holds a live waiter that queued before this session (or
-/// any live waiter, when this session has not queued).
-fn older_waiter(waiters: &[crate::KvEntry], queue: &str, session: &str) -> bool {
-    let mine = format!("{queue}{session}");
-    let my_index = waiters
-        .iter()
-        .find(|e| e.key == mine)
-        .map(|e| e.create_index);
-    waiters.iter().any(|e| {
-        e.key != mine && e.session.is_some() && my_index.is_none_or(|m| e.create_index < m)
-    })
-}
-
-/// Waits with blocking queries until the key is free and it is this waiter's turn, or the
-/// deadline passes. The waiter joins the key's queue (see [`WAITERS_SUFFIX`]) and watches the
-/// key and the queue with one blocking query on the key as a prefix; it renews its session at
-/// TTL/2 so that it survives a wait longer than its TTL.
-async fn wait_for_release(
-    plan: &Plan,
-    session: &mut PendingSession,
-    deadline: &Deadline,
-) -> Result<Wait> {
-    let client = &plan.client;
-    let queue = format!("{}{WAITERS_SUFFIX}", plan.key);
-    let mine = format!("{queue}{}", session.id);
-    let mut index = 0u64;
-    let mut grace_until: Option<Instant> = None;
-    let mut backoff = Backoff::new();
-    loop {
-        let Some(remaining) = deadline
-            .remaining()
-            .filter(|r| *r >= Duration::from_millis(1))
-        else {
-            return Ok(Wait::TimedOut);
-        };
-        let request_timeout = remaining.min(client.request_timeout());
-        let step = match refresh(plan, session, request_timeout).await {
-            Ok(false) => return Ok(Wait::SessionGone),
-            Ok(true) if !session.queued => client
-                .kv_acquire(&plan.key, &mine, &session.id, request_timeout)
-                .await
-                .map(|_| session.queued = true),
-            Ok(true) => Ok(()),
-            Err(e) => Err(e),
-        };
-        match step {
-            Ok(()) => {}
-            Err(e) if e.is_invalid_session() => return Ok(Wait::SessionGone),
-            Err(e) if e.is_transient() => {
-                tracing::debug!(error = %e, "renewing or queueing the waiting session failed; retrying");
-                if !backoff.wait(deadline).await {
-                    return Ok(Wait::TimedOut);
-                }
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
-        // Consul may answer a blocking query up to wait/16 late: ask for a bit less than the
-        // time left, and never past the point where the session needs renewing or the grace
-        // left to the first waiter ends.
-        let now = Instant::now();
-        let until_renew = (session.renewed + plan.ttl / 2).saturating_duration_since(now);
-        let mut wait = (remaining * 15 / 16).min(until_renew);
-        if let Some(grace) = grace_until {
-            wait = wait.min(grace.saturating_duration_since(now));
-        }
-        let blocking = (index > 0).then_some((index, wait.max(Duration::from_millis(1))));
-        match client
-            .kv_read_tree(&plan.key, &plan.key, blocking, remaining)
-            .await
-        {
-            Ok((entries, new_index)) => {
-                index = if new_index < index {
-                    0
-                } else {
-                    new_index.max(1)
-                };
-                let held = entries
-                    .iter()
-                    .any(|e| e.key == plan.key && e.session.is_some());
-                if held {
-                    grace_until = None;
-                    continue;
-                }
-                let first = entries
-                    .iter()
-                    .filter(|e| e.key.starts_with(&queue) && e.session.is_some())
-                    .min_by_key(|e| e.create_index);
-                if first.is_none_or(|e| e.key == mine) {
-                    return Ok(Wait::Free { head: true });
-                }
-                match grace_until {
-                    None => grace_until = Some(Instant::now() + HEAD_GRACE),
-                    Some(grace) if Instant::now() >= grace => {
-                        return Ok(Wait::Free { head: false })
-                    }
-                    Some(_) => {}
-                }
-            }
-            Err(e) if e.is_transient() => {
-                if !backoff.wait(deadline).await {
-                    return Ok(Wait::TimedOut);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(key: &str, create_index: u64, session: Option<&str>) -> crate::KvEntry {
-        crate::KvEntry {
-            key: key.to_owned(),
-            value: Vec::new(),
-            session: session.map(str::to_owned),
-            lock_index: 1,
-            create_index,
-            modify_index: create_index,
-            flags: 0,
-        }
-    }
-
-    #[test]
-    fn who_counts_as_an_older_waiter() {
-        let q = "locks/k/.waiters/";
-        let waiters = vec![
-            entry("locks/k/.waiters/a", 10, Some("a")),
-            entry("locks/k/.waiters/b", 20, Some("b")),
-            entry("locks/k/.waiters/dead", 5, None),
-        ];
-        // A newcomer (not queued) sees live waiters.
-        assert!(older_waiter(&waiters, q, "new"));
-        // The oldest live waiter has nobody ahead (an entry without a session does not count).
-        assert!(!older_waiter(&waiters, q, "a"));
-        // A later waiter has someone ahead.
-        assert!(older_waiter(&waiters, q, "b"));
-        // An empty queue: nobody to yield to.
-        assert!(!older_waiter(&[], q, "new"));
-    }
 
     #[test]
     fn the_transaction_size_counts_the_base64_value() {

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// Under this much time left no request can complete: the deadline counts as passed.
+pub(crate) const MIN_LEFT: Duration = Duration::from_millis(1);
+
 /// When an acquire must be done by. `None` means "one try": every step is made once, each
 /// request bounded by the client's request timeout.
 #[derive(Clone, Copy, Debug)]
@@ -29,8 +32,7 @@ impl Deadline {
 
     /// Whether a failed step may be tried again.
     pub(crate) fn can_retry(&self) -> bool {
-        self.remaining()
-            .is_some_and(|r| r >= Duration::from_millis(1))
+        self.remaining().is_some_and(|r| r >= MIN_LEFT)
     }
 
     /// The timeout for the next request: the client's request timeout, shortened to the time
@@ -38,7 +40,7 @@ impl Deadline {
     pub(crate) fn request_timeout(&self, client_timeout: Duration) -> Option<Duration> {
         match self.remaining() {
             None => Some(client_timeout),
-            Some(r) if r >= Duration::from_millis(1) => Some(r.min(client_timeout)),
+            Some(r) if r >= MIN_LEFT => Some(r.min(client_timeout)),
             Some(_) => None,
         }
     }
@@ -57,7 +59,11 @@ pub(crate) struct Backoff {
     max: Duration,
 }
 
+/// The first retry comes quickly: most transient refusals (a lock-delay just ending, one
+/// 5xx) clear within milliseconds.
 const FIRST: Duration = Duration::from_millis(10);
+/// Retries stay at most half a second apart, so that an acquire notices a recovered Consul
+/// soon without hammering a struggling one.
 const MAX: Duration = Duration::from_millis(500);
 
 impl Backoff {
@@ -94,7 +100,7 @@ impl Backoff {
         let Some(remaining) = deadline.remaining() else {
             return false;
         };
-        if remaining < Duration::from_millis(1) {
+        if remaining < MIN_LEFT {
             return false;
         }
         tokio::time::sleep(self.next_delay().min(remaining)).await;

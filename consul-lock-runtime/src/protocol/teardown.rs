@@ -10,15 +10,16 @@
 //! - a session create that failed in a way Consul may still have carried out (a 5xx, or no
 //!   answer) is looked for by its unique name once Consul answers again, and destroyed.
 //!
-//! Both run where the caller runs them; handed to the worker (`Drop`, a cancelled acquire)
-//! they are counted, so [`flush_releases`](crate::flush_releases) waits for them.
+//! Both run where the caller runs them; handed to the [`Background`] (`Drop`, a cancelled
+//! acquire) they are counted, so [`flush_releases`](crate::flush_releases) waits for them.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::retry::Backoff;
-use crate::{background, Client, Error, Result};
+use super::retry::Backoff;
+use super::Background;
+use crate::{Client, Error, Result};
 
 /// Consul's leader ends a session whose TTL ran out 2 × TTL after its last renewal (it allows
 /// up to twice the TTL; a new leader restarts the timer). Past this bound from the last
@@ -27,6 +28,8 @@ pub(crate) fn session_end_bound(last_renewal: Instant, ttl: Duration) -> Instant
     last_renewal + ttl * 2
 }
 
+/// Retries start at 10 ms (an election's refusals are quick to clear) and stay under 1 s (a
+/// release that waits longer stalls every waiter of the key).
 fn retry_policy() -> Backoff {
     Backoff::between(Duration::from_millis(10), Duration::from_secs(1))
 }
@@ -59,6 +62,7 @@ pub(crate) async fn destroy_until_confirmed(
         let timeout = client
             .request_timeout()
             .min(give_up_at.saturating_duration_since(now))
+            // Below 100 ms a destroy cannot complete even on loopback under load.
             .max(Duration::from_millis(100));
         match client.session_destroy(key, session, timeout).await {
             Ok(()) => return Ok(()),
@@ -84,11 +88,17 @@ pub(crate) fn create_may_have_happened(e: &Error) -> bool {
     }
 }
 
-/// Hands to the worker the search for a session created under `name` whose create answer was
+/// Hands to the background the search for a session created under `name` whose create answer was
 /// lost: once Consul lists sessions again, every session with that name is destroyed. Gives
 /// up when Consul would have ended such a session on its own.
-pub(crate) fn sweep_unconfirmed_create(client: Client, key: String, name: String, ttl: Duration) {
-    background::spawn_cleanup(async move {
+pub(crate) fn sweep_unconfirmed_create(
+    bg: impl Background,
+    client: Client,
+    key: String,
+    name: String,
+    ttl: Duration,
+) {
+    bg.detach(async move {
         let started = Instant::now();
         let give_up_at = session_end_bound(started, ttl) + client.request_timeout();
         let mut backoff = retry_policy();

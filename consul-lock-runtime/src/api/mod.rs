@@ -1,0 +1,18 @@
+//! Consul's HTTP API as plain calls, without policy: no retries, no waiting, no decision about
+//! where they run. Each call is one request, bounded by the timeout its caller gives, and
+//! answers with Consul's reply or an [`Error`](crate::Error) naming the key and the operation.
+//!
+//! - [`http`]: the request plumbing ([`Call`](http::Call));
+//! - [`session`]: create, renew, destroy, list;
+//! - [`kv`]: reads of one key or a tree (blocking when an index is given), key names, and the
+//!   KV acquire that queues a waiter;
+//! - [`txn`]: the lock transaction (lock + read the queue) and unlock.
+
+pub(crate) mod http;
+pub(crate) mod kv;
+pub(crate) mod session;
+pub(crate) mod txn;
+
+pub use kv::KvEntry;
+pub use session::SessionInfo;
+pub(crate) use txn::LockAttempt;

@@ -1,0 +1,132 @@
+//! Sessions: create (`LockDelay: 0s`, `Behavior: delete`), renew, destroy, list.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::http::{go_duration, unexpected, Call};
+use crate::key::encode_path;
+use crate::{Client, Result};
+
+/// A session as `/v1/session/list` and `/v1/session/info` return it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// use consul_lock_runtime::Lock;
+/// use std::time::Duration;
+///
+/// let lock = Lock::new("session-info-example").client(&client).lock_timeout(Duration::from_secs(60));
+/// let guard = lock.acquire().await?;
+/// let sessions = client.sessions().await?;
+/// let info = sessions.iter().find(|s| s.id == guard.session_id()).expect("listed");
+/// assert!(info.name.starts_with(&format!("consul-lock: {} #", guard.key())));
+/// assert_eq!((info.ttl.as_str(), info.behavior.as_str()), ("60s", "delete"));
+/// guard.release().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The session's name (this library names its sessions `consul-lock: <key> #<nonce>`,
+    /// 16 hex digits that make the name unique).
+    #[serde(default)]
+    pub name: String,
+    /// The node the session belongs to.
+    #[serde(default)]
+    pub node: String,
+    /// The TTL as Consul prints it (`"180s"`).
+    #[serde(default, rename = "TTL")]
+    pub ttl: String,
+    /// `release` or `delete`.
+    #[serde(default)]
+    pub behavior: String,
+}
+
+/// The body of `PUT /v1/session/create`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SessionCreateBody<'a> {
+    name: &'a str,
+    #[serde(rename = "TTL")]
+    ttl: &'a str,
+    lock_delay: &'a str,
+    behavior: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreatedSession {
+    #[serde(rename = "ID")]
+    id: String,
+}
+
+impl Client {
+    /// `PUT /v1/session/create` with `LockDelay: 0s` (Consul's default is 15 s, and Go's
+    /// client cannot send 0) and `Behavior: delete` (the key is gone after release).
+    pub(crate) async fn session_create(
+        &self,
+        key: &str,
+        name: &str,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<String> {
+        let body = SessionCreateBody {
+            name,
+            ttl: &go_duration(ttl),
+            lock_delay: "0s",
+            behavior: "delete",
+        };
+        let path = "/v1/session/create".into();
+        let call = Call::new(Method::PUT, path, key, "create a session", timeout).with_json(&body);
+        let reply = call.send(self, &[]).await?;
+        serde_json::from_slice::<CreatedSession>(&reply.body)
+            .map(|s| s.id)
+            .map_err(|e| unexpected(key, "create a session", reply.status, &e.to_string()))
+    }
+
+    /// `PUT /v1/session/destroy/<id>`; with `Behavior: delete` this deletes the held key.
+    pub(crate) async fn session_destroy(
+        &self,
+        key: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let path = format!("/v1/session/destroy/{}", encode_path(id));
+        let op = "destroy the session (release)";
+        let call = Call::new(Method::PUT, path, key, op, timeout);
+        call.send(self, &[]).await.map(|_| ())
+    }
+
+    /// `PUT /v1/session/renew/<id>`: `Ok(false)` when Consul no longer knows the session.
+    pub(crate) async fn session_renew(
+        &self,
+        key: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let path = format!("/v1/session/renew/{}", encode_path(id));
+        let call = Call::new(Method::PUT, path, key, "renew the session", timeout);
+        let reply = call.send(self, &[404]).await?;
+        Ok(reply.status != 404)
+    }
+
+    /// `GET /v1/session/list`; `key` names the lock the listing is for, in errors.
+    pub(crate) async fn session_list(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Vec<SessionInfo>> {
+        let path = "/v1/session/list".into();
+        let call = Call::new(Method::GET, path, key, "list sessions", timeout);
+        let reply = call.send(self, &[]).await?;
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, "list sessions", reply.status, &e.to_string()))
+    }
+}

@@ -1,0 +1,157 @@
+//! Where the library's code runs: on the caller's tokio runtime when there is one, and
+//! otherwise on the background worker, one small tokio runtime on its own thread.
+//!
+//! - Async calls made inside a tokio runtime run right there (no thread hop), with a
+//!   connection pool of that runtime's own ([`pools`]).
+//! - Blocking calls, async calls from other executors, `Drop` (which must not block), session
+//!   renewals and key watches run on the [`worker`], which never stops, so a release handed
+//!   over by `Drop` survives the runtime it was dropped in.
+//! - Work that must finish even if its caller goes away (creating a session, a release) runs
+//!   in place through [`MustFinish`]; if it is dropped half-way, the rest moves to the worker.
+//!   Work handed to the worker is counted until it is done ([`tracked`]).
+//!
+//! Only the public layer (`Lock`, `LockGuard`, the KV and session helpers) decides where code
+//! runs; the protocol sees execution only through [`Background`], which [`Exec`] implements.
+
+pub(crate) mod pools;
+pub(crate) mod tracked;
+pub(crate) mod worker;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::protocol::Background;
+use crate::Result;
+pub(crate) use tracked::{pending, settle, spawn_cleanup, MustFinish};
+
+/// Runs an operation where it should run: in place on the caller's tokio runtime, or on the
+/// worker when the caller uses another executor. Every public async entry point goes through
+/// here.
+///
+/// Dropping the returned future cancels `work` (in place: at once; on the worker: at its next
+/// await point). Its own drop guards (a pending session, a guard) then clean up; from the
+/// moment of a cancellation on the worker until the worker has dropped `work`, the
+/// cancellation counts as pending, so [`settle`] waits for it.
+pub(crate) async fn run<T, F>(work: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    if worker::caller_runtime().is_some() {
+        return work.await;
+    }
+    let (tx, rx) = oneshot::channel();
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let caller = CallerSide {
+        state: state.clone(),
+    };
+    worker::spawn(forward(work, tx, state))?;
+    let result = rx.await.map_err(|_| worker::lost_worker());
+    caller.state.store(DONE, Ordering::SeqCst);
+    drop(caller);
+    result?
+}
+
+/// Runs an operation on the worker and blocks the calling thread until it is done: the
+/// blocking entry points, safe on any thread, including threads inside a tokio runtime.
+pub(crate) fn run_blocking<T, F>(work: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    worker::block_on(work)?
+}
+
+/// Runs `work` to completion even if the caller stops waiting (a release must not be cut off
+/// half-way), and waits for its result: in place on a tokio runtime, on the worker otherwise.
+pub(crate) async fn run_to_completion<T, F>(work: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    if worker::caller_runtime().is_some() {
+        return MustFinish::new(work).await;
+    }
+    let (tx, rx) = oneshot::channel();
+    spawn_cleanup(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.await.map_err(|_| worker::lost_worker())?
+}
+
+/// Spawns a long-running task (a renewal, a key watch, an expiry timer) on the worker.
+pub(crate) fn spawn_task<F>(fut: F) -> Result<AbortHandle>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    Ok(worker::spawn(fut)?.abort_handle())
+}
+
+/// The protocol's view of execution, as this module provides it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exec;
+
+impl Background for Exec {
+    fn finish<T: Send + 'static>(
+        self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = T> + Send + 'static {
+        MustFinish::new(work)
+    }
+
+    fn detach(self, work: impl Future<Output = ()> + Send + 'static) {
+        spawn_cleanup(work);
+    }
+}
+
+/// `run`'s hand-over between the caller and the worker: running, answered, or cancelled by
+/// the caller (then counted as pending until the worker has dropped the work).
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Marks a cancellation (the caller's future dropped before the worker finished) as a
+/// pending cleanup at once.
+struct CallerSide {
+    state: Arc<AtomicU8>,
+}
+
+impl Drop for CallerSide {
+    fn drop(&mut self) {
+        if self
+            .state
+            .compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            // Ended by `forward` once the worker has dropped the work.
+            tracked::begin_one();
+        }
+    }
+}
+
+async fn forward<T, F: Future<Output = T>>(
+    fut: F,
+    mut tx: oneshot::Sender<T>,
+    state: Arc<AtomicU8>,
+) {
+    tokio::select! {
+        biased;
+        () = tx.closed() => {}
+        value = fut => {
+            // If the caller went away just now, `value` is dropped here, and its drop
+            // guards (a lock guard, a pending session) clean up.
+            if state.compare_exchange(RUNNING, DONE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                let _ = tx.send(value);
+                return;
+            }
+        }
+    }
+    // Cancelled: `fut` has been dropped (its cleanups are counted on their own).
+    if state.swap(DONE, Ordering::SeqCst) == CANCELLED {
+        tracked::end_one();
+    }
+}

@@ -1,0 +1,176 @@
+//! Acquiring a lock, top to bottom: create a session → lock transaction → on held, wait for
+//! the key in the queue → retry; transient failures and lock-delay refusals are retried with
+//! jittered backoff, never past the deadline. A session left over by a failed or cancelled
+//! acquire is destroyed ([`PendingSession`]).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::outcome::Outcome;
+use super::pending::PendingSession;
+use super::queue::{self, Wait};
+use super::retry::{Backoff, Deadline};
+use super::Background;
+use crate::api::LockAttempt;
+use crate::{Blocker, Client, Result};
+
+/// Everything an acquisition needs, resolved and checked before any request.
+pub(crate) struct Plan {
+    pub(crate) client: Client,
+    /// The full key.
+    pub(crate) key: String,
+    /// How long to wait for a held key; zero: one try.
+    pub(crate) acquire_timeout: Duration,
+    /// The session TTL (the lock timeout).
+    pub(crate) ttl: Duration,
+    /// The value stored in the key.
+    pub(crate) value: Vec<u8>,
+}
+
+/// A lock just taken.
+pub(crate) struct Acquired {
+    pub(crate) session_id: String,
+    /// The `ModifyIndex` of the acquiring write.
+    pub(crate) fencing_token: u64,
+    /// The send time of the session's create or last renew: the lease counts from then.
+    pub(crate) renewed: Instant,
+}
+
+/// Acquires `plan.key`, within a `consul_lock.acquire` span.
+pub(crate) async fn acquire(plan: &Plan, bg: impl Background) -> Result<Acquired> {
+    let span = tracing::info_span!(
+        "consul_lock.acquire",
+        key = %plan.key,
+        waited_ms = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+        fencing_token = tracing::field::Empty,
+    );
+    let result = acquire_loop(plan, bg).instrument(span.clone()).await;
+    match &result {
+        Ok(acquired) => {
+            span.record("fencing_token", acquired.fencing_token);
+        }
+        Err(e) => span.in_scope(|| tracing::debug!(error = %e, "not acquired")),
+    }
+    result
+}
+
+async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
+    let client = &plan.client;
+    let mut out = Outcome::new(&plan.key, Deadline::new(plan.acquire_timeout));
+    let mut backoff = Backoff::new();
+    let mut session: Option<PendingSession<_>> = None;
+    let queue = queue::prefix(&plan.key);
+    // Whether to give the key back when it was taken ahead of older waiters: only when this
+    // client released the key a moment ago (so that a releaser taking it again at once does
+    // not overtake the queue), and never after the first waiter let its grace pass (it may be
+    // gone with its session alive). Other newcomers may take a free key: waiting out stale
+    // queue entries would cost them more than the order is worth.
+    let mut yield_to_older = queue::released_recently(client, &plan.key);
+    loop {
+        // 1. A session: the one kept from the last round (renewed at TTL/2), or a new one.
+        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
+            return Err(out.not_acquired());
+        };
+        let mut pending = match session.take() {
+            Some(mut s) => match s.refresh(timeout).await {
+                Ok(true) => s,
+                Ok(false) => {
+                    s.forget();
+                    continue;
+                }
+                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
+                    session = Some(s);
+                    continue;
+                }
+                Err(e) => return Err(out.give_up(e)),
+            },
+            None => match PendingSession::create(bg, client, &plan.key, plan.ttl, timeout).await {
+                Ok(created) => created,
+                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => continue,
+                Err(e) => return Err(out.give_up(e)),
+            },
+        };
+
+        // 2. The lock transaction, which reads the queue in the same round trip.
+        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
+            return Err(out.not_acquired());
+        };
+        out.attempts += 1;
+        let attempt = client
+            .txn_lock(&plan.key, &plan.value, pending.id(), &queue, timeout)
+            .await;
+        let attempt = match attempt {
+            Ok(LockAttempt::Acquired {
+                modify_index,
+                queue: waiters,
+            }) if yield_to_older
+                && out.deadline.can_retry()
+                && queue::older_waiter(&waiters, &queue, pending.id()) =>
+            {
+                // Taken ahead of older waiters (a releaser overtaking the queue): give it back
+                // and queue up, so that waiters are served in order. Should the unlock fail,
+                // dropping `pending` destroys the session, which frees the key.
+                tracing::trace!(
+                    fencing_token = modify_index,
+                    "yielding the key to an older waiter"
+                );
+                client
+                    .txn_unlock(&plan.key, pending.id(), timeout)
+                    .await
+                    .map(|()| LockAttempt::Held)
+            }
+            other => other,
+        };
+
+        // 3. Taken: done. Held: wait for a turn. Otherwise retry within the deadline.
+        match attempt {
+            Ok(LockAttempt::Acquired { modify_index, .. }) => {
+                out.record();
+                let (session_id, renewed) = pending.into_parts();
+                return Ok(Acquired {
+                    session_id,
+                    fencing_token: modify_index,
+                    renewed,
+                });
+            }
+            Ok(LockAttempt::Held) => {
+                out.blocked_by = Some(Blocker::Holder);
+                if !out.deadline.can_retry() {
+                    return Err(out.not_acquired());
+                }
+                match queue::wait_turn(client, &plan.key, &mut pending, &out.deadline).await? {
+                    Wait::Free { head } => {
+                        yield_to_older = yield_to_older && head;
+                        session = Some(pending);
+                    }
+                    Wait::SessionGone => pending.forget(),
+                    Wait::TimedOut => return Err(out.not_acquired()),
+                }
+            }
+            Ok(LockAttempt::LockDelay) => {
+                out.blocked_by = Some(Blocker::LockDelay);
+                session = Some(pending);
+                if !backoff.wait(&out.deadline).await {
+                    return Err(out.not_acquired());
+                }
+            }
+            Err(e) if e.is_invalid_session() => {
+                // Consul ended the session (its TTL ran out, or it was destroyed): start over.
+                pending.forget();
+                if !out.deadline.can_retry() {
+                    return Err(out.give_up(e));
+                }
+            }
+            Err(e) if e.is_transient() => {
+                session = Some(pending);
+                if !out.retry_after(&e, &mut backoff).await {
+                    return Err(out.give_up(e));
+                }
+            }
+            Err(e) => return Err(out.give_up(e)),
+        }
+    }
+}

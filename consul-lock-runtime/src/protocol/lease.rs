@@ -1,0 +1,315 @@
+//! A held lock's lease: what the holder knows of its session's life, the renewal that keeps it
+//! (with its grace through leader elections), the key watch that notices a loss at once, and
+//! the release that goes on until Consul confirms it.
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::retry::Backoff;
+use super::{queue, teardown};
+use crate::{Client, Result};
+
+/// Why a lock is no longer held.
+///
+/// ```
+/// use consul_lock_runtime::LostReason;
+/// assert!(LostReason::Expired.to_string().contains("TTL"));
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LostReason {
+    /// The lock timeout (session TTL) ran out without a renewal: Consul may free the key from
+    /// now on. Without renewal this is the normal end of a lock that was not released.
+    Expired,
+    /// Renewals failed (Consul unreachable or without a leader) until the TTL ran out.
+    RenewalFailed {
+        /// The last error seen.
+        last_error: String,
+    },
+    /// Consul no longer knows the session: it was destroyed from outside or invalidated.
+    SessionInvalidated,
+    /// The key was deleted, or is now held by another session.
+    KeyTakenOver {
+        /// The session now holding the key, if any.
+        by: Option<String>,
+    },
+    /// The guard released the lock.
+    Released,
+}
+
+impl fmt::Display for LostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LostReason::Expired => f.write_str(
+                "the lock timeout (session TTL) ran out without a renewal; enable renewal or raise the lock timeout",
+            ),
+            LostReason::RenewalFailed { last_error } => write!(
+                f,
+                "the session could not be renewed before its TTL ran out (last error: {last_error})"
+            ),
+            LostReason::SessionInvalidated => {
+                f.write_str("Consul no longer knows the session (destroyed from outside or invalidated)")
+            }
+            LostReason::KeyTakenOver { by: Some(by) } => write!(f, "the key is now held by session {by}"),
+            LostReason::KeyTakenOver { by: None } => f.write_str("the key was deleted or released from outside"),
+            LostReason::Released => f.write_str("it was released"),
+        }
+    }
+}
+
+/// A held lock, as the protocol knows it: the session that holds the key, its lease, and
+/// whether (and why) it was lost.
+pub(crate) struct Lease {
+    pub(crate) client: Client,
+    pub(crate) key: String,
+    pub(crate) session_id: String,
+    pub(crate) fencing_token: u64,
+    pub(crate) ttl: Duration,
+    life: Mutex<Life>,
+    state: watch::Sender<Option<LostReason>>,
+}
+
+/// What the holder knows of its session's life.
+///
+/// Consul promises to keep a session at least its TTL after the last renewal; its leader ends
+/// it 2 × TTL after the last renewal it applied, and a new leader restarts that timer for every
+/// session. So the lock counts as held until the send time of the last successful create or
+/// renew plus the TTL, and, while renewals fail because Consul has no working leader (it
+/// answers 5xx, or holds the request without answering, as it does during an election), until
+/// 2 × TTL less a tenth of the TTL: no leader can end the session meanwhile, and a new one
+/// restarts its timer. A refused connection (the local agent down) earns no such grace: Consul
+/// may end every session of an agent that fails its health check.
+#[derive(Clone, Copy, Debug)]
+struct Life {
+    renewed: Instant,
+    consul_leaderless: bool,
+}
+
+impl Lease {
+    /// The lease of a session that took the key; `renewed` is the send time of its create or
+    /// last renew.
+    pub(crate) fn new(
+        client: Client,
+        key: String,
+        session_id: String,
+        fencing_token: u64,
+        ttl: Duration,
+        renewed: Instant,
+    ) -> Lease {
+        Lease {
+            client,
+            key,
+            session_id,
+            fencing_token,
+            ttl,
+            life: Mutex::new(Life {
+                renewed,
+                consul_leaderless: false,
+            }),
+            state: watch::channel(None).0,
+        }
+    }
+
+    fn life(&self) -> Life {
+        *self.life.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The moment after which Consul may have freed the key.
+    pub(crate) fn valid_until(&self) -> Instant {
+        let life = self.life();
+        if life.consul_leaderless {
+            life.renewed + self.ttl * 2 - self.ttl / 10
+        } else {
+            life.renewed + self.ttl
+        }
+    }
+
+    fn last_renewal(&self) -> Instant {
+        self.life().renewed
+    }
+
+    fn renewed_at(&self, sent: Instant) {
+        *self.life.lock().unwrap_or_else(PoisonError::into_inner) = Life {
+            renewed: sent,
+            consul_leaderless: false,
+        };
+    }
+
+    /// A renewal failed in a way that shows Consul without a working leader.
+    fn renewal_met_no_leader(&self) {
+        self.life
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .consul_leaderless = true;
+    }
+
+    /// Whether the lock is still held: no loss seen, and the lease has not run out.
+    pub(crate) fn is_held(&self) -> bool {
+        self.state.borrow().is_none() && Instant::now() < self.valid_until()
+    }
+
+    /// Why the lock is no longer held, or `None` while it is.
+    pub(crate) fn lost_reason(&self) -> Option<LostReason> {
+        if let Some(reason) = self.state.borrow().clone() {
+            return Some(reason);
+        }
+        (Instant::now() >= self.valid_until()).then_some(LostReason::Expired)
+    }
+
+    /// Whether a loss has been recorded.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.state.borrow().is_some()
+    }
+
+    /// Completes when a loss is recorded, with its reason.
+    pub(crate) fn lost(&self) -> impl std::future::Future<Output = LostReason> + Send + 'static {
+        let mut rx = self.state.subscribe();
+        async move {
+            match rx.wait_for(Option::is_some).await {
+                Ok(state) => state.clone().unwrap_or(LostReason::Released),
+                Err(_) => LostReason::Released,
+            }
+        }
+    }
+
+    /// Records the loss (the first reason wins). Returns whether this call recorded it.
+    pub(crate) fn lose(&self, reason: LostReason) -> bool {
+        let recorded = self.state.send_if_modified(|state| {
+            if state.is_none() {
+                *state = Some(reason.clone());
+                true
+            } else {
+                false
+            }
+        });
+        if recorded && reason != LostReason::Released {
+            tracing::warn!(key = %self.key, %reason, "consul lock lost");
+        }
+        recorded
+    }
+}
+
+/// Reports [`LostReason::Expired`] when the lease runs out (a lock without renewal).
+pub(crate) async fn expire_at_ttl(lease: &Lease) {
+    tokio::time::sleep_until(lease.valid_until()).await;
+    lease.lose(LostReason::Expired);
+}
+
+/// Renews the session at TTL/2; retries failed renewals until the lease runs out (see
+/// [`Life`]: longer while Consul has no leader), then reports the loss. Each attempt stops
+/// waiting a tenth of the TTL before the lease ends, so that a request Consul holds during an
+/// election ends as "no answer" (which extends the lease) before the lease is over.
+pub(crate) async fn renew(lease: &Lease) {
+    let half = lease.ttl / 2;
+    // A failed renewal is retried after a tenth of the TTL: several tries fit in the half TTL
+    // left, bounded to 50 ms..1 s so that short test TTLs and long TTLs both retry sensibly.
+    let retry = (lease.ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut next = lease.last_renewal() + half;
+    let mut last_error = String::new();
+    loop {
+        tokio::time::sleep_until(next).await;
+        let valid_until = lease.valid_until();
+        let now = Instant::now();
+        if now >= valid_until {
+            lease.lose(LostReason::RenewalFailed { last_error });
+            return;
+        }
+        let timeout = (valid_until - now)
+            .saturating_sub(lease.ttl / 10)
+            .max(Duration::from_millis(50))
+            .min(lease.client.request_timeout());
+        let client = &lease.client;
+        match client
+            .session_renew(&lease.key, &lease.session_id, timeout)
+            .await
+        {
+            Ok(true) => {
+                lease.renewed_at(now);
+                next = now + half;
+                tracing::trace!("session renewed");
+            }
+            Ok(false) => {
+                lease.lose(LostReason::SessionInvalidated);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "renewal failed; retrying");
+                if e.shows_no_leader() {
+                    lease.renewal_met_no_leader();
+                }
+                last_error = e.to_string();
+                next = Instant::now() + retry;
+            }
+        }
+    }
+}
+
+/// Watches the key with blocking queries and reports when it is deleted or held by another
+/// session.
+pub(crate) async fn watch_key(lease: &Lease) {
+    // Consul's own default wait for a blocking query; a watch costs one request per minute.
+    const WAIT: Duration = Duration::from_secs(60);
+    let mut index = lease.fencing_token;
+    // A failed watch is retried from 100 ms up to 5 s: no deadline, so no hurry.
+    let mut backoff = Backoff::between(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        let timeout = lease.client.request_timeout() + WAIT + WAIT / 16;
+        let blocking = Some((index, WAIT));
+        match lease.client.kv_read(&lease.key, blocking, timeout).await {
+            Ok((entry, new_index)) => {
+                backoff.reset();
+                match entry {
+                    Some(e) if e.session.as_deref() == Some(lease.session_id.as_str()) => {}
+                    Some(e) => {
+                        lease.lose(LostReason::KeyTakenOver { by: e.session });
+                        return;
+                    }
+                    None => {
+                        // With Behavior=delete a destroyed or expired session deletes the key.
+                        lease.lose(LostReason::KeyTakenOver { by: None });
+                        return;
+                    }
+                }
+                // Consul's rule: an index that goes backwards resets the watch.
+                index = if new_index < index { 0 } else { new_index };
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "watching the key failed; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+/// Releases: destroys the session, retrying transient failures (a leader election, a reset
+/// connection) until Consul confirms it or would have ended the session on its own (see
+/// [`teardown`]). A lost release would keep the key until its TTL and stall every waiter.
+/// A confirmed release is remembered by the [`queue`], so that this client does not take the
+/// key again at once ahead of older waiters.
+pub(crate) async fn release(lease: &Lease) -> Result<()> {
+    let span = tracing::info_span!("consul_lock.release", key = %lease.key);
+    async move {
+        let client = &lease.client;
+        // Never give up sooner than one request timeout, even on a lease that looks over.
+        let give_up_at = teardown::session_end_bound(lease.last_renewal(), lease.ttl)
+            .max(Instant::now() + client.request_timeout());
+        let result =
+            teardown::destroy_until_confirmed(client, &lease.key, &lease.session_id, give_up_at)
+                .await;
+        match &result {
+            Ok(()) => {
+                queue::note_release(client, &lease.key);
+                tracing::debug!("released");
+            }
+            Err(e) => tracing::warn!(error = %e, "release failed; the lock timeout (TTL) will free the key"),
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}

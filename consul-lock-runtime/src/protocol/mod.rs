@@ -1,0 +1,36 @@
+//! The lock protocol, as plain async functions over the [`api`](crate::api) calls. Nothing
+//! here decides where it runs: work that must go on after its caller stops waiting is handed
+//! to a [`Background`], given by the caller.
+//!
+//! - [`acquire`]: create a session → lock transaction → on held, wait → retry;
+//!   [`outcome`] chooses the error an acquire that gives up reports;
+//! - [`pending`]: the session of an acquire in progress, destroyed if the acquire fails;
+//! - [`queue`]: the waiters' queue, and this process's memory of its recent releases;
+//! - [`lease`]: a held lock's lease: renewal with its election grace, the key watch, release;
+//! - [`teardown`]: ending sessions for sure, through elections and lost answers;
+//! - [`retry`]: the acquire deadline and jittered backoff.
+
+pub(crate) mod acquire;
+pub(crate) mod lease;
+pub(crate) mod outcome;
+pub(crate) mod pending;
+pub(crate) mod queue;
+pub(crate) mod retry;
+pub(crate) mod teardown;
+
+use std::future::Future;
+
+/// What the protocol needs from whoever runs it: a place for work that must go on after its
+/// caller stops waiting.
+pub(crate) trait Background: Copy + Send + Sync + 'static {
+    /// `work`, run in place; if the returned future is dropped half-way, the rest of `work`
+    /// still runs to its end (and its output is dropped there, so its drop guards act).
+    fn finish<T: Send + 'static>(
+        self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = T> + Send + 'static;
+
+    /// Runs a cleanup to its end without waiting for it; it is counted until done, so that
+    /// [`flush_releases`](crate::flush_releases) waits for it.
+    fn detach(self, work: impl Future<Output = ()> + Send + 'static);
+}

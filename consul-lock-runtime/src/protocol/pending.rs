@@ -1,0 +1,149 @@
+//! The session of an acquire in progress: created so that it is never leaked, renewed while
+//! its acquire waits, and destroyed when the acquire fails or is cancelled.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{teardown, Background};
+use crate::error::{DisplayDuration, NO_ANSWER};
+use crate::{Client, Error, Result};
+
+/// A session created by an acquire that has not (yet) taken the key. Dropping it destroys the
+/// session in the background, so failed and cancelled acquires leak nothing.
+pub(crate) struct PendingSession<B: Background> {
+    bg: B,
+    client: Client,
+    key: String,
+    id: String,
+    /// Send time of the create or last renew: the TTL counts from at most then.
+    renewed: Instant,
+    ttl: Duration,
+    /// Whether this session holds its entry in the key's queue of waiters.
+    queued: bool,
+    armed: bool,
+}
+
+impl<B: Background> PendingSession<B> {
+    /// Creates the acquire's session so that it is never leaked: the create finishes even if
+    /// the acquire stops waiting for it (cancelled, or out of time: see
+    /// [`Background::finish`]), and the session comes back as a [`PendingSession`], whose drop
+    /// destroys it. The request is bounded by the client's request timeout and the wait for
+    /// it by `wait` (the time left), so a session Consul creates after the acquire gave up is
+    /// destroyed too.
+    pub(crate) async fn create(
+        bg: B,
+        client: &Client,
+        key: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Self> {
+        let (task_client, task_key) = (client.clone(), key.to_owned());
+        let create = bg.finish(async move {
+            let (client, key) = (task_client, task_key);
+            let name = teardown::session_name(&key);
+            let sent = Instant::now();
+            let timeout = client.request_timeout();
+            let id = match client.session_create(&key, &name, ttl, timeout).await {
+                Ok(id) => id,
+                Err(e) => {
+                    if teardown::create_may_have_happened(&e) {
+                        teardown::sweep_unconfirmed_create(bg, client, key, name, ttl);
+                    }
+                    return Err(e);
+                }
+            };
+            Ok(PendingSession {
+                bg,
+                client,
+                key,
+                id,
+                renewed: sent,
+                ttl,
+                queued: false,
+                armed: true,
+            })
+        });
+        // The request is bounded by the client's request timeout already; a second timer is
+        // only needed when the time left is shorter.
+        if wait >= client.request_timeout() {
+            return create.await;
+        }
+        match tokio::time::timeout(wait, create).await {
+            Ok(created) => created,
+            Err(_) => Err(Error::Unreachable {
+                key: key.to_owned(),
+                operation: "create a session",
+                address: client.address().to_owned(),
+                reason: format!("{NO_ANSWER} {}", DisplayDuration(wait)),
+            }),
+        }
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Renews the session when half its TTL has passed, so that the lock taken with it has at
+    /// least half a TTL left. `Ok(false)`: Consul no longer knows the session.
+    pub(crate) async fn refresh(&mut self, timeout: Duration) -> Result<bool> {
+        if self.renewed.elapsed() < self.ttl / 2 {
+            return Ok(true);
+        }
+        let sent = Instant::now();
+        let alive = self
+            .client
+            .session_renew(&self.key, &self.id, timeout)
+            .await?;
+        if alive {
+            self.renewed = sent;
+        }
+        Ok(alive)
+    }
+
+    /// How long from `now` until the session needs [`refresh`](Self::refresh)ing.
+    pub(crate) fn until_refresh(&self, now: Instant) -> Duration {
+        (self.renewed + self.ttl / 2).saturating_duration_since(now)
+    }
+
+    /// Puts the session in the key's queue of waiters as `entry`, once.
+    pub(crate) async fn join_queue(&mut self, entry: &str, timeout: Duration) -> Result<()> {
+        if !self.queued {
+            let client = &self.client;
+            client
+                .kv_acquire(&self.key, entry, &self.id, timeout)
+                .await?;
+            self.queued = true;
+        }
+        Ok(())
+    }
+
+    /// The session took the key: its id and the send time of its create or last renew.
+    pub(crate) fn into_parts(mut self) -> (String, Instant) {
+        self.armed = false;
+        (std::mem::take(&mut self.id), self.renewed)
+    }
+
+    /// Consul has already dropped the session: nothing to destroy.
+    pub(crate) fn forget(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<B: Background> Drop for PendingSession<B> {
+    fn drop(&mut self) {
+        if self.armed {
+            let client = self.client.clone();
+            let key = std::mem::take(&mut self.key);
+            let id = std::mem::take(&mut self.id);
+            let give_up_at = teardown::session_end_bound(self.renewed, self.ttl);
+            self.bg.detach(async move {
+                if let Err(e) =
+                    teardown::destroy_until_confirmed(&client, &key, &id, give_up_at).await
+                {
+                    tracing::warn!(key = %key, error = %e, "could not destroy the session of an unfinished acquire; its TTL will end it");
+                }
+            });
+        }
+    }
+}
