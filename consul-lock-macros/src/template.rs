@@ -7,7 +7,7 @@
 //! `<self.account().owner_id()>`): getters, for private fields (see `placeholder`).
 //! The literal parts must keep the key well formed: no empty segment (`//`), no leading
 //! or trailing `/`, no `.` or `..` segment and no character that Consul refuses in a URL
-//! path (see `consul_lock_keys`). Values are escaped at run time by the runtime's
+//! path (see `consul_lock_syntax`). Values are escaped at run time by the runtime's
 //! `key::render`, so a value always stays inside its segment.
 
 use std::ops::Range;
@@ -128,7 +128,7 @@ pub(crate) fn parse(src: &str) -> Result<Template, TemplateError> {
 }
 
 fn check_literal(literal: &str, start: usize) -> Result<(), TemplateError> {
-    if let Some((i, c)) = consul_lock_keys::first_unsafe(literal) {
+    if let Some((i, c)) = consul_lock_syntax::first_unsafe(literal) {
         let at = start + i;
         let kind = if c.is_control() {
             "the control character"

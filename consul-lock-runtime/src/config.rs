@@ -146,24 +146,15 @@ fn env(name: &str) -> Option<String> {
 fn env_bool(name: &'static str) -> Result<Option<bool>> {
     env(name)
         .map(|v| {
-            parse_go_bool(v.trim()).ok_or_else(|| Error::InvalidOption {
+            consul_lock_syntax::parse_go_bool(v.trim()).ok_or_else(|| Error::InvalidOption {
                 option: name,
                 reason: format!(
-                    "{v:?} is not a boolean; use one of 1, t, T, TRUE, true, True, \
-                     0, f, F, FALSE, false, False (as the Consul CLI)"
+                    "{v:?} is not a boolean; use one of {} (as the Consul CLI)",
+                    consul_lock_syntax::GO_BOOL_SPELLINGS
                 ),
             })
         })
         .transpose()
-}
-
-/// Go's `strconv.ParseBool`: exactly these spellings, nothing else (`yes`, `TrUe` are refused).
-fn parse_go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 impl ClientBuilder {
@@ -482,26 +473,10 @@ impl ClientBuilder {
 /// # Ok::<(), consul_lock_runtime::Error>(())
 /// ```
 pub fn consul_base_url(address: &str, tls: bool) -> Result<String> {
-    let raw = address.trim().trim_end_matches('/');
-    let bad = |reason: &str| Error::InvalidOption {
+    consul_lock_syntax::consul_base_url(address, tls).map_err(|reason| Error::InvalidOption {
         option: "address (CONSUL_HTTP_ADDR)",
-        reason: format!("{raw:?} {reason}; use host:port, http://host:port or https://host:port"),
-    };
-    let (scheme, rest) = if let Some(rest) = raw.strip_prefix("http://") {
-        ("http", rest)
-    } else if let Some(rest) = raw.strip_prefix("https://") {
-        ("https", rest)
-    } else if raw.starts_with("unix://") {
-        return Err(bad("is a unix socket, which this client does not support"));
-    } else if raw.contains("://") {
-        return Err(bad("has an unknown scheme"));
-    } else {
-        (if tls { "https" } else { "http" }, raw)
-    };
-    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
-        return Err(bad("is not a host:port address"));
-    }
-    Ok(format!("{scheme}://{rest}"))
+        reason,
+    })
 }
 
 pub(crate) fn read_file(option: &'static str, path: &Path) -> Result<Vec<u8>> {
@@ -536,16 +511,13 @@ mod tests {
     }
 
     #[test]
-    fn booleans_as_go_parses_them() {
-        for t in ["1", "t", "T", "TRUE", "true", "True"] {
-            assert_eq!(parse_go_bool(t), Some(true), "{t}");
-        }
-        for f in ["0", "f", "F", "FALSE", "false", "False"] {
-            assert_eq!(parse_go_bool(f), Some(false), "{f}");
-        }
-        for bad in ["yes", "no", "TrUe", "on", "", "2"] {
-            assert_eq!(parse_go_bool(bad), None, "{bad}");
-        }
+    fn booleans_are_read_as_go_reads_them() {
+        std::env::set_var("CONSUL_LOCK_TEST_BOOL", "T");
+        assert_eq!(env_bool("CONSUL_LOCK_TEST_BOOL").unwrap(), Some(true));
+        std::env::set_var("CONSUL_LOCK_TEST_BOOL", "yes");
+        let err = env_bool("CONSUL_LOCK_TEST_BOOL").unwrap_err().to_string();
+        assert!(err.contains("TRUE"), "{err}");
+        std::env::remove_var("CONSUL_LOCK_TEST_BOOL");
     }
 
     #[test]

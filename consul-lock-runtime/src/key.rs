@@ -3,7 +3,7 @@
 //! Consul decodes `%2F` in a path to `/`, redirects `//`, and HTTP clients resolve `.` and `..`
 //! segments before sending. A value placed into a key template must therefore stay inside its
 //! segment: [`render`] escapes `/`, `%`, all-dot values and every character that Consul refuses
-//! in a URL path (see [`consul_lock_keys`]: controls, format characters such as U+202E,
+//! in a URL path (see [`consul_lock_syntax`]: controls, format characters such as U+202E,
 //! non-ASCII spaces, private-use and unassigned code points) with percent-encoding *inside
 //! the key itself* (a value `a/b` becomes the key text `a%2Fb`), and [`encode_path`]
 //! percent-encodes the whole key again for the wire. The escaping is injective: two different
@@ -62,7 +62,7 @@ impl fmt::Debug for KeyPart<'_> {
 /// Renders a key template from its parts, escaping every value.
 ///
 /// Escaping (inside the key): `/` → `%2F`, `%` → `%25`, a character Consul refuses in a URL
-/// path (see [`consul_lock_keys::is_path_safe`]) → its UTF-8 bytes as `%XX`, and a value made
+/// path (see [`consul_lock_syntax::is_path_safe`]) → its UTF-8 bytes as `%XX`, and a value made
 /// only of dots → every dot as `%2E`. Everything else (the ASCII space, printable unicode, `?`,
 /// `#`) is kept: the key is percent-encoded again on the wire.
 ///
@@ -142,7 +142,7 @@ fn escape_value_into(value: &str, out: &mut String) {
         match ch {
             '/' => out.push_str("%2F"),
             '%' => out.push_str("%25"),
-            c if !consul_lock_keys::is_path_safe(c) => {
+            c if !consul_lock_syntax::is_path_safe(c) => {
                 let mut buf = [0u8; 4];
                 for byte in c.encode_utf8(&mut buf).bytes() {
                     // Infallible: writing to a String.
@@ -157,7 +157,7 @@ fn escape_value_into(value: &str, out: &mut String) {
 /// Checks a key for what Consul or the HTTP path would change: empty, a leading `/`, `//`,
 /// `.` or `..` segments, characters that Consul refuses in a URL path (controls, format
 /// characters, non-ASCII spaces, private-use or unassigned code points: see
-/// [`consul_lock_keys::is_path_safe`]).
+/// [`consul_lock_syntax::is_path_safe`]).
 ///
 /// # Errors
 ///
@@ -229,7 +229,7 @@ fn check(key: &str, checked: Checked) -> Result<()> {
             "the {what} contains `//`, which Consul redirects to a different key; use single slashes"
         ));
     }
-    if let Some((at, c)) = consul_lock_keys::first_unsafe(key) {
+    if let Some((at, c)) = consul_lock_syntax::first_unsafe(key) {
         return fail(format!(
             "the {what} contains U+{:04X} at byte {at}, a character Consul refuses in a URL path \
              (it would answer 400 to every read of the key); remove it, or pass it through a \

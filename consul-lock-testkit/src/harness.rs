@@ -75,7 +75,8 @@ impl TestConsul {
         match std::env::var("CONSUL_HTTP_ADDR") {
             Ok(v) if !v.trim().is_empty() => {
                 let ssl = std::env::var("CONSUL_HTTP_SSL")
-                    .map(|s| matches!(s.trim(), "1" | "true" | "TRUE" | "True"))
+                    .ok()
+                    .and_then(|s| consul_lock_syntax::parse_go_bool(s.trim()))
                     .unwrap_or(false);
                 let url = agent_url(&v, ssl)?;
                 eprintln!("consul-lock-testkit: testing against the Consul agent at {url} (CONSUL_HTTP_ADDR)");
@@ -162,28 +163,13 @@ impl TestConsul {
     }
 }
 
-/// Turns a `CONSUL_HTTP_ADDR` value into a base URL.
+/// Turns a `CONSUL_HTTP_ADDR` value into a base URL, as the runtime's client does.
 pub(crate) fn agent_url(v: &str, ssl: bool) -> Result<String, Error> {
-    let v = v.trim();
-    let bad = |reason: &str| Error::Env {
+    consul_lock_syntax::consul_base_url(v, ssl).map_err(|reason| Error::Env {
         name: "CONSUL_HTTP_ADDR",
-        value: v.to_string(),
-        reason: reason.to_string(),
-    };
-    let (scheme, rest) = if let Some(r) = v.strip_prefix("http://") {
-        ("http", r)
-    } else if let Some(r) = v.strip_prefix("https://") {
-        ("https", r)
-    } else if v.contains("://") {
-        return Err(bad("only http://, https:// or host:port are supported"));
-    } else {
-        (if ssl { "https" } else { "http" }, v)
-    };
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
-        return Err(bad("expected host:port"));
-    }
-    Ok(format!("{scheme}://{rest}"))
+        value: v.trim().to_string(),
+        reason,
+    })
 }
 
 #[cfg(test)]
