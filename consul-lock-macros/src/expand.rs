@@ -29,7 +29,10 @@
 //!         ])
 //!     {
 //!         ::core::result::Result::Ok(consul_lock_key) => {
-//!             ::core::result::Result::Ok(::consul_lock::__private::Lock::new(consul_lock_key))
+//!             // The metrics' `lock` label is the template, never the rendered key.
+//!             ::core::result::Result::Ok(
+//!                 ::consul_lock::__private::Lock::new(consul_lock_key).metrics_name("jobs/<id>")
+//!             )
 //!         }
 //!         ::core::result::Result::Err(consul_lock_error) =>
 //!             ::core::result::Result::Err(consul_lock_error),

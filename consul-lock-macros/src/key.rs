@@ -38,7 +38,9 @@ pub(crate) fn lock_result(
             }
         }
     });
-    let mut options = TokenStream::new();
+    // The metrics' `lock` label: the template, never the rendered key.
+    let template = lit.value();
+    let mut options = quote_spanned!(span=> .metrics_name(#template));
     if let Some(client) = &args.client {
         let cspan = client.span();
         options.extend(quote_spanned!(cspan=> .client(#p::AsClient::to_client(&(#client)))));

@@ -77,6 +77,7 @@ mod guard;
 mod helpers;
 pub mod key;
 mod lock;
+pub mod metrics;
 mod protocol;
 mod value;
 

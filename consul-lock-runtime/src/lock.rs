@@ -83,6 +83,7 @@ pub struct Lock {
     lock_timeout: Option<Duration>,
     renew: bool,
     value: Option<ValueGenerator>,
+    metrics_name: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Lock {
@@ -94,6 +95,7 @@ impl fmt::Debug for Lock {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("lock_timeout", &self.lock_timeout)
             .field("renew", &self.renew)
+            .field("metrics_name", &self.metrics_name)
             .finish_non_exhaustive()
     }
 }
@@ -120,7 +122,33 @@ impl Lock {
             lock_timeout: None,
             renew: false,
             value: None,
+            metrics_name: None,
         }
+    }
+
+    /// The `lock` label of this lock's [metrics](crate::metrics): a name that stays the same
+    /// for every key of one kind (the key *template*, such as `send/user-<user_id>/welcome`),
+    /// never the rendered key, so the number of series stays bounded. The attribute sets its
+    /// template; without a name the label is `unnamed`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let user_id = 42;
+    /// let guard = Lock::new(format!("send/user-{user_id}/welcome"))
+    ///     .metrics_name("send/user-<user_id>/welcome")
+    ///     .client(&client)
+    ///     .acquire()
+    ///     .await?;
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn metrics_name(mut self, name: impl Into<String>) -> Lock {
+        self.metrics_name = Some(Arc::from(name.into()));
+        self
     }
 
     /// The client to use instead of [`defaults::client`].
@@ -318,6 +346,10 @@ impl Lock {
                 .unwrap_or_else(defaults::acquire_timeout),
             ttl,
             value,
+            metrics_name: self
+                .metrics_name
+                .clone()
+                .unwrap_or_else(|| Arc::from(crate::metrics::UNNAMED)),
         })
     }
 
@@ -331,7 +363,11 @@ impl Lock {
         Ok(async move {
             let taken = acquire::acquire(&plan, Exec).await?;
             let Plan {
-                client, key, ttl, ..
+                client,
+                key,
+                ttl,
+                metrics_name,
+                ..
             } = plan;
             let lease = Lease::new(
                 client,
@@ -340,7 +376,8 @@ impl Lock {
                 taken.fencing_token,
                 ttl,
                 taken.renewed,
-            );
+            )
+            .with_metrics_name(metrics_name);
             Ok(LockGuard::start(lease, renew))
         })
     }

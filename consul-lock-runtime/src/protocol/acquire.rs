@@ -3,6 +3,7 @@
 //! jittered backoff, never past the deadline. A session left over by a failed or cancelled
 //! acquire is destroyed ([`PendingSession`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -14,7 +15,7 @@ use super::queue::{self, Wait};
 use super::retry::{Backoff, Deadline};
 use super::Background;
 use crate::api::LockAttempt;
-use crate::{Blocker, Client, Result};
+use crate::{metrics, Blocker, Client, Result};
 
 /// Everything an acquisition needs, resolved and checked before any request.
 pub(crate) struct Plan {
@@ -27,6 +28,8 @@ pub(crate) struct Plan {
     pub(crate) ttl: Duration,
     /// The value stored in the key.
     pub(crate) value: Vec<u8>,
+    /// The `lock` label of the metrics (the key template, or `unnamed`).
+    pub(crate) metrics_name: Arc<str>,
 }
 
 /// A lock just taken.
@@ -36,6 +39,9 @@ pub(crate) struct Acquired {
     pub(crate) fencing_token: u64,
     /// The send time of the session's create or last renew: the lease counts from then.
     pub(crate) renewed: Instant,
+    /// Whether the key was held by another session when this acquire first tried it (a
+    /// hand-off, for the metrics).
+    pub(crate) handed_off: bool,
 }
 
 /// Acquires `plan.key`, within a `consul_lock.acquire` span.
@@ -47,10 +53,19 @@ pub(crate) async fn acquire(plan: &Plan, bg: impl Background) -> Result<Acquired
         attempts = tracing::field::Empty,
         fencing_token = tracing::field::Empty,
     );
+    let started = Instant::now();
     let result = acquire_loop(plan, bg).instrument(span.clone()).await;
+    metrics::acquire_finished(
+        &plan.metrics_name,
+        metrics::outcome(&result),
+        started.elapsed(),
+    );
     match &result {
         Ok(acquired) => {
             span.record("fencing_token", acquired.fencing_token);
+            if acquired.handed_off {
+                metrics::handoff(&plan.metrics_name);
+            }
         }
         Err(e) => span.in_scope(|| tracing::debug!(error = %e, "not acquired")),
     }
@@ -134,6 +149,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
                     session_id,
                     fencing_token: modify_index,
                     renewed,
+                    handed_off: out.blocked_by == Some(Blocker::Holder),
                 });
             }
             Ok(LockAttempt::Held) => {

@@ -3,7 +3,7 @@
 //! the release that goes on until Consul confirms it.
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 
 use super::retry::Backoff;
 use super::{queue, teardown};
-use crate::{Client, Result};
+use crate::{metrics, Client, Result};
 
 /// Why a lock is no longer held.
 ///
@@ -72,6 +72,10 @@ pub(crate) struct Lease {
     pub(crate) ttl: Duration,
     life: Mutex<Life>,
     state: watch::Sender<Option<LostReason>>,
+    /// The `lock` label of the metrics.
+    metrics_name: Arc<str>,
+    /// When the lock was taken (for the time-held metric).
+    acquired_at: Instant,
 }
 
 /// What the holder knows of its session's life.
@@ -112,7 +116,15 @@ impl Lease {
                 consul_leaderless: false,
             }),
             state: watch::channel(None).0,
+            metrics_name: Arc::from(metrics::UNNAMED),
+            acquired_at: Instant::now(),
         }
+    }
+
+    /// Sets the `lock` label of this lock's metrics.
+    pub(crate) fn with_metrics_name(mut self, name: Arc<str>) -> Lease {
+        self.metrics_name = name;
+        self
     }
 
     fn life(&self) -> Life {
@@ -180,12 +192,16 @@ impl Lease {
     /// Records the loss (the first reason wins). Returns whether this call recorded it.
     pub(crate) fn lose(&self, reason: LostReason) -> bool {
         let recorded = self.state.send_if_modified(|state| {
-            if state.is_none() {
-                *state = Some(reason.clone());
-                true
-            } else {
-                false
+            if state.is_some() {
+                return false;
             }
+            // Counted before anyone waiting on `lost()` can see the loss.
+            metrics::held(&self.metrics_name, self.acquired_at.elapsed());
+            if reason != LostReason::Released {
+                metrics::lost(&self.metrics_name, &reason);
+            }
+            *state = Some(reason.clone());
+            true
         });
         if recorded && reason != LostReason::Released {
             tracing::warn!(key = %self.key, %reason, "consul lock lost");
@@ -230,6 +246,7 @@ pub(crate) async fn renew(lease: &Lease) {
         {
             Ok(true) => {
                 lease.renewed_at(now);
+                metrics::session_renewed(&lease.metrics_name);
                 next = now + half;
                 tracing::trace!("session renewed");
             }
@@ -298,15 +315,23 @@ pub(crate) async fn release(lease: &Lease) -> Result<()> {
         // Never give up sooner than one request timeout, even on a lease that looks over.
         let give_up_at = teardown::session_end_bound(lease.last_renewal(), lease.ttl)
             .max(Instant::now() + client.request_timeout());
-        let result =
-            teardown::destroy_until_confirmed(client, &lease.key, &lease.session_id, give_up_at)
-                .await;
+        let result = teardown::destroy_until_confirmed(
+            client,
+            &lease.key,
+            &lease.session_id,
+            give_up_at,
+            || metrics::release_retry(&lease.metrics_name),
+        )
+        .await;
         match &result {
             Ok(()) => {
                 queue::note_release(client, &lease.key);
                 tracing::debug!("released");
             }
-            Err(e) => tracing::warn!(error = %e, "release failed; the lock timeout (TTL) will free the key"),
+            Err(e) => {
+                metrics::release_failed(&lease.metrics_name);
+                tracing::warn!(error = %e, "release failed; the lock timeout (TTL) will free the key")
+            }
         }
         result
     }

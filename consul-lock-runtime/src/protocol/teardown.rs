@@ -47,12 +47,14 @@ fn retry_after(e: &Error, client: &Client, started: Instant, give_up_at: Instant
 /// Destroys a session, retrying transient failures until Consul confirms (destroying an
 /// unknown session is confirmed too), a non-transient error, or `give_up_at`.
 ///
-/// Returns the last error when it gives up; the caller logs it.
+/// Returns the last error when it gives up; the caller logs it. `on_retry` is called before
+/// each request sent again (the release counts them in its metrics).
 pub(crate) async fn destroy_until_confirmed(
     client: &Client,
     key: &str,
     session: &str,
     give_up_at: Instant,
+    mut on_retry: impl FnMut(),
 ) -> Result<()> {
     let started = Instant::now();
     let mut backoff = retry_policy();
@@ -69,6 +71,7 @@ pub(crate) async fn destroy_until_confirmed(
             Err(e) if retry_after(&e, client, started, give_up_at) => {
                 tracing::debug!(error = %e, attempt, "destroying the session failed; retrying");
                 attempt += 1;
+                on_retry();
                 let delay = backoff.next_delay();
                 tokio::time::sleep_until((Instant::now() + delay).min(give_up_at)).await;
             }
@@ -109,7 +112,8 @@ pub(crate) fn sweep_unconfirmed_create(
                     for session in sessions.into_iter().filter(|s| s.name == name) {
                         tracing::debug!(key = %key, session = %session.id, "destroying a session whose create answer was lost");
                         if let Err(e) =
-                            destroy_until_confirmed(&client, &key, &session.id, give_up_at).await
+                            destroy_until_confirmed(&client, &key, &session.id, give_up_at, || {})
+                                .await
                         {
                             tracing::warn!(key = %key, error = %e, "could not destroy a session whose create answer was lost; its TTL will end it");
                         }

@@ -1,0 +1,133 @@
+//! Metrics, through the [`metrics`](https://docs.rs/metrics) facade.
+//!
+//! With the `metrics` cargo feature (on by default) the library records what follows into
+//! whatever recorder the application installed (Prometheus, StatsD, OpenTelemetry exporters
+//! plug into the facade). Without a recorder each call costs one atomic load; without the
+//! feature the calls compile to nothing.
+//!
+//! Every metric carries a `lock` label: the key **template** (`send/user-<user_id>/welcome`),
+//! never the rendered key, so the number of series stays bounded. The attribute passes its
+//! template; with the runtime API give a name with [`Lock::metrics_name`](crate::Lock::metrics_name),
+//! or the label is `unnamed`.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `consul_lock_acquisitions_total` | counter | `lock`, `outcome` | acquires by outcome: `acquired`, `not_acquired` (held, or under a lock-delay, for the whole acquire timeout), or the error kind (`unreachable`, `consul_refused`, `permission_denied`, `invalid_key`, `invalid_option`, `runtime`) |
+//! | `consul_lock_wait_seconds` | histogram | `lock`, `outcome` | time from the start of an acquire to its outcome |
+//! | `consul_lock_handoffs_total` | counter | `lock` | acquisitions that waited for another holder to release |
+//! | `consul_lock_held_seconds` | histogram | `lock` | time from the acquisition to the release or the loss |
+//! | `consul_lock_lost_total` | counter | `lock`, `reason` | locks lost while held: `expired`, `renewal_failed`, `session_invalidated`, `key_taken_over` |
+//! | `consul_lock_release_retries_total` | counter | `lock` | release requests sent again after a transient failure |
+//! | `consul_lock_release_failures_total` | counter | `lock` | releases given up (the TTL frees the key) |
+//! | `consul_lock_session_renewals_total` | counter | `lock` | successful session renewals of held locks |
+//!
+//! ```
+//! // The names, for dashboards and alerts:
+//! assert_eq!(consul_lock_runtime::metrics::ACQUISITIONS_TOTAL, "consul_lock_acquisitions_total");
+//! ```
+
+use std::time::Duration;
+
+use crate::{Error, LostReason};
+
+/// Counter: acquires by `lock` and `outcome`.
+pub const ACQUISITIONS_TOTAL: &str = "consul_lock_acquisitions_total";
+/// Histogram (seconds): time from the start of an acquire to its outcome, by `lock` and `outcome`.
+pub const WAIT_SECONDS: &str = "consul_lock_wait_seconds";
+/// Counter: acquisitions that waited for another holder, by `lock`.
+pub const HANDOFFS_TOTAL: &str = "consul_lock_handoffs_total";
+/// Histogram (seconds): time a lock was held, by `lock`.
+pub const HELD_SECONDS: &str = "consul_lock_held_seconds";
+/// Counter: locks lost while held, by `lock` and `reason`.
+pub const LOST_TOTAL: &str = "consul_lock_lost_total";
+/// Counter: release requests sent again after a transient failure, by `lock`.
+pub const RELEASE_RETRIES_TOTAL: &str = "consul_lock_release_retries_total";
+/// Counter: releases given up, by `lock`.
+pub const RELEASE_FAILURES_TOTAL: &str = "consul_lock_release_failures_total";
+/// Counter: successful session renewals of held locks, by `lock`.
+pub const SESSION_RENEWALS_TOTAL: &str = "consul_lock_session_renewals_total";
+
+/// The `lock` label of a lock without a name.
+pub(crate) const UNNAMED: &str = "unnamed";
+
+/// The `outcome` label of an acquire's result.
+pub(crate) fn outcome<T>(result: &Result<T, Error>) -> &'static str {
+    match result {
+        Ok(_) => "acquired",
+        Err(Error::NotAcquired { .. }) => "not_acquired",
+        Err(Error::Unreachable { .. }) => "unreachable",
+        Err(Error::ConsulRefused { .. }) => "consul_refused",
+        Err(Error::PermissionDenied { .. }) => "permission_denied",
+        Err(Error::InvalidKey { .. }) => "invalid_key",
+        Err(Error::InvalidOption { .. }) => "invalid_option",
+        Err(_) => "runtime",
+    }
+}
+
+fn lost_reason(reason: &LostReason) -> &'static str {
+    match reason {
+        LostReason::Expired => "expired",
+        LostReason::RenewalFailed { .. } => "renewal_failed",
+        LostReason::SessionInvalidated => "session_invalidated",
+        LostReason::KeyTakenOver { .. } => "key_taken_over",
+        _ => "other",
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod record {
+    use super::*;
+
+    pub(crate) fn acquire_finished(lock: &str, outcome: &'static str, waited: Duration) {
+        let lock = lock.to_owned();
+        metrics::counter!(ACQUISITIONS_TOTAL, "lock" => lock.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(WAIT_SECONDS, "lock" => lock, "outcome" => outcome)
+            .record(waited.as_secs_f64());
+    }
+
+    pub(crate) fn handoff(lock: &str) {
+        metrics::counter!(HANDOFFS_TOTAL, "lock" => lock.to_owned()).increment(1);
+    }
+
+    pub(crate) fn held(lock: &str, held: Duration) {
+        metrics::histogram!(HELD_SECONDS, "lock" => lock.to_owned()).record(held.as_secs_f64());
+    }
+
+    pub(crate) fn lost(lock: &str, reason: &LostReason) {
+        metrics::counter!(LOST_TOTAL, "lock" => lock.to_owned(), "reason" => lost_reason(reason))
+            .increment(1);
+    }
+
+    pub(crate) fn release_retry(lock: &str) {
+        metrics::counter!(RELEASE_RETRIES_TOTAL, "lock" => lock.to_owned()).increment(1);
+    }
+
+    pub(crate) fn release_failed(lock: &str) {
+        metrics::counter!(RELEASE_FAILURES_TOTAL, "lock" => lock.to_owned()).increment(1);
+    }
+
+    pub(crate) fn session_renewed(lock: &str) {
+        metrics::counter!(SESSION_RENEWALS_TOTAL, "lock" => lock.to_owned()).increment(1);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+#[allow(clippy::missing_const_for_fn)]
+mod record {
+    use super::*;
+
+    pub(crate) fn acquire_finished(_: &str, _: &'static str, _: Duration) {}
+    pub(crate) fn handoff(_: &str) {}
+    pub(crate) fn held(_: &str, _: Duration) {}
+    pub(crate) fn lost(_: &str, reason: &LostReason) {
+        let _ = lost_reason(reason);
+    }
+    pub(crate) fn release_retry(_: &str) {}
+    pub(crate) fn release_failed(_: &str) {}
+    pub(crate) fn session_renewed(_: &str) {}
+}
+
+pub(crate) use record::{
+    acquire_finished, handoff, held, lost, release_failed, release_retry, session_renewed,
+};
