@@ -1,21 +1,17 @@
 //! Reading locks from Consul: who holds a key, since when, with which session, and who waits.
 //!
-//! Built on the runtime's public client API only (`kv_keys`, `kv_get`, `sessions`).
+//! Built on the runtime's public client API only (`kv_list`, `kv_get`, `sessions`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use consul_lock_runtime::{Client, KvEntry, Lock, SessionInfo};
-use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use crate::cli::KeyOptions;
 use crate::exit::{Failure, USAGE};
 use crate::queue;
 use crate::template::{self, Assignment};
-
-/// How many KV reads `list` keeps in flight.
-const READS_IN_FLIGHT: usize = 16;
 
 /// A key named on the command line, and the Consul key it stands for.
 #[derive(Debug, Clone)]
@@ -256,15 +252,10 @@ async fn read_queue(
     sessions: &HashMap<String, SessionInfo>,
     now: SystemTime,
 ) -> Result<Vec<Waiter>, Failure> {
-    let keys = client.kv_keys(&queue::queue_prefix(consul_key)).await?;
-    let entries: Vec<Option<KvEntry>> = stream::iter(keys)
-        .map(|key| async move { client.kv_get(&key).await })
-        .buffered(READS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let mut entries: Vec<KvEntry> = entries
+    let mut entries: Vec<KvEntry> = client
+        .kv_list(&queue::queue_prefix(consul_key))
+        .await?
         .into_iter()
-        .flatten()
         .filter(|e| e.session.is_some())
         .collect();
     entries.sort_by_key(|e| (e.create_index, e.key.clone()));
@@ -294,25 +285,19 @@ pub async fn list_locks(
             format!("the prefix `{under}` starts with `/`: Consul keys do not; drop it"),
         ));
     }
-    let keys = client.kv_keys(&under).await?;
+    // One recursive read of the prefix, values included.
     let mut waiting: BTreeMap<String, usize> = BTreeMap::new();
-    let mut candidates = Vec::new();
-    for key in keys {
-        match queue::lock_of_entry(&key) {
-            Some(lock) => *waiting.entry(lock.to_owned()).or_default() += 1,
-            None => candidates.push(key),
+    let mut held = Vec::new();
+    for entry in client.kv_list(&under).await? {
+        match queue::lock_of_entry(&entry.key) {
+            Some(lock) if entry.session.is_some() => {
+                *waiting.entry(lock.to_owned()).or_default() += 1
+            }
+            Some(_) => {}
+            None if entry.session.is_some() => held.push(entry),
+            None => {}
         }
     }
-    let entries: Vec<Option<KvEntry>> = stream::iter(candidates)
-        .map(|key| async move { client.kv_get(&key).await })
-        .buffered(READS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let held: Vec<KvEntry> = entries
-        .into_iter()
-        .flatten()
-        .filter(|e| e.session.is_some())
-        .collect();
     if held.is_empty() {
         return Ok(Vec::new());
     }

@@ -393,7 +393,7 @@ fn errors_are_one_line_saying_what_to_do() {
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: cannot reach Consul at http://127.0.0.1:1 to list keys (connection refused): is the agent running? set CONSUL_HTTP_ADDR"),
+        stderr.starts_with("error: cannot reach Consul at http://127.0.0.1:1 to read the keys under a prefix (connection refused): is the agent running? set CONSUL_HTTP_ADDR"),
         "{stderr}"
     );
 

@@ -119,8 +119,13 @@ impl Client {
         blocking: Blocking,
         timeout: Duration,
     ) -> Result<(Vec<KvEntry>, u64)> {
+        let operation = if recurse {
+            "read the keys under a prefix"
+        } else {
+            "read the key"
+        };
         let path = format!("/v1/kv/{}", encode_path(path));
-        let mut call = Call::new(Method::GET, path, key, "read the key", timeout);
+        let mut call = Call::new(Method::GET, path, key, operation, timeout);
         if recurse {
             call = call.with_query("recurse", String::new());
         }
@@ -135,7 +140,7 @@ impl Client {
             return Ok((Vec::new(), index));
         }
         let entries: Vec<RawEntry> = serde_json::from_slice(&reply.body)
-            .map_err(|e| unexpected(key, "read the key", reply.status, &e.to_string()))?;
+            .map_err(|e| unexpected(key, operation, reply.status, &e.to_string()))?;
         let entries = entries.into_iter().map(RawEntry::into_entry).collect();
         Ok((entries, index))
     }
