@@ -1,0 +1,701 @@
+//! Per-server state of one sequence run, the materialisation of a step into bytes, and the
+//! normalisation of answers into comparable pieces: UUIDs through a capture map, indexes
+//! replaced by `<I>` and kept as observations (compared by their order relations), the
+//! prefix, leader addresses; timing headers and `Date` left out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::gen::{Body, Enc, Part, Step, V, FAKE_UUID};
+use super::http::Outcome;
+
+const INDEX_FIELDS: &[&str] = &["CreateIndex", "ModifyIndex", "Index"];
+/// Headers whose presence is not compared (transport and time).
+const IGNORED_HEADERS: &[&str] = &["date", "content-length", "connection", "keep-alive", "transfer-encoding"];
+/// Headers whose values are compared (after normalisation); the rest only by presence.
+const COMPARED_VALUES: &[&str] = &[
+    "content-type",
+    "allow",
+    "location",
+    "x-consul-knownleader",
+    "x-consul-default-acl-policy",
+    "x-consul-effective-consistency",
+    "x-consul-translate-addresses",
+];
+
+/// One index value seen (label, value).
+pub type Obs = (String, u64);
+
+/// Per-server state of one sequence run.
+pub struct Ctx {
+    pub prefix: String,
+    pub sessions: Vec<String>,
+    mi: HashMap<String, u64>,
+    xi: u64,
+    index_like: HashSet<u64>,
+    uuid_names: HashMap<String, String>,
+    unknown: usize,
+    pub obs: Vec<Obs>,
+}
+
+impl Ctx {
+    pub fn new(prefix: String) -> Ctx {
+        Ctx {
+            prefix,
+            sessions: Vec::new(),
+            mi: HashMap::new(),
+            xi: 1,
+            index_like: HashSet::new(),
+            uuid_names: HashMap::new(),
+            unknown: 0,
+            obs: Vec::new(),
+        }
+    }
+
+    fn session(&self, n: usize) -> String {
+        self.sessions
+            .get(n)
+            .cloned()
+            .unwrap_or_else(|| format!("00000000-0000-0000-0000-00000000000{}", n % 10))
+    }
+
+    fn index(&mut self, base: Option<u64>, delta: i64) -> u64 {
+        let Some(base) = base else { return 0 };
+        let v = (base as i64 + delta).max(0) as u64;
+        self.index_like.insert(v);
+        v
+    }
+
+    fn resolve(&mut self, v: &V) -> String {
+        match v {
+            V::Lit(s) => s.clone(),
+            V::Sess(n) => self.session(*n),
+            V::SessUpper(n) => self.session(*n).to_ascii_uppercase(),
+            V::Mi(rel, d) => {
+                let base = self.mi.get(rel).copied();
+                self.index(base, *d).to_string()
+            }
+            V::Xi(d) => {
+                let base = Some(self.xi);
+                self.index(base, *d).to_string()
+            }
+        }
+    }
+
+    fn resolve_json(&mut self, v: &Value) -> Value {
+        match v {
+            Value::String(s) if s.starts_with('\u{1}') => {
+                let r = &s[1..];
+                if let Some(rel) = r.strip_prefix("K:") {
+                    Value::String(format!("{}{rel}", self.prefix))
+                } else if let Some(n) = r.strip_prefix("SU:") {
+                    Value::String(self.session(n.parse().unwrap_or(0)).to_ascii_uppercase())
+                } else if let Some(n) = r.strip_prefix("S:") {
+                    Value::String(self.session(n.parse().unwrap_or(0)))
+                } else if let Some(rest) = r.strip_prefix("MI:") {
+                    let (d, rel) = rest.split_once(':').unwrap_or(("0", ""));
+                    let base = self.mi.get(rel).copied();
+                    Value::from(self.index(base, d.parse().unwrap_or(0)))
+                } else {
+                    v.clone()
+                }
+            }
+            Value::Array(xs) => Value::Array(xs.iter().map(|x| self.resolve_json(x)).collect()),
+            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), self.resolve_json(x))).collect()),
+            other => other.clone(),
+        }
+    }
+
+    /// The request as it goes out to this server: method, target, body.
+    pub fn materialise(&mut self, step: &Step) -> (&'static str, String, Option<Vec<u8>>) {
+        let mut target = String::new();
+        for p in &step.path {
+            match p {
+                Part::Lit(s) => target.push_str(s),
+                Part::Key(rel, enc) => target.push_str(&encode(&format!("{}{rel}", self.prefix), *enc)),
+                Part::Val(v) => {
+                    let s = self.resolve(v);
+                    target.push_str(&encode(&s, Enc::Q))
+                }
+            }
+        }
+        if !step.query.is_empty() {
+            let mut parts = Vec::new();
+            for (name, val) in &step.query {
+                match val {
+                    None => parts.push(name.to_string()),
+                    Some(v) => {
+                        let s = self.resolve(v);
+                        parts.push(format!("{name}={}", encode(&s, Enc::Slash)))
+                    }
+                }
+            }
+            target.push('?');
+            target.push_str(&parts.join("&"));
+        }
+        let body = step.body.as_ref().map(|b| match b {
+            Body::Raw(bytes) => bytes.clone(),
+            Body::Json(t, ascii) => {
+                let v = self.resolve_json(t);
+                let text = serde_json::to_string(&v).unwrap_or_default();
+                if *ascii {
+                    ascii_escape(&text).into_bytes()
+                } else {
+                    text.into_bytes()
+                }
+            }
+        });
+        (step.method, target, body)
+    }
+
+    fn uuid_name(&mut self, u: &str) -> String {
+        if u.eq_ignore_ascii_case(FAKE_UUID) || u.starts_with("00000000-0000-0000-0000-0000000000") {
+            return u.to_string();
+        }
+        if let Some(n) = self.uuid_names.get(u) {
+            return n.clone();
+        }
+        let low = u.to_ascii_lowercase();
+        let name = match self.sessions.iter().position(|s| s.to_ascii_lowercase() == low) {
+            Some(i) if self.sessions[i] == u => format!("<S{i}>"),
+            Some(i) => format!("<S{i}:case>"),
+            None => {
+                self.unknown += 1;
+                format!("<U{}>", self.unknown - 1)
+            }
+        };
+        self.uuid_names.insert(u.to_string(), name.clone());
+        name
+    }
+
+    /// Prefix, UUIDs and loopback addresses replaced by placeholders.
+    pub fn norm_text(&mut self, t: &str) -> String {
+        let t = t.replace(self.prefix.trim_end_matches('/'), "<P>");
+        let b = t.as_bytes();
+        let mut out = String::with_capacity(t.len());
+        let mut i = 0;
+        let mut last = 0;
+        while i < b.len() {
+            if i + 36 <= b.len() && is_uuid(&b[i..i + 36]) {
+                out.push_str(&t[last..i]);
+                let name = self.uuid_name(&t[i..i + 36]);
+                out.push_str(&name);
+                i += 36;
+                last = i;
+            } else if b[i..].starts_with(b"127.0.0.1:") && b.get(i + 10).is_some_and(u8::is_ascii_digit) {
+                out.push_str(&t[last..i]);
+                out.push_str("<ADDR>");
+                i += 10;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                last = i;
+            } else {
+                i += 1;
+            }
+        }
+        out.push_str(&t[last..]);
+        out
+    }
+
+    /// As `norm_text`, and numbers this run saw or sent as indexes become `<I>` (observed).
+    fn norm_error_text(&mut self, t: &str, label: &str, obs: &mut Vec<Obs>) -> String {
+        let t = self.norm_text(t);
+        let b = t.as_bytes();
+        let mut out = String::with_capacity(t.len());
+        let (mut i, mut last) = (0, 0);
+        while i < b.len() {
+            if b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.')) {
+                let start = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                // An index: a number this run saw or sent as one, or one that follows
+                // "index " (as in "current modify index 12 != 0").
+                let after_index = t[..start].ends_with("index ");
+                if (i - start >= 2 || after_index) && b.get(i) != Some(&b'.') {
+                    if let Ok(n) = t[start..i].parse::<u64>() {
+                        if n > 0 && (after_index || self.index_like.contains(&n)) {
+                            out.push_str(&t[last..start]);
+                            out.push_str("<I>");
+                            obs.push((format!("{label}.text"), n));
+                            last = i;
+                        }
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+        out.push_str(&t[last..]);
+        out
+    }
+
+    fn walk(&mut self, v: &Value, label: &str, path: &str, obs: &mut Vec<Obs>) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, x) in m {
+                    let nx = match x.as_u64() {
+                        Some(n) if INDEX_FIELDS.contains(&k.as_str()) => {
+                            obs.push((format!("{label}.{k}"), n));
+                            self.index_like.insert(n);
+                            Value::String("<I>".into())
+                        }
+                        _ => self.walk(x, label, &format!("{path}.{k}"), obs),
+                    };
+                    out.insert(k.clone(), nx);
+                }
+                Value::Object(out)
+            }
+            Value::Array(xs) => Value::Array(xs.iter().map(|x| self.walk(x, label, path, obs)).collect()),
+            Value::String(s) if path.ends_with(".What") => Value::String(self.norm_error_text(s, label, obs)),
+            Value::String(s) => Value::String(self.norm_text(s)),
+            other => other.clone(),
+        }
+    }
+
+    /// The comparable pieces of one answer; updates sessions, last indexes, observations.
+    pub fn normalise(&mut self, step: &Step, out: &Outcome) -> Norm {
+        let r = match out {
+            Outcome::NoAnswer(e) => return Norm::NoAnswer(e.clone()),
+            Outcome::Answer(r) => r,
+        };
+        let kind = step.kind.as_str();
+        let mut obs = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut hv = BTreeMap::new();
+        for (k, v) in &r.headers {
+            if !IGNORED_HEADERS.contains(&k.as_str()) {
+                names.insert(k.clone());
+            }
+            if COMPARED_VALUES.contains(&k.as_str()) && !hv.contains_key(k) {
+                let v = if k == "location" {
+                    let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy().to_string();
+                    format!("{}  [raw: {}]", self.norm_text(&decoded), self.norm_text(v))
+                } else {
+                    v.clone()
+                };
+                hv.insert(k.clone(), v);
+            }
+        }
+        if let Some(x) = r.header("x-consul-index").filter(|_| r.status < 400) {
+            match x.parse::<u64>() {
+                Ok(n) => {
+                    obs.push((format!("{kind}.X-Consul-Index"), n));
+                    self.xi = n;
+                    self.index_like.insert(n);
+                }
+                Err(_) => {
+                    hv.insert("x-consul-index".into(), x.to_string());
+                }
+            }
+        }
+        let is_json = r.header("content-type").is_some_and(|c| c.starts_with("application/json"));
+        let parsed = if is_json && !r.body.is_empty() {
+            serde_json::from_slice::<Value>(&r.body).ok()
+        } else {
+            None
+        };
+        let listing = kind.starts_with("session.list") || kind.starts_with("session.node");
+        let mut sorted_by_id = None;
+        let (body, text) = if let Some(mut parsed) = parsed {
+            if listing {
+                if let Value::Array(xs) = parsed {
+                    let mine: HashSet<String> = self.sessions.iter().map(|s| s.to_ascii_lowercase()).collect();
+                    let mut xs: Vec<Value> = xs
+                        .into_iter()
+                        .filter(|s| s["ID"].as_str().is_some_and(|id| mine.contains(&id.to_ascii_lowercase())))
+                        .collect();
+                    let ids: Vec<String> = xs.iter().map(|s| s["ID"].as_str().unwrap_or("").to_string()).collect();
+                    let mut sorted = ids.clone();
+                    sorted.sort();
+                    sorted_by_id = Some(ids == sorted);
+                    // the same order on both servers, so that observations line up
+                    xs.sort_by_key(|s| self.uuid_name(s["ID"].as_str().unwrap_or("")));
+                    parsed = Value::Array(xs);
+                }
+            }
+            if kind == "session.create" && r.status == 200 {
+                if let Some(id) = parsed.get("ID").and_then(Value::as_str) {
+                    self.sessions.push(id.to_string());
+                }
+            }
+            self.remember_modify_indexes(&parsed);
+            let nb = self.walk(&parsed, kind, "", &mut obs);
+            let text = if listing {
+                None
+            } else {
+                let t = self.norm_text(&String::from_utf8_lossy(&r.body));
+                Some(digits_to_n(&t))
+            };
+            (NBody::Json(nb), text)
+        } else if step.raw_value && r.status == 200 {
+            (NBody::Bytes(r.body.clone()), None)
+        } else if r.body.is_empty() {
+            (NBody::Empty, None)
+        } else {
+            match std::str::from_utf8(&r.body) {
+                Ok(t) => (NBody::Text(self.norm_error_text(t, kind, &mut obs)), None),
+                Err(_) => (NBody::Bytes(r.body.clone()), None),
+            }
+        };
+        let first_obs = self.obs.len();
+        self.obs.extend(obs);
+        Norm::Answer(Box::new(Answer {
+            status: r.status,
+            names,
+            hv,
+            body,
+            text,
+            sorted_by_id,
+            elapsed: r.elapsed,
+            first_obs,
+        }))
+    }
+
+    fn remember_modify_indexes(&mut self, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                if let (Some(Value::String(k)), Some(mi)) = (m.get("Key"), m.get("ModifyIndex").and_then(Value::as_u64)) {
+                    if let Some(rel) = k.strip_prefix(&self.prefix) {
+                        self.mi.insert(rel.to_string(), mi);
+                    }
+                }
+                m.values().for_each(|x| self.remember_modify_indexes(x));
+            }
+            Value::Array(xs) => xs.iter().for_each(|x| self.remember_modify_indexes(x)),
+            _ => {}
+        }
+    }
+}
+
+/// A normalised answer.
+#[derive(Clone, Debug)]
+pub enum Norm {
+    NoAnswer(String),
+    Answer(Box<Answer>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub names: BTreeSet<String>,
+    pub hv: BTreeMap<String, String>,
+    pub body: NBody,
+    /// The JSON text with numbers as `N`: for formatting (key order, spacing) differences.
+    pub text: Option<String>,
+    pub sorted_by_id: Option<bool>,
+    pub elapsed: Duration,
+    /// Where this answer's observations start in the run's list.
+    pub first_obs: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum NBody {
+    Empty,
+    Json(Value),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl NBody {
+    fn kind(&self) -> &'static str {
+        match self {
+            NBody::Empty => "empty",
+            NBody::Json(_) => "json",
+            NBody::Text(_) => "text",
+            NBody::Bytes(_) => "bytes",
+        }
+    }
+}
+
+/// A short printable form of a normalised answer.
+pub fn show(n: &Norm) -> String {
+    match n {
+        Norm::NoAnswer(e) => format!("NO ANSWER ({e})"),
+        Norm::Answer(a) => {
+            let hv: Vec<String> = a
+                .hv
+                .iter()
+                .filter(|(k, _)| ["content-type", "location", "allow"].contains(&k.as_str()))
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            format!("{} [{}] {}", a.status, hv.join(", "), show_body(&a.body))
+        }
+    }
+}
+
+fn show_body(b: &NBody) -> String {
+    let s = match b {
+        NBody::Empty => "(empty)".to_string(),
+        NBody::Json(v) => v.to_string(),
+        NBody::Text(t) => format!("{t:?}"),
+        NBody::Bytes(x) => format!("{:?}", String::from_utf8_lossy(x)),
+    };
+    trunc(&s, 300)
+}
+
+pub fn trunc(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// The first difference between two normalised answers to the same step, as a mismatch
+/// class (method + path shape + kind of difference) and a detail; `None` when they agree.
+pub fn compare(step: &Step, real: &Norm, test: &Norm, rctx: &Ctx, tctx: &Ctx) -> Option<(String, String)> {
+    let kind = &step.kind;
+    let (r, t) = match (real, test) {
+        (Norm::NoAnswer(_), Norm::NoAnswer(_)) => return None,
+        (Norm::NoAnswer(e), _) => return Some((format!("{kind}: real gave no answer"), e.clone())),
+        (_, Norm::NoAnswer(e)) => return Some((format!("{kind}: test server gave no answer"), e.clone())),
+        (Norm::Answer(r), Norm::Answer(t)) => (r, t),
+    };
+    if r.status != t.status {
+        let shape = match &r.body {
+            NBody::Text(x) => shape(x, 45),
+            b => b.kind().to_string(),
+        };
+        return Some((
+            format!("{kind}: status {} vs {} (real: {shape})", r.status, t.status),
+            format!("real {} | test {}", show_body(&r.body), show_body(&t.body)),
+        ));
+    }
+    let st = r.status;
+    if r.names != t.names {
+        let only_real: Vec<_> = r.names.difference(&t.names).cloned().collect();
+        let only_test: Vec<_> = t.names.difference(&r.names).cloned().collect();
+        return Some((
+            format!("{kind} {st}: headers only real {only_real:?}, only test {only_test:?}"),
+            String::new(),
+        ));
+    }
+    for h in COMPARED_VALUES {
+        if let (Some(a), Some(b)) = (r.hv.get(*h), t.hv.get(*h)) {
+            if a != b {
+                return Some((format!("{kind} {st}: header {h} differs"), format!("real {a:?} | test {b:?}")));
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (r.hv.get("x-consul-index"), t.hv.get("x-consul-index")) {
+        if a != b {
+            return Some((format!("{kind} {st}: X-Consul-Index not a number"), format!("real {a:?} | test {b:?}")));
+        }
+    }
+    if r.body.kind() != t.body.kind() {
+        return Some((
+            format!("{kind} {st}: body kind {} vs {}", r.body.kind(), t.body.kind()),
+            format!("real {} | test {}", show_body(&r.body), show_body(&t.body)),
+        ));
+    }
+    if r.body != t.body {
+        let class = match (&r.body, &t.body) {
+            (NBody::Json(a), NBody::Json(b)) => {
+                let (p, x, y) = first_diff(a, b, "").unwrap_or_else(|| ("?".into(), Value::Null, Value::Null));
+                let mut class = format!("{kind} {st}: json {}", strip_indices(&p));
+                if let Value::String(s) = &x {
+                    if st >= 400 || p.ends_with(".What") {
+                        class.push_str(&format!(" ({})", shape(s, 60)));
+                    }
+                }
+                return Some((class, format!("at {p}: real {} | test {}", trunc(&x.to_string(), 200), trunc(&y.to_string(), 200))));
+            }
+            (NBody::Text(a), _) => format!("{kind} {st}: text {}", shape(a, 60)),
+            _ => format!("{kind} {st}: bytes differ"),
+        };
+        return Some((class, format!("real {} | test {}", show_body(&r.body), show_body(&t.body))));
+    }
+    if let (Some(a), Some(b)) = (&r.text, &t.text) {
+        if a != b {
+            let i = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+            let around = |s: &str| s.chars().skip(i.saturating_sub(30)).take(60).collect::<String>();
+            return Some((
+                format!("{kind} {st}: JSON text formatting"),
+                format!("real …{:?}… | test …{:?}…", around(a), around(b)),
+            ));
+        }
+    }
+    if r.sorted_by_id != t.sorted_by_id {
+        return Some((format!("{kind}: list order by ID differs"), String::new()));
+    }
+    if let Some(w) = step.wait {
+        let w = w.as_secs_f64();
+        let (re, te) = (r.elapsed.as_secs_f64(), t.elapsed.as_secs_f64());
+        let blocked = |e: f64| e >= 0.9 * w;
+        let immediate = |e: f64| e < 0.3 * w;
+        if (blocked(re) && immediate(te)) || (immediate(re) && blocked(te)) {
+            let word = |e: f64| if blocked(e) { "blocked" } else { "immediate" };
+            return Some((
+                format!("{kind}: blocking: real {} vs test {}", word(re), word(te)),
+                format!("real {re:.3}s, test {te:.3}s, wait {w}s"),
+            ));
+        }
+    }
+    // Index order relations: each new observation against every earlier one.
+    let (ro, to) = (&rctx.obs, &tctx.obs);
+    if ro.len() != to.len() {
+        return Some((format!("{kind} {st}: index observation count {} vs {}", ro.len(), to.len()), String::new()));
+    }
+    for i in r.first_obs..ro.len() {
+        for j in 0..i {
+            let a = ro[i].1.cmp(&ro[j].1);
+            let b = to[i].1.cmp(&to[j].1);
+            if a != b {
+                return Some((
+                    format!("index order: {} vs earlier {}: real {a:?}, test {b:?}", ro[i].0, ro[j].0),
+                    format!("real {} vs {}, test {} vs {}", ro[i].1, ro[j].1, to[i].1, to[j].1),
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn first_diff(a: &Value, b: &Value, path: &str) -> Option<(String, Value, Value)> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let p = format!("{path}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => {
+                        if let Some(d) = first_diff(u, v, &p) {
+                            return Some(d);
+                        }
+                    }
+                    (u, v) => {
+                        let absent = || Value::String("<absent>".into());
+                        return Some((p, u.cloned().unwrap_or_else(absent), v.cloned().unwrap_or_else(absent)));
+                    }
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                return Some((format!("{path}[len]"), Value::from(x.len()), Value::from(y.len())));
+            }
+            x.iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (u, v))| first_diff(u, v, &format!("{path}[{i}]")))
+        }
+        _ if a == b => None,
+        _ => Some((if path.is_empty() { "$".into() } else { path.into() }, a.clone(), b.clone())),
+    }
+}
+
+fn strip_indices(p: &str) -> String {
+    let mut out = String::new();
+    let mut in_idx = false;
+    for c in p.chars() {
+        match c {
+            '[' => {
+                in_idx = true;
+                out.push('[');
+            }
+            ']' => {
+                in_idx = false;
+                out.push(']');
+            }
+            c if in_idx && c.is_ascii_digit() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A class signature for an error text: quoted parts and numbers elided.
+fn shape(t: &str, n: usize) -> String {
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    let mut prev_digit = false;
+    for c in t.chars() {
+        if let Some(q) = quote {
+            if c == q {
+                out.push('…');
+                out.push(q);
+                quote = None;
+            }
+            continue;
+        }
+        if c == '"' || c == '\'' {
+            quote = Some(c);
+            out.push(c);
+            prev_digit = false;
+        } else if c.is_ascii_digit() {
+            if !prev_digit {
+                out.push('N');
+            }
+            prev_digit = true;
+        } else {
+            out.push(c);
+            prev_digit = false;
+        }
+    }
+    out.chars().take(n).collect()
+}
+
+fn digits_to_n(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut prev = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            if !prev {
+                out.push('N');
+            }
+            prev = true;
+        } else {
+            out.push(c);
+            prev = false;
+        }
+    }
+    out
+}
+
+fn is_uuid(b: &[u8]) -> bool {
+    b.iter().enumerate().all(|(i, c)| match i {
+        8 | 13 | 18 | 23 => *c == b'-',
+        _ => c.is_ascii_hexdigit(),
+    })
+}
+
+/// Percent-encodes `s` as Python's `urllib.parse.quote` does with the given safe set.
+pub fn encode(s: &str, enc: Enc) -> String {
+    let safe: &[u8] = match enc {
+        Enc::Q => b"/",
+        Enc::Slash => b"",
+        Enc::Pct => b"/%",
+        Enc::Loose => b"/+&=;:@$,!*'()",
+    };
+    let mut out = String::with_capacity(s.len());
+    for &c in s.as_bytes() {
+        if c.is_ascii_alphanumeric() || b"_.-~".contains(&c) || safe.contains(&c) {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    out
+}
+
+/// JSON text with every non-ASCII character as `\uXXXX` (UTF-16), as Python's
+/// `json.dumps(ensure_ascii=True)`: valid because such characters occur only in strings.
+fn ascii_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for u in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
