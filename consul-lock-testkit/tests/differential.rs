@@ -92,7 +92,21 @@ fn run_sequence(pair: &Pair, steps: &[Step], verbose: bool) -> RunResult {
             .unwrap_or_default();
         let request = format!("{rm} {}{body}", rctx.norm_text(&rt));
         if verbose {
-            println!("  [{i}] {request}\n      real {}\n      test {}", show(&rn), show(&tn));
+            let raw = |o: &Outcome| match o {
+                Outcome::Answer(a) => format!(
+                    "{:.3}s, X-Consul-Index {}",
+                    a.elapsed.as_secs_f64(),
+                    a.header("x-consul-index").unwrap_or("-")
+                ),
+                Outcome::NoAnswer(_) => String::new(),
+            };
+            println!(
+                "  [{i}] {rm} {rt}\n      real {} ({})\n      test {} ({})",
+                show(&rn),
+                raw(&ro),
+                show(&tn),
+                raw(&to)
+            );
         }
         let found = compare(step, &rn, &tn, &rctx, &tctx);
         transcript.push(Exchange { request, real: rn, test: tn });

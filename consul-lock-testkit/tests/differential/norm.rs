@@ -274,7 +274,10 @@ impl Ctx {
             if COMPARED_VALUES.contains(&k.as_str()) && !hv.contains_key(k) {
                 let v = if k == "location" {
                     let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy().to_string();
-                    format!("{}  [raw: {}]", self.norm_text(&decoded), self.norm_text(v))
+                    let mut scratch = Vec::new();
+                    let d = self.norm_error_text(&decoded, kind, &mut scratch);
+                    let raw = self.norm_error_text(v, kind, &mut scratch);
+                    format!("{d}  [raw: {raw}]")
                 } else {
                     v.clone()
                 };
