@@ -362,7 +362,7 @@ impl Gen {
     fn kv_get(&mut self) -> Step {
         let rel = self.key_or_dir(true);
         let enc = self.enc();
-        let mut s = Step::new("kv.get", "GET", vec![Part::Lit("/v1/kv/"), Part::Key(rel, enc)]);
+        let mut s = Step::new("kv.get", "GET", vec![Part::Lit("/v1/kv/"), Part::Key(rel.clone(), enc)]);
         let r = self.rng.f64();
         if r < 0.2 {
             s.query.push(("recurse", pick(&mut self.rng, &[None, None, lit(""), lit("false"), lit("1")])));
