@@ -10,7 +10,7 @@
 //! with every other test's writes. Without a binary it says so and passes.
 //!
 //! Environment: `CONSUL_LOCK_DIFF_SEED` (a number, or `random`; default 1, so CI runs the same
-//! sequences every time), `CONSUL_LOCK_DIFF_SEQUENCES` (default 300),
+//! sequences every time), `CONSUL_LOCK_DIFF_SEQUENCES` (default 2,500, about 60-80 s on 2 cores),
 //! `CONSUL_LOCK_DIFF_ONLY` (replay one sequence index verbosely).
 //!
 //! A class seen once that does not show again when its sequence is run again (twice) is
@@ -39,7 +39,8 @@ use norm::{compare, show, trunc, Ctx, Norm};
 const KNOWN: &[(&str, &str)] = &[];
 
 const DEFAULT_SEED: u64 = 1;
-const DEFAULT_SEQUENCES: u64 = 300;
+/// About 60-80 s on a 2-core machine.
+const DEFAULT_SEQUENCES: u64 = 2500;
 /// Re-runs one class's minimisation may spend.
 const MINIMISE_BUDGET: usize = 40;
 
@@ -82,13 +83,22 @@ fn run_sequence(pair: &Pair, steps: &[Step], verbose: bool) -> RunResult {
         let (ro, to) = std::thread::scope(|s| {
             let r = s.spawn(|| call(pair.real, rm, &rt, rb.as_deref()));
             let t = call(pair.test, tm, &tt, tb.as_deref());
-            (r.join().unwrap_or_else(|_| Outcome::NoAnswer("client thread panicked".into())), t)
+            (
+                r.join()
+                    .unwrap_or_else(|_| Outcome::NoAnswer("client thread panicked".into())),
+                t,
+            )
         });
         let rn = rctx.normalise(step, &ro);
         let tn = tctx.normalise(step, &to);
         let body = rb
             .as_deref()
-            .map(|b| format!("  body={}", trunc(&rctx.norm_text(&String::from_utf8_lossy(b)), 400)))
+            .map(|b| {
+                format!(
+                    "  body={}",
+                    trunc(&rctx.norm_text(&String::from_utf8_lossy(b)), 400)
+                )
+            })
             .unwrap_or_default();
         let request = format!("{rm} {}{body}", rctx.norm_text(&rt));
         if verbose {
@@ -109,7 +119,11 @@ fn run_sequence(pair: &Pair, steps: &[Step], verbose: bool) -> RunResult {
             );
         }
         let found = compare(step, &rn, &tn, &rctx, &tctx);
-        transcript.push(Exchange { request, real: rn, test: tn });
+        transcript.push(Exchange {
+            request,
+            real: rn,
+            test: tn,
+        });
         if let Some((class, detail)) = found {
             mismatch = Some((i, class, detail));
             break;
@@ -117,16 +131,29 @@ fn run_sequence(pair: &Pair, steps: &[Step], verbose: bool) -> RunResult {
     }
     cleanup(pair.real, &rctx);
     cleanup(pair.test, &tctx);
-    RunResult { mismatch, transcript }
+    RunResult {
+        mismatch,
+        transcript,
+    }
 }
 
 /// Destroys the run's sessions and deletes its prefix.
 fn cleanup(addr: SocketAddr, ctx: &Ctx) {
     for id in &ctx.sessions {
-        call(addr, "PUT", &format!("/v1/session/destroy/{}", norm::encode(id, gen::Enc::Slash)), None);
+        call(
+            addr,
+            "PUT",
+            &format!("/v1/session/destroy/{}", norm::encode(id, gen::Enc::Slash)),
+            None,
+        );
     }
     assert!(ctx.prefix.starts_with("fz") && ctx.prefix.len() == 11 && ctx.prefix.ends_with('/'));
-    call(addr, "DELETE", &format!("/v1/kv/{}?recurse", ctx.prefix), None);
+    call(
+        addr,
+        "DELETE",
+        &format!("/v1/kv/{}?recurse", ctx.prefix),
+        None,
+    );
 }
 
 fn class_of(r: &RunResult) -> Option<&str> {
@@ -213,19 +240,33 @@ fn node_name(addr: SocketAddr) -> String {
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
     match v["Config"]["NodeName"].as_str() {
         Some(n) => n.to_string(),
-        None => panic!("no Config.NodeName in the agent's /v1/agent/self: {}", String::from_utf8_lossy(&r.body)),
+        None => panic!(
+            "no Config.NodeName in the agent's /v1/agent/self: {}",
+            String::from_utf8_lossy(&r.body)
+        ),
     }
 }
 
 /// Both servers get a session, a held key and 150 more writes, so that every index is past
 /// the small numbers error texts contain (such as 64 in "too many operations").
 fn warm_up(addr: SocketAddr) {
-    let Outcome::Answer(r) = call(addr, "PUT", "/v1/session/create", Some(br#"{"TTL": "1h"}"#)) else {
+    let Outcome::Answer(r) = call(addr, "PUT", "/v1/session/create", Some(br#"{"TTL": "1h"}"#))
+    else {
         panic!("warm-up: no answer from {addr}");
     };
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-    let id = v["ID"].as_str().unwrap_or_else(|| panic!("warm-up: session create on {addr}: {}", String::from_utf8_lossy(&r.body)));
-    call(addr, "PUT", &format!("/v1/kv/warm/held?acquire={id}"), Some(b"w"));
+    let id = v["ID"].as_str().unwrap_or_else(|| {
+        panic!(
+            "warm-up: session create on {addr}: {}",
+            String::from_utf8_lossy(&r.body)
+        )
+    });
+    call(
+        addr,
+        "PUT",
+        &format!("/v1/kv/warm/held?acquire={id}"),
+        Some(b"w"),
+    );
     for i in 0..150 {
         call(addr, "PUT", &format!("/v1/kv/warm/{}", i % 10), Some(b"w"));
     }
@@ -248,7 +289,8 @@ fn the_test_server_answers_as_a_real_consul_agent() {
         );
         return;
     };
-    let agent = RealAgent::start_dev(&bin).unwrap_or_else(|e| panic!("could not start a Consul dev agent: {e}"));
+    let agent = RealAgent::start_dev(&bin)
+        .unwrap_or_else(|e| panic!("could not start a Consul dev agent: {e}"));
     let node = node_name(agent.addr());
     let server = TestServer::start_with(
         ServerConfig::default()
@@ -286,10 +328,26 @@ fn the_test_server_answers_as_a_real_consul_agent() {
     let mut classes: BTreeMap<String, Class> = BTreeMap::new();
     let mut not_reproduced: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let (mut steps_sent, mut stopped) = (0usize, 0usize);
+    // What the generator reached: per step kind, Consul's statuses (0: no answer).
+    let mut coverage: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
     for idx in 0..count {
+        if idx > 0 && idx % 500 == 0 {
+            println!("... {idx} sequences, {:.0?}", started.elapsed());
+        }
         let steps = Gen::sequence(seed, idx, &node);
         let r = run_sequence(&pair, &steps, false);
         steps_sent += r.transcript.len();
+        for (step, x) in steps.iter().zip(&r.transcript) {
+            let status = match &x.real {
+                Norm::Answer(a) => a.status,
+                Norm::NoAnswer(_) => 0,
+            };
+            *coverage
+                .entry(step.kind.clone())
+                .or_default()
+                .entry(status)
+                .or_default() += 1;
+        }
         let Some((_, class, detail)) = r.mismatch.clone() else {
             continue;
         };
@@ -323,9 +381,6 @@ fn the_test_server_answers_as_a_real_consul_agent() {
                 repro,
             },
         );
-        if (idx + 1) % 100 == 0 {
-            println!("... {} sequences, {:.0?}", idx + 1, started.elapsed());
-        }
     }
     let elapsed = started.elapsed();
     println!(
@@ -334,6 +389,11 @@ fn the_test_server_answers_as_a_real_consul_agent() {
         classes.len(),
         not_reproduced.len()
     );
+    println!("coverage (step kind: Consul's status x count):");
+    for (kind, statuses) in &coverage {
+        let list: Vec<String> = statuses.iter().map(|(st, n)| format!("{st}x{n}")).collect();
+        println!("  {kind}: {}", list.join(" "));
+    }
     for (class, (n, detail)) in &not_reproduced {
         println!("  not reproduced [{n}]: {class} :: {detail}");
     }
@@ -344,7 +404,10 @@ fn the_test_server_answers_as_a_real_consul_agent() {
             Some((_, why)) => println!("\n[{}] known: {class} ({why})", c.count),
             None => failing.push(class.clone()),
         }
-        println!("\n[{}] {class}   (first: seq {})\n  {}\n{}", c.count, c.first_seq, c.detail, c.repro);
+        println!(
+            "\n[{}] {class}   (first: seq {})\n  {}\n{}",
+            c.count, c.first_seq, c.detail, c.repro
+        );
     }
     assert!(
         failing.is_empty(),

@@ -127,9 +127,35 @@ const PLAIN_SEGS: &[&str] = &["a", "b", "lock", "k1", "dir", "x"];
 // Hostile segments: escapes, reserved and sub-delimiter characters, unicode, dot segments,
 // and runes Go's unicode.IsPrint rejects (tab, newline, NUL, U+00A0, U+202E).
 const ODD_SEGS: &[&str] = &[
-    "with space", "pct%", "pct%41", "ü", "日本", "q?x", "hash#", "amp&b", "semi;c", "x=y",
-    "+plus", "~t", "<b>", "quo\"te", "back\\slash", "emoji😀", "tab\tx", "..", ".", "", "%2F",
-    "a.b", "-_", "nl\nx", "*", "%", "nbsp\u{a0}x", "rlo\u{202e}x", "nul\u{0}x",
+    "with space",
+    "pct%",
+    "pct%41",
+    "ü",
+    "日本",
+    "q?x",
+    "hash#",
+    "amp&b",
+    "semi;c",
+    "x=y",
+    "+plus",
+    "~t",
+    "<b>",
+    "quo\"te",
+    "back\\slash",
+    "emoji😀",
+    "tab\tx",
+    "..",
+    ".",
+    "",
+    "%2F",
+    "a.b",
+    "-_",
+    "nl\nx",
+    "*",
+    "%",
+    "nbsp\u{a0}x",
+    "rlo\u{202e}x",
+    "nul\u{0}x",
 ];
 
 const VALUES: &[&[u8]] = &[
@@ -159,11 +185,27 @@ const TTL_BAD: &[&str] = &[
 ];
 
 const TXN_VERBS: &[&str] = &[
-    "set", "cas", "lock", "unlock", "get", "get-tree", "check-index", "check-session",
-    "check-not-exists", "delete", "delete-cas", "delete-tree",
+    "set",
+    "cas",
+    "lock",
+    "unlock",
+    "get",
+    "get-tree",
+    "check-index",
+    "check-session",
+    "check-not-exists",
+    "delete",
+    "delete-cas",
+    "delete-tree",
 ];
 const TXN_BAD_VERBS: &[&str] = &["bogus", "", "Set", "GET", "delete_tree"];
-const READ_VERBS: &[&str] = &["get", "get-tree", "check-index", "check-session", "check-not-exists"];
+const READ_VERBS: &[&str] = &[
+    "get",
+    "get-tree",
+    "check-index",
+    "check-session",
+    "check-not-exists",
+];
 
 impl Gen {
     /// The sequence `idx` of `seed`: the same requests on every run.
@@ -234,7 +276,11 @@ impl Gen {
     /// A stored key, a "directory" of one, or (when `with_root`) the prefix itself.
     fn key_or_dir(&mut self, with_root: bool) -> String {
         let mut all = self.keys.clone();
-        all.extend(self.keys.iter().map(|k| format!("{}/", k.split('/').next().unwrap_or(""))));
+        all.extend(
+            self.keys
+                .iter()
+                .map(|k| format!("{}/", k.split('/').next().unwrap_or(""))),
+        );
         if with_root {
             all.push(String::new());
         }
@@ -252,7 +298,19 @@ impl Gen {
     fn enc(&mut self) -> Enc {
         pick(
             &mut self.rng,
-            &[Enc::Q, Enc::Q, Enc::Q, Enc::Q, Enc::Q, Enc::Q, Enc::Q, Enc::Q, Enc::Slash, Enc::Pct, Enc::Loose],
+            &[
+                Enc::Q,
+                Enc::Q,
+                Enc::Q,
+                Enc::Q,
+                Enc::Q,
+                Enc::Q,
+                Enc::Q,
+                Enc::Q,
+                Enc::Slash,
+                Enc::Pct,
+                Enc::Loose,
+            ],
         )
     }
 
@@ -280,7 +338,18 @@ impl Gen {
         if chance(&mut self.rng, 0.2) {
             let f = pick(
                 &mut self.rng,
-                &["0", "42", "18446744073709551615", "18446744073709551616", "-1", "abc", "", "1.5", "007", "+5"],
+                &[
+                    "0",
+                    "42",
+                    "18446744073709551615",
+                    "18446744073709551616",
+                    "-1",
+                    "abc",
+                    "",
+                    "1.5",
+                    "007",
+                    "+5",
+                ],
             );
             q.push(("flags", lit(f)));
         }
@@ -304,7 +373,11 @@ impl Gen {
         if chance(&mut self.rng, 0.04) {
             // conflicting flags
             let name = pick(&mut self.rng, &["cas", "acquire", "release"]);
-            let v = if chance(&mut self.rng, 0.5) { V::Lit("0".into()) } else { V::Sess(0) };
+            let v = if chance(&mut self.rng, 0.5) {
+                V::Lit("0".into())
+            } else {
+                V::Sess(0)
+            };
             q.push((name, Some(v)));
         }
         if chance(&mut self.rng, 0.05) {
@@ -343,38 +416,66 @@ impl Gen {
         let r = self.rng.f64();
         if r < 0.15 {
             // Short blocking reads: at, below or above the last X-Consul-Index.
-            let (w, d) = pick(&mut self.rng, &[("100ms", 100), ("0.1s", 100), ("150ms", 150), ("200ms", 200)]);
+            let (w, d) = pick(
+                &mut self.rng,
+                &[
+                    ("100ms", 100),
+                    ("0.1s", 100),
+                    ("150ms", 150),
+                    ("200ms", 200),
+                ],
+            );
             let delta = pick(&mut self.rng, &[0, 0, 0, -1, 1]);
             s.query.push(("index", Some(V::Xi(delta))));
             s.query.push(("wait", lit(w)));
             s.wait = Some(Duration::from_millis(d));
         } else if r < 0.19 {
-            s.query.push(("index", lit(pick(&mut self.rng, &["abc", "-1", "1", "0"]))));
-            s.query.push(("wait", lit(pick(&mut self.rng, &["50ms", "abc", "1x", "-1s"]))));
+            s.query
+                .push(("index", lit(pick(&mut self.rng, &["abc", "-1", "1", "0"]))));
+            s.query.push((
+                "wait",
+                lit(pick(&mut self.rng, &["50ms", "abc", "1x", "-1s"])),
+            ));
         } else if r < 0.21 {
-            s.query.push(("wait", lit(pick(&mut self.rng, &["50ms", "abc"]))));
+            s.query
+                .push(("wait", lit(pick(&mut self.rng, &["50ms", "abc"]))));
         }
         if chance(&mut self.rng, 0.03) {
-            s.query.push(("dc", lit(pick(&mut self.rng, &["dc1", "dc2"]))));
+            s.query
+                .push(("dc", lit(pick(&mut self.rng, &["dc1", "dc2"]))));
         }
     }
 
     fn kv_get(&mut self) -> Step {
         let rel = self.key_or_dir(true);
         let enc = self.enc();
-        let mut s = Step::new("kv.get", "GET", vec![Part::Lit("/v1/kv/"), Part::Key(rel.clone(), enc)]);
+        let mut s = Step::new(
+            "kv.get",
+            "GET",
+            vec![Part::Lit("/v1/kv/"), Part::Key(rel.clone(), enc)],
+        );
         let r = self.rng.f64();
         if r < 0.2 {
-            s.query.push(("recurse", pick(&mut self.rng, &[None, None, lit(""), lit("false"), lit("1")])));
+            s.query.push((
+                "recurse",
+                pick(
+                    &mut self.rng,
+                    &[None, None, lit(""), lit("false"), lit("1")],
+                ),
+            ));
             s.kind = "kv.get.recurse".into();
         } else if r < 0.4 {
             s.query.push(("keys", None));
             if chance(&mut self.rng, 0.6) {
-                s.query.push(("separator", lit(pick(&mut self.rng, &["/", "/", "", "a", "%2F", "//", "ü"]))));
+                s.query.push((
+                    "separator",
+                    lit(pick(&mut self.rng, &["/", "/", "", "a", "%2F", "//", "ü"])),
+                ));
             }
             s.kind = "kv.get.keys".into();
         } else if r < 0.5 {
-            s.query.push(("raw", pick(&mut self.rng, &[None, None, lit(""), lit("0")])));
+            s.query
+                .push(("raw", pick(&mut self.rng, &[None, None, lit(""), lit("0")])));
             s.kind = "kv.get.raw".into();
             s.raw_value = true;
         }
@@ -421,7 +522,11 @@ impl Gen {
             kind.push_str(".cas");
         }
         let enc = self.enc();
-        let mut s = Step::new(kind, "DELETE", vec![Part::Lit("/v1/kv/"), Part::Key(rel, enc)]);
+        let mut s = Step::new(
+            kind,
+            "DELETE",
+            vec![Part::Lit("/v1/kv/"), Part::Key(rel, enc)],
+        );
         s.query = q;
         s
     }
@@ -431,7 +536,11 @@ impl Gen {
         let r = self.rng.f64();
         if r < 0.4 {
             let m = pick(&mut self.rng, &["POST", "PATCH", "OPTIONS", "HEAD"]);
-            let mut s = Step::new(format!("kv.method.{m}"), m, vec![Part::Lit("/v1/kv/"), Part::Key(rel, Enc::Q)]);
+            let mut s = Step::new(
+                format!("kv.method.{m}"),
+                m,
+                vec![Part::Lit("/v1/kv/"), Part::Key(rel, Enc::Q)],
+            );
             if m == "POST" || m == "PATCH" {
                 s.body = Some(Body::Raw(b"x".to_vec()));
             }
@@ -475,17 +584,34 @@ impl Gen {
 
     fn session_create(&mut self) -> Step {
         self.nsess += 1;
-        let mut s = Step::new("session.create", "PUT", vec![Part::Lit("/v1/session/create")]);
+        let mut s = Step::new(
+            "session.create",
+            "PUT",
+            vec![Part::Lit("/v1/session/create")],
+        );
         if chance(&mut self.rng, 0.04) {
             let bodies: &[&[u8]] = &[
-                b"{", b"{\"TTL\": \"15s\",}", b"[]", b"\"x\"", b"123", b"[{}]", b"{\"TTL\": \"15s\"} x",
-                b"\xff", b"{\"TTL\": \"15s\", \"TTL\": 12}",
+                b"{",
+                b"{\"TTL\": \"15s\",}",
+                b"[]",
+                b"\"x\"",
+                b"123",
+                b"[{}]",
+                b"{\"TTL\": \"15s\"} x",
+                b"\xff",
+                b"{\"TTL\": \"15s\", \"TTL\": 12}",
             ];
             s.body = Some(Body::Raw(pick(&mut self.rng, bodies).to_vec()));
             return s;
         }
         let lower = chance(&mut self.rng, 0.15); // python-consul style lower-case keys
-        let name = |n: &'static str| if lower { n.to_ascii_lowercase() } else { n.to_string() };
+        let name = |n: &'static str| {
+            if lower {
+                n.to_ascii_lowercase()
+            } else {
+                n.to_string()
+            }
+        };
         let mut d = serde_json::Map::new();
         let ttl = if chance(&mut self.rng, 0.15) {
             match self.rng.u8(0..6) {
@@ -501,47 +627,107 @@ impl Gen {
         d.insert(name("TTL"), ttl);
         if chance(&mut self.rng, 0.05) {
             // a case-variant duplicate: Go keeps the last one
-            d.insert("tTl".into(), json!(pick(&mut self.rng, &["15s", "1m", "0.5s", "abc"])));
+            d.insert(
+                "tTl".into(),
+                json!(pick(&mut self.rng, &["15s", "1m", "0.5s", "abc"])),
+            );
         }
         if chance(&mut self.rng, 0.6) {
-            let b = pick(&mut self.rng, &[json!("release"), json!("delete"), json!("delete"), json!(""), json!("bogus"), json!("Delete"), json!(1)]);
+            let b = pick(
+                &mut self.rng,
+                &[
+                    json!("release"),
+                    json!("delete"),
+                    json!("delete"),
+                    json!(""),
+                    json!("bogus"),
+                    json!("Delete"),
+                    json!(1),
+                ],
+            );
             d.insert(name("Behavior"), b);
         }
         if chance(&mut self.rng, 0.5) {
             let ld = pick(
                 &mut self.rng,
                 &[
-                    json!("0s"), json!("5s"), json!("15s"), json!(0), json!(5), json!(999), json!(1000),
-                    json!(1_000_000_000u64), json!("abc"), json!(true), json!(-1), json!("1.5s"), json!(1.5),
-                    json!("61s"), json!(120), json!(""), Value::Null,
+                    json!("0s"),
+                    json!("5s"),
+                    json!("15s"),
+                    json!(0),
+                    json!(5),
+                    json!(999),
+                    json!(1000),
+                    json!(1_000_000_000u64),
+                    json!("abc"),
+                    json!(true),
+                    json!(-1),
+                    json!("1.5s"),
+                    json!(1.5),
+                    json!("61s"),
+                    json!(120),
+                    json!(""),
+                    Value::Null,
                 ],
             );
             d.insert(name("LockDelay"), ld);
         }
         if chance(&mut self.rng, 0.4) {
-            let n = pick(&mut self.rng, &[json!(""), json!("n1"), json!("<b>&amp;"), json!("ünï"), json!("x".repeat(300)), json!(5)]);
+            let n = pick(
+                &mut self.rng,
+                &[
+                    json!(""),
+                    json!("n1"),
+                    json!("<b>&amp;"),
+                    json!("ünï"),
+                    json!("x".repeat(300)),
+                    json!(5),
+                ],
+            );
             d.insert(name("Name"), n);
         }
         if chance(&mut self.rng, 0.06) {
-            let n = pick(&mut self.rng, &[json!(self.node), json!("other"), json!(""), json!(3)]);
+            let n = pick(
+                &mut self.rng,
+                &[json!(self.node), json!("other"), json!(""), json!(3)],
+            );
             d.insert(name("Node"), n);
         }
         if chance(&mut self.rng, 0.05) {
             let f = pick(&mut self.rng, &["Checks", "NodeChecks"]);
-            let v = pick(&mut self.rng, &[json!(["serfHealth"]), json!([]), json!(["bogus"]), json!("serfHealth"), json!([null])]);
+            let v = pick(
+                &mut self.rng,
+                &[
+                    json!(["serfHealth"]),
+                    json!([]),
+                    json!(["bogus"]),
+                    json!("serfHealth"),
+                    json!([null]),
+                ],
+            );
             d.insert(f.into(), v);
         }
         if chance(&mut self.rng, 0.03) {
-            let v = pick(&mut self.rng, &[json!([{"ID": "x"}]), json!([]), json!(["x"])]);
+            let v = pick(
+                &mut self.rng,
+                &[json!([{"ID": "x"}]), json!([]), json!(["x"])],
+            );
             d.insert("ServiceChecks".into(), v);
         }
         if chance(&mut self.rng, 0.08) {
-            let f = pick(&mut self.rng, &["Bogus", "ID", "CreateIndex", "NodeChecks2"]);
-            let v = pick(&mut self.rng, &[json!(1), json!(FAKE_UUID), json!("x"), json!({"a": 1})]);
+            let f = pick(
+                &mut self.rng,
+                &["Bogus", "ID", "CreateIndex", "NodeChecks2"],
+            );
+            let v = pick(
+                &mut self.rng,
+                &[json!(1), json!(FAKE_UUID), json!("x"), json!({"a": 1})],
+            );
             d.insert(f.into(), v);
         }
         if chance(&mut self.rng, 0.03) {
-            s.query.push(("dc", lit(pick(&mut self.rng, &["dc1", "dc2"]))));
+            s.query
+                .push(("dc", lit(pick(&mut self.rng, &["dc1", "dc2"]))));
         }
         let ascii = chance(&mut self.rng, 0.5);
         s.body = Some(Body::Json(Value::Object(d), ascii));
@@ -552,10 +738,26 @@ impl Gen {
         let r = self.rng.f64();
         let mut s = if r < 0.45 {
             let v = self.sess_ref();
-            Step::new("session.info", "GET", vec![Part::Lit("/v1/session/info/"), Part::Val(v)])
+            Step::new(
+                "session.info",
+                "GET",
+                vec![Part::Lit("/v1/session/info/"), Part::Val(v)],
+            )
         } else if r < 0.65 {
-            let n = pick(&mut self.rng, &[self.node.clone(), self.node.clone(), "other".into(), String::new()]);
-            Step::new("session.node", "GET", vec![Part::Lit("/v1/session/node/"), Part::Val(V::Lit(n))])
+            let n = pick(
+                &mut self.rng,
+                &[
+                    self.node.clone(),
+                    self.node.clone(),
+                    "other".into(),
+                    String::new(),
+                ],
+            );
+            Step::new(
+                "session.node",
+                "GET",
+                vec![Part::Lit("/v1/session/node/"), Part::Val(V::Lit(n))],
+            )
         } else {
             Step::new("session.list", "GET", vec![Part::Lit("/v1/session/list")])
         };
@@ -565,15 +767,27 @@ impl Gen {
 
     fn session_write(&mut self) -> Step {
         let verb = pick(&mut self.rng, &["renew", "destroy", "renew"]);
-        let base: &'static str = if verb == "renew" { "/v1/session/renew/" } else { "/v1/session/destroy/" };
+        let base: &'static str = if verb == "renew" {
+            "/v1/session/renew/"
+        } else {
+            "/v1/session/destroy/"
+        };
         let v = self.sess_ref();
-        let mut s = Step::new(format!("session.{verb}"), "PUT", vec![Part::Lit(base), Part::Val(v)]);
+        let mut s = Step::new(
+            format!("session.{verb}"),
+            "PUT",
+            vec![Part::Lit(base), Part::Val(v)],
+        );
         if chance(&mut self.rng, 0.1) {
             s.method = pick(&mut self.rng, &["GET", "POST", "DELETE"]);
             s.kind.push_str(".method");
         }
         if chance(&mut self.rng, 0.03) {
-            s.path = vec![Part::Lit(if verb == "renew" { "/v1/session/renew" } else { "/v1/session/destroy" })];
+            s.path = vec![Part::Lit(if verb == "renew" {
+                "/v1/session/renew"
+            } else {
+                "/v1/session/destroy"
+            })];
             s.kind.push_str(".nopath");
         }
         s
@@ -606,7 +820,15 @@ impl Gen {
             return json!({"Node": {"Verb": "get", "Node": {"Node": self.node}}});
         }
         if r < 0.025 {
-            return pick(&mut self.rng, &[json!({}), json!({"KV": null}), json!("notanobject"), json!({"KV": "x"})]);
+            return pick(
+                &mut self.rng,
+                &[
+                    json!({}),
+                    json!({"KV": null}),
+                    json!("notanobject"),
+                    json!({"KV": "x"}),
+                ],
+            );
         }
         let verb = if chance(&mut self.rng, 0.95) {
             pick(&mut self.rng, TXN_VERBS)
@@ -627,19 +849,31 @@ impl Gen {
         let mut kv = serde_json::Map::new();
         kv.insert("Verb".into(), json!(verb));
         kv.insert("Key".into(), jkey(&rel));
-        if ["set", "cas", "lock", "unlock"].contains(&verb) || chance(&mut self.rng, 0.1) {
-            if chance(&mut self.rng, 0.9) {
-                let v = if self.txn_bad_numbers || chance(&mut self.rng, 0.97) {
-                    json!(base64::engine::general_purpose::STANDARD.encode(self.value()))
-                } else {
-                    pick(&mut self.rng, &[json!("!!!"), json!("YQ"), json!(12), json!("YQ==")])
-                };
-                kv.insert("Value".into(), v);
-            }
+        let writes = ["set", "cas", "lock", "unlock"].contains(&verb);
+        if (writes || chance(&mut self.rng, 0.1)) && chance(&mut self.rng, 0.9) {
+            let v = if self.txn_bad_numbers || chance(&mut self.rng, 0.97) {
+                json!(base64::engine::general_purpose::STANDARD.encode(self.value()))
+            } else {
+                pick(
+                    &mut self.rng,
+                    &[json!("!!!"), json!("YQ"), json!(12), json!("YQ==")],
+                )
+            };
+            kv.insert("Value".into(), v);
         }
         if chance(&mut self.rng, 0.2) {
             let f = if self.txn_bad_numbers {
-                pick(&mut self.rng, &[json!(0), json!(7), json!(u64::MAX), json!(-1), json!("7"), json!(1.5)])
+                pick(
+                    &mut self.rng,
+                    &[
+                        json!(0),
+                        json!(7),
+                        json!(u64::MAX),
+                        json!(-1),
+                        json!("7"),
+                        json!(1.5),
+                    ],
+                )
             } else {
                 pick(&mut self.rng, &[json!(0), json!(7), json!(u64::MAX)])
             };
@@ -674,7 +908,8 @@ impl Gen {
                 json!({"Verb": "get", "Key": "", "key": jkey(&rel)})
             };
         }
-        if ["get", "check-index", "check-not-exists"].contains(&verb) && chance(&mut self.rng, 0.03) {
+        if ["get", "check-index", "check-not-exists"].contains(&verb) && chance(&mut self.rng, 0.03)
+        {
             kv["Key"] = json!("");
         }
         if chance(&mut self.rng, 0.97) {
@@ -689,7 +924,12 @@ impl Gen {
         let r = self.rng.f64();
         if r < 0.03 {
             let bodies: &[&[u8]] = &[
-                b"", b"null", b"[", b"{}", b"[{\"KV\": {\"Verb\": \"get\", \"Key\": 5}}]", b"[]",
+                b"",
+                b"null",
+                b"[",
+                b"{}",
+                b"[{\"KV\": {\"Verb\": \"get\", \"Key\": 5}}]",
+                b"[]",
                 b"[{\"KV\": {\"Verb\": \"get\", \"Key\": \"x\"}}] junk",
             ];
             s.body = Some(Body::Raw(pick(&mut self.rng, bodies).to_vec()));
@@ -704,7 +944,9 @@ impl Gen {
         }
         if r < 0.05 {
             let n = pick(&mut self.rng, &[64, 65, 128, 129]);
-            let ops: Vec<Value> = (0..n).map(|_| json!({"KV": {"Verb": "get", "Key": jkey("a")}})).collect();
+            let ops: Vec<Value> = (0..n)
+                .map(|_| json!({"KV": {"Verb": "get", "Key": jkey("a")}}))
+                .collect();
             s.body = Some(Body::Json(Value::Array(ops), true));
             s.kind = "txn.many".into();
             return s;
@@ -726,7 +968,15 @@ impl Gen {
         let ascii = chance(&mut self.rng, 0.5);
         s.body = Some(Body::Json(Value::Array(ops), ascii));
         if chance(&mut self.rng, 0.1) {
-            let (k, v) = pick(&mut self.rng, &[("stale", None), ("consistent", None), ("dc", lit("dc2")), ("dc", lit("dc1"))]);
+            let (k, v) = pick(
+                &mut self.rng,
+                &[
+                    ("stale", None),
+                    ("consistent", None),
+                    ("dc", lit("dc2")),
+                    ("dc", lit("dc1")),
+                ],
+            );
             s.query.push((k, v));
         }
         s

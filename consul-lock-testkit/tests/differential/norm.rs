@@ -8,12 +8,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::gen::{Body, Enc, Part, Step, V, FAKE_UUID};
+use super::gen::{Body, Enc, Part, Step, FAKE_UUID, V};
 use super::http::Outcome;
 
 const INDEX_FIELDS: &[&str] = &["CreateIndex", "ModifyIndex", "Index"];
 /// Headers whose presence is not compared (transport and time).
-const IGNORED_HEADERS: &[&str] = &["date", "content-length", "connection", "keep-alive", "transfer-encoding"];
+const IGNORED_HEADERS: &[&str] = &[
+    "date",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+];
 /// Headers whose values are compared (after normalisation); the rest only by presence.
 const COMPARED_VALUES: &[&str] = &[
     "content-type",
@@ -103,7 +109,11 @@ impl Ctx {
                 }
             }
             Value::Array(xs) => Value::Array(xs.iter().map(|x| self.resolve_json(x)).collect()),
-            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), self.resolve_json(x))).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), self.resolve_json(x)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -114,7 +124,9 @@ impl Ctx {
         for p in &step.path {
             match p {
                 Part::Lit(s) => target.push_str(s),
-                Part::Key(rel, enc) => target.push_str(&encode(&format!("{}{rel}", self.prefix), *enc)),
+                Part::Key(rel, enc) => {
+                    target.push_str(&encode(&format!("{}{rel}", self.prefix), *enc))
+                }
                 Part::Val(v) => {
                     let s = self.resolve(v);
                     target.push_str(&encode(&s, Enc::Q))
@@ -151,14 +163,19 @@ impl Ctx {
     }
 
     fn uuid_name(&mut self, u: &str) -> String {
-        if u.eq_ignore_ascii_case(FAKE_UUID) || u.starts_with("00000000-0000-0000-0000-0000000000") {
+        if u.eq_ignore_ascii_case(FAKE_UUID) || u.starts_with("00000000-0000-0000-0000-0000000000")
+        {
             return u.to_string();
         }
         if let Some(n) = self.uuid_names.get(u) {
             return n.clone();
         }
         let low = u.to_ascii_lowercase();
-        let name = match self.sessions.iter().position(|s| s.to_ascii_lowercase() == low) {
+        let name = match self
+            .sessions
+            .iter()
+            .position(|s| s.to_ascii_lowercase() == low)
+        {
             Some(i) if self.sessions[i] == u => format!("<S{i}>"),
             Some(i) => format!("<S{i}:case>"),
             None => {
@@ -184,7 +201,9 @@ impl Ctx {
                 out.push_str(&name);
                 i += 36;
                 last = i;
-            } else if b[i..].starts_with(b"127.0.0.1:") && b.get(i + 10).is_some_and(u8::is_ascii_digit) {
+            } else if b[i..].starts_with(b"127.0.0.1:")
+                && b.get(i + 10).is_some_and(u8::is_ascii_digit)
+            {
                 out.push_str(&t[last..i]);
                 out.push_str("<ADDR>");
                 i += 10;
@@ -207,7 +226,8 @@ impl Ctx {
         let mut out = String::with_capacity(t.len());
         let (mut i, mut last) = (0, 0);
         while i < b.len() {
-            if b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.')) {
+            if b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.'))
+            {
                 let start = i;
                 while i < b.len() && b[i].is_ascii_digit() {
                     i += 1;
@@ -250,8 +270,12 @@ impl Ctx {
                 }
                 Value::Object(out)
             }
-            Value::Array(xs) => Value::Array(xs.iter().map(|x| self.walk(x, label, path, obs)).collect()),
-            Value::String(s) if path.ends_with(".What") => Value::String(self.norm_error_text(s, label, obs)),
+            Value::Array(xs) => {
+                Value::Array(xs.iter().map(|x| self.walk(x, label, path, obs)).collect())
+            }
+            Value::String(s) if path.ends_with(".What") => {
+                Value::String(self.norm_error_text(s, label, obs))
+            }
             Value::String(s) => Value::String(self.norm_text(s)),
             other => other.clone(),
         }
@@ -273,7 +297,9 @@ impl Ctx {
             }
             if COMPARED_VALUES.contains(&k.as_str()) && !hv.contains_key(k) {
                 let v = if k == "location" {
-                    let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy().to_string();
+                    let decoded = percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .to_string();
                     let mut scratch = Vec::new();
                     let d = self.norm_error_text(&decoded, kind, &mut scratch);
                     let raw = self.norm_error_text(v, kind, &mut scratch);
@@ -296,7 +322,9 @@ impl Ctx {
                 }
             }
         }
-        let is_json = r.header("content-type").is_some_and(|c| c.starts_with("application/json"));
+        let is_json = r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"));
         let parsed = if is_json && !r.body.is_empty() {
             serde_json::from_slice::<Value>(&r.body).ok()
         } else {
@@ -307,12 +335,23 @@ impl Ctx {
         let (body, text) = if let Some(mut parsed) = parsed {
             if listing {
                 if let Value::Array(xs) = parsed {
-                    let mine: HashSet<String> = self.sessions.iter().map(|s| s.to_ascii_lowercase()).collect();
+                    let mine: HashSet<String> = self
+                        .sessions
+                        .iter()
+                        .map(|s| s.to_ascii_lowercase())
+                        .collect();
                     let mut xs: Vec<Value> = xs
                         .into_iter()
-                        .filter(|s| s["ID"].as_str().is_some_and(|id| mine.contains(&id.to_ascii_lowercase())))
+                        .filter(|s| {
+                            s["ID"]
+                                .as_str()
+                                .is_some_and(|id| mine.contains(&id.to_ascii_lowercase()))
+                        })
                         .collect();
-                    let ids: Vec<String> = xs.iter().map(|s| s["ID"].as_str().unwrap_or("").to_string()).collect();
+                    let ids: Vec<String> = xs
+                        .iter()
+                        .map(|s| s["ID"].as_str().unwrap_or("").to_string())
+                        .collect();
                     let mut sorted = ids.clone();
                     sorted.sort();
                     sorted_by_id = Some(ids == sorted);
@@ -362,7 +401,9 @@ impl Ctx {
     fn remember_modify_indexes(&mut self, v: &Value) {
         match v {
             Value::Object(m) => {
-                if let (Some(Value::String(k)), Some(mi)) = (m.get("Key"), m.get("ModifyIndex").and_then(Value::as_u64)) {
+                if let (Some(Value::String(k)), Some(mi)) =
+                    (m.get("Key"), m.get("ModifyIndex").and_then(Value::as_u64))
+                {
                     if let Some(rel) = k.strip_prefix(&self.prefix) {
                         self.mi.insert(rel.to_string(), mi);
                     }
@@ -420,12 +461,11 @@ pub fn show(n: &Norm) -> String {
     match n {
         Norm::NoAnswer(e) => format!("NO ANSWER ({e})"),
         Norm::Answer(a) => {
-            let hv: Vec<String> = a
-                .hv
-                .iter()
-                .filter(|(k, _)| ["content-type", "location", "allow"].contains(&k.as_str()))
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
+            let hv: Vec<String> =
+                a.hv.iter()
+                    .filter(|(k, _)| ["content-type", "location", "allow"].contains(&k.as_str()))
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
             format!("{} [{}] {}", a.status, hv.join(", "), show_body(&a.body))
         }
     }
@@ -451,12 +491,20 @@ pub fn trunc(s: &str, n: usize) -> String {
 
 /// The first difference between two normalised answers to the same step, as a mismatch
 /// class (method + path shape + kind of difference) and a detail; `None` when they agree.
-pub fn compare(step: &Step, real: &Norm, test: &Norm, rctx: &Ctx, tctx: &Ctx) -> Option<(String, String)> {
+pub fn compare(
+    step: &Step,
+    real: &Norm,
+    test: &Norm,
+    rctx: &Ctx,
+    tctx: &Ctx,
+) -> Option<(String, String)> {
     let kind = &step.kind;
     let (r, t) = match (real, test) {
         (Norm::NoAnswer(_), Norm::NoAnswer(_)) => return None,
         (Norm::NoAnswer(e), _) => return Some((format!("{kind}: real gave no answer"), e.clone())),
-        (_, Norm::NoAnswer(e)) => return Some((format!("{kind}: test server gave no answer"), e.clone())),
+        (_, Norm::NoAnswer(e)) => {
+            return Some((format!("{kind}: test server gave no answer"), e.clone()))
+        }
         (Norm::Answer(r), Norm::Answer(t)) => (r, t),
     };
     if r.status != t.status {
@@ -465,7 +513,10 @@ pub fn compare(step: &Step, real: &Norm, test: &Norm, rctx: &Ctx, tctx: &Ctx) ->
             b => b.kind().to_string(),
         };
         return Some((
-            format!("{kind}: status {} vs {} (real: {shape})", r.status, t.status),
+            format!(
+                "{kind}: status {} vs {} (real: {shape})",
+                r.status, t.status
+            ),
             format!("real {} | test {}", show_body(&r.body), show_body(&t.body)),
         ));
     }
@@ -481,42 +532,68 @@ pub fn compare(step: &Step, real: &Norm, test: &Norm, rctx: &Ctx, tctx: &Ctx) ->
     for h in COMPARED_VALUES {
         if let (Some(a), Some(b)) = (r.hv.get(*h), t.hv.get(*h)) {
             if a != b {
-                return Some((format!("{kind} {st}: header {h} differs"), format!("real {a:?} | test {b:?}")));
+                return Some((
+                    format!("{kind} {st}: header {h} differs"),
+                    format!("real {a:?} | test {b:?}"),
+                ));
             }
         }
     }
     if let (Some(a), Some(b)) = (r.hv.get("x-consul-index"), t.hv.get("x-consul-index")) {
         if a != b {
-            return Some((format!("{kind} {st}: X-Consul-Index not a number"), format!("real {a:?} | test {b:?}")));
+            return Some((
+                format!("{kind} {st}: X-Consul-Index not a number"),
+                format!("real {a:?} | test {b:?}"),
+            ));
         }
     }
     if r.body.kind() != t.body.kind() {
         return Some((
-            format!("{kind} {st}: body kind {} vs {}", r.body.kind(), t.body.kind()),
+            format!(
+                "{kind} {st}: body kind {} vs {}",
+                r.body.kind(),
+                t.body.kind()
+            ),
             format!("real {} | test {}", show_body(&r.body), show_body(&t.body)),
         ));
     }
     if r.body != t.body {
         let class = match (&r.body, &t.body) {
             (NBody::Json(a), NBody::Json(b)) => {
-                let (p, x, y) = first_diff(a, b, "").unwrap_or_else(|| ("?".into(), Value::Null, Value::Null));
+                let (p, x, y) =
+                    first_diff(a, b, "").unwrap_or_else(|| ("?".into(), Value::Null, Value::Null));
                 let mut class = format!("{kind} {st}: json {}", strip_indices(&p));
                 if let Value::String(s) = &x {
                     if st >= 400 || p.ends_with(".What") {
                         class.push_str(&format!(" ({})", shape(s, 60)));
                     }
                 }
-                return Some((class, format!("at {p}: real {} | test {}", trunc(&x.to_string(), 200), trunc(&y.to_string(), 200))));
+                return Some((
+                    class,
+                    format!(
+                        "at {p}: real {} | test {}",
+                        trunc(&x.to_string(), 200),
+                        trunc(&y.to_string(), 200)
+                    ),
+                ));
             }
             (NBody::Text(a), _) => format!("{kind} {st}: text {}", shape(a, 60)),
             _ => format!("{kind} {st}: bytes differ"),
         };
-        return Some((class, format!("real {} | test {}", show_body(&r.body), show_body(&t.body))));
+        return Some((
+            class,
+            format!("real {} | test {}", show_body(&r.body), show_body(&t.body)),
+        ));
     }
     if let (Some(a), Some(b)) = (&r.text, &t.text) {
         if a != b {
             let i = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
-            let around = |s: &str| s.chars().skip(i.saturating_sub(30)).take(60).collect::<String>();
+            let around = |s: &str| {
+                s.chars()
+                    .skip(i.saturating_sub(30))
+                    .take(60)
+                    .collect::<String>()
+            };
             return Some((
                 format!("{kind} {st}: JSON text formatting"),
                 format!("real …{:?}… | test …{:?}…", around(a), around(b)),
@@ -542,7 +619,14 @@ pub fn compare(step: &Step, real: &Norm, test: &Norm, rctx: &Ctx, tctx: &Ctx) ->
     // Index order relations: each new observation against every earlier one.
     let (ro, to) = (&rctx.obs, &tctx.obs);
     if ro.len() != to.len() {
-        return Some((format!("{kind} {st}: index observation count {} vs {}", ro.len(), to.len()), String::new()));
+        return Some((
+            format!(
+                "{kind} {st}: index observation count {} vs {}",
+                ro.len(),
+                to.len()
+            ),
+            String::new(),
+        ));
     }
     for i in r.first_obs..ro.len() {
         for j in 0..i {
@@ -550,8 +634,14 @@ pub fn compare(step: &Step, real: &Norm, test: &Norm, rctx: &Ctx, tctx: &Ctx) ->
             let b = to[i].1.cmp(&to[j].1);
             if a != b {
                 return Some((
-                    format!("index order: {} vs earlier {}: real {a:?}, test {b:?}", ro[i].0, ro[j].0),
-                    format!("real {} vs {}, test {} vs {}", ro[i].1, ro[j].1, to[i].1, to[j].1),
+                    format!(
+                        "index order: {} vs earlier {}: real {a:?}, test {b:?}",
+                        ro[i].0, ro[j].0
+                    ),
+                    format!(
+                        "real {} vs {}, test {} vs {}",
+                        ro[i].1, ro[j].1, to[i].1, to[j].1
+                    ),
                 ));
             }
         }
@@ -572,7 +662,11 @@ fn first_diff(a: &Value, b: &Value, path: &str) -> Option<(String, Value, Value)
                     }
                     (u, v) => {
                         let absent = || Value::String("<absent>".into());
-                        return Some((p, u.cloned().unwrap_or_else(absent), v.cloned().unwrap_or_else(absent)));
+                        return Some((
+                            p,
+                            u.cloned().unwrap_or_else(absent),
+                            v.cloned().unwrap_or_else(absent),
+                        ));
                     }
                 }
             }
@@ -580,7 +674,11 @@ fn first_diff(a: &Value, b: &Value, path: &str) -> Option<(String, Value, Value)
         }
         (Value::Array(x), Value::Array(y)) => {
             if x.len() != y.len() {
-                return Some((format!("{path}[len]"), Value::from(x.len()), Value::from(y.len())));
+                return Some((
+                    format!("{path}[len]"),
+                    Value::from(x.len()),
+                    Value::from(y.len()),
+                ));
             }
             x.iter()
                 .zip(y)
@@ -588,7 +686,15 @@ fn first_diff(a: &Value, b: &Value, path: &str) -> Option<(String, Value, Value)
                 .find_map(|(i, (u, v))| first_diff(u, v, &format!("{path}[{i}]")))
         }
         _ if a == b => None,
-        _ => Some((if path.is_empty() { "$".into() } else { path.into() }, a.clone(), b.clone())),
+        _ => Some((
+            if path.is_empty() {
+                "$".into()
+            } else {
+                path.into()
+            },
+            a.clone(),
+            b.clone(),
+        )),
     }
 }
 
