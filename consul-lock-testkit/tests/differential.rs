@@ -247,6 +247,26 @@ fn node_name(addr: SocketAddr) -> String {
     }
 }
 
+/// Waits (with blocking queries on the catalog, not a timer) until the agent has registered
+/// its own node: it does that shortly after it elects itself, at a Raft index that would
+/// otherwise fall among the first sequences' writes and make the node's indexes (read by
+/// txn `Node` ops) order differently against them than the test server's fixed ones.
+fn wait_for_node_registration(addr: SocketAddr, node: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut index = String::from("0");
+    while Instant::now() < deadline {
+        let target = format!("/v1/catalog/node/{node}?index={index}&wait=2s");
+        if let Outcome::Answer(r) = call(addr, "GET", &target, None) {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            if v["Node"]["Node"].as_str() == Some(node) {
+                return;
+            }
+            index = r.header("x-consul-index").unwrap_or("0").to_string();
+        }
+    }
+    panic!("the real agent did not register its node {node:?} in its catalog within 30 s");
+}
+
 /// Both servers get a session, a held key and 150 more writes, so that every index is past
 /// the small numbers error texts contain (such as 64 in "too many operations").
 fn warm_up(addr: SocketAddr) {
@@ -302,6 +322,7 @@ fn the_test_server_answers_as_a_real_consul_agent() {
         real: agent.addr(),
         test: server.addr(),
     };
+    wait_for_node_registration(pair.real, &node);
     std::thread::scope(|s| {
         s.spawn(|| warm_up(pair.real));
         warm_up(pair.test);
