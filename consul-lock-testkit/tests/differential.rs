@@ -16,6 +16,8 @@
 //! A class seen once that does not show again when its sequence is run again (twice) is
 //! reported as not reproduced and does not fail the run: only timing can cause that.
 
+#[path = "differential/compare.rs"]
+mod compare;
 #[path = "differential/gen.rs"]
 mod gen;
 #[path = "differential/http.rs"]
@@ -28,11 +30,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use compare::{compare, show, trunc};
 use consul_lock_testkit::real::{ConsulBinary, RealAgent};
 use consul_lock_testkit::{ServerConfig, TestServer};
 use gen::{Gen, Step};
 use http::{call, Outcome};
-use norm::{compare, show, trunc, Ctx, Norm};
+use norm::{Ctx, Norm};
 
 /// Differences that are known, documented and cannot be fixed in the test server: a class
 /// starting with the first text is reported but does not fail the run. Keep it empty.
