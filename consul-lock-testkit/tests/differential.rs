@@ -15,6 +15,13 @@
 //!
 //! A class seen once that does not show again when its sequence is run again (twice) is
 //! reported as not reproduced and does not fail the run: only timing can cause that.
+//!
+//! Inputs the test server still answers differently are left out of the generator until it
+//! is fixed, each where it is generated, with a comment starting `EXCLUDED until the test
+//! server is fixed` that names its class (`differential/gen_kv.rs`, `differential/gen_txn.rs`);
+//! remove the comment and its filter with the fix. What differs by nature is normalised, not
+//! excluded: UUIDs, Raft indexes (compared by order; a txn `Node` op's catalog indexes not
+//! at all, see `norm.rs`), key prefixes, leader addresses, `Date`, `X-Consul-LastContact`.
 
 #[path = "differential/compare.rs"]
 mod compare;
