@@ -227,7 +227,6 @@ fn future_opaque(s: &Steps, lock_result: TokenStream, boxed: bool, body: &Block)
 /// the leading rebindings.
 fn touch_key_names(block: &ExprAsync, args: &Args, names: &BTreeMap<String, Ident>) -> ExprAsync {
     let mut block = block.clone();
-    let key = args.key();
     let is_rebinding = |stmt: &Stmt| match stmt {
         Stmt::Local(local) => local.init.as_ref().is_some_and(
             |init| matches!(&*init.expr, Expr::Path(p) if p.path.get_ident().is_some()),
@@ -246,7 +245,7 @@ fn touch_key_names(block: &ExprAsync, args: &Args, names: &BTreeMap<String, Iden
         return block;
     }
     let mut touched = Vec::new();
-    for part in &key.template.parts {
+    for part in args.keys().iter().flat_map(|key| &key.template.parts) {
         let Part::Placeholder(p) = part else { continue };
         let root = p.root_name();
         if root == "self" || touched.iter().any(|t: &Ident| t == root) {
