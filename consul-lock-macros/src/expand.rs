@@ -520,4 +520,23 @@ mod tests {
         // Compared without whitespace: the printer spaces some punctuation differently.
         assert_eq!(compact(&expand(attr, item)), compact(&expected.to_string()));
     }
+
+    #[test]
+    fn repeated_keys_make_one_multi_lock() {
+        let out = expand(
+            "key = \"a/<x>\", key = \"b/<y>\", guard = lock",
+            "async fn f(x: u32, y: u32) -> Result<u32, E> { Ok(x + y) }",
+        );
+        assert!(!out.contains("compile_error"), "unexpected error: {out}");
+        let out = compact(&out);
+        for expected in [
+            "MultiLock::new([consul_lock_key,consul_lock_key_1])",
+            "MultiLock::acquire(&consul_lock_lock).await",
+            "letlock:&::consul_lock::__private::MultiLockGuard=&consul_lock_guard;",
+            "release_multi(consul_lock_guard).await",
+        ] {
+            assert!(out.contains(expected), "{expected} in {out}");
+        }
+        assert_eq!(out.matches("__private::render(").count(), 2, "{out}");
+    }
 }
