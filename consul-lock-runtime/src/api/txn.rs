@@ -182,11 +182,7 @@ impl Client {
             .iter()
             .map(|v| base64::engine::general_purpose::STANDARD.encode(v))
             .collect();
-        let body: Vec<TxnOp<'_>> = keys
-            .iter()
-            .zip(&encoded)
-            .map(|(key, value)| TxnOp::kv("lock", key, Some(value), Some(session)))
-            .collect();
+        let body = lock_all_body(keys, &encoded, session);
         let call = Call::new(Method::PUT, "/v1/txn".into(), label, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
         let parsed: TxnReply = serde_json::from_slice(&reply.body)
@@ -248,5 +244,34 @@ impl Client {
             ));
         }
         Ok(MultiAttempt::Acquired { modify_indexes })
+    }
+}
+
+/// The body of [`Client::txn_lock_all`]: one `lock` per key, nothing else, so that 64 keys
+/// fit Consul's limit of 64 operations.
+fn lock_all_body<'a>(
+    keys: &'a [String],
+    encoded: &'a [String],
+    session: &'a str,
+) -> Vec<TxnOp<'a>> {
+    keys.iter()
+        .zip(encoded)
+        .map(|(key, value)| TxnOp::kv("lock", key, Some(value), Some(session)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_all_body_is_one_lock_per_key() {
+        let keys = ["locks/a".to_owned(), "locks/b".to_owned()];
+        let values = ["YQ==".to_owned(), "Yg==".to_owned()];
+        let body = serde_json::to_string(&lock_all_body(&keys, &values, "s-1")).unwrap();
+        assert_eq!(
+            body,
+            r#"[{"KV":{"Verb":"lock","Key":"locks/a","Value":"YQ==","Session":"s-1"}},{"KV":{"Verb":"lock","Key":"locks/b","Value":"Yg==","Session":"s-1"}}]"#
+        );
     }
 }
