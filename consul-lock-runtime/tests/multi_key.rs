@@ -276,3 +276,58 @@ fn lock_all_is_the_same_as_multi_lock_new() {
     let b = MultiLock::new(["x", "y"]).full_keys().unwrap();
     assert_eq!(a, b);
 }
+
+#[tokio::test]
+async fn transient_errors_are_retried_and_a_release_goes_through_an_election() {
+    let env = Env::new("multi-5xx");
+    if !env.embedded_or_skip("multi-5xx") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    server.fail_next(3, 500, "No cluster leader");
+    let guard = multi(&env, &env.client, &["a", "b"])
+        .acquire_timeout(Duration::from_secs(2))
+        .acquire()
+        .await
+        .expect("retried past three 500s");
+    // What Consul answers writes during a leader election, several times over.
+    server.fail_next(6, 500, "rpc error making call: EOF");
+    guard
+        .release()
+        .await
+        .expect("the release is sent again until Consul confirms it");
+    assert!(env.my_keys().await.is_empty(), "every key is free at once");
+    assert!(env.my_sessions().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_multi_waiter_whose_session_was_invalidated_recovers() {
+    let env = Env::new("multi-invalid");
+    if !env.embedded_or_skip("multi-invalid") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    let holder = env.lock("b").acquire().await.unwrap();
+    let waiter_client = env.another_client();
+    let set = multi(&env, &waiter_client, &["a", "b"]).acquire_timeout(Duration::from_secs(5));
+    let waiter = tokio::spawn(async move { set.acquire().await });
+    while waiter_client.requests_sent() < 4 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let waiting_session = env
+        .my_sessions()
+        .await
+        .into_iter()
+        .find(|id| id != holder.session_id())
+        .expect("the waiter's session");
+    assert!(server.expire_session(&waiting_session));
+    holder.release().await.unwrap();
+    let guard = waiter
+        .await
+        .unwrap()
+        .expect("the waiter made a new session and took both keys");
+    assert_ne!(guard.session_id(), waiting_session);
+    guard.release().await.unwrap();
+    assert!(env.my_sessions().await.is_empty());
+    assert!(env.my_keys().await.is_empty());
+}
