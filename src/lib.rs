@@ -33,6 +33,8 @@
 //! - [`Lock`], [`LockGuard`], [`LockHandle`]: the runtime API (Python's `EphemeralLock`):
 //!   `acquire`, `try_acquire` (fail-soft), `hold`, their blocking forms, release, fencing
 //!   tokens and lock-loss detection.
+//! - [`MultiLock`] (or [`Lock::all`]), [`MultiLockGuard`]: several keys at once, all or
+//!   none in one transaction (the attribute's `key` repeated), so no order can deadlock.
 //! - [`Client`], [`ClientBuilder`]: the Consul agent, from `CONSUL_HTTP_ADDR` and the other
 //!   `CONSUL_*` variables or built by hand.
 //! - [`defaults`]: the process-wide client, key prefix, timeouts and value generator.

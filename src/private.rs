@@ -4,7 +4,7 @@
 use core::fmt::Display;
 
 pub use consul_lock_runtime::key::{render, KeyPart};
-pub use consul_lock_runtime::{Client, Error, Lock, LockGuard};
+pub use consul_lock_runtime::{Client, Error, Lock, LockGuard, MultiLock, MultiLockGuard};
 pub use core::time::Duration;
 
 /// A key value as `&dyn Display`. The generated call is spanned at the key template, so a
@@ -140,5 +140,15 @@ pub async fn release(guard: LockGuard) {
 
 /// Blocking form of [`release`].
 pub fn release_blocking(guard: LockGuard) {
+    let _ = guard.release_blocking();
+}
+
+/// [`release`] for the guard of a lock on several keys.
+pub async fn release_multi(guard: MultiLockGuard) {
+    let _ = guard.release().await;
+}
+
+/// Blocking form of [`release_multi`].
+pub fn release_multi_blocking(guard: MultiLockGuard) {
     let _ = guard.release_blocking();
 }

@@ -26,6 +26,9 @@ pub(crate) const OPTIONS: &[&str] = &[
 pub(crate) const LOCK_TIMEOUT_MIN: u64 = 10;
 /// The largest session TTL Consul accepts, in seconds (one day).
 pub(crate) const LOCK_TIMEOUT_MAX: u64 = 86_400;
+/// The most `key`s one attribute may give: Consul 1.10 refuses transactions of more than 64
+/// operations, and the lock on several keys writes one operation per key.
+pub(crate) const MAX_KEYS: usize = 64;
 /// The longest acquire timeout the attribute accepts, in milliseconds (one day).
 pub(crate) const ACQUIRE_TIMEOUT_MAX_MS: u64 = 86_400_000;
 
@@ -42,8 +45,8 @@ pub(crate) struct Key {
 /// The parsed options. `None` means "omitted: use the runtime default at run time".
 #[derive(Default)]
 pub(crate) struct Args {
-    /// `key = "..."` (required).
-    pub(crate) key: Option<Key>,
+    /// `key = "..."` (required; repeated: a lock on all the keys at once).
+    pub(crate) keys: Vec<Key>,
     /// `acquire_timeout_ms = N`.
     pub(crate) acquire_timeout_ms: Option<(u64, Span)>,
     /// `lock_timeout_seconds = N`, within 10..=86400.
@@ -66,11 +69,15 @@ impl Args {
         self.fail_soft.is_some_and(|(on, _)| on)
     }
 
-    /// The key template. Parsing fails without one, so parsed options always have it.
-    pub(crate) fn key(&self) -> &Key {
-        self.key
-            .as_ref()
-            .expect("`Args::parse` refuses options without a key")
+    /// The key templates, in the order written. Parsing fails without one, so parsed options
+    /// always have at least one.
+    pub(crate) fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// Whether the attribute locks several keys at once (`key` repeated).
+    pub(crate) fn is_multi(&self) -> bool {
+        self.keys.len() > 1
     }
 
     /// The path of the hidden module generated code calls.
@@ -101,13 +108,26 @@ impl Args {
         match name_str.as_str() {
             "key" => {
                 let lit = expect_str(name, value, "key = \"jobs/<job_id>\"")?;
-                if self.key.is_some() {
-                    return Err(already_set(name));
-                }
                 let value = lit.value();
+                if self.keys.len() == MAX_KEYS {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "more than {MAX_KEYS} `key`s: one Consul transaction locks at most \
+                             {MAX_KEYS} keys (Consul 1.10 refuses larger transactions); lock \
+                             fewer keys, or a coarser key that stands for several"
+                        ),
+                    ));
+                }
+                if self.keys.iter().any(|k| k.value == value) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!("the key template {value:?} is given twice: keep one"),
+                    ));
+                }
                 let template = template::parse(&value)
                     .map_err(|e| syn::Error::new(subspan(&lit, &value, e.range), e.message))?;
-                self.key = Some(Key {
+                self.keys.push(Key {
                     lit,
                     value,
                     template,
@@ -252,7 +272,7 @@ impl Parse for Args {
         if let Some(e) = errors {
             return Err(e);
         }
-        if args.key.is_none() {
+        if args.keys.is_empty() {
             return Err(syn::Error::new(
                 Span::call_site(),
                 "missing `key`: name the lock with a key template, \
@@ -379,7 +399,7 @@ mod tests {
              renew, client = self.consul, fail_soft, guard = lock, crate = \"my_lock\"",
         )
         .unwrap();
-        let key = args.key.as_ref().unwrap();
+        let key = &args.keys()[0];
         assert_eq!(key.value, "send/user-<user_id>");
         assert_eq!(args.acquire_timeout_ms.unwrap().0, 500);
         assert_eq!(args.lock_timeout_seconds.unwrap().0, 60);
@@ -424,8 +444,24 @@ mod tests {
 
     #[test]
     fn repeated_options() {
-        assert!(error("key = \"a\", key = \"b\"").contains("`key` is set more than once"));
+        assert_eq!(
+            parse("key = \"a\", key = \"b/<x>\"").unwrap().keys().len(),
+            2
+        );
+        assert!(error("key = \"a\", key = \"a\"").contains("given twice"));
         assert!(error("key = \"a\", renew, renew").contains("`renew` is set more than once"));
+    }
+
+    #[test]
+    fn at_most_sixty_four_keys() {
+        let keys = |n: usize| {
+            (0..n)
+                .map(|i| format!("key = \"k/{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert_eq!(parse(&keys(64)).unwrap().keys().len(), 64);
+        assert!(error(&keys(65)).contains("more than 64 `key`s"));
     }
 
     #[test]

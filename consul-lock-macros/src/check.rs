@@ -79,9 +79,12 @@ pub(crate) fn check<'a>(args: &Args, func: &'a LockedFn) -> syn::Result<Checked<
 /// Checks that every placeholder starts with a parameter (or `self` in a method); all the
 /// unknown names are reported at once.
 fn check_names(args: &Args, names: &BTreeMap<String, Ident>) -> syn::Result<()> {
-    let key = args.key();
     let mut errors: Option<syn::Error> = None;
-    for part in &key.template.parts {
+    let parts = args
+        .keys()
+        .iter()
+        .flat_map(|key| key.template.parts.iter().map(move |part| (key, part)));
+    for (key, part) in parts {
         let Part::Placeholder(p) = part else { continue };
         let root = p.root_name();
         if names.contains_key(root) {

@@ -230,7 +230,6 @@ fn future_opaque(s: &Steps, lock_result: TokenStream, boxed: bool, body: &Block)
 /// the leading rebindings.
 fn touch_key_names(block: &ExprAsync, args: &Args, names: &BTreeMap<String, Ident>) -> ExprAsync {
     let mut block = block.clone();
-    let key = args.key();
     let is_rebinding = |stmt: &Stmt| match stmt {
         Stmt::Local(local) => local.init.as_ref().is_some_and(
             |init| matches!(&*init.expr, Expr::Path(p) if p.path.get_ident().is_some()),
@@ -249,7 +248,7 @@ fn touch_key_names(block: &ExprAsync, args: &Args, names: &BTreeMap<String, Iden
         return block;
     }
     let mut touched = Vec::new();
-    for part in &key.template.parts {
+    for part in args.keys().iter().flat_map(|key| &key.template.parts) {
         let Part::Placeholder(p) = part else { continue };
         let root = p.root_name();
         if root == "self" || touched.iter().any(|t: &Ident| t == root) {
@@ -523,5 +522,24 @@ mod tests {
         let expected: TokenStream = expansion.parse().unwrap();
         // Compared without whitespace: the printer spaces some punctuation differently.
         assert_eq!(compact(&expand(attr, item)), compact(&expected.to_string()));
+    }
+
+    #[test]
+    fn repeated_keys_make_one_multi_lock() {
+        let out = expand(
+            "key = \"a/<x>\", key = \"b/<y>\", guard = lock",
+            "async fn f(x: u32, y: u32) -> Result<u32, E> { Ok(x + y) }",
+        );
+        assert!(!out.contains("compile_error"), "unexpected error: {out}");
+        let out = compact(&out);
+        for expected in [
+            "MultiLock::new([consul_lock_key,consul_lock_key_1])",
+            "MultiLock::acquire(&consul_lock_lock).await",
+            "letlock:&::consul_lock::__private::MultiLockGuard=&consul_lock_guard;",
+            "release_multi(consul_lock_guard).await",
+        ] {
+            assert!(out.contains(expected), "{expected} in {out}");
+        }
+        assert_eq!(out.matches("__private::render(").count(), 2, "{out}");
     }
 }

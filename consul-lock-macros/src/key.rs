@@ -8,21 +8,72 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Ident;
 
-use crate::args::Args;
+use crate::args::{Args, Key};
 use crate::placeholder::{Access, Placeholder};
 use crate::steps::Locals;
 use crate::template::Part;
 
-/// An expression of type `Result<Lock, Error>`: the rendered key and the options. Every
-/// placeholder is evaluated once, inside this expression, so the borrows it takes end with
-/// it.
+/// An expression of type `Result<Lock, Error>` (with several keys, `Result<MultiLock,
+/// Error>`): the rendered keys and the options. Every placeholder is evaluated once, inside
+/// this expression, so the borrows it takes end with it.
 pub(crate) fn lock_result(
     args: &Args,
     names: &BTreeMap<String, Ident>,
     p: &TokenStream,
     l: &Locals,
 ) -> TokenStream {
-    let key = args.key();
+    let mut options = TokenStream::new();
+    if let Some(client) = &args.client {
+        let cspan = client.span();
+        options.extend(quote_spanned!(cspan=> .client(#p::AsClient::to_client(&(#client)))));
+    }
+    if let Some((ms, span)) = args.acquire_timeout_ms {
+        options.extend(quote_spanned!(span=> .acquire_timeout(#p::Duration::from_millis(#ms))));
+    }
+    if let Some((secs, span)) = args.lock_timeout_seconds {
+        options.extend(quote_spanned!(span=> .lock_timeout(#p::Duration::from_secs(#secs))));
+    }
+    if let Some((on, span)) = args.renew {
+        options.extend(quote_spanned!(span=> .renew(#on)));
+    }
+    let keys = args.keys();
+    // One rendered-key local per template (`consul_lock_key`, then `consul_lock_key_1`, …).
+    let locals: Vec<Ident> = (0..keys.len())
+        .map(|i| match i {
+            0 => l.key.clone(),
+            i => Ident::new(&format!("{}_{i}", l.key), l.key.span()),
+        })
+        .collect();
+    let error = &l.error;
+    // The innermost arm builds the lock from every rendered key; each key's `render` wraps it.
+    let mut expr = if args.is_multi() {
+        quote! {
+            ::core::result::Result::Ok(#p::MultiLock::new([#(#locals),*]) #options)
+        }
+    } else {
+        let key_local = &locals[0];
+        // The metrics' `lock` label: the template, never the rendered key.
+        let template = keys[0].lit.value();
+        quote! {
+            ::core::result::Result::Ok(#p::Lock::new(#key_local).metrics_name(#template) #options)
+        }
+    };
+    for (key, local) in keys.iter().zip(&locals).rev() {
+        let render = render(key, names, p);
+        expr = quote! {
+            match #render {
+                ::core::result::Result::Ok(#local) => {
+                    #expr
+                }
+                ::core::result::Result::Err(#error) => ::core::result::Result::Err(#error),
+            }
+        };
+    }
+    expr
+}
+
+/// `render(template, parts)` for one key template: its values escaped at run time.
+fn render(key: &Key, names: &BTreeMap<String, Ident>, p: &TokenStream) -> TokenStream {
     let lit = &key.lit;
     let span = lit.span();
     let parts = key.template.parts.iter().map(|part| match part {
@@ -38,32 +89,7 @@ pub(crate) fn lock_result(
             }
         }
     });
-    // The metrics' `lock` label: the template, never the rendered key.
-    let template = lit.value();
-    let mut options = quote_spanned!(span=> .metrics_name(#template));
-    if let Some(client) = &args.client {
-        let cspan = client.span();
-        options.extend(quote_spanned!(cspan=> .client(#p::AsClient::to_client(&(#client)))));
-    }
-    if let Some((ms, span)) = args.acquire_timeout_ms {
-        options.extend(quote_spanned!(span=> .acquire_timeout(#p::Duration::from_millis(#ms))));
-    }
-    if let Some((secs, span)) = args.lock_timeout_seconds {
-        options.extend(quote_spanned!(span=> .lock_timeout(#p::Duration::from_secs(#secs))));
-    }
-    if let Some((on, span)) = args.renew {
-        options.extend(quote_spanned!(span=> .renew(#on)));
-    }
-    let key_local = &l.key;
-    let error = &l.error;
-    quote! {
-        match #p::render(#lit, &[#(#parts),*]) {
-            ::core::result::Result::Ok(#key_local) => {
-                ::core::result::Result::Ok(#p::Lock::new(#key_local) #options)
-            }
-            ::core::result::Result::Err(#error) => ::core::result::Result::Err(#error),
-        }
-    }
+    quote!(#p::render(#lit, &[#(#parts),*]))
 }
 
 /// A placeholder's value expression (`id`, `job.pair.0`, `self.tenant`,

@@ -37,13 +37,13 @@ use proc_macro::TokenStream;
 ///
 /// | option | value | when omitted |
 /// | --- | --- | --- |
-/// | `key = "…"` | **required**: the key template, see below | |
+/// | `key = "…"` | **required**: the key template, see below; repeated (up to 64), every key is locked at once: see *Several keys* | |
 /// | `acquire_timeout_ms = N` | how long to wait for a held key, `0..=86_400_000` ms; `0` tries once | `consul_lock::defaults::acquire_timeout()` (one try) |
 /// | `lock_timeout_seconds = N` | the lock's maximum lifespan without renewal (the session TTL), `10..=86400` | `consul_lock::defaults::lock_timeout()` (180 s) |
 /// | `renew`, `renew = bool` | renew the session while the body runs, so it may outlive the lock timeout | off |
 /// | `client = <expr>` | the `consul_lock::Client` to use: any expression, evaluated after the arguments are bound (`self.consul`, `&state.client`, `clients::main()`); a `Client` or a reference, `Box`, `Rc` or `Arc` of one | `consul_lock::defaults::client()` |
 /// | `fail_soft`, `fail_soft = bool` | "not acquired" is a value, not an error: see *Return types* | off |
-/// | `guard = name` | the body sees `name: &consul_lock::LockGuard`: see *Seeing the lock* | |
+/// | `guard = name` | the body sees `name: &consul_lock::LockGuard` (with several keys, `&consul_lock::MultiLockGuard`): see *Seeing the lock* | |
 /// | `crate = "path"` | where the `consul-lock` crate is, when it is renamed in `Cargo.toml` | `::consul_lock` |
 ///
 /// Literal values are checked at compile time. Omitted options are read from
@@ -88,6 +88,27 @@ use proc_macro::TokenStream;
 /// #[consul_lock(key = "orders/<order.customer_id()>")]
 /// async fn ship(order: Order) -> Result<Order, consul_lock::Error> {
 ///     Ok(order)
+/// }
+/// ```
+///
+/// # Several keys
+///
+/// With `key` repeated the function takes every key at once, or none: one Consul session
+/// locks all of them in one transaction (`consul_lock::MultiLock`), so two calls that lock the
+/// same keys in opposite order never deadlock. While any key is held the call waits (up to
+/// `acquire_timeout_ms`) and tries the whole set again; the release frees every key.
+/// `guard = name` gives `name: &consul_lock::MultiLockGuard`, with `keys()`,
+/// `fencing_tokens()` (one per key), `fencing_token(key)`, `session_id()`, `is_held()` and
+/// `lost()`. Each template is checked as above; more than 64 keys (Consul 1.10's transaction
+/// limit) or a template written twice is a compile error. Keys that render the same at run
+/// time (a transfer from an account to itself) are locked once.
+///
+/// ```no_run
+/// # use consul_lock::consul_lock;
+/// #[consul_lock(key = "accounts/<from>", key = "accounts/<to>", acquire_timeout_ms = 2000)]
+/// async fn transfer(from: u64, to: u64, amount: u64) -> Result<(), consul_lock::Error> {
+///     // Both accounts are ours: no other transfer touches either.
+///     Ok(())
 /// }
 /// ```
 ///

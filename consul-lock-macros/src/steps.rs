@@ -13,9 +13,10 @@ use crate::args::Args;
 
 /// Generated locals: invisible to the user's code (mixed-site hygiene).
 pub(crate) struct Locals {
-    /// The `Lock` (or, in a future-returning fn, the `Result<Lock, Error>` of rendering).
+    /// The `Lock` or `MultiLock` (or, in a future-returning fn, the `Result<_, Error>` of
+    /// rendering).
     pub(crate) lock: Ident,
-    /// The `LockGuard` once acquired.
+    /// The `LockGuard` (or `MultiLockGuard`) once acquired.
     pub(crate) guard: Ident,
     /// A lock error on its way out.
     pub(crate) error: Ident,
@@ -23,7 +24,7 @@ pub(crate) struct Locals {
     pub(crate) output: Ident,
     /// The future an opaque future-returning body built.
     pub(crate) future: Ident,
-    /// The rendered key.
+    /// The rendered key (with several keys, the first; the others add `_1`, `_2`, …).
     pub(crate) key: Ident,
     /// The never-assigned value that makes the return type drive inference.
     pub(crate) fake: Ident,
@@ -95,17 +96,23 @@ impl<'a> Steps<'a> {
         let lock = &l.lock;
         let take = self.unwrap_or_return(lock, source, false);
         let fail_soft = self.args.is_fail_soft();
+        // Several keys: the same steps with `MultiLock` and `MultiLockGuard`.
+        let (lock_ty, guard_ty) = if self.args.is_multi() {
+            (quote!(#p::MultiLock), quote!(#p::MultiLockGuard))
+        } else {
+            (quote!(#p::Lock), quote!(#p::LockGuard))
+        };
         let acquire = match (io, fail_soft) {
-            (Io::Blocking, false) => quote!(#p::Lock::acquire_blocking(&#lock)),
-            (Io::Blocking, true) => quote!(#p::Lock::try_acquire_blocking(&#lock)),
-            (Io::Async, false) => quote!(#p::Lock::acquire(&#lock).await),
-            (Io::Async, true) => quote!(#p::Lock::try_acquire(&#lock).await),
+            (Io::Blocking, false) => quote!(#lock_ty::acquire_blocking(&#lock)),
+            (Io::Blocking, true) => quote!(#lock_ty::try_acquire_blocking(&#lock)),
+            (Io::Async, false) => quote!(#lock_ty::acquire(&#lock).await),
+            (Io::Async, true) => quote!(#lock_ty::try_acquire(&#lock).await),
         };
         let acquire = self.unwrap_or_return(&l.guard, acquire, fail_soft);
         let guard = &l.guard;
         let binding = self.args.guard.as_ref().map(|name| {
             quote! {
-                let #name: &#p::LockGuard = &#guard;
+                let #name: &#guard_ty = &#guard;
             }
         });
         quote! {
@@ -144,9 +151,11 @@ impl<'a> Steps<'a> {
     pub(crate) fn run_and_release(&self, run: TokenStream, io: Io) -> TokenStream {
         let Steps { p, l, .. } = self;
         let (guard, output) = (&l.guard, &l.output);
-        let release = match io {
-            Io::Async => quote!(#p::release(#guard).await;),
-            Io::Blocking => quote!(#p::release_blocking(#guard);),
+        let release = match (io, self.args.is_multi()) {
+            (Io::Async, false) => quote!(#p::release(#guard).await;),
+            (Io::Blocking, false) => quote!(#p::release_blocking(#guard);),
+            (Io::Async, true) => quote!(#p::release_multi(#guard).await;),
+            (Io::Blocking, true) => quote!(#p::release_multi_blocking(#guard);),
         };
         quote! {
             let #output = #run;

@@ -230,6 +230,18 @@ impl LockGuard {
     /// Wraps a freshly acquired lock and, when `renew` is on, starts its renewal and key watch
     /// on the worker.
     pub(crate) fn start(lease: Lease, renew: bool) -> LockGuard {
+        LockGuard::start_watching(lease, renew, |lease| async move {
+            lease::watch_key(&lease).await;
+        })
+    }
+
+    /// As [`start`](Self::start), with `watch` instead of the watch of `lease.key` (a lock on
+    /// several keys watches each of them).
+    pub(crate) fn start_watching<W, F>(lease: Lease, renew: bool, watch: W) -> LockGuard
+    where
+        W: FnOnce(Arc<Lease>) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let shared = Arc::new(Shared {
             lease: Arc::new(lease),
             renew,
@@ -240,7 +252,7 @@ impl LockGuard {
             let span = tracing::debug_span!("consul_lock.monitor", key = %shared.lease.key);
             let (renewed, watched) = (shared.lease.clone(), shared.lease.clone());
             shared.add_task(async move { lease::renew(&renewed).await }.instrument(span.clone()));
-            shared.add_task(async move { lease::watch_key(&watched).await }.instrument(span));
+            shared.add_task(watch(watched).instrument(span));
         }
         LockGuard {
             handle: LockHandle { shared },

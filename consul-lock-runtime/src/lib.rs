@@ -42,6 +42,8 @@
 //!   [`is_held`](LockGuard::is_held), [`lost`](LockGuard::lost) (a future that completes when
 //!   the lock is lost), and [`release`](LockGuard::release); dropping it releases in the
 //!   background. [`LockHandle`] is a cloneable `'static` view of it for other tasks.
+//! - [`MultiLock`] (or [`Lock::all`]) takes several keys at once, all or none, in one
+//!   transaction (no deadlock whatever the order); [`MultiLockGuard`] holds them.
 //! - [`Client`] is one Consul agent ([`ClientBuilder`], [`Client::from_env`]); it also reads
 //!   keys and sessions for tools and tests: [`kv_get`](Client::kv_get),
 //!   [`kv_watch`](Client::kv_watch), [`kv_keys`](Client::kv_keys),
@@ -78,6 +80,7 @@ mod helpers;
 pub mod key;
 mod lock;
 pub mod metrics;
+mod multi;
 mod protocol;
 mod value;
 
@@ -90,7 +93,9 @@ pub use config::{
 pub use error::{Blocker, Error, Result};
 pub use guard::{LockGuard, LockHandle, Lost};
 pub use lock::{Lock, MAX_VALUE_SIZE};
+pub use multi::{MultiLock, MultiLockGuard};
 pub use protocol::lease::LostReason;
+pub use protocol::multi::MAX_KEYS;
 pub use protocol::queue::WAITERS_SUFFIX;
 pub use value::{default_value, ValueGenerator};
 

@@ -303,7 +303,20 @@ impl Lock {
         Ok(full)
     }
 
-    fn plan(&self) -> Result<Plan> {
+    /// This lock's options on another key (a lock on several keys plans each key so).
+    pub(crate) fn with_key(&self, key: String) -> Lock {
+        Lock {
+            key,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the lock renews its session while held.
+    pub(crate) fn renews(&self) -> bool {
+        self.renew
+    }
+
+    pub(crate) fn plan(&self) -> Result<Plan> {
         let key = self.full_key()?;
         let client = match &self.client {
             Some(c) => c.clone(),

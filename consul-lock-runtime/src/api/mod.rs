@@ -15,4 +15,4 @@ pub(crate) mod txn;
 
 pub use kv::KvEntry;
 pub use session::SessionInfo;
-pub(crate) use txn::LockAttempt;
+pub(crate) use txn::{LockAttempt, MultiAttempt};

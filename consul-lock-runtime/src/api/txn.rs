@@ -45,7 +45,20 @@ struct TxnResult {
 #[serde(rename_all = "PascalCase")]
 struct TxnError {
     #[serde(default)]
+    op_index: usize,
+    #[serde(default)]
     what: String,
+}
+
+/// The outcome of one `/v1/txn` locking several keys at once ([`Client::txn_lock_all`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum MultiAttempt {
+    /// Every key locked; the `ModifyIndex` of each key's write, in the order of the keys.
+    Acquired { modify_indexes: Vec<u64> },
+    /// Another session holds the key at this index: nothing was written.
+    Held { index: usize },
+    /// The key at this index is free but a lock-delay runs: nothing was written.
+    LockDelay { index: usize },
 }
 
 /// One operation of a `/v1/txn` body.
@@ -152,5 +165,113 @@ impl Client {
         let op = "give the key back to a waiter";
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, op, timeout).with_json(&body);
         call.send(self, &[]).await.map(|_| ())
+    }
+
+    /// `PUT /v1/txn` with one `lock` per key, all with `session`: Consul applies all of them
+    /// or none. `values[i]` is the value of `keys[i]`; `label` names the keys in errors.
+    pub(crate) async fn txn_lock_all(
+        &self,
+        label: &str,
+        keys: &[String],
+        values: &[Vec<u8>],
+        session: &str,
+        timeout: Duration,
+    ) -> Result<MultiAttempt> {
+        const OP: &str = "lock the keys";
+        let encoded: Vec<String> = values
+            .iter()
+            .map(|v| base64::engine::general_purpose::STANDARD.encode(v))
+            .collect();
+        let body = lock_all_body(keys, &encoded, session);
+        let call = Call::new(Method::PUT, "/v1/txn".into(), label, OP, timeout).with_json(&body);
+        let reply = call.send(self, &[409]).await?;
+        let parsed: TxnReply = serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(label, OP, reply.status, &e.to_string()))?;
+        if reply.status == 409 {
+            let errors = parsed.errors.unwrap_or_default();
+            let key_at = |e: &TxnError| keys.get(e.op_index).map_or(label, String::as_str);
+            if let Some(e) = errors
+                .iter()
+                .find(|e| e.what.contains("lock is already held"))
+            {
+                return Ok(MultiAttempt::Held {
+                    index: e.op_index.min(keys.len().saturating_sub(1)),
+                });
+            }
+            if let Some(e) = errors.iter().find(|e| e.what.contains("lock delay")) {
+                return Ok(MultiAttempt::LockDelay {
+                    index: e.op_index.min(keys.len().saturating_sub(1)),
+                });
+            }
+            let denied = errors
+                .iter()
+                .find(|e| e.what.contains("Permission denied") || e.what.contains("ACL not found"));
+            if let Some(e) = denied {
+                return Err(Error::PermissionDenied {
+                    key: key_at(e).to_owned(),
+                    operation: OP,
+                    message: e.what.clone(),
+                });
+            }
+            let what = errors
+                .iter()
+                .map(|e| format!("{} ({})", e.what, key_at(e)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(Error::ConsulRefused {
+                key: label.to_owned(),
+                operation: OP,
+                status: 409,
+                message: what,
+            });
+        }
+        let modify_indexes: Vec<u64> = parsed
+            .results
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.kv.map(|kv| kv.modify_index))
+            .collect();
+        if modify_indexes.len() != keys.len() {
+            return Err(unexpected(
+                label,
+                OP,
+                reply.status,
+                &format!(
+                    "{} KV results for {} keys",
+                    modify_indexes.len(),
+                    keys.len()
+                ),
+            ));
+        }
+        Ok(MultiAttempt::Acquired { modify_indexes })
+    }
+}
+
+/// The body of [`Client::txn_lock_all`]: one `lock` per key, nothing else, so that 64 keys
+/// fit Consul's limit of 64 operations.
+fn lock_all_body<'a>(
+    keys: &'a [String],
+    encoded: &'a [String],
+    session: &'a str,
+) -> Vec<TxnOp<'a>> {
+    keys.iter()
+        .zip(encoded)
+        .map(|(key, value)| TxnOp::kv("lock", key, Some(value), Some(session)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_all_body_is_one_lock_per_key() {
+        let keys = ["locks/a".to_owned(), "locks/b".to_owned()];
+        let values = ["YQ==".to_owned(), "Yg==".to_owned()];
+        let body = serde_json::to_string(&lock_all_body(&keys, &values, "s-1")).unwrap();
+        assert_eq!(
+            body,
+            r#"[{"KV":{"Verb":"lock","Key":"locks/a","Value":"YQ==","Session":"s-1"}},{"KV":{"Verb":"lock","Key":"locks/b","Value":"Yg==","Session":"s-1"}}]"#
+        );
     }
 }

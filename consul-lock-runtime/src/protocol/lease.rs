@@ -269,15 +269,21 @@ pub(crate) async fn renew(lease: &Lease) {
 /// Watches the key with blocking queries and reports when it is deleted or held by another
 /// session.
 pub(crate) async fn watch_key(lease: &Lease) {
+    watch_entry(lease, &lease.key, lease.fencing_token).await;
+}
+
+/// Watches `key`, taken by the lease's session with the write at `index`, with blocking
+/// queries; reports when it is deleted or held by another session.
+pub(crate) async fn watch_entry(lease: &Lease, key: &str, index: u64) {
     // Consul's own default wait for a blocking query; a watch costs one request per minute.
     const WAIT: Duration = Duration::from_secs(60);
-    let mut index = lease.fencing_token;
+    let mut index = index;
     // A failed watch is retried from 100 ms up to 5 s: no deadline, so no hurry.
     let mut backoff = Backoff::between(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let timeout = lease.client.request_timeout() + WAIT + WAIT / 16;
         let blocking = Some((index, WAIT));
-        match lease.client.kv_read(&lease.key, blocking, timeout).await {
+        match lease.client.kv_read(key, blocking, timeout).await {
             Ok((entry, new_index)) => {
                 backoff.reset();
                 match entry {

@@ -7,11 +7,13 @@
 //! - [`pending`]: the session of an acquire in progress, destroyed if the acquire fails;
 //! - [`queue`]: the waiters' queue, and this process's memory of its recent releases;
 //! - [`lease`]: a held lock's lease: renewal with its election grace, the key watch, release;
+//! - [`multi`]: several keys at once, all or none, in one transaction;
 //! - [`teardown`]: ending sessions for sure, through elections and lost answers;
 //! - [`retry`]: the acquire deadline and jittered backoff.
 
 pub(crate) mod acquire;
 pub(crate) mod lease;
+pub(crate) mod multi;
 pub(crate) mod outcome;
 pub(crate) mod pending;
 pub(crate) mod queue;
