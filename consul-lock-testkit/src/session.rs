@@ -245,7 +245,7 @@ async fn create(shared: &Shared, req: &Req) -> Answer {
         }
     }
     if node != shared.config.node_name {
-        return Err(Resp::text(500, "apply failed: Missing node registration"));
+        return Err(failed_apply(shared, "Missing node registration".into()));
     }
     let lookups = c.node_checks.iter().flatten();
     let lookups = lookups.chain(c.checks.iter().flatten());
@@ -254,14 +254,14 @@ async fn create(shared: &Shared, req: &Req) -> Answer {
         .find(|ch| ch.as_str() != SERF_HEALTH)
     {
         if bad.is_empty() {
-            return Err(Resp::text(
-                500,
-                "apply failed: failed check lookup: index error: object is missing a value for this index",
+            return Err(failed_apply(
+                shared,
+                "failed check lookup: index error: object is missing a value for this index".into(),
             ));
         }
-        return Err(Resp::text(
-            500,
-            format!("apply failed: Missing check '{bad}' registration"),
+        return Err(failed_apply(
+            shared,
+            format!("Missing check '{bad}' registration"),
         ));
     }
     let s = Session {
@@ -283,17 +283,20 @@ async fn create(shared: &Shared, req: &Req) -> Answer {
     Ok(Resp::json(200, &SessionId { id: &id }).applied())
 }
 
+/// A session write that Consul's state store refuses after Raft logged it: the index it took
+/// is used up, and the answer is Consul's 500 `apply failed: ...`.
+fn failed_apply(shared: &Shared, why: String) -> Resp {
+    shared.write(|st| st.next_index());
+    Resp::text(500, format!("apply failed: {why}"))
+}
+
 async fn destroy(shared: &Shared, req: &Req, id: &str) -> Answer {
     if id.is_empty() {
         return Err(Resp::text(400, "Missing session"));
     }
     let authz = shared.write_access(req).await?;
-    check_uuid(id).map_err(|m| {
-        Resp::text(
-            500,
-            format!("apply failed: failed session lookup: index error: {m}"),
-        )
-    })?;
+    check_uuid(id)
+        .map_err(|m| failed_apply(shared, format!("failed session lookup: index error: {m}")))?;
     let node = shared.store().session(id).map(|s| s.node.clone());
     let Some(node) = node else {
         // Still a raft apply: it consumes an index, though no table changes.

@@ -82,7 +82,7 @@ impl Kv {
         }
         e.modify_index = idx;
         self.index = self.index.max(idx);
-        self.tombstones.remove(&e.key);
+        // A key's tombstone stays when the key is written again, as in Consul's graveyard.
         self.entries.insert(e.key.clone(), e.clone());
         e
     }
@@ -158,11 +158,22 @@ impl Kv {
         }
     }
 
+    /// `kvsDeleteTreeTxn`: deletes every key under `prefix` and, when one was deleted, leaves
+    /// a single tombstone, for the prefix itself (none for the empty prefix, whose reads use
+    /// the table index anyway). A read of a prefix strictly inside it therefore finds no
+    /// tombstone and answers the table's index, as Consul does.
     pub(crate) fn delete_tree(&mut self, idx: u64, prefix: &str) {
         let keys: Vec<String> = self.prefixed(prefix).map(|e| e.key.clone()).collect();
-        for k in keys {
-            self.delete(idx, &k);
+        if keys.is_empty() {
+            return;
         }
+        for k in keys {
+            self.entries.remove(&k);
+        }
+        if !prefix.is_empty() {
+            self.tombstones.insert(prefix.to_string(), idx);
+        }
+        self.index = self.index.max(idx);
     }
 
     /// Saves what a transaction over these `(verb, key)` operations may change, so that a
@@ -179,10 +190,11 @@ impl Kv {
             } else {
                 vec![key.to_string()]
             };
+            // Only the key's own tombstone changes (a tree delete's is the prefix's).
+            undo.tombstones
+                .entry(key.to_string())
+                .or_insert_with(|| self.tombstones.get(key).copied());
             for k in keys {
-                undo.tombstones
-                    .entry(k.clone())
-                    .or_insert_with(|| self.tombstones.get(&k).copied());
                 undo.entries
                     .entry(k.clone())
                     .or_insert_with(|| self.entries.get(&k).cloned());
@@ -516,5 +528,24 @@ mod tests {
         assert_eq!(before, after);
         assert_eq!(kv.index, index);
         assert!(kv.tombstones.is_empty());
+    }
+
+    #[test]
+    fn a_tree_delete_leaves_one_tombstone_for_its_prefix() {
+        let mut kv = Kv::default();
+        let entry = |k: &str, v: &[u8]| Entry::new(k, v.to_vec(), 0, "");
+        kv.set(5, entry("p/x/k", b"1"), false);
+        kv.delete(6, "p/x/k");
+        // Written again: its tombstone stays (Consul's graveyard keeps it).
+        kv.set(7, entry("p/x/k", b"2"), false);
+        kv.set(7, entry("p/y/k", b"2"), false);
+        kv.delete_tree(8, "p/");
+        kv.set(9, entry("z", b"1"), false);
+        assert_eq!(kv.keys("p/", "").0, 8, "the tree's own tombstone");
+        assert_eq!(kv.list("p").0, 8, "a prefix of the tree sees it too");
+        assert_eq!(kv.keys("p/x/", "").0, 6, "the key's older tombstone");
+        assert_eq!(kv.list("p/y/").0, 9, "inside the tree: the table's index");
+        kv.delete_tree(10, "q/");
+        assert_eq!(kv.index, 9, "deleting nothing leaves the table alone");
     }
 }

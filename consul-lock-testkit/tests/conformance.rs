@@ -369,10 +369,15 @@ fn substitute(s: &str, vars: &HashMap<String, String>) -> String {
 }
 
 /// Evaluates a capture path like `json:[0].ModifyIndex` or `header:X-Consul-Index`; a spec
-/// ending in `|upper` takes the value upper-cased (`session_id_case`).
+/// ending in `|upper` takes the value upper-cased (`session_id_case`), one ending in `|next`
+/// the number after it (an index a blocking read waits to pass, `failed_writes_take_an_index`).
 fn capture(spec: &str, headers: &[(String, String)], body: &str) -> Option<String> {
     if let Some(inner) = spec.strip_suffix("|upper") {
         return capture(inner, headers, body).map(|v| v.to_uppercase());
+    }
+    if let Some(inner) = spec.strip_suffix("|next") {
+        let n: u64 = capture(inner, headers, body)?.parse().ok()?;
+        return Some((n + 1).to_string());
     }
     if let Some(h) = spec.strip_prefix("header:") {
         return headers
@@ -683,11 +688,13 @@ transcripts!(
     acl_denials,
     blocking_on_lock_release,
     blocking_query,
+    failed_writes_take_an_index,
     kv_acquire_invalid_session,
     kv_acquire_release,
     kv_basic,
     kv_query_checks,
     kv_special_keys,
+    kv_tree_tombstones,
     lock_delay,
     mux_paths,
     no_leader,
@@ -699,6 +706,7 @@ transcripts!(
     session_renew_keeps_alive,
     session_ttl_expiry,
     status_leader,
+    txn_error_texts,
     txn_limits,
     txn_lock,
     txn_lock_delay,

@@ -5,7 +5,7 @@ Each scenario below is a list of HTTP exchanges; the recorder sends them to the 
 writes one JSON file per scenario in the transcript format of `tests/conformance/`
 (see `tests/conformance.rs`): the request (path and body as templates: `{{prefix}}`, and
 `{{name}}` for values captured by earlier steps; a capture spec ending in `|upper`
-takes the value upper-cased), the response's status, its
+takes the value upper-cased, one ending in `|next` the number after it), the response's status, its
 `Content-Type`, `Location` and `X-Consul-*` headers, its raw body, and the timings.
 
 The agent must be a single dev agent of the version to emulate (1.10.12), on loopback:
@@ -97,6 +97,8 @@ class Recorder:
 def extract(spec, headers, body):
     if spec.endswith("|upper"):
         return extract(spec[:-len("|upper")], headers, body).upper()
+    if spec.endswith("|next"):
+        return str(int(extract(spec[:-len("|next")], headers, body)) + 1)
     if spec.startswith("header:"):
         name = spec[len("header:"):].lower()
         return next(v for k, v in headers if k.lower() == name)
@@ -264,6 +266,132 @@ def mux_paths(r):
     r.step("paths are case-sensitive", "GET", "/v1/KV/{{prefix}}/a")
 
 
+def txn_error_texts(r):
+    """Texts of failed transactions: keys quoted with Go's %q, the first decode error."""
+    sess = "11111111-2222-3333-4444-555555555555"
+    r.step("unlock of a key holding U+202E: %q escapes it", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "unlock", "Key": "{{prefix}}/rlo\u202ex/", "Session": "%s",'
+           ' "Value": "//79"}}]' % sess)
+    r.step("cas on a key holding U+00A0, U+200B and U+E000", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "cas", "Key": "{{prefix}}/a\u00a0b\u200bc\ue000", "Index": 7,'
+           ' "Value": "YQ=="}}]')
+    r.step("printable non-ASCII stays as it is", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "unlock", "Key": "{{prefix}}/\u00e9\u4e2d", "Session": "%s"}}]'
+           % sess)
+    r.step("a bad Flags before a bad Value: the Flags error", "PUT", "/v1/txn",
+           '[{"KV": {"Flags": 1.5, "Key": "{{prefix}}/a/", "Session": "%s", "Value": "YQ",'
+           ' "Verb": "lock"}}]' % sess)
+    r.step("a bad Index before a Value of the wrong type", "PUT", "/v1/txn",
+           '[{"KV": {"Index": "5", "Key": "{{prefix}}/a", "Value": 12, "Verb": "cas"}}]')
+    r.step("a bad Value before a bad Flags: the Value error", "PUT", "/v1/txn",
+           '[{"KV": {"Value": "!!!", "Flags": -1, "Key": "{{prefix}}/a", "Verb": "set"}}]')
+    r.step("an unknown field after a bad Value: the Value error", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "set", "Key": "{{prefix}}/a", "Value": 12, "Bogus": 1}}]')
+    r.step("an unknown field before a bad Value: the unknown field", "PUT", "/v1/txn",
+           '[{"KV": {"Bogus": 1, "Verb": "set", "Key": "{{prefix}}/a", "Value": 12}}]')
+    r.step("the first operation's error before the second's", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "set", "Key": "{{prefix}}/a", "Value": "YQ"}},'
+           ' {"KV": {"Verb": "set", "Key": "{{prefix}}/b", "Flags": -1}}]')
+    r.step("a bad KV member before a bad field of a later operation", "PUT", "/v1/txn",
+           '[{"KV": "x"}, {"KV": {"Verb": "set", "Key": "{{prefix}}/b", "Index": 1.5}}]')
+    r.step("null leaves a string field as it was", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "set", "Key": "{{prefix}}/n", "key": null, "Value": "YQ=="}}]')
+    r.step("Value may be an array of bytes", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "set", "Key": "{{prefix}}/arr", "Value": [104, 105]}}]')
+    r.step("read back", "GET", "/v1/kv/{{prefix}}/arr?raw")
+    r.step("a byte out of range", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "set", "Key": "{{prefix}}/arr", "Value": [256]}}]')
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+
+
+def kv_tree_tombstones(r):
+    """A recursive delete leaves one tombstone, for its prefix; a key's tombstone outlives
+    the key being written again."""
+    sess = "11111111-2222-3333-4444-555555555555"
+    r.step("a key outside the tree, so the table index can move past it", "PUT",
+           "/v1/kv/{{prefix}}-other", "0")
+    r.step("txn cas with Index 0 creates a key in the tree", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "cas", "Key": "{{prefix}}/x/b", "Index": 0, "Value": "YQ=="}}]')
+    r.step("a second key, deleted and written again", "PUT", "/v1/kv/{{prefix}}/y/k", "1")
+    r.step("deleted: its tombstone", "DELETE", "/v1/kv/{{prefix}}/y/k")
+    r.step("the prefix answers the tombstone's index", "GET", "/v1/kv/{{prefix}}/y/?keys")
+    r.step("written again", "PUT", "/v1/kv/{{prefix}}/y/k", "2")
+    r.step("recursive delete of the tree", "DELETE", "/v1/kv/{{prefix}}%2F?recurse")
+    r.step("a write after it", "PUT", "/v1/kv/{{prefix}}-other", "1")
+    r.step("its index is the table's", "GET", "/v1/kv/{{prefix}}-other",
+           capture={"t": "header:X-Consul-Index"})
+    r.step("the tree's prefix answers the delete's index", "GET", "/v1/kv/{{prefix}}/?keys")
+    r.step("a shorter prefix holding a newer key answers that key's index", "GET",
+           "/v1/kv/{{prefix}}?recurse")
+    r.step("a prefix inside the tree answers the table's index (keys)", "GET",
+           "/v1/kv/{{prefix}}/x/b?keys")
+    r.step("(recurse)", "GET", "/v1/kv/{{prefix}}/x/?recurse")
+    r.step("and does not block below it", "GET",
+           "/v1/kv/{{prefix}}/x/b?keys&index={{t}}&wait=500ms")
+    r.step("a prefix inside the tree holding an older tombstone answers it", "GET",
+           "/v1/kv/{{prefix}}/y/?keys")
+    r.step("a txn delete-tree leaves one tombstone too", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "set", "Key": "{{prefix}}/z/q/r", "Value": "YQ=="}}]')
+    r.step("txn delete-tree", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "delete-tree", "Key": "{{prefix}}/z/"}}]')
+    r.step("a write after it", "PUT", "/v1/kv/{{prefix}}-other", "2")
+    r.step("index of that write", "GET", "/v1/kv/{{prefix}}-other")
+    r.step("inside the txn's tree: the table's index", "GET", "/v1/kv/{{prefix}}/z/q/?keys")
+    r.step("the txn's tree: its delete", "GET", "/v1/kv/{{prefix}}/z/?keys")
+    r.step("a recursive delete of nothing", "DELETE", "/v1/kv/{{prefix}}/none/?recurse")
+    r.step("leaves no tombstone and the table alone", "GET", "/v1/kv/{{prefix}}/none/?keys")
+    r.step("a failed txn delete-tree leaves nothing", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "set", "Key": "{{prefix}}/w/a", "Value": "YQ=="}}]')
+    r.step("delete-tree then a failing unlock", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "delete-tree", "Key": "{{prefix}}/w/"}},'
+           ' {"KV": {"Verb": "unlock", "Key": "{{prefix}}/w/a", "Session": "%s"}}]' % sess)
+    r.step("the key is still there", "GET", "/v1/kv/{{prefix}}/w/?recurse")
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+    r.step("clean up the other key", "DELETE", "/v1/kv/{{prefix}}-other")
+
+
+def failed_writes_take_an_index(r):
+    """Writes Consul's state store refuses after Raft logged them use up an index; writes
+    refused before Raft do not. Each case: read a key's index i, make the failing write,
+    write the key, and block on it at index i + 1 (at once when the failing write took i + 1,
+    until the wait ends when it did not)."""
+    cases = [
+        ("destroy of a malformed ID", "PUT", "/v1/session/destroy/abc", None, True),
+        ("destroy of an ID that is not hex", "PUT",
+         "/v1/session/destroy/11111111-2222-3333-4444-55555555555x", None, True),
+        ("session create on an unknown node", "PUT", "/v1/session/create",
+         '{"Node": "no-such-node"}', True),
+        ("session create with an unknown check", "PUT", "/v1/session/create",
+         '{"Checks": ["nocheck"]}', True),
+        ("session create with an empty check ID", "PUT", "/v1/session/create",
+         '{"NodeChecks": [""]}', True),
+        ("session create with an unknown service check", "PUT", "/v1/session/create",
+         '{"ServiceChecks": [{"ID": "nocheck"}]}', True),
+        ("acquire with an unknown session", "PUT",
+         "/v1/kv/{{prefix}}/lock?acquire=11111111-2222-3333-4444-555555555555", "v", True),
+        ("acquire with a malformed session", "PUT", "/v1/kv/{{prefix}}/lock?acquire=abc", "v",
+         True),
+        ("a failing txn", "PUT", "/v1/txn",
+         '[{"KV": {"Verb": "cas", "Key": "{{prefix}}/lock", "Index": 99999999}}]', True),
+        ("not: a session TTL that does not parse", "PUT", "/v1/session/create", '{"TTL": "5x"}',
+         False),
+        ("not: an invalid Behavior", "PUT", "/v1/session/create", '{"Behavior": "bogus"}',
+         False),
+        ("not: destroy without an ID", "PUT", "/v1/session/destroy/", None, False),
+        ("not: renew of a malformed ID", "PUT", "/v1/session/renew/abc", None, False),
+        ("not: a txn with an unknown verb", "PUT", "/v1/txn",
+         '[{"KV": {"Verb": "bogus", "Key": "{{prefix}}/k"}}]', False),
+    ]
+    for n, (label, method, path, body, _takes) in enumerate(cases):
+        r.step("write the key", "PUT", "/v1/kv/{{prefix}}/k", "a%d" % n)
+        r.step("its index", "GET", "/v1/kv/{{prefix}}/k",
+               capture={"next": "header:X-Consul-Index|next"})
+        r.step(label, method, path, body)
+        r.step("write the key again", "PUT", "/v1/kv/{{prefix}}/k", "b%d" % n)
+        r.step("block at its index + 1", "GET", "/v1/kv/{{prefix}}/k?index={{next}}&wait=500ms")
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+
+
 SCENARIOS = {
     "url_filter": url_filter,
     "txn_limits": txn_limits,
@@ -271,6 +399,9 @@ SCENARIOS = {
     "session_id_case": session_id_case,
     "kv_query_checks": kv_query_checks,
     "mux_paths": mux_paths,
+    "txn_error_texts": txn_error_texts,
+    "kv_tree_tombstones": kv_tree_tombstones,
+    "failed_writes_take_an_index": failed_writes_take_an_index,
 }
 
 

@@ -7,6 +7,7 @@
 //! - `json`: `json.MarshalIndent` output (4-space indent, HTML-safe escapes)
 //! - `json_syntax`: the JSON decoder's syntax errors
 //! - `json_decode`: the JSON decoder's field matching, duplicates and type errors
+//! - `json_doc`: a body in document order, and the decoder's first-error bookkeeping
 //! - `url`: `net/url` decoding, escaping and query parsing
 //! - `path`: `path.Clean` as `ServeMux` applies it
 //! - `redirect`: `http.Redirect`'s page
@@ -19,6 +20,7 @@ pub(crate) mod base64;
 pub(crate) mod duration;
 pub(crate) mod json;
 pub(crate) mod json_decode;
+pub(crate) mod json_doc;
 pub(crate) mod json_syntax;
 pub(crate) mod path;
 pub(crate) mod printable;

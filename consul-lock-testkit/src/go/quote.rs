@@ -1,26 +1,35 @@
 //! Go's quoting of strings and bytes in error texts: `strconv.Quote` (`%q`), and the JSON
 //! scanner's `quoteChar` for the offending byte of a syntax error.
 
-/// Go's `strconv.Quote` (as far as Consul's texts need it): `"`, `\` and the usual control
-/// escapes, other control characters as `\xNN` (ASCII) or `\uNNNN`.
+use super::printable::is_print;
+
+/// Go's `strconv.Quote` (`%q`): `"` and `\` escaped, runes `unicode.IsPrint` accepts kept,
+/// the others escaped as Go does (`\a \b \f \n \r \t \v`, `\xNN` below U+0020 and for
+/// U+007F, `\uNNNN`, `\UNNNNNNNN` above the Basic Multilingual Plane).
 pub(crate) fn quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
+            c if is_print(c) => out.push(c),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
+            '\u{b}' => out.push_str("\\v"),
+            c => {
                 let n = c as u32;
-                if n < 0x80 {
+                if n < 0x20 || n == 0x7f {
                     out.push_str(&format!("\\x{n:02x}"));
-                } else {
+                } else if n < 0x10000 {
                     out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
                 }
             }
-            c => out.push(c),
         }
     }
     out.push('"');
@@ -54,6 +63,10 @@ mod tests {
         assert_eq!(
             quote("a\"b\\c\n\u{1}\u{85}é"),
             "\"a\\\"b\\\\c\\n\\x01\\u0085é\""
+        );
+        assert_eq!(
+            quote("rlo\u{202e}x/\u{a0}\u{7f}\u{7}\u{f0000}中"),
+            "\"rlo\\u202ex/\\u00a0\\x7f\\a\\U000f0000中\""
         );
         assert_eq!(quote_char(b'x'), "'x'");
         assert_eq!(quote_char(b'\''), "'\\''");

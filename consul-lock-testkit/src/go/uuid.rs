@@ -1,6 +1,6 @@
 //! go-memdb's UUID index check (`uuid.ParseUUID`), with its error texts.
 
-use super::quote::quote;
+use super::printable::is_print;
 
 /// go-memdb's UUID index check, with its texts.
 pub(crate) fn check_uuid(s: &str) -> Result<(), String> {
@@ -18,10 +18,15 @@ pub(crate) fn check_uuid(s: &str) -> Result<(), String> {
         return Err("Input (without hyphens) must be even length".into());
     }
     if let Some(b) = clean.iter().find(|b| !b.is_ascii_hexdigit()) {
+        // Go's `%#U`: the character follows in single quotes, unescaped, when printable.
+        let c = char::from(*b);
+        let shown = if is_print(c) {
+            format!(" '{c}'")
+        } else {
+            String::new()
+        };
         return Err(format!(
-            "Invalid UUID: encoding/hex: invalid byte: U+{:04X} {}",
-            b,
-            quote(&char::from(*b).to_string()).replace('"', "'")
+            "Invalid UUID: encoding/hex: invalid byte: U+{b:04X}{shown}"
         ));
     }
     Ok(())
@@ -38,6 +43,14 @@ mod tests {
         assert_eq!(
             check_uuid("7e1f4b2c-0000-4000-8000-00000000c0dz"),
             Err("Invalid UUID: encoding/hex: invalid byte: U+007A 'z'".into())
+        );
+        assert_eq!(
+            check_uuid("7e1f4b2c-0000-4000-8000-00000000c0d\""),
+            Err("Invalid UUID: encoding/hex: invalid byte: U+0022 '\"'".into())
+        );
+        assert_eq!(
+            check_uuid("7e1f4b2c-0000-4000-8000-00000000c0d\u{1}"),
+            Err("Invalid UUID: encoding/hex: invalid byte: U+0001".into())
         );
     }
 }

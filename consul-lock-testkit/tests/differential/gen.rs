@@ -125,8 +125,6 @@ pub struct Gen {
     node: String,
     /// This transaction may get bad Flags and Index (and then only good Values).
     txn_bad_numbers: bool,
-    /// Relative prefixes deleted with `?recurse` or a txn `delete-tree` in this sequence.
-    tree_deleted: Vec<String>,
 }
 
 const PLAIN_SEGS: &[&str] = &["a", "b", "lock", "k1", "dir", "x"];
@@ -191,7 +189,6 @@ impl Gen {
             nsess: 0,
             node: node.to_string(),
             txn_bad_numbers: false,
-            tree_deleted: Vec::new(),
         };
         for _ in 0..nkeys {
             let k = g.relkey();

@@ -113,17 +113,6 @@ impl Gen {
             s.query.push(("keys", None));
             s.kind = "kv.get.mixed".into();
         }
-        // EXCLUDED until the test server is fixed, class "kv.get.keys: blocking: real
-        // immediate vs test blocked" (also seen as an index order class): a tree delete of D
-        // leaves Consul one tombstone, for D itself, so a ?keys or ?recurse read of a prefix
-        // strictly inside D finds none and answers the whole KV table's index; the test
-        // server keeps a tombstone per deleted key and answers the delete's index. Such reads
-        // are sent without ?keys/?recurse.
-        let inside = |d: &String| rel.len() > d.len() && rel.starts_with(d.as_str());
-        if s.kind != "kv.get" && !s.raw_value && self.tree_deleted.iter().any(inside) {
-            s.query.clear();
-            s.kind = "kv.get".into();
-        }
         self.read_opts(&mut s);
         s
     }
@@ -136,7 +125,6 @@ impl Gen {
         if chance(&mut self.rng, 0.3) && !rel.split('/').any(|s| s == "." || s == "..") {
             q.push(("recurse", None));
             kind.push_str(".recurse");
-            self.tree_deleted.push(rel.clone());
         }
         if chance(&mut self.rng, 0.3) {
             let v = match self.rng.u8(0..7) {
