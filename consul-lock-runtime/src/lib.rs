@@ -77,6 +77,7 @@ mod error;
 mod exec;
 mod guard;
 mod helpers;
+mod hold;
 pub mod key;
 mod lock;
 pub mod metrics;
@@ -92,12 +93,12 @@ pub use config::{
 };
 pub use error::{Blocker, Error, Result};
 pub use guard::{LockGuard, LockHandle, Lost};
-pub use lock::{Lock, MAX_VALUE_SIZE};
+pub use lock::Lock;
 pub use multi::{MultiLock, MultiLockGuard};
 pub use protocol::lease::LostReason;
 pub use protocol::multi::MAX_KEYS;
 pub use protocol::queue::WAITERS_SUFFIX;
-pub use value::{default_value, ValueGenerator};
+pub use value::{default_value, ValueGenerator, MAX_VALUE_SIZE};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every
 /// cleanup of a cancelled acquire has finished. Each is bounded by the client's request

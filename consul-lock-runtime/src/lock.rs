@@ -14,32 +14,8 @@ use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
 use crate::protocol::acquire::{self, Plan};
 use crate::protocol::lease::Lease;
-use crate::value::ValueGenerator;
-use crate::{defaults, key, Client, Error, LockHandle, Result};
-
-/// Consul's limit for a request body (`kv_max_value_size`, 512 KiB). The lock's value travels
-/// base64-encoded inside a `/v1/txn` body, so the largest value is about 3/4 of this.
-///
-/// ```
-/// use consul_lock_runtime::{Client, Error, Lock, MAX_VALUE_SIZE};
-/// let client = Client::builder().build()?;
-/// let huge = Lock::new("max-value-size-example").client(&client).value_generator(|_| "x".repeat(MAX_VALUE_SIZE));
-/// let err = huge.acquire_blocking().unwrap_err();
-/// assert!(matches!(err, Error::InvalidOption { option: "value_generator", .. }));
-/// assert_eq!(client.requests_sent(), 0); // refused before any request
-/// # Ok::<(), consul_lock_runtime::Error>(())
-/// ```
-pub const MAX_VALUE_SIZE: usize = 512 * 1024;
-
-/// The size of the `/v1/txn` body that locks `key` with a value of `value_len` bytes, as
-/// [`Client::txn_lock`] writes it (an upper bound: JSON escapes in the key may add a little
-/// less than counted).
-fn txn_body_size(key: &str, value_len: usize) -> usize {
-    // Verbs, field names, the 36-character session ID.
-    const OVERHEAD: usize = 256;
-    // The key appears twice: in the lock and in the queue prefix of the get-tree.
-    4 * value_len.div_ceil(3) + 4 * key.len() + OVERHEAD
-}
+use crate::value::{txn_body_size, ValueGenerator, MAX_VALUE_SIZE};
+use crate::{defaults, key, Client, Error, Result};
 
 /// A lock on one Consul key, configured but not yet taken (Python's `EphemeralLock`).
 ///
@@ -339,7 +315,8 @@ impl Lock {
         }
         let generator = self.value.clone().unwrap_or_else(defaults::value_generator);
         let value = generator(&key).into_bytes();
-        let body = txn_body_size(&key, value.len());
+        // The key appears twice in the lock transaction: in the lock and in the queue prefix.
+        let body = txn_body_size([(key.as_str(), value.len()), (key.as_str(), 0)]);
         if body > MAX_VALUE_SIZE {
             return Err(Error::InvalidOption {
                 option: "value_generator",
@@ -489,131 +466,6 @@ impl Lock {
     pub fn try_acquire_blocking(&self) -> Result<Option<LockGuard>> {
         not_acquired_as_none(self.acquire_blocking())
     }
-
-    /// Runs `body` under the lock (Python's `with lock.hold():`) and releases it afterwards,
-    /// also when the body panics or the future is dropped. The body gets a [`LockHandle`] to
-    /// read the fencing token or check that the lock is still held.
-    ///
-    /// A failed release after the body is logged (tracing) and not returned, so the body's
-    /// result is never lost; the TTL frees the key.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire); the body does not run then.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = consul_lock_testkit::TestServer::start()?;
-    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
-    /// use consul_lock_runtime::Lock;
-    /// let lock = Lock::new("hold-example").client(&client);
-    /// let token = lock.hold(|handle| async move {
-    ///     assert!(handle.is_held()); // … work under the lock …
-    ///     handle.fencing_token()
-    /// }).await?;
-    /// assert!(token > 0);
-    /// assert!(client.kv_get(&lock.full_key()?).await?.is_none()); // released
-    /// # Ok(()) }
-    /// ```
-    pub async fn hold<F, Fut, T>(&self, body: F) -> Result<T>
-    where
-        F: FnOnce(LockHandle) -> Fut,
-        Fut: Future<Output = T>,
-    {
-        let guard = self.acquire().await?;
-        let out = body(guard.handle()).await;
-        let _ = guard.release().await;
-        Ok(out)
-    }
-
-    /// Like [`hold`](Self::hold), with "not acquired" as `Ok(None)` (the body does not run).
-    ///
-    /// # Errors
-    ///
-    /// As [`try_acquire`](Self::try_acquire).
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = consul_lock_testkit::TestServer::start()?;
-    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
-    /// use consul_lock_runtime::Lock;
-    /// let lock = Lock::new("try-hold-example").client(&client);
-    /// let guard = lock.acquire().await?;
-    /// assert_eq!(lock.try_hold(|_| async { "ran" }).await?, None); // held: the body did not run
-    /// guard.release().await?;
-    /// assert_eq!(lock.try_hold(|_| async { "ran" }).await?, Some("ran"));
-    /// # Ok(()) }
-    /// ```
-    pub async fn try_hold<F, Fut, T>(&self, body: F) -> Result<Option<T>>
-    where
-        F: FnOnce(LockHandle) -> Fut,
-        Fut: Future<Output = T>,
-    {
-        let Some(guard) = self.try_acquire().await? else {
-            return Ok(None);
-        };
-        let out = body(guard.handle()).await;
-        let _ = guard.release().await;
-        Ok(Some(out))
-    }
-
-    /// Runs `body` under the lock on the calling thread, blocking; released afterwards, also
-    /// on panic.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire); the body does not run then.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = consul_lock_testkit::TestServer::start()?;
-    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
-    /// use consul_lock_runtime::Lock;
-    /// let lock = Lock::new("hold-blocking-example").client(&client);
-    /// let token = lock.hold_blocking(|handle| handle.fencing_token())?;
-    /// assert!(token > 0);
-    /// assert!(lock.try_acquire_blocking()?.is_some()); // released afterwards
-    /// # Ok(()) }
-    /// ```
-    pub fn hold_blocking<F, T>(&self, body: F) -> Result<T>
-    where
-        F: FnOnce(LockHandle) -> T,
-    {
-        let guard = self.acquire_blocking()?;
-        let out = body(guard.handle());
-        let _ = guard.release_blocking();
-        Ok(out)
-    }
-
-    /// Like [`hold_blocking`](Self::hold_blocking), with "not acquired" as `Ok(None)`.
-    ///
-    /// # Errors
-    ///
-    /// As [`try_acquire`](Self::try_acquire).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let server = consul_lock_testkit::TestServer::start()?;
-    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
-    /// use consul_lock_runtime::Lock;
-    /// let lock = Lock::new("try-hold-blocking-example").client(&client);
-    /// let guard = lock.acquire_blocking()?;
-    /// assert_eq!(lock.try_hold_blocking(|_| "ran")?, None); // held: the body did not run
-    /// guard.release_blocking()?;
-    /// assert_eq!(lock.try_hold_blocking(|_| "ran")?, Some("ran"));
-    /// # Ok(()) }
-    /// ```
-    pub fn try_hold_blocking<F, T>(&self, body: F) -> Result<Option<T>>
-    where
-        F: FnOnce(LockHandle) -> T,
-    {
-        let Some(guard) = self.try_acquire_blocking()? else {
-            return Ok(None);
-        };
-        let out = body(guard.handle());
-        let _ = guard.release_blocking();
-        Ok(Some(out))
-    }
 }
 
 fn not_acquired_as_none(result: Result<LockGuard>) -> Result<Option<LockGuard>> {
@@ -621,16 +473,5 @@ fn not_acquired_as_none(result: Result<LockGuard>) -> Result<Option<LockGuard>> 
         Ok(guard) => Ok(Some(guard)),
         Err(Error::NotAcquired { .. }) => Ok(None),
         Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_transaction_size_counts_the_base64_value() {
-        assert!(txn_body_size("k", 380 * 1024) <= MAX_VALUE_SIZE);
-        assert!(txn_body_size("k", 400 * 1024) > MAX_VALUE_SIZE);
     }
 }

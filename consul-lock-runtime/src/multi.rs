@@ -9,6 +9,7 @@ use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
 use crate::protocol::lease::Lease;
 use crate::protocol::multi::{self, MultiPlan, MAX_KEYS};
+use crate::value::txn_body_size;
 use crate::{Error, Lock, Lost, LostReason, Result, MAX_VALUE_SIZE};
 
 /// A lock on several Consul keys, taken all at once or not at all.
@@ -220,7 +221,11 @@ impl MultiLock {
                 reason: "a lock on several keys needs at least one key".to_owned(),
             });
         };
-        let body = txn_body_size(&keys, &values);
+        let body = txn_body_size(
+            keys.iter()
+                .map(String::as_str)
+                .zip(values.iter().map(Vec::len)),
+        );
         if body > MAX_VALUE_SIZE {
             return Err(Error::InvalidOption {
                 option: "value_generator",
@@ -359,16 +364,6 @@ impl MultiLock {
     pub fn try_acquire_blocking(&self) -> Result<Option<MultiLockGuard>> {
         not_acquired_as_none(self.acquire_blocking())
     }
-}
-
-/// The size of the `/v1/txn` body that locks `keys` with `values` (an upper bound).
-fn txn_body_size(keys: &[String], values: &[Vec<u8>]) -> usize {
-    // Verbs, field names, the 36-character session ID, per operation.
-    const OVERHEAD: usize = 128;
-    keys.iter()
-        .zip(values)
-        .map(|(k, v)| 4 * v.len().div_ceil(3) + 2 * k.len() + OVERHEAD)
-        .sum()
 }
 
 fn not_acquired_as_none(result: Result<MultiLockGuard>) -> Result<Option<MultiLockGuard>> {

@@ -47,3 +47,39 @@ struct DefaultValue<'a> {
     host: &'a str,
     pid: u32,
 }
+
+/// Consul's limit for a request body (`kv_max_value_size`, 512 KiB). The lock's value travels
+/// base64-encoded inside a `/v1/txn` body, so the largest value is about 3/4 of this.
+///
+/// ```
+/// use consul_lock_runtime::{Client, Error, Lock, MAX_VALUE_SIZE};
+/// let client = Client::builder().build()?;
+/// let huge = Lock::new("max-value-size-example").client(&client).value_generator(|_| "x".repeat(MAX_VALUE_SIZE));
+/// let err = huge.acquire_blocking().unwrap_err();
+/// assert!(matches!(err, Error::InvalidOption { option: "value_generator", .. }));
+/// assert_eq!(client.requests_sent(), 0); // refused before any request
+/// # Ok::<(), consul_lock_runtime::Error>(())
+/// ```
+pub const MAX_VALUE_SIZE: usize = 512 * 1024;
+
+/// The size of a `/v1/txn` body with one operation per `(key, value length)` (an upper bound:
+/// the value is base64-encoded, a key may double in JSON escapes, and each operation carries
+/// its verb, field names and the 36-character session ID).
+pub(crate) fn txn_body_size<'a>(ops: impl IntoIterator<Item = (&'a str, usize)>) -> usize {
+    const OVERHEAD: usize = 128;
+    ops.into_iter()
+        .map(|(key, value_len)| 4 * value_len.div_ceil(3) + 2 * key.len() + OVERHEAD)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transaction_size_counts_the_base64_value() {
+        let lock = |len| txn_body_size([("k", len), ("k", 0)]);
+        assert!(lock(380 * 1024) <= MAX_VALUE_SIZE);
+        assert!(lock(400 * 1024) > MAX_VALUE_SIZE);
+    }
+}
