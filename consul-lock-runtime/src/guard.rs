@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 use crate::error::DisplayDuration;
 use crate::exec;
 use crate::protocol::lease::{self, Lease};
+use crate::reentry::HeldMark;
 use crate::{Error, LostReason, Result};
 
 /// The guard's and its handles' view of one held lock.
@@ -224,12 +225,14 @@ impl fmt::Debug for Lost {
 pub struct LockGuard {
     handle: LockHandle,
     armed: bool,
+    /// This key held by the task (or thread) that acquired it, until release or drop.
+    held: Option<HeldMark>,
 }
 
 impl LockGuard {
     /// Wraps a freshly acquired lock and, when `renew` is on, starts its renewal and key watch
     /// on the worker.
-    pub(crate) fn start(lease: Lease, renew: bool) -> LockGuard {
+    pub(crate) fn start(lease: Lease, renew: bool, held: HeldMark) -> LockGuard {
         let shared = Arc::new(Shared {
             lease: Arc::new(lease),
             renew,
@@ -245,6 +248,7 @@ impl LockGuard {
         LockGuard {
             handle: LockHandle { shared },
             armed: true,
+            held: Some(held),
         }
     }
 
@@ -354,6 +358,7 @@ impl LockGuard {
 
     fn disarm(&mut self) -> Arc<Lease> {
         self.armed = false;
+        self.held = None;
         let shared = &self.handle.shared;
         shared.stop_tasks();
         shared.lease.lose(LostReason::Released);

@@ -78,9 +78,10 @@ mod helpers;
 pub mod key;
 mod lock;
 mod protocol;
+mod reentry;
 mod value;
 
-pub use api::{KvEntry, SessionInfo};
+pub use api::{KvEntry, SessionInfo, GO_LOCK_FLAG};
 pub use client::Client;
 pub use config::{
     consul_base_url, ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN,

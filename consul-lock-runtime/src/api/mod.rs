@@ -16,3 +16,4 @@ pub(crate) mod txn;
 pub use kv::KvEntry;
 pub use session::SessionInfo;
 pub(crate) use txn::LockAttempt;
+pub use txn::GO_LOCK_FLAG;
