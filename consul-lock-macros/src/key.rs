@@ -54,10 +54,15 @@ pub(crate) fn lock_result(
     }
     let key_local = &l.key;
     let error = &l.error;
+    // `consul_cli`: the rendered key is `consul lock`'s PREFIX; the lock is on PREFIX/.lock.
+    let new = match args.consul_cli {
+        Some((true, span)) => quote_spanned!(span=> #p::Lock::consul_cli),
+        _ => quote!(#p::Lock::new),
+    };
     quote! {
         match #p::render(#lit, &[#(#parts),*]) {
             ::core::result::Result::Ok(#key_local) => {
-                ::core::result::Result::Ok(#p::Lock::new(#key_local) #options)
+                ::core::result::Result::Ok(#new(#key_local) #options)
             }
             ::core::result::Result::Err(#error) => ::core::result::Result::Err(#error),
         }
