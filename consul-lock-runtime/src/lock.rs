@@ -132,7 +132,8 @@ impl Lock {
     /// acquired. The lock key carries Go's lock flag ([`GO_LOCK_FLAG`](crate::GO_LOCK_FLAG)),
     /// so `consul lock` (and Go's `api.Lock` on the same key) waits for this library's holder,
     /// and this library waits for theirs. `consul lock -n N` with N > 1 (a semaphore) is
-    /// another protocol: it refuses this key.
+    /// another protocol: do not use this mapping for its prefix (its `.lock` key holds the
+    /// semaphore's state without a session, so a lock would take it and overwrite that).
     ///
     /// ```
     /// use consul_lock_runtime::Lock;
