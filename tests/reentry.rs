@@ -68,7 +68,11 @@ async fn async_reentry_in_the_same_task_fails_at_once_without_a_request() {
     let start = Instant::now();
     assert_reentrant(lock.acquire().await, &env.run);
     assert!(start.elapsed() < AT_ONCE, "waited {:?}", start.elapsed());
-    assert_eq!(env.client.requests_sent(), sent, "refused before any request");
+    assert_eq!(
+        env.client.requests_sent(),
+        sent,
+        "refused before any request"
+    );
     // try_acquire is refused the same way (not "held": None).
     assert!(matches!(
         lock.try_acquire().await,
@@ -117,8 +121,17 @@ async fn a_spawned_task_is_another_holder_and_waits_for_the_key() {
     // The spawned task waits in the key's queue (it is not refused as re-entry).
     let queue = format!("{}{}", guard.key(), consul_lock::WAITERS_SUFFIX);
     let deadline = Instant::now() + PATIENT;
-    while env.client.kv_keys(&queue).await.expect("list the queue").is_empty() {
-        assert!(!task.is_finished(), "the spawned task ended instead of waiting");
+    while env
+        .client
+        .kv_keys(&queue)
+        .await
+        .expect("list the queue")
+        .is_empty()
+    {
+        assert!(
+            !task.is_finished(),
+            "the spawned task ended instead of waiting"
+        );
         assert!(Instant::now() < deadline, "the spawned task never queued");
         tokio::task::yield_now().await;
     }
@@ -164,7 +177,10 @@ async fn nested_async_attribute_calls_on_the_same_key_fail_fast() {
 
 #[consul_lock(key = "<key>", acquire_timeout_ms = 30_000, client = client)]
 fn outer_sync(client: &Client, key: &str) -> Result<bool, Error> {
-    Ok(matches!(inner_sync(client, key), Err(Error::Reentrant { .. })))
+    Ok(matches!(
+        inner_sync(client, key),
+        Err(Error::Reentrant { .. })
+    ))
 }
 
 #[consul_lock(key = "<key>", acquire_timeout_ms = 30_000, client = client)]

@@ -128,7 +128,9 @@ impl Fixture {
     fn wait_for_peer_session(&self, before: &HashSet<String>, peer: &JoinHandle<impl Sized>) {
         let deadline = Instant::now() + PATIENT;
         loop {
-            let sessions = self.block_on(self.client.sessions()).expect("list sessions");
+            let sessions = self
+                .block_on(self.client.sessions())
+                .expect("list sessions");
             if sessions
                 .iter()
                 .any(|s| !before.contains(&s.id) && !s.name.starts_with("consul-lock: "))
@@ -139,7 +141,10 @@ impl Fixture {
                 !peer.is_finished(),
                 "the peer ended before it created a session"
             );
-            assert!(Instant::now() < deadline, "the peer never created a session");
+            assert!(
+                Instant::now() < deadline,
+                "the peer never created a session"
+            );
             std::thread::sleep(POLL);
         }
     }
@@ -157,7 +162,10 @@ impl Fixture {
                 !waiter.is_finished(),
                 "this library's acquire ended instead of waiting for the peer"
             );
-            assert!(Instant::now() < deadline, "this library's waiter never queued");
+            assert!(
+                Instant::now() < deadline,
+                "this library's waiter never queued"
+            );
             std::thread::sleep(POLL);
         }
     }
@@ -174,7 +182,9 @@ impl Fixture {
 /// conflict error), then take it after the release.
 fn peer_waits_for_us(f: &Fixture, peer: &Peer, lock: &Lock) {
     let key = lock.full_key().expect("a valid key");
-    let guard = lock.acquire_blocking().expect("this library locks a free key");
+    let guard = lock
+        .acquire_blocking()
+        .expect("this library locks a free key");
     assert_eq!(
         f.flags(&key),
         Some(GO_LOCK_FLAG),
@@ -208,7 +218,9 @@ fn peer_waits_for_us(f: &Fixture, peer: &Peer, lock: &Lock) {
 /// after the peer's release.
 fn we_wait_for_peer(f: &Fixture, peer: &Peer, lock: &Lock) {
     let key = lock.full_key().expect("a valid key");
-    let held = peer.hold(&f.url, &key, PATIENT).expect("the peer locks a free key");
+    let held = peer
+        .hold(&f.url, &key, PATIENT)
+        .expect("the peer locks a free key");
     let waiter = lock.clone().acquire_timeout(PATIENT);
     let waiting = std::thread::spawn(move || waiter.acquire_blocking());
     f.wait_for_our_waiter(&key, &waiting);
@@ -251,7 +263,10 @@ fn go_and_this_library_see_each_others_locks_as_held_not_as_conflicts() {
     let attempt = go_holds
         .try_acquire_blocking()
         .expect("a try on a key Go holds answers without an error");
-    assert!(attempt.is_none(), "this library must not take a key Go holds");
+    assert!(
+        attempt.is_none(),
+        "this library must not take a key Go holds"
+    );
     held.release().expect("the Go peer unlocks and exits");
 
     // 2. This library holds a key: Go's one try on it times out (held), no conflict error.

@@ -437,7 +437,13 @@ mod tests {
     fn repeated_options() {
         assert!(error("key = \"a\", key = \"b\"").contains("`key` is set more than once"));
         assert!(error("key = \"a\", renew, renew").contains("`renew` is set more than once"));
-        assert!(parse("key = \"jobs/x\", consul_cli").unwrap().consul_cli.unwrap().0);
+        assert!(
+            parse("key = \"jobs/x\", consul_cli")
+                .unwrap()
+                .consul_cli
+                .unwrap()
+                .0
+        );
         assert!(error("key = \"a\", consul_cli = 1").contains("`true` or `false`"));
     }
 

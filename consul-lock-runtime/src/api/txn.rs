@@ -118,10 +118,7 @@ impl Client {
         let value = base64::engine::general_purpose::STANDARD.encode(value);
         let mut lock = TxnOp::kv("lock", key, Some(&value), Some(session));
         lock.kv.flags = Some(GO_LOCK_FLAG);
-        let body = [
-            lock,
-            TxnOp::kv("get-tree", queue, None, None),
-        ];
+        let body = [lock, TxnOp::kv("get-tree", queue, None, None)];
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
         let parsed: TxnReply = serde_json::from_slice(&reply.body)
