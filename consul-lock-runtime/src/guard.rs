@@ -345,8 +345,10 @@ impl LockGuard {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("release-blocking-example").client(&client);
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// let guard = lock.acquire_blocking()?;
-    /// assert!(lock.try_acquire_blocking()?.is_none()); // held
+    /// let elsewhere = lock.clone().client(&other); // as another process
+    /// assert!(elsewhere.try_acquire_blocking()?.is_none()); // held
     /// guard.release_blocking()?;
     /// assert!(lock.try_acquire_blocking()?.is_some()); // free again
     /// # Ok(()) }

@@ -62,8 +62,10 @@ fn txn_body_size(key: &str, value_len: usize) -> usize {
 ///     .acquire_timeout(Duration::from_millis(500))
 ///     .lock_timeout(Duration::from_secs(60));
 ///
-/// // Fail hard: an error when another holder keeps the key past the acquire timeout.
-/// let guard = lock.acquire().await?;
+/// // Fail hard: an error when another holder keeps the key past the acquire timeout (the
+/// // holder here: the same lock through another client, as another process would hold it).
+/// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// let guard = lock.clone().client(&other).acquire().await?;
 /// assert!(matches!(lock.acquire().await, Err(consul_lock_runtime::Error::NotAcquired { .. })));
 /// guard.release().await?;
 ///
@@ -401,8 +403,12 @@ impl Lock {
     /// let lock = Lock::new("acquire-example").client(&client);
     /// let guard = lock.acquire().await?;
     /// assert!(guard.is_held());
-    /// // Held: with the default acquire timeout (one try) the next acquire fails at once.
-    /// assert!(matches!(lock.acquire().await, Err(Error::NotAcquired { .. })));
+    /// // Held: with the default acquire timeout (one try) another process's acquire fails at
+    /// // once; this task asking again is refused as re-entry.
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let elsewhere = lock.clone().client(&other);
+    /// assert!(matches!(elsewhere.acquire().await, Err(Error::NotAcquired { .. })));
+    /// assert!(matches!(lock.acquire().await, Err(Error::Reentrant { .. })));
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
@@ -423,8 +429,10 @@ impl Lock {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("try-acquire-example").client(&client);
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// let guard = lock.try_acquire().await?.expect("the key is free");
-    /// assert!(lock.try_acquire().await?.is_none()); // held: None, not an error
+    /// // Held: another process (here another client) gets None, not an error.
+    /// assert!(lock.clone().client(&other).try_acquire().await?.is_none());
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
@@ -465,8 +473,10 @@ impl Lock {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("try-acquire-blocking-example").client(&client);
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// let guard = lock.try_acquire_blocking()?.expect("the key is free");
-    /// assert!(lock.try_acquire_blocking()?.is_none()); // held: None, not an error
+    /// // Held: another process (here another client) gets None, not an error.
+    /// assert!(lock.clone().client(&other).try_acquire_blocking()?.is_none());
     /// guard.release_blocking()?;
     /// # Ok(()) }
     /// ```
@@ -522,7 +532,8 @@ impl Lock {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("try-hold-example").client(&client);
-    /// let guard = lock.acquire().await?;
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = lock.clone().client(&other).acquire().await?; // held by another process
     /// assert_eq!(lock.try_hold(|_| async { "ran" }).await?, None); // held: the body did not run
     /// guard.release().await?;
     /// assert_eq!(lock.try_hold(|_| async { "ran" }).await?, Some("ran"));
@@ -581,7 +592,8 @@ impl Lock {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("try-hold-blocking-example").client(&client);
-    /// let guard = lock.acquire_blocking()?;
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = lock.clone().client(&other).acquire_blocking()?; // held by another process
     /// assert_eq!(lock.try_hold_blocking(|_| "ran")?, None); // held: the body did not run
     /// guard.release_blocking()?;
     /// assert_eq!(lock.try_hold_blocking(|_| "ran")?, Some("ran"));
