@@ -113,8 +113,9 @@ pub enum Error {
     },
 
     /// The caller already holds this key through this client: the tokio task (or, outside a
-    /// task, the thread) that asks for it is the one whose guard is alive, so waiting would
-    /// only wait out the acquire timeout against itself. Nothing was sent to Consul.
+    /// task, the thread) that asks for it is the one whose guard is alive and still holds the
+    /// lock, so waiting would only wait out the acquire timeout against itself. Nothing was
+    /// sent to Consul. (A guard whose lock is lost, `is_held()` false, does not count.)
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use crate::error::DisplayDuration;
 use crate::exec;
 use crate::protocol::lease::{self, Lease};
-use crate::reentry::HeldMark;
+use crate::reentry::{Caller, HeldMark};
 use crate::{Error, LostReason, Result};
 
 /// The guard's and its handles' view of one held lock.
@@ -232,7 +232,9 @@ pub struct LockGuard {
 impl LockGuard {
     /// Wraps a freshly acquired lock and, when `renew` is on, starts its renewal and key watch
     /// on the worker.
-    pub(crate) fn start(lease: Lease, renew: bool, held: HeldMark) -> LockGuard {
+    /// `caller` (the task or thread that acquired it) holds the key until the guard is
+    /// released or dropped, or the lock is lost.
+    pub(crate) fn start(lease: Lease, renew: bool, caller: Caller) -> LockGuard {
         let shared = Arc::new(Shared {
             lease: Arc::new(lease),
             renew,
@@ -245,10 +247,12 @@ impl LockGuard {
             shared.add_task(async move { lease::renew(&renewed).await }.instrument(span.clone()));
             shared.add_task(async move { lease::watch_key(&watched).await }.instrument(span));
         }
+        let handle = LockHandle { shared };
+        let watched = handle.clone();
         LockGuard {
-            handle: LockHandle { shared },
+            held: Some(caller.register(move || watched.is_held())),
+            handle,
             armed: true,
-            held: Some(held),
         }
     }
 

@@ -377,7 +377,7 @@ impl Lock {
                 ttl,
                 taken.renewed,
             );
-            Ok(LockGuard::start(lease, renew, caller.register()))
+            Ok(LockGuard::start(lease, renew, caller))
         })
     }
 

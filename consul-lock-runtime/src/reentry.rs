@@ -7,7 +7,7 @@
 //! are unique within the process, so tasks of different runtimes are told apart. A spawned
 //! task is another holder: it waits for the key like any other client.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::thread::ThreadId;
 
@@ -30,14 +30,18 @@ impl Holder {
     }
 }
 
-/// (client id, key, holder) of every guard alive in this process.
+/// (client id, key, holder) of a guard alive in this process.
 type Entry = (u64, String, Holder);
 
-static HELD: Mutex<Option<HashSet<Entry>>> = Mutex::new(None);
+/// Whether the guard still holds its key (false once the lock is known lost or its lease ran
+/// out: asking for the key again is then not re-entry).
+type StillHeld = Box<dyn Fn() -> bool + Send>;
 
-fn with_held<T>(f: impl FnOnce(&mut HashSet<Entry>) -> T) -> T {
+static HELD: Mutex<Option<HashMap<Entry, StillHeld>>> = Mutex::new(None);
+
+fn with_held<T>(f: impl FnOnce(&mut HashMap<Entry, StillHeld>) -> T) -> T {
     let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
-    f(held.get_or_insert_with(HashSet::new))
+    f(held.get_or_insert_with(HashMap::new))
 }
 
 /// The caller of an acquire, captured where the acquire is called (the acquisition itself may
@@ -52,10 +56,10 @@ impl Caller {
     ///
     /// # Errors
     /// [`Error::Reentrant`] when this holder already holds `key` through this client (or a
-    /// clone of it).
+    /// clone of it), and that lock is not lost.
     pub(crate) fn check(client: &Client, key: &str) -> Result<Caller> {
         let entry = (client.id(), key.to_owned(), Holder::current());
-        if with_held(|held| held.contains(&entry)) {
+        if with_held(|held| held.get(&entry).is_some_and(|still_held| still_held())) {
             return Err(Error::Reentrant {
                 key: key.to_owned(),
             });
@@ -63,9 +67,10 @@ impl Caller {
         Ok(Caller { entry })
     }
 
-    /// Notes that the caller now holds the key, until the returned mark is dropped.
-    pub(crate) fn register(self) -> HeldMark {
-        with_held(|held| held.insert(self.entry.clone()));
+    /// Notes that the caller now holds the key, until the returned mark is dropped or
+    /// `still_held` answers false.
+    pub(crate) fn register(self, still_held: impl Fn() -> bool + Send + 'static) -> HeldMark {
+        with_held(|held| held.insert(self.entry.clone(), Box::new(still_held)));
         HeldMark { entry: self.entry }
     }
 }
@@ -89,7 +94,9 @@ mod tests {
     #[test]
     fn a_thread_holding_a_key_is_refused_until_the_mark_is_dropped() {
         let client = Client::builder().build().unwrap();
-        let mark = Caller::check(&client, "reentry/k").unwrap().register();
+        let mark = Caller::check(&client, "reentry/k")
+            .unwrap()
+            .register(|| true);
         let again = Caller::check(&client, "reentry/k").unwrap_err();
         assert!(matches!(again, Error::Reentrant { ref key } if key == "reentry/k"));
         // Another key, another client, another thread: not re-entry.
@@ -102,5 +109,14 @@ mod tests {
             .unwrap();
         drop(mark);
         assert!(Caller::check(&client, "reentry/k").is_ok());
+    }
+
+    #[test]
+    fn a_lost_lock_is_not_held_any_more() {
+        let client = Client::builder().build().unwrap();
+        let _mark = Caller::check(&client, "reentry/lost")
+            .unwrap()
+            .register(|| false);
+        assert!(Caller::check(&client, "reentry/lost").is_ok());
     }
 }
