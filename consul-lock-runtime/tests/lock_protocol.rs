@@ -237,7 +237,7 @@ async fn renewal_keeps_a_lock_past_its_ttl() {
     assert!(guard.is_held());
     assert!(
         env.lock("job")
-            .client(&env.another_client())
+            .client(env.another_client())
             .try_acquire()
             .await
             .unwrap()
@@ -378,7 +378,7 @@ fn blocking_api_works_from_inside_a_tokio_runtime() {
         .build()
         .unwrap();
     let lock = env.lock("job");
-    let other = lock.clone().client(&env.another_client());
+    let other = lock.clone().client(env.another_client());
     rt.block_on(async move {
         // A sync function called from async code, on the runtime's own thread.
         let guard = lock
@@ -409,7 +409,7 @@ fn blocking_api_works_without_a_runtime() {
 fn async_api_works_on_a_non_tokio_executor() {
     let env = Env::new("other-executor");
     let lock = env.lock("job");
-    let other = lock.clone().client(&env.another_client());
+    let other = lock.clone().client(env.another_client());
     // No tokio runtime on this thread: the work runs on the library's worker.
     futures::executor::block_on(async {
         let guard = lock.acquire().await.expect("acquire");
