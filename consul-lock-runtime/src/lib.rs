@@ -70,6 +70,7 @@
 mod api;
 mod client;
 mod config;
+mod consul_cli;
 pub mod defaults;
 mod error;
 mod exec;

@@ -31,9 +31,6 @@ use crate::{defaults, key, reentry, Client, Error, LockHandle, Result};
 /// ```
 pub const MAX_VALUE_SIZE: usize = 512 * 1024;
 
-/// The key `consul lock PREFIX` locks under its prefix (Go's `api.DefaultSemaphoreKey`).
-const CLI_LOCK_KEY: &str = ".lock";
-
 /// The size of the `/v1/txn` body that locks `key` with a value of `value_len` bytes, as
 /// [`Client::txn_lock`] writes it (an upper bound: JSON escapes in the key may add a little
 /// less than counted).
@@ -126,34 +123,6 @@ impl Lock {
             renew: false,
             value: None,
         }
-    }
-
-    /// The lock `consul lock PREFIX …` takes: the key `PREFIX/.lock`, as a full key (no key
-    /// prefix is added, as the CLI adds none). Leading and trailing `/` are dropped from
-    /// `prefix`, as the CLI drops them; the rest is checked as a key when the lock is
-    /// acquired. The lock key carries Go's lock flag ([`GO_LOCK_FLAG`](crate::GO_LOCK_FLAG)),
-    /// so `consul lock` (and Go's `api.Lock` on the same key) waits for this library's holder,
-    /// and this library waits for theirs. `consul lock -n N` with N > 1 (a semaphore) is
-    /// another protocol: do not use this mapping for its prefix (its `.lock` key holds the
-    /// semaphore's state without a session, so a lock would take it and overwrite that).
-    ///
-    /// ```
-    /// use consul_lock_runtime::Lock;
-    /// // The same lock as `consul lock jobs/nightly-report ./report.sh`:
-    /// let lock = Lock::consul_cli("jobs/nightly-report");
-    /// assert_eq!(lock.full_key()?, "jobs/nightly-report/.lock");
-    /// assert_eq!(Lock::consul_cli("/jobs/nightly/").full_key()?, "jobs/nightly/.lock");
-    /// assert!(Lock::consul_cli("jobs//nightly").full_key().is_err());
-    /// # Ok::<(), consul_lock_runtime::Error>(())
-    /// ```
-    pub fn consul_cli(prefix: impl AsRef<str>) -> Lock {
-        let prefix = prefix.as_ref().trim_matches('/');
-        let key = if prefix.is_empty() {
-            CLI_LOCK_KEY.to_owned()
-        } else {
-            format!("{prefix}/{CLI_LOCK_KEY}")
-        };
-        Lock::new(key).key_prefix("")
     }
 
     /// The client to use instead of [`defaults::client`].
@@ -361,8 +330,7 @@ impl Lock {
     fn acquisition(&self) -> Result<impl Future<Output = Result<LockGuard>> + Send + 'static> {
         let plan = self.plan()?;
         let renew = self.renew;
-        // The holder is the caller (its task or thread), captured here, where the entry point
-        // was called: the acquisition may run elsewhere.
+        // The holder: the caller's task or thread, here (the acquisition may run elsewhere).
         let caller = reentry::Caller::check(&plan.client, &plan.key)?;
         Ok(async move {
             let taken = acquire::acquire(&plan, Exec).await?;
