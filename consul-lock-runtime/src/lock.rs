@@ -59,8 +59,7 @@ fn txn_body_size(key: &str, value_len: usize) -> usize {
 ///     .acquire_timeout(Duration::from_millis(500))
 ///     .lock_timeout(Duration::from_secs(60));
 ///
-/// // Fail hard: an error when another holder keeps the key past the acquire timeout (the
-/// // holder here: the same lock through another client, as another process would hold it).
+/// // Fail hard: an error when another holder (here another client) keeps the key too long.
 /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
 /// let guard = lock.clone().client(&other).acquire().await?;
 /// assert!(matches!(lock.acquire().await, Err(consul_lock_runtime::Error::NotAcquired { .. })));
