@@ -17,6 +17,10 @@ use tokio::sync::oneshot;
 struct Env {
     consul: TestConsul,
     client: Client,
+    /// Another client for the same Consul, standing for another process: the holder "from
+    /// outside". (The attribute's task asking again through `client` would be refused as
+    /// re-entry.)
+    outsider: Client,
     run: String,
     calls: AtomicU32,
 }
@@ -30,10 +34,16 @@ impl Env {
             .session_ttl_min(consul.session_ttl_min())
             .build()
             .expect("client");
+        let outsider = Client::builder()
+            .address(consul.url())
+            .session_ttl_min(consul.session_ttl_min())
+            .build()
+            .expect("client");
         let run = format!("{name}-{:08x}", fastrand_u32());
         Arc::new(Env {
             consul,
             client,
+            outsider,
             run,
             calls: AtomicU32::new(0),
         })
@@ -53,9 +63,10 @@ impl Env {
         )
     }
 
-    /// A lock on the same key as the attribute's, for holding it from outside.
+    /// A lock on the same key as the attribute's, for holding it from outside (another
+    /// client, as another process).
     fn lock(&self, name: &str) -> Lock {
-        Lock::new(self.relative(name)).client(&self.client)
+        Lock::new(self.relative(name)).client(&self.outsider)
     }
 
     /// Counts a run of a body.

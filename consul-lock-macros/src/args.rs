@@ -16,6 +16,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "acquire_timeout_ms",
     "lock_timeout_seconds",
     "renew",
+    "consul_cli",
     "client",
     "fail_soft",
     "guard",
@@ -53,6 +54,9 @@ pub(crate) struct Args {
     pub(crate) lock_timeout_seconds: Option<(u64, Span)>,
     /// `renew` or `renew = bool`.
     pub(crate) renew: Option<(bool, Span)>,
+    /// `consul_cli` or `consul_cli = bool`: the key is `consul lock`'s PREFIX, the lock key
+    /// `PREFIX/.lock` with no key prefix.
+    pub(crate) consul_cli: Option<(bool, Span)>,
     /// `client = <expr>`.
     pub(crate) client: Option<Expr>,
     /// `fail_soft` or `fail_soft = bool`.
@@ -159,6 +163,13 @@ impl Args {
                     return Err(already_set(name));
                 }
                 self.renew = Some(v);
+            }
+            "consul_cli" => {
+                let v = expect_bool(name, value)?;
+                if self.consul_cli.is_some() {
+                    return Err(already_set(name));
+                }
+                self.consul_cli = Some(v);
             }
             "fail_soft" => {
                 let v = expect_bool(name, value)?;
@@ -450,6 +461,14 @@ mod tests {
         );
         assert!(error("key = \"a\", key = \"a\"").contains("given twice"));
         assert!(error("key = \"a\", renew, renew").contains("`renew` is set more than once"));
+        assert!(
+            parse("key = \"jobs/x\", consul_cli")
+                .unwrap()
+                .consul_cli
+                .unwrap()
+                .0
+        );
+        assert!(error("key = \"a\", consul_cli = 1").contains("`true` or `false`"));
     }
 
     #[test]

@@ -54,8 +54,13 @@ pub(crate) fn lock_result(
         let key_local = &locals[0];
         // The metrics' `lock` label: the template, never the rendered key.
         let template = keys[0].lit.value();
+        // `consul_cli`: the rendered key is `consul lock`'s PREFIX; the lock is on PREFIX/.lock.
+        let new = match args.consul_cli {
+            Some((true, span)) => quote_spanned!(span=> #p::Lock::consul_cli),
+            _ => quote!(#p::Lock::new),
+        };
         quote! {
-            ::core::result::Result::Ok(#p::Lock::new(#key_local).metrics_name(#template) #options)
+            ::core::result::Result::Ok(#new(#key_local).metrics_name(#template) #options)
         }
     };
     for (key, local) in keys.iter().zip(&locals).rev() {

@@ -41,6 +41,7 @@ use proc_macro::TokenStream;
 /// | `acquire_timeout_ms = N` | how long to wait for a held key, `0..=86_400_000` ms; `0` tries once | `consul_lock::defaults::acquire_timeout()` (one try) |
 /// | `lock_timeout_seconds = N` | the lock's maximum lifespan without renewal (the session TTL), `10..=86400` | `consul_lock::defaults::lock_timeout()` (180 s) |
 /// | `renew`, `renew = bool` | renew the session while the body runs, so it may outlive the lock timeout | off |
+/// | `consul_cli`, `consul_cli = bool` | the key is the PREFIX of `consul lock PREFIX …`: the lock is on `PREFIX/.lock`, with no key prefix, and excludes the CLI's (see *Sharing a lock with `consul lock`*) | off |
 /// | `client = <expr>` | the `consul_lock::Client` to use: any expression, evaluated after the arguments are bound (`self.consul`, `&state.client`, `clients::main()`); a `Client` or a reference, `Box`, `Rc` or `Arc` of one | `consul_lock::defaults::client()` |
 /// | `fail_soft`, `fail_soft = bool` | "not acquired" is a value, not an error: see *Return types* | off |
 /// | `guard = name` | the body sees `name: &consul_lock::LockGuard` (with several keys, `&consul_lock::MultiLockGuard`): see *Seeing the lock* | |
@@ -153,6 +154,41 @@ use proc_macro::TokenStream;
 ///     assert!(lock.is_held());
 ///     Ok(())
 /// }
+/// ```
+///
+/// # Calling a locked function from under the same lock
+///
+/// A task (or, in sync code outside a task, a thread) that holds a key and asks for it again,
+/// for instance a locked function calling another one with the same key, gets
+/// `consul_lock::Error::Reentrant` at once, instead of waiting its whole acquire timeout for
+/// itself. Pass the guard (`guard = name`) down, or call the body's unlocked part instead. A
+/// task it spawns is another holder and waits for the key like any other client.
+///
+/// ```no_run
+/// # use consul_lock::consul_lock;
+/// #[consul_lock(key = "accounts/<id>", acquire_timeout_ms = 5_000)]
+/// async fn close_account(id: u64) -> Result<(), consul_lock::Error> {
+///     // Same key, same task: Err(Error::Reentrant { .. }) at once, not after 5 s.
+///     let again = close_account_part(id).await;
+///     assert!(matches!(again, Err(consul_lock::Error::Reentrant { .. })));
+///     Ok(())
+/// }
+/// #[consul_lock(key = "accounts/<id>", acquire_timeout_ms = 5_000)]
+/// async fn close_account_part(id: u64) -> Result<(), consul_lock::Error> { Ok(()) }
+/// ```
+///
+/// # Sharing a lock with `consul lock`
+///
+/// With `consul_cli`, the key template renders `consul lock`'s PREFIX and the function locks
+/// `PREFIX/.lock`, the key the CLI locks, as a full key (the key prefix is not added). The
+/// lock key carries Go's lock flag, so the function and `consul lock PREFIX …` (and Go's
+/// `api.Lock` on that key) wait for each other.
+///
+/// ```no_run
+/// # use consul_lock::consul_lock;
+/// // Excludes `consul lock jobs/reindex-<shard> ./reindex.sh` (key jobs/reindex-<shard>/.lock).
+/// #[consul_lock(key = "jobs/reindex-<shard>", consul_cli, acquire_timeout_ms = 60_000)]
+/// fn reindex(shard: u32) -> Result<(), consul_lock::Error> { Ok(()) }
 /// ```
 ///
 /// # Supported functions

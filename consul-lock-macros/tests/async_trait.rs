@@ -36,11 +36,13 @@ impl Jobs for Service {
     #[consul_lock(key = "macro-tests/<self.run>/job-<id>", client = self.consul, guard = lock)]
     async fn run(&self, id: u32) -> Result<u64, Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        // Held while the body runs.
-        let other = Lock::new(format!("macro-tests/{}/job-{id}", self.run))
-            .client(&self.consul)
-            .try_acquire()
-            .await?;
+        // Held while the body runs: another task sees it held (this task asking again would
+        // be refused as re-entry).
+        let key = format!("macro-tests/{}/job-{id}", self.run);
+        let client = self.consul.clone();
+        let other = tokio::spawn(async move { Lock::new(key).client(&client).try_acquire().await })
+            .await
+            .expect("the other task")?;
         assert!(other.is_none());
         Ok(lock.fencing_token())
     }
@@ -77,7 +79,7 @@ fn service() -> (TestConsul, Service) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn async_trait_methods_lock_and_release() {
-    let (_consul, svc) = service();
+    let (consul, svc) = service();
     let first = svc.run(1).await.expect("acquired");
     let second = svc
         .run(1)
@@ -88,8 +90,14 @@ async fn async_trait_methods_lock_and_release() {
     assert_eq!(svc.run_default(svc.run.clone(), 0).await.unwrap(), 0);
     assert_eq!(svc.run_default(svc.run.clone(), 5).await.unwrap(), 5);
 
+    // Held by another client (another process, as far as the methods' client can tell).
+    let outsider = Client::builder()
+        .address(consul.url())
+        .session_ttl_min(consul.session_ttl_min())
+        .build()
+        .unwrap();
     let holder = Lock::new(format!("macro-tests/{}/job-1", svc.run))
-        .client(&svc.consul)
+        .client(&outsider)
         .acquire()
         .await
         .unwrap();

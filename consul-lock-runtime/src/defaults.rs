@@ -61,7 +61,8 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(180);
 /// use consul_lock_runtime::{defaults::DEFAULT_ACQUIRE_TIMEOUT, Error, Lock};
 /// assert!(DEFAULT_ACQUIRE_TIMEOUT.is_zero());
 /// let lock = Lock::new("default-acquire-timeout-example").client(&client);
-/// let guard = lock.acquire().await?;
+/// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// let guard = lock.clone().client(&other).acquire().await?; // held by another process
 /// // A held key fails at once, after a single try.
 /// let err = lock.acquire().await.unwrap_err();
 /// assert!(matches!(err, Error::NotAcquired { attempts: 1, .. }));
@@ -180,7 +181,8 @@ pub fn key_prefix() -> String {
 /// # let previous = defaults::acquire_timeout();
 /// defaults::set_acquire_timeout(Duration::from_millis(200));
 /// let lock = Lock::new("set-acquire-timeout-example").client(&client);
-/// let guard = lock.acquire_blocking()?;
+/// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// let guard = lock.clone().client(&other).acquire_blocking()?; // held by another process
 /// // A lock that sets no acquire timeout of its own now waits for a held key.
 /// let err = lock.acquire_blocking().unwrap_err();
 /// assert!(matches!(err, Error::NotAcquired { waited, .. } if waited >= Duration::from_millis(100)));

@@ -112,6 +112,34 @@ pub enum Error {
         reason: String,
     },
 
+    /// The caller already holds this key through this client: the tokio task (or, outside a
+    /// task, the thread) that asks for it is the one whose guard is alive and still holds the
+    /// lock, so waiting would only wait out the acquire timeout against itself. Nothing was
+    /// sent to Consul. (A guard whose lock is lost, `is_held()` false, does not count.)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{Error, Lock};
+    /// use std::time::Duration;
+    /// let lock = Lock::new("reentrant-example").client(&client).acquire_timeout(Duration::from_secs(30));
+    /// let guard = lock.acquire().await?;
+    /// // The same task again: an error at once, not a 30 s wait.
+    /// assert!(matches!(lock.acquire().await, Err(Error::Reentrant { .. })));
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    #[error(
+        "lock `{key}` is already held by this task (or thread), so acquiring it again would wait \
+         for itself; use the guard you hold (pass it, or its LockHandle, down to the code that \
+         needs the lock), or release it first"
+    )]
+    Reentrant {
+        /// The full Consul key.
+        key: String,
+    },
+
     /// An option or a configuration value is out of range or malformed.
     #[error("invalid option `{option}`: {reason}")]
     InvalidOption {
@@ -169,7 +197,8 @@ impl Error {
             | Error::PermissionDenied { key, .. }
             | Error::ConsulRefused { key, .. }
             | Error::Unreachable { key, .. }
-            | Error::InvalidKey { key, .. } => Some(key),
+            | Error::InvalidKey { key, .. }
+            | Error::Reentrant { key } => Some(key),
             Error::InvalidOption { .. } | Error::Runtime { .. } => None,
         }
     }

@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 use crate::error::DisplayDuration;
 use crate::exec;
 use crate::protocol::lease::{self, Lease};
+use crate::reentry::{Caller, HeldMark};
 use crate::{Error, LostReason, Result};
 
 /// The guard's and its handles' view of one held lock.
@@ -224,20 +225,29 @@ impl fmt::Debug for Lost {
 pub struct LockGuard {
     handle: LockHandle,
     armed: bool,
+    /// This key held by the task (or thread) that acquired it, until release or drop.
+    held: Option<HeldMark>,
 }
 
 impl LockGuard {
     /// Wraps a freshly acquired lock and, when `renew` is on, starts its renewal and key watch
     /// on the worker.
-    pub(crate) fn start(lease: Lease, renew: bool) -> LockGuard {
-        LockGuard::start_watching(lease, renew, |lease| async move {
+    /// `caller` (the task or thread that acquired it) holds the key until the guard is
+    /// released or dropped, or the lock is lost.
+    pub(crate) fn start(lease: Lease, renew: bool, caller: Caller) -> LockGuard {
+        LockGuard::start_watching(lease, renew, Some(caller), |lease| async move {
             lease::watch_key(&lease).await;
         })
     }
 
     /// As [`start`](Self::start), with `watch` instead of the watch of `lease.key` (a lock on
-    /// several keys watches each of them).
-    pub(crate) fn start_watching<W, F>(lease: Lease, renew: bool, watch: W) -> LockGuard
+    /// several keys watches each of them), and `caller` registered as the holder when given.
+    pub(crate) fn start_watching<W, F>(
+        lease: Lease,
+        renew: bool,
+        caller: Option<Caller>,
+        watch: W,
+    ) -> LockGuard
     where
         W: FnOnce(Arc<Lease>) -> F,
         F: Future<Output = ()> + Send + 'static,
@@ -254,8 +264,11 @@ impl LockGuard {
             shared.add_task(async move { lease::renew(&renewed).await }.instrument(span.clone()));
             shared.add_task(watch(watched).instrument(span));
         }
+        let handle = LockHandle { shared };
+        let watched = handle.clone();
         LockGuard {
-            handle: LockHandle { shared },
+            held: caller.map(|caller| caller.register(move || watched.is_held())),
+            handle,
             armed: true,
         }
     }
@@ -353,8 +366,10 @@ impl LockGuard {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("release-blocking-example").client(&client);
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// let guard = lock.acquire_blocking()?;
-    /// assert!(lock.try_acquire_blocking()?.is_none()); // held
+    /// let elsewhere = lock.clone().client(&other); // as another process
+    /// assert!(elsewhere.try_acquire_blocking()?.is_none()); // held
     /// guard.release_blocking()?;
     /// assert!(lock.try_acquire_blocking()?.is_some()); // free again
     /// # Ok(()) }
@@ -366,6 +381,7 @@ impl LockGuard {
 
     fn disarm(&mut self) -> Arc<Lease> {
         self.armed = false;
+        self.held = None;
         let shared = &self.handle.shared;
         shared.stop_tasks();
         shared.lease.lose(LostReason::Released);

@@ -54,7 +54,8 @@ impl Lock {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("try-hold-example").client(&client);
-    /// let guard = lock.acquire().await?;
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = lock.clone().client(&other).acquire().await?; // held by another process
     /// assert_eq!(lock.try_hold(|_| async { "ran" }).await?, None); // held: the body did not run
     /// guard.release().await?;
     /// assert_eq!(lock.try_hold(|_| async { "ran" }).await?, Some("ran"));
@@ -113,7 +114,8 @@ impl Lock {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("try-hold-blocking-example").client(&client);
-    /// let guard = lock.acquire_blocking()?;
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = lock.clone().client(&other).acquire_blocking()?; // held by another process
     /// assert_eq!(lock.try_hold_blocking(|_| "ran")?, None); // held: the body did not run
     /// guard.release_blocking()?;
     /// assert_eq!(lock.try_hold_blocking(|_| "ran")?, Some("ran"));

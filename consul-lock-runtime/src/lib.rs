@@ -72,6 +72,7 @@
 mod api;
 mod client;
 mod config;
+mod consul_cli;
 pub mod defaults;
 mod error;
 mod exec;
@@ -83,9 +84,10 @@ mod lock;
 pub mod metrics;
 mod multi;
 mod protocol;
+mod reentry;
 mod value;
 
-pub use api::{KvEntry, SessionInfo};
+pub use api::{KvEntry, SessionInfo, GO_LOCK_FLAG};
 pub use client::Client;
 pub use config::{
     consul_base_url, ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN,

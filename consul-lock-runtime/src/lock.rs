@@ -15,7 +15,7 @@ use crate::guard::LockGuard;
 use crate::protocol::acquire::{self, Plan};
 use crate::protocol::lease::Lease;
 use crate::value::{txn_body_size, ValueGenerator, MAX_VALUE_SIZE};
-use crate::{defaults, key, Client, Error, Result};
+use crate::{defaults, key, reentry, Client, Error, Result};
 
 /// A lock on one Consul key, configured but not yet taken (Python's `EphemeralLock`).
 ///
@@ -35,8 +35,9 @@ use crate::{defaults, key, Client, Error, Result};
 ///     .acquire_timeout(Duration::from_millis(500))
 ///     .lock_timeout(Duration::from_secs(60));
 ///
-/// // Fail hard: an error when another holder keeps the key past the acquire timeout.
-/// let guard = lock.acquire().await?;
+/// // Fail hard: an error when another holder (here another client) keeps the key too long.
+/// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// let guard = lock.clone().client(&other).acquire().await?;
 /// assert!(matches!(lock.acquire().await, Err(consul_lock_runtime::Error::NotAcquired { .. })));
 /// guard.release().await?;
 ///
@@ -350,6 +351,8 @@ impl Lock {
     fn acquisition(&self) -> Result<impl Future<Output = Result<LockGuard>> + Send + 'static> {
         let plan = self.plan()?;
         let renew = self.renew;
+        // The holder: the caller's task or thread, here (the acquisition may run elsewhere).
+        let caller = reentry::Caller::check(&plan.client, &plan.key)?;
         Ok(async move {
             let taken = acquire::acquire(&plan, Exec).await?;
             let Plan {
@@ -368,7 +371,7 @@ impl Lock {
                 taken.renewed,
             )
             .with_metrics_name(metrics_name);
-            Ok(LockGuard::start(lease, renew))
+            Ok(LockGuard::start(lease, renew, caller))
         })
     }
 
@@ -394,8 +397,12 @@ impl Lock {
     /// let lock = Lock::new("acquire-example").client(&client);
     /// let guard = lock.acquire().await?;
     /// assert!(guard.is_held());
-    /// // Held: with the default acquire timeout (one try) the next acquire fails at once.
-    /// assert!(matches!(lock.acquire().await, Err(Error::NotAcquired { .. })));
+    /// // Held: with the default acquire timeout (one try) another process's acquire fails at
+    /// // once; this task asking again is refused as re-entry.
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let elsewhere = lock.clone().client(&other);
+    /// assert!(matches!(elsewhere.acquire().await, Err(Error::NotAcquired { .. })));
+    /// assert!(matches!(lock.acquire().await, Err(Error::Reentrant { .. })));
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
@@ -416,8 +423,10 @@ impl Lock {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("try-acquire-example").client(&client);
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// let guard = lock.try_acquire().await?.expect("the key is free");
-    /// assert!(lock.try_acquire().await?.is_none()); // held: None, not an error
+    /// // Held: another process (here another client) gets None, not an error.
+    /// assert!(lock.clone().client(&other).try_acquire().await?.is_none());
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
@@ -458,8 +467,10 @@ impl Lock {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::Lock;
     /// let lock = Lock::new("try-acquire-blocking-example").client(&client);
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// let guard = lock.try_acquire_blocking()?.expect("the key is free");
-    /// assert!(lock.try_acquire_blocking()?.is_none()); // held: None, not an error
+    /// // Held: another process (here another client) gets None, not an error.
+    /// assert!(lock.clone().client(&other).try_acquire_blocking()?.is_none());
     /// guard.release_blocking()?;
     /// # Ok(()) }
     /// ```

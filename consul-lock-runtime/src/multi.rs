@@ -263,7 +263,7 @@ impl MultiLock {
             let highest = tokens.iter().map(|(_, t)| *t).max().unwrap_or_default();
             let lease = Lease::new(client, label, taken.session_id, highest, ttl, taken.renewed);
             let watched = tokens.clone();
-            let inner = LockGuard::start_watching(lease, renew, move |lease| async move {
+            let inner = LockGuard::start_watching(lease, renew, None, move |lease| async move {
                 multi::watch_keys(&lease, &watched).await;
             });
             Ok(MultiLockGuard { inner, tokens })

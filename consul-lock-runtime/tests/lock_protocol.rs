@@ -48,8 +48,11 @@ async fn uncontended_cycle_takes_three_requests_and_leaves_nothing() {
 async fn contention_with_timeout_zero_fails_at_once() {
     let env = Env::new("contended0");
     let holder = env.lock("job").acquire().await.unwrap();
+    // Another client, as another process (this task asking again through the same client
+    // would be refused as re-entry).
+    let other = env.another_client();
     let started = Instant::now();
-    let err = env.lock("job").acquire().await.unwrap_err();
+    let err = env.lock("job").client(&other).acquire().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1));
     match &err {
         Error::NotAcquired { key, attempts, .. } => {
@@ -63,7 +66,12 @@ async fn contention_with_timeout_zero_fails_at_once() {
         "the error names the key: {err}"
     );
     assert!(
-        env.lock("job").try_acquire().await.unwrap().is_none(),
+        env.lock("job")
+            .client(&other)
+            .try_acquire()
+            .await
+            .unwrap()
+            .is_none(),
         "fail-soft form gives None"
     );
     holder.release().await.unwrap();
@@ -79,8 +87,10 @@ async fn contention_with_a_wait_times_out_after_the_wait() {
     let env = Env::new("contended-wait");
     let holder = env.lock("job").acquire().await.unwrap();
     let started = Instant::now();
+    let other = env.another_client();
     let err = env
         .lock("job")
+        .client(&other)
         .acquire_timeout(Duration::from_millis(400))
         .acquire()
         .await
@@ -158,7 +168,11 @@ async fn a_panicking_body_releases_the_lock() {
 async fn an_acquire_cancelled_mid_wait_leaves_no_session() {
     let env = Env::new("cancel");
     let holder = env.lock("job").acquire().await.unwrap();
-    let waiter = env.lock("job").acquire_timeout(Duration::from_secs(30));
+    let other = env.another_client();
+    let waiter = env
+        .lock("job")
+        .client(&other)
+        .acquire_timeout(Duration::from_secs(30));
     let outcome = tokio::time::timeout(Duration::from_millis(300), waiter.acquire()).await;
     assert!(
         outcome.is_err(),
@@ -186,8 +200,12 @@ async fn a_holder_that_never_releases_loses_the_key_after_the_ttl() {
     assert_eq!(reason, LostReason::Expired);
     assert!(acquired.elapsed() >= ttl - Duration::from_millis(50));
     assert!(!handle.is_held(), "never claims held after the TTL");
+    // Another client: this task still has the (forgotten) guard, so asking again through the
+    // same client would be refused as re-entry.
+    let other = env.another_client();
     let next = env
         .lock("job")
+        .client(&other)
         .lock_timeout(ttl)
         .acquire_timeout(ttl * 3)
         .acquire()
@@ -218,7 +236,12 @@ async fn renewal_keeps_a_lock_past_its_ttl() {
     tokio::time::sleep(ttl * 3).await;
     assert!(guard.is_held());
     assert!(
-        env.lock("job").try_acquire().await.unwrap().is_none(),
+        env.lock("job")
+            .client(env.another_client())
+            .try_acquire()
+            .await
+            .unwrap()
+            .is_none(),
         "nobody else can take a renewed lock"
     );
     let entry = env
@@ -355,12 +378,13 @@ fn blocking_api_works_from_inside_a_tokio_runtime() {
         .build()
         .unwrap();
     let lock = env.lock("job");
+    let other = lock.clone().client(env.another_client());
     rt.block_on(async move {
         // A sync function called from async code, on the runtime's own thread.
         let guard = lock
             .acquire_blocking()
             .expect("acquire_blocking inside tokio");
-        assert!(lock.try_acquire_blocking().unwrap().is_none());
+        assert!(other.try_acquire_blocking().unwrap().is_none());
         guard
             .release_blocking()
             .expect("release_blocking inside tokio");
@@ -385,10 +409,11 @@ fn blocking_api_works_without_a_runtime() {
 fn async_api_works_on_a_non_tokio_executor() {
     let env = Env::new("other-executor");
     let lock = env.lock("job");
+    let other = lock.clone().client(env.another_client());
     // No tokio runtime on this thread: the work runs on the library's worker.
     futures::executor::block_on(async {
         let guard = lock.acquire().await.expect("acquire");
-        assert!(lock.try_acquire().await.unwrap().is_none());
+        assert!(other.try_acquire().await.unwrap().is_none());
         let lost = guard.lost();
         guard.release().await.expect("release");
         assert_eq!(lost.await, LostReason::Released);

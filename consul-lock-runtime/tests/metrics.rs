@@ -142,8 +142,10 @@ async fn not_acquired_in_time_and_a_hand_off_are_told_apart() {
     let name = label("contended");
     let l = name.as_str();
     let holder = env.lock("job").metrics_name(&name).acquire().await.unwrap();
+    // Another client stands for another process (the same task asking again is re-entry).
     let err = env
         .lock("job")
+        .client(env.another_client())
         .metrics_name(&name)
         .acquire()
         .await

@@ -51,7 +51,20 @@ async fn spans_name_the_key_and_token_but_never_secrets() {
         .value_generator(move |_| value.to_owned());
     let guard = lock.acquire().await.unwrap();
     let token = guard.fencing_token();
-    assert!(lock.try_acquire().await.unwrap().is_none());
+    // Another client (as another process would): held. (This task asking again through the
+    // same client would be refused as re-entry, before any request.)
+    let other = Client::builder()
+        .address(server.url())
+        .token(secret)
+        .build()
+        .unwrap();
+    assert!(lock
+        .clone()
+        .client(&other)
+        .try_acquire()
+        .await
+        .unwrap()
+        .is_none());
     guard.release().await.unwrap();
     // A failure path too: a wrong token.
     let bad = Client::builder()

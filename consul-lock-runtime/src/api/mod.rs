@@ -15,4 +15,5 @@ pub(crate) mod txn;
 
 pub use kv::KvEntry;
 pub use session::SessionInfo;
+pub use txn::GO_LOCK_FLAG;
 pub(crate) use txn::{LockAttempt, MultiAttempt};

@@ -10,6 +10,27 @@ use super::http::{unexpected, Call};
 use super::kv::RawEntry;
 use crate::{Client, Error, KvEntry, Result};
 
+/// The flags this library writes on every lock key: Consul's Go client's lock flag
+/// (`api.LockFlagValue` in `github.com/hashicorp/consul/api`), so that Go's `api.Lock`, and
+/// `consul lock` which is built on it, treat a key this library holds as a lock held by
+/// another client and wait for it, instead of failing with `Existing key does not match lock
+/// use`. This library itself takes a key whatever its flags (a key Go left behind after its
+/// `Unlock()`, or one the Python library wrote with flags 0).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// use consul_lock_runtime::{Lock, GO_LOCK_FLAG};
+/// assert_eq!(GO_LOCK_FLAG, 0x2ddc_cbc0_58a5_0c18);
+/// let guard = Lock::new("go-flag-example").client(&client).acquire().await?;
+/// let entry = client.kv_get(guard.key()).await?.expect("the lock key");
+/// assert_eq!(entry.flags, GO_LOCK_FLAG);
+/// # guard.release().await?;
+/// # Ok(()) }
+/// ```
+pub const GO_LOCK_FLAG: u64 = 0x2ddc_cbc0_58a5_0c18;
+
 /// The outcome of one `/v1/txn` `lock`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum LockAttempt {
@@ -77,6 +98,8 @@ struct TxnKv<'a> {
     value: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<u64>,
 }
 
 impl<'a> TxnOp<'a> {
@@ -87,14 +110,15 @@ impl<'a> TxnOp<'a> {
                 key,
                 value,
                 session,
+                flags: None,
             },
         }
     }
 }
 
 impl Client {
-    /// `PUT /v1/txn` with a `lock` of `key` and a `get-tree` of `queue` (the waiters), in one
-    /// round trip.
+    /// `PUT /v1/txn` with a `lock` of `key` (with Go's lock flag, [`GO_LOCK_FLAG`]) and a
+    /// `get-tree` of `queue` (the waiters), in one round trip.
     pub(crate) async fn txn_lock(
         &self,
         key: &str,
@@ -105,10 +129,9 @@ impl Client {
     ) -> Result<LockAttempt> {
         const OP: &str = "lock the key";
         let value = base64::engine::general_purpose::STANDARD.encode(value);
-        let body = [
-            TxnOp::kv("lock", key, Some(&value), Some(session)),
-            TxnOp::kv("get-tree", queue, None, None),
-        ];
+        let mut lock = TxnOp::kv("lock", key, Some(&value), Some(session));
+        lock.kv.flags = Some(GO_LOCK_FLAG);
+        let body = [lock, TxnOp::kv("get-tree", queue, None, None)];
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
         let parsed: TxnReply = serde_json::from_slice(&reply.body)
@@ -161,7 +184,11 @@ impl Client {
         session: &str,
         timeout: Duration,
     ) -> Result<()> {
-        let body = [TxnOp::kv("unlock", key, None, Some(session))];
+        // The flags are written by an unlock too: a key left with flags 0 would be refused by
+        // a waiting Go client (`Existing key does not match lock use`).
+        let mut unlock = TxnOp::kv("unlock", key, None, Some(session));
+        unlock.kv.flags = Some(GO_LOCK_FLAG);
+        let body = [unlock];
         let op = "give the key back to a waiter";
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, op, timeout).with_json(&body);
         call.send(self, &[]).await.map(|_| ())
