@@ -42,6 +42,8 @@
 //!   [`is_held`](LockGuard::is_held), [`lost`](LockGuard::lost) (a future that completes when
 //!   the lock is lost), and [`release`](LockGuard::release); dropping it releases in the
 //!   background. [`LockHandle`] is a cloneable `'static` view of it for other tasks.
+//! - [`Semaphore`] lets at most N holders in at once, in Consul's own semaphore layout (shared
+//!   with Go's `api.Semaphore` and `consul lock -n N`); [`SemaphoreGuard`] is a held slot.
 //! - [`Client`] is one Consul agent ([`ClientBuilder`], [`Client::from_env`]); it also reads
 //!   keys and sessions for tools and tests: [`kv_get`](Client::kv_get),
 //!   [`kv_watch`](Client::kv_watch), [`kv_keys`](Client::kv_keys),
@@ -78,6 +80,7 @@ mod helpers;
 pub mod key;
 mod lock;
 mod protocol;
+mod semaphore;
 mod value;
 
 pub use api::{KvEntry, SessionInfo};
@@ -91,6 +94,9 @@ pub use guard::{LockGuard, LockHandle, Lost};
 pub use lock::{Lock, MAX_VALUE_SIZE};
 pub use protocol::lease::LostReason;
 pub use protocol::queue::WAITERS_SUFFIX;
+pub use semaphore::{
+    Semaphore, SemaphoreGuard, MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY,
+};
 pub use value::{default_value, ValueGenerator};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every

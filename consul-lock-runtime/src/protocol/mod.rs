@@ -8,6 +8,7 @@
 //! - [`queue`]: the waiters' queue, and this process's memory of its recent releases;
 //! - [`lease`]: a held lock's lease: renewal with its election grace, the key watch, release;
 //! - [`teardown`]: ending sessions for sure, through elections and lost answers;
+//! - [`semaphore`]: Consul's semaphore layout (as Go's `api.Semaphore`): take and give back a slot;
 //! - [`retry`]: the acquire deadline and jittered backoff.
 
 pub(crate) mod acquire;
@@ -16,6 +17,7 @@ pub(crate) mod outcome;
 pub(crate) mod pending;
 pub(crate) mod queue;
 pub(crate) mod retry;
+pub(crate) mod semaphore;
 pub(crate) mod teardown;
 
 use std::future::Future;
