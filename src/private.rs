@@ -4,7 +4,7 @@
 use core::fmt::Display;
 
 pub use consul_lock_runtime::key::{render, KeyPart};
-pub use consul_lock_runtime::{Client, Error, Lock, LockGuard};
+pub use consul_lock_runtime::{Client, Error, Lock, LockGuard, Semaphore, SemaphoreGuard};
 pub use core::time::Duration;
 
 /// A key value as `&dyn Display`. The generated call is spanned at the key template, so a
@@ -140,5 +140,15 @@ pub async fn release(guard: LockGuard) {
 
 /// Blocking form of [`release`].
 pub fn release_blocking(guard: LockGuard) {
+    let _ = guard.release_blocking();
+}
+
+/// [`release`] for a semaphore's slot (`limit = N`).
+pub async fn release_slot(guard: SemaphoreGuard) {
+    let _ = guard.release().await;
+}
+
+/// Blocking form of [`release_slot`].
+pub fn release_slot_blocking(guard: SemaphoreGuard) {
     let _ = guard.release_blocking();
 }

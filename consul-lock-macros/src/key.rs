@@ -13,7 +13,7 @@ use crate::placeholder::{Access, Placeholder};
 use crate::steps::Locals;
 use crate::template::Part;
 
-/// An expression of type `Result<Lock, Error>`: the rendered key and the options. Every
+/// An expression of type `Result<Lock, Error>` (with `limit = N`: `Result<Semaphore, Error>`): the rendered key and the options. Every
 /// placeholder is evaluated once, inside this expression, so the borrows it takes end with
 /// it.
 pub(crate) fn lock_result(
@@ -54,10 +54,17 @@ pub(crate) fn lock_result(
     }
     let key_local = &l.key;
     let error = &l.error;
+    let new = match args.limit {
+        Some((limit, span)) => {
+            let limit = limit as u32;
+            quote_spanned!(span=> #p::Semaphore::new(#key_local, #limit))
+        }
+        None => quote!(#p::Lock::new(#key_local)),
+    };
     quote! {
         match #p::render(#lit, &[#(#parts),*]) {
             ::core::result::Result::Ok(#key_local) => {
-                ::core::result::Result::Ok(#p::Lock::new(#key_local) #options)
+                ::core::result::Result::Ok(#new #options)
             }
             ::core::result::Result::Err(#error) => ::core::result::Result::Err(#error),
         }

@@ -95,23 +95,35 @@ impl<'a> Steps<'a> {
         let lock = &l.lock;
         let take = self.unwrap_or_return(lock, source, false);
         let fail_soft = self.args.is_fail_soft();
+        let (kind, guard_ty) = self.kind();
         let acquire = match (io, fail_soft) {
-            (Io::Blocking, false) => quote!(#p::Lock::acquire_blocking(&#lock)),
-            (Io::Blocking, true) => quote!(#p::Lock::try_acquire_blocking(&#lock)),
-            (Io::Async, false) => quote!(#p::Lock::acquire(&#lock).await),
-            (Io::Async, true) => quote!(#p::Lock::try_acquire(&#lock).await),
+            (Io::Blocking, false) => quote!(#p::#kind::acquire_blocking(&#lock)),
+            (Io::Blocking, true) => quote!(#p::#kind::try_acquire_blocking(&#lock)),
+            (Io::Async, false) => quote!(#p::#kind::acquire(&#lock).await),
+            (Io::Async, true) => quote!(#p::#kind::try_acquire(&#lock).await),
         };
         let acquire = self.unwrap_or_return(&l.guard, acquire, fail_soft);
         let guard = &l.guard;
         let binding = self.args.guard.as_ref().map(|name| {
             quote! {
-                let #name: &#p::LockGuard = &#guard;
+                let #name: &#p::#guard_ty = &#guard;
             }
         });
         quote! {
             #take
             #acquire
             #binding
+        }
+    }
+
+    /// What is taken and its guard: `Lock`/`LockGuard`, or with `limit = N`
+    /// `Semaphore`/`SemaphoreGuard`.
+    fn kind(&self) -> (Ident, Ident) {
+        let ident = |name: &str| Ident::new(name, Span::call_site());
+        if self.args.limit.is_some() {
+            (ident("Semaphore"), ident("SemaphoreGuard"))
+        } else {
+            (ident("Lock"), ident("LockGuard"))
         }
     }
 
@@ -144,9 +156,11 @@ impl<'a> Steps<'a> {
     pub(crate) fn run_and_release(&self, run: TokenStream, io: Io) -> TokenStream {
         let Steps { p, l, .. } = self;
         let (guard, output) = (&l.guard, &l.output);
-        let release = match io {
-            Io::Async => quote!(#p::release(#guard).await;),
-            Io::Blocking => quote!(#p::release_blocking(#guard);),
+        let release = match (io, self.args.limit.is_some()) {
+            (Io::Async, false) => quote!(#p::release(#guard).await;),
+            (Io::Blocking, false) => quote!(#p::release_blocking(#guard);),
+            (Io::Async, true) => quote!(#p::release_slot(#guard).await;),
+            (Io::Blocking, true) => quote!(#p::release_slot_blocking(#guard);),
         };
         quote! {
             let #output = #run;
@@ -280,6 +294,17 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("letg:&::consul_lock::__private::LockGuard=&consul_lock_guard;"));
+    }
+
+    #[test]
+    fn a_limit_takes_a_semaphore_slot() {
+        let (args, ty) = steps_for("key = \"k\", limit = 3, guard = g");
+        let steps = Steps::new(&args, &ty);
+        let out = compact(&steps.lock_and_acquire(quote!(src), Io::Async));
+        assert!(out.contains("Semaphore::acquire(&consul_lock_lock).await"), "{out}");
+        assert!(out.contains("letg:&::consul_lock::__private::SemaphoreGuard=&consul_lock_guard;"));
+        let out = compact(&steps.run_and_release(quote!(body), Io::Blocking));
+        assert!(out.contains("release_slot_blocking(consul_lock_guard)"), "{out}");
     }
 
     #[test]
