@@ -16,11 +16,11 @@ pub(crate) const OPTIONS: &[&str] = &[
     "acquire_timeout_ms",
     "lock_timeout_seconds",
     "renew",
-    "limit",
     "client",
     "fail_soft",
     "guard",
     "crate",
+    "limit",
 ];
 
 /// The smallest session TTL Consul accepts, in seconds.
