@@ -78,7 +78,9 @@ async fn at_most_limit_bodies_run_at_once() {
 }
 
 /// Polls every future together on this task (the test runtime is current-thread).
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let mut set = Vec::new();
     for f in futures {
         set.push(Box::pin(f));
@@ -130,7 +132,16 @@ fn a_disagreeing_limit_is_an_error_naming_both() {
     let sem = Semaphore::new(format!("macro-sem/{}/mismatch", env.run), 2).client(&env.client);
     let held = sem.acquire_blocking().unwrap();
     let err = three(&env.client, &env.run).unwrap_err();
-    assert!(matches!(err, Error::InvalidOption { option: "limit", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "limit",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("limit 2") && err.to_string().contains("limit 3"));
     held.release_blocking().unwrap();
 }
@@ -144,7 +155,9 @@ fn panics(client: &Client, run: &str) -> Result<(), Error> {
 fn a_panicking_body_gives_its_slot_back() {
     let env = Env::new("panic");
     let (client, run) = (env.client.clone(), env.run.clone());
-    assert!(std::thread::spawn(move || panics(&client, &run)).join().is_err());
+    assert!(std::thread::spawn(move || panics(&client, &run))
+        .join()
+        .is_err());
     consul_lock::flush_releases_blocking().unwrap();
     let sem = Semaphore::new(format!("macro-sem/{}/panic", env.run), 2)
         .client(&env.client)

@@ -269,7 +269,10 @@ fn run(args: &Args) -> Result<Report, String> {
             broken.push("semaphore: no acquisition".into());
         }
         if r.most_holders > limit as usize {
-            broken.push(format!("semaphore: {} holders at once, limit {limit}", r.most_holders));
+            broken.push(format!(
+                "semaphore: {} holders at once, limit {limit}",
+                r.most_holders
+            ));
         }
         semaphore.push(r);
     }

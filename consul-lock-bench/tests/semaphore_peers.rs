@@ -194,8 +194,14 @@ fn a_cli_waiter_wakes_on_our_release() {
     let tree = format!("{}/", s.prefix);
     let give_up = std::time::Instant::now() + Duration::from_secs(20);
     while block(s.client.kv_keys(&tree)).expect("list").len() < 4 {
-        assert!(!reader.is_finished(), "the CLI ended or took a slot we hold");
-        assert!(std::time::Instant::now() < give_up, "the CLI never wrote its contender key");
+        assert!(
+            !reader.is_finished(),
+            "the CLI ended or took a slot we hold"
+        );
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the CLI never wrote its contender key"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(holders(&s).len(), 2);

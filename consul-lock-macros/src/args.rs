@@ -394,7 +394,10 @@ mod tests {
 
     #[test]
     fn limit_is_checked() {
-        assert_eq!(parse("key = \"k\", limit = 4").unwrap().limit.map(|l| l.0), Some(4));
+        assert_eq!(
+            parse("key = \"k\", limit = 4").unwrap().limit.map(|l| l.0),
+            Some(4)
+        );
         assert!(error("key = \"k\", limit = 0").contains("1..=1024"));
         assert!(error("key = \"k\", limit = 1025").contains("out of range"));
         assert!(error("key = \"k\", limit = 2, limit = 3").contains("more than once"));

@@ -301,10 +301,16 @@ mod tests {
         let (args, ty) = steps_for("key = \"k\", limit = 3, guard = g");
         let steps = Steps::new(&args, &ty);
         let out = compact(&steps.lock_and_acquire(quote!(src), Io::Async));
-        assert!(out.contains("Semaphore::acquire(&consul_lock_lock).await"), "{out}");
+        assert!(
+            out.contains("Semaphore::acquire(&consul_lock_lock).await"),
+            "{out}"
+        );
         assert!(out.contains("letg:&::consul_lock::__private::SemaphoreGuard=&consul_lock_guard;"));
         let out = compact(&steps.run_and_release(quote!(body), Io::Blocking));
-        assert!(out.contains("release_slot_blocking(consul_lock_guard)"), "{out}");
+        assert!(
+            out.contains("release_slot_blocking(consul_lock_guard)"),
+            "{out}"
+        );
     }
 
     #[test]

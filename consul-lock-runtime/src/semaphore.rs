@@ -14,7 +14,7 @@ use crate::guard::LockGuard;
 use crate::protocol::lease::Lease;
 use crate::protocol::semaphore::{self as protocol, SemPlan};
 use crate::value::ValueGenerator;
-use crate::{defaults, key, Client, Error, LockHandle, LostReason, Lost, Result};
+use crate::{defaults, key, Client, Error, LockHandle, Lost, LostReason, Result};
 
 pub use crate::protocol::semaphore::{MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY};
 
@@ -216,9 +216,7 @@ impl Semaphore {
         })
     }
 
-    fn acquisition(
-        &self,
-    ) -> Result<impl Future<Output = Result<SemaphoreGuard>> + Send + 'static> {
+    fn acquisition(&self) -> Result<impl Future<Output = Result<SemaphoreGuard>> + Send + 'static> {
         let plan = self.plan()?;
         let renew = self.renew;
         Ok(async move {

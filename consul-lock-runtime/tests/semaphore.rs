@@ -54,7 +54,10 @@ async fn the_layout_is_consuls_and_release_leaves_no_holder() {
     let (value, _) = lock_value(&env, "pool").await.expect(".lock stays");
     assert!(value["Holders"].as_object().unwrap().is_empty());
     assert!(env.my_sessions().await.is_empty());
-    assert_eq!(env.my_keys().await, vec![format!("{}pool/.lock", env.prefix)]);
+    assert_eq!(
+        env.my_keys().await,
+        vec![format!("{}pool/.lock", env.prefix)]
+    );
 }
 
 #[tokio::test]
@@ -115,7 +118,10 @@ async fn a_waiter_wakes_when_a_slot_is_given_back() {
     let guard = guard.expect("the waiter takes the slot");
     let handoff = woke.duration_since(released);
     eprintln!("hand-off {handoff:?}");
-    assert!(handoff < Duration::from_secs(1), "hand-off took {handoff:?}");
+    assert!(
+        handoff < Duration::from_secs(1),
+        "hand-off took {handoff:?}"
+    );
     guard.release().await.unwrap();
 }
 
@@ -123,7 +129,11 @@ async fn a_waiter_wakes_when_a_slot_is_given_back() {
 async fn a_dead_holder_is_pruned_after_its_ttl() {
     let env = Env::new("sem-prune");
     let ttl = env.min_ttl();
-    let dead = sem(&env, "pool", 1).lock_timeout(ttl).acquire().await.unwrap();
+    let dead = sem(&env, "pool", 1)
+        .lock_timeout(ttl)
+        .acquire()
+        .await
+        .unwrap();
     let dead_session = dead.session_id().to_owned();
     let started = Instant::now();
     // A holder that vanished: never gives the slot back, never renews.
@@ -151,11 +161,26 @@ async fn a_limit_that_disagrees_names_both_numbers() {
     let err = sem(&env, "pool", 5).acquire().await.unwrap_err();
     let text = err.to_string();
     eprintln!("{text}");
-    assert!(matches!(err, Error::InvalidOption { option: "limit", .. }));
-    assert!(text.contains("limit 2") && text.contains("limit 5"), "{text}");
-    assert!(text.contains(&format!("{}pool/.lock", env.prefix)), "{text}");
+    assert!(matches!(
+        err,
+        Error::InvalidOption {
+            option: "limit",
+            ..
+        }
+    ));
+    assert!(
+        text.contains("limit 2") && text.contains("limit 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{}pool/.lock", env.prefix)),
+        "{text}"
+    );
     guard.release().await.unwrap();
-    assert!(env.my_sessions().await.is_empty(), "the refused contender left nothing");
+    assert!(
+        env.my_sessions().await.is_empty(),
+        "the refused contender left nothing"
+    );
 }
 
 #[tokio::test]
@@ -163,7 +188,11 @@ async fn a_go_lock_key_is_refused_by_name() {
     let env = Env::new("sem-conflict");
     // What Go's api.Lock (or `consul lock` without -n) leaves at PREFIX/.lock.
     let key = format!("{}pool/.lock", env.prefix);
-    let url = format!("{}/v1/kv/{key}?flags={}", env.consul.url(), 0x2ddc_cbc0_58a5_0c18u64);
+    let url = format!(
+        "{}/v1/kv/{key}?flags={}",
+        env.consul.url(),
+        0x2ddc_cbc0_58a5_0c18u64
+    );
     let status = put(&url).await;
     assert_eq!(status, 200);
     let err = sem(&env, "pool", 2).acquire().await.unwrap_err();
@@ -198,7 +227,11 @@ async fn fail_soft_gives_none_when_full() {
     assert!(zero.try_acquire().await.unwrap().is_none());
     drop(a); // given back in the background
     consul_lock_runtime::flush_releases().await;
-    let c = zero.try_acquire().await.unwrap().expect("a slot is free after the drop");
+    let c = zero
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("a slot is free after the drop");
     b.release().await.unwrap();
     c.release().await.unwrap();
     assert!(env.my_sessions().await.is_empty());
@@ -238,7 +271,10 @@ async fn renewal_keeps_a_slot_and_loss_is_reported() {
         () = tokio::time::sleep(ttl * 2 + ttl / 2) => {}
     }
     assert!(guard.is_held());
-    env.client.destroy_session(guard.session_id()).await.unwrap();
+    env.client
+        .destroy_session(guard.session_id())
+        .await
+        .unwrap();
     let reason = tokio::time::timeout(Duration::from_secs(5), guard.lost())
         .await
         .expect("loss reported at once");

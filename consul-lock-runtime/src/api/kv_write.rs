@@ -24,10 +24,16 @@ impl Client {
         timeout: Duration,
     ) -> Result<bool> {
         let path = format!("/v1/kv/{}", encode_path(entry));
-        let call = Call::new(Method::PUT, path, key, "update the semaphore's holders", timeout)
-            .with_query("cas", index.to_string())
-            .with_query("flags", flags.to_string())
-            .with_body(value);
+        let call = Call::new(
+            Method::PUT,
+            path,
+            key,
+            "update the semaphore's holders",
+            timeout,
+        )
+        .with_query("cas", index.to_string())
+        .with_query("flags", flags.to_string())
+        .with_body(value);
         let reply = call.send(self, &[]).await?;
         Ok(reply.text().trim() == "true")
     }

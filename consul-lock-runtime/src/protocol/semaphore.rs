@@ -48,7 +48,9 @@ pub(crate) struct SlotTable {
 }
 
 /// Go encodes a nil map as `null`; read it as no holders.
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, bool>, D::Error> {
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, bool>, D::Error> {
     Ok(Option::<BTreeMap<String, bool>>::deserialize(d)?.unwrap_or_default())
 }
 
@@ -292,7 +294,11 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
                 return Err(out.not_acquired());
             }
             // Consul's rule: an index that goes backwards resets the wait.
-            index = if new_index < index { 0 } else { new_index.max(1) };
+            index = if new_index < index {
+                0
+            } else {
+                new_index.max(1)
+            };
             session = Some((pending, contending));
             continue;
         }
