@@ -139,8 +139,8 @@ impl Semaphore {
         self
     }
 
-    /// What to store in this holder's contender key (default: [`defaults::value_generator`]),
-    /// given the contender key.
+    /// What to store in this holder's contender key (default: [`defaults::value_generator`]:
+    /// when and by whom it was taken), given the semaphore's full prefix.
     #[must_use]
     pub fn value_generator(
         mut self,
