@@ -405,8 +405,8 @@ impl SemaphoreGuard {
         self.inner().handle()
     }
 
-    /// Gives the slot back: removes this holder from `PREFIX/.lock`, then destroys the
-    /// session (which deletes the contender key), retried until Consul confirms it.
+    /// Gives the slot back: removes this holder from `PREFIX/.lock` and deletes its contender
+    /// key in one transaction, then destroys the session, retried until Consul confirms it.
     ///
     /// # Errors
     ///
@@ -416,6 +416,7 @@ impl SemaphoreGuard {
         let inner = self.inner.take();
         let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
         let Some(inner) = inner else { return Ok(()) };
+        inner.mark_released();
         let session = inner.session_id().to_owned();
         exec::run_to_completion(async move {
             protocol::leave(&client, &prefix, limit, &session).await;
@@ -434,6 +435,7 @@ impl SemaphoreGuard {
         let inner = self.inner.take();
         let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
         let Some(inner) = inner else { return Ok(()) };
+        inner.mark_released();
         let session = inner.session_id().to_owned();
         exec::run_blocking(async move {
             protocol::leave(&client, &prefix, limit, &session).await;
@@ -447,6 +449,7 @@ impl Drop for SemaphoreGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
             let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
+            inner.mark_released();
             let session = inner.session_id().to_owned();
             // The holder entry goes first, then the session (dropping `inner` releases it), as
             // Go's `Release` does.

@@ -4,11 +4,31 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use reqwest::Method;
+use serde::Serialize;
 
 use super::http::Call;
 use crate::key::encode_path;
-use crate::{Client, Result};
+use crate::{Client, Error, Result};
+
+/// One KV operation of a `/v1/txn` body, with the fields a check-and-set needs.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KvOp<'a> {
+    verb: &'a str,
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    flags: u64,
+    index: u64,
+}
+
+#[derive(Serialize)]
+struct TxnOp<'a> {
+    #[serde(rename = "KV")]
+    kv: KvOp<'a>,
+}
 
 impl Client {
     /// `PUT /v1/kv/<entry>?cas=<index>&flags=<flags>`: writes `value` only if the entry's
@@ -56,5 +76,56 @@ impl Client {
             .with_body(value);
         let reply = call.send(self, &[]).await?;
         Ok(reply.text().trim() == "true")
+    }
+
+    /// `PUT /v1/txn`: `cas` of `entry` to `value` at `index`, and `delete` of `gone`, in one
+    /// write (so that watchers of the prefix wake once). `Ok(false)` when the check-and-set
+    /// failed (another writer came first); nothing was changed then. `key` names the lock for
+    /// errors.
+    pub(crate) async fn txn_cas_and_delete(
+        &self,
+        key: &str,
+        entry: &str,
+        value: &[u8],
+        flags: u64,
+        index: u64,
+        gone: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        const OP: &str = "give the semaphore's slot back";
+        let body = [
+            TxnOp {
+                kv: KvOp {
+                    verb: "cas",
+                    key: entry,
+                    value: Some(base64::engine::general_purpose::STANDARD.encode(value)),
+                    flags,
+                    index,
+                },
+            },
+            TxnOp {
+                kv: KvOp {
+                    verb: "delete",
+                    key: gone,
+                    value: None,
+                    flags: 0,
+                    index: 0,
+                },
+            },
+        ];
+        let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
+        let reply = call.send(self, &[409]).await?;
+        if reply.status != 409 {
+            return Ok(true);
+        }
+        let what = reply.text();
+        if what.contains("Permission denied") || what.contains("ACL not found") {
+            return Err(Error::PermissionDenied {
+                key: key.to_owned(),
+                operation: OP,
+                message: what,
+            });
+        }
+        Ok(false)
     }
 }

@@ -347,12 +347,14 @@ fn taken<B: Background>(out: &Outcome, pending: PendingSession<B>, index: u64) -
     }
 }
 
-/// Gives a slot back: removes `session` from `PREFIX/.lock` with check-and-set, retrying
+/// Gives a slot back: removes `session` from `PREFIX/.lock` with check-and-set and deletes
+/// its contender key in the same transaction (one write, so waiters wake once), retrying
 /// conflicts and transient failures for up to one request timeout. The caller then ends the
-/// session (which deletes the contender key); should this removal fail, the next contender
-/// prunes the dead holder, so a failure is only logged.
+/// session; should this fail, the session's end deletes the contender key and the next
+/// contender prunes the dead holder, so a failure is only logged.
 pub(crate) async fn leave(client: &Client, prefix: &str, limit: u32, session: &str) {
     let key = lock_key(prefix);
+    let contender = contender_key(prefix, session);
     let give_up_at = Instant::now() + client.request_timeout();
     let mut backoff = Backoff::between(Duration::from_millis(10), Duration::from_millis(500));
     loop {
@@ -368,7 +370,15 @@ pub(crate) async fn leave(client: &Client, prefix: &str, limit: u32, session: &s
             }
             let value = serde_json::to_vec(&table).unwrap_or_default();
             client
-                .kv_cas(prefix, &key, value, SEMAPHORE_FLAGS, index, timeout)
+                .txn_cas_and_delete(
+                    prefix,
+                    &key,
+                    &value,
+                    SEMAPHORE_FLAGS,
+                    index,
+                    &contender,
+                    timeout,
+                )
                 .await
         }
         .await;
