@@ -271,6 +271,16 @@ async fn renewal_keeps_a_slot_and_loss_is_reported() {
         () = tokio::time::sleep(ttl * 2 + ttl / 2) => {}
     }
     assert!(guard.is_held());
+    // A release with renewal on is reported as a release, not as the contender key's loss.
+    let other = sem(&env, "pool", 2)
+        .lock_timeout(ttl)
+        .renew(true)
+        .acquire()
+        .await
+        .unwrap();
+    let other_lost = other.lost();
+    other.release().await.unwrap();
+    assert_eq!(other_lost.await, LostReason::Released);
     env.client
         .destroy_session(guard.session_id())
         .await
