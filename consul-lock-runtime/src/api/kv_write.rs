@@ -12,6 +12,15 @@ use super::http::Call;
 use crate::key::encode_path;
 use crate::{Client, Error, Result};
 
+/// A check-and-set write: `entry` becomes `value` with `flags` if its `ModifyIndex` is still
+/// `index`.
+pub(crate) struct Cas<'a> {
+    pub(crate) entry: &'a str,
+    pub(crate) value: &'a [u8],
+    pub(crate) flags: u64,
+    pub(crate) index: u64,
+}
+
 /// One KV operation of a `/v1/txn` body, with the fields a check-and-set needs.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -78,20 +87,23 @@ impl Client {
         Ok(reply.text().trim() == "true")
     }
 
-    /// `PUT /v1/txn`: `cas` of `entry` to `value` at `index`, and `delete` of `gone`, in one
+    /// `PUT /v1/txn`: the check-and-set `cas`, and `delete` of `gone`, in one
     /// write (so that watchers of the prefix wake once). `Ok(false)` when the check-and-set
     /// failed (another writer came first); nothing was changed then. `key` names the lock for
     /// errors.
     pub(crate) async fn txn_cas_and_delete(
         &self,
         key: &str,
-        entry: &str,
-        value: &[u8],
-        flags: u64,
-        index: u64,
+        cas: Cas<'_>,
         gone: &str,
         timeout: Duration,
     ) -> Result<bool> {
+        let Cas {
+            entry,
+            value,
+            flags,
+            index,
+        } = cas;
         const OP: &str = "give the semaphore's slot back";
         let body = [
             TxnOp {

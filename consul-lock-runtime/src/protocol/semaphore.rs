@@ -22,6 +22,7 @@ use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::retry::{Backoff, Deadline, MIN_LEFT};
 use super::Background;
+use crate::api::kv_write::Cas;
 use crate::{Blocker, Client, Error, KvEntry, Result};
 
 /// The flags Go's `api.Semaphore` puts on its keys (`api.SemaphoreFlagValue`).
@@ -372,10 +373,12 @@ pub(crate) async fn leave(client: &Client, prefix: &str, limit: u32, session: &s
             client
                 .txn_cas_and_delete(
                     prefix,
-                    &key,
-                    &value,
-                    SEMAPHORE_FLAGS,
-                    index,
+                    Cas {
+                        entry: &key,
+                        value: &value,
+                        flags: SEMAPHORE_FLAGS,
+                        index,
+                    },
                     &contender,
                     timeout,
                 )
