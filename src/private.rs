@@ -4,7 +4,9 @@
 use core::fmt::Display;
 
 pub use consul_lock_runtime::key::{render, KeyPart};
-pub use consul_lock_runtime::{Client, Error, Lock, LockGuard, MultiLock, MultiLockGuard};
+pub use consul_lock_runtime::{
+    Client, Error, Lock, LockGuard, MultiLock, MultiLockGuard, Semaphore, SemaphoreGuard,
+};
 pub use core::time::Duration;
 
 /// A key value as `&dyn Display`. The generated call is spanned at the key template, so a
@@ -150,5 +152,15 @@ pub async fn release_multi(guard: MultiLockGuard) {
 
 /// Blocking form of [`release_multi`].
 pub fn release_multi_blocking(guard: MultiLockGuard) {
+    let _ = guard.release_blocking();
+}
+
+/// [`release`] for a semaphore's slot (`limit = N`).
+pub async fn release_slot(guard: SemaphoreGuard) {
+    let _ = guard.release().await;
+}
+
+/// Blocking form of [`release_slot`].
+pub fn release_slot_blocking(guard: SemaphoreGuard) {
     let _ = guard.release_blocking();
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 /// The sections of a run, in order.
-pub const SECTIONS: [&str; 4] = ["cycle", "contention", "many", "memory"];
+pub const SECTIONS: [&str; 5] = ["cycle", "contention", "many", "memory", "semaphore"];
 
 /// What clap parses; [`Args`] resolves the defaults that depend on `--smoke`.
 #[derive(Parser, Debug)]
@@ -44,7 +44,7 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     locks: Option<u64>,
 
-    /// Run only these sections, comma-separated, of: cycle, contention, many, memory (default
+    /// Run only these sections, comma-separated, of: cycle, contention, many, memory, semaphore (default
     /// all; targets are checked on what ran)
     #[arg(long, value_name = "LIST", value_parser = parse_sections)]
     sections: Option<Sections>,

@@ -15,6 +15,7 @@ mod cycle;
 mod memory;
 mod peer_runs;
 mod report;
+mod semaphore;
 mod server;
 mod stats;
 mod sys;
@@ -237,6 +238,44 @@ fn run(args: &Args) -> Result<Report, String> {
         }
         memory = Some(m);
     }
+    let mut semaphore = Vec::new();
+    if want("semaphore") {
+        // N slots, M contenders: M > N so that every release has a waiter.
+        let (limit, contenders) = (4, 16);
+        let hold = Duration::from_millis(10);
+        progress!(
+            "{} semaphore: {contenders} contenders on {limit} slots, hold {} ms, {:.2} s",
+            next_step(),
+            hold.as_millis(),
+            d.as_secs_f64()
+        );
+        let s = semaphore::Scenario {
+            limit,
+            contenders,
+            hold,
+            duration: d,
+        };
+        let r = rt
+            .block_on(semaphore::run(&client, &format!("{base}/semaphore"), s))
+            .map_err(|e| format!("semaphore: {e}"))?;
+        progress!(
+            "  {:.0} acquisitions/s, utilisation {:.3}, hand-off p50 {:.3} ms, at most {} holders",
+            r.acquisitions_per_s,
+            r.utilisation,
+            r.handoff.p50_us / 1e3,
+            r.most_holders
+        );
+        if r.acquisitions == 0 {
+            broken.push("semaphore: no acquisition".into());
+        }
+        if r.most_holders > limit as usize {
+            broken.push(format!(
+                "semaphore: {} holders at once, limit {limit}",
+                r.most_holders
+            ));
+        }
+        semaphore.push(r);
+    }
     consul_lock::flush_releases_blocking().map_err(|e| e.to_string())?;
 
     machine.load_average_end = sys::load_average();
@@ -259,6 +298,7 @@ fn run(args: &Args) -> Result<Report, String> {
         peer_contention,
         peers,
         many_keys,
+        semaphore,
         memory,
         cpu_note: report::CPU_NOTE,
         targets,

@@ -37,6 +37,8 @@ pub struct Report {
     /// Which peers ran and which were skipped, and why.
     pub peers: Peers,
     pub many_keys: Vec<ContentionResult>,
+    /// Semaphore contention (N slots, M contenders).
+    pub semaphore: Vec<crate::semaphore::SemaphoreResult>,
     pub memory: Option<MemoryResult>,
     pub cpu_note: &'static str,
     pub targets: Vec<Check>,
@@ -148,6 +150,26 @@ impl Report {
             "\n### Many keys (each key with its own workers, H = 0)\n"
         );
         contention_table(&mut s, &self.many_keys.iter().collect::<Vec<_>>());
+        if !self.semaphore.is_empty() {
+            let _ = writeln!(s, "\n### Semaphore (N slots, M contenders, hold H)\n");
+            let _ = writeln!(s, "| N slots | M contenders | H ms | acquisitions/s | utilisation of the N slots | hand-off p50 ms | hand-off p99 ms | most holders at once | HTTP req/acq |");
+            let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for r in &self.semaphore {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.0} | {:.3} | {} | {} | {} | {:.1} |",
+                    r.limit,
+                    r.contenders,
+                    r.hold_ms,
+                    r.acquisitions_per_s,
+                    r.utilisation,
+                    ms(r.handoff.p50_us),
+                    ms(r.handoff.p99_us),
+                    r.most_holders,
+                    r.client_requests_per_acquisition
+                );
+            }
+        }
 
         let _ = writeln!(s, "\n### Client cost\n");
         let _ = writeln!(s, "| what | value |\n|---|---:|");

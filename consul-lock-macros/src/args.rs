@@ -21,6 +21,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "fail_soft",
     "guard",
     "crate",
+    "limit",
 ];
 
 /// The smallest session TTL Consul accepts, in seconds.
@@ -31,6 +32,9 @@ pub(crate) const LOCK_TIMEOUT_MAX: u64 = 86_400;
 /// operations, and the lock on several keys writes one operation per key.
 pub(crate) const MAX_KEYS: usize = 64;
 /// The longest acquire timeout the attribute accepts, in milliseconds (one day).
+/// The runtime's `MAX_SEMAPHORE_LIMIT` (a proc-macro crate cannot depend on the runtime).
+pub(crate) const SEMAPHORE_LIMIT_MAX: u64 = 1024;
+
 pub(crate) const ACQUIRE_TIMEOUT_MAX_MS: u64 = 86_400_000;
 
 /// The key template, as written and parsed.
@@ -57,6 +61,9 @@ pub(crate) struct Args {
     /// `consul_cli` or `consul_cli = bool`: the key is `consul lock`'s PREFIX, the lock key
     /// `PREFIX/.lock` with no key prefix.
     pub(crate) consul_cli: Option<(bool, Span)>,
+    /// `limit = N`, within 1..=[`SEMAPHORE_LIMIT_MAX`]: a semaphore of N slots in Consul's
+    /// semaphore layout instead of a lock.
+    pub(crate) limit: Option<(u64, Span)>,
     /// `client = <expr>`.
     pub(crate) client: Option<Expr>,
     /// `fail_soft` or `fail_soft = bool`.
@@ -156,6 +163,19 @@ impl Args {
                     return Err(already_set(name));
                 }
                 self.lock_timeout_seconds = Some((n, span));
+            }
+            "limit" => {
+                let (n, span) = expect_int(
+                    name,
+                    value,
+                    1,
+                    SEMAPHORE_LIMIT_MAX,
+                    "holders at once: a semaphore in Consul's layout",
+                )?;
+                if self.limit.is_some() {
+                    return Err(already_set(name));
+                }
+                self.limit = Some((n, span));
             }
             "renew" => {
                 let v = expect_bool(name, value)?;
@@ -401,6 +421,17 @@ mod tests {
             Ok(_) => panic!("expected an error for {s}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn limit_is_checked() {
+        assert_eq!(
+            parse("key = \"k\", limit = 4").unwrap().limit.map(|l| l.0),
+            Some(4)
+        );
+        assert!(error("key = \"k\", limit = 0").contains("1..=1024"));
+        assert!(error("key = \"k\", limit = 1025").contains("out of range"));
+        assert!(error("key = \"k\", limit = 2, limit = 3").contains("more than once"));
     }
 
     #[test]

@@ -14,8 +14,9 @@ use crate::steps::Locals;
 use crate::template::Part;
 
 /// An expression of type `Result<Lock, Error>` (with several keys, `Result<MultiLock,
-/// Error>`): the rendered keys and the options. Every placeholder is evaluated once, inside
-/// this expression, so the borrows it takes end with it.
+/// Error>`; with `limit = N`, `Result<Semaphore, Error>`): the rendered keys and the options.
+/// Every placeholder is evaluated once, inside this expression, so the borrows it takes end
+/// with it.
 pub(crate) fn lock_result(
     args: &Args,
     names: &BTreeMap<String, Ident>,
@@ -55,12 +56,18 @@ pub(crate) fn lock_result(
         // The metrics' `lock` label: the template, never the rendered key.
         let template = keys[0].lit.value();
         // `consul_cli`: the rendered key is `consul lock`'s PREFIX; the lock is on PREFIX/.lock.
-        let new = match args.consul_cli {
-            Some((true, span)) => quote_spanned!(span=> #p::Lock::consul_cli),
-            _ => quote!(#p::Lock::new),
+        let new = match (args.limit, args.consul_cli) {
+            (Some((limit, span)), _) => {
+                let limit = limit as u32;
+                quote_spanned!(span=> #p::Semaphore::new(#key_local, #limit))
+            }
+            (None, Some((true, span))) => {
+                quote_spanned!(span=> #p::Lock::consul_cli(#key_local).metrics_name(#template))
+            }
+            _ => quote!(#p::Lock::new(#key_local).metrics_name(#template)),
         };
         quote! {
-            ::core::result::Result::Ok(#new(#key_local).metrics_name(#template) #options)
+            ::core::result::Result::Ok(#new #options)
         }
     };
     for (key, local) in keys.iter().zip(&locals).rev() {

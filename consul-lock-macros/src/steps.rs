@@ -92,16 +92,12 @@ impl<'a> Steps<'a> {
     /// `let lock = <source or return>; let guard = <acquired or return>; let name = &guard;`.
     /// `source` is an expression of type `Result<Lock, Error>`.
     pub(crate) fn lock_and_acquire(&self, source: TokenStream, io: Io) -> TokenStream {
-        let Steps { p, l, .. } = self;
+        let Steps { l, .. } = self;
         let lock = &l.lock;
         let take = self.unwrap_or_return(lock, source, false);
         let fail_soft = self.args.is_fail_soft();
         // Several keys: the same steps with `MultiLock` and `MultiLockGuard`.
-        let (lock_ty, guard_ty) = if self.args.is_multi() {
-            (quote!(#p::MultiLock), quote!(#p::MultiLockGuard))
-        } else {
-            (quote!(#p::Lock), quote!(#p::LockGuard))
-        };
+        let (lock_ty, guard_ty) = self.kind();
         let acquire = match (io, fail_soft) {
             (Io::Blocking, false) => quote!(#lock_ty::acquire_blocking(&#lock)),
             (Io::Blocking, true) => quote!(#lock_ty::try_acquire_blocking(&#lock)),
@@ -119,6 +115,20 @@ impl<'a> Steps<'a> {
             #take
             #acquire
             #binding
+        }
+    }
+
+    /// What is taken and its guard: `Lock`/`LockGuard`, or with `limit = N`
+    /// `Semaphore`/`SemaphoreGuard`.
+    /// The lock type and its guard: a lock on several keys, a semaphore (`limit = N`), or a lock.
+    fn kind(&self) -> (TokenStream, TokenStream) {
+        let p = &self.p;
+        if self.args.is_multi() {
+            (quote!(#p::MultiLock), quote!(#p::MultiLockGuard))
+        } else if self.args.limit.is_some() {
+            (quote!(#p::Semaphore), quote!(#p::SemaphoreGuard))
+        } else {
+            (quote!(#p::Lock), quote!(#p::LockGuard))
         }
     }
 
@@ -151,11 +161,21 @@ impl<'a> Steps<'a> {
     pub(crate) fn run_and_release(&self, run: TokenStream, io: Io) -> TokenStream {
         let Steps { p, l, .. } = self;
         let (guard, output) = (&l.guard, &l.output);
-        let release = match (io, self.args.is_multi()) {
-            (Io::Async, false) => quote!(#p::release(#guard).await;),
-            (Io::Blocking, false) => quote!(#p::release_blocking(#guard);),
-            (Io::Async, true) => quote!(#p::release_multi(#guard).await;),
-            (Io::Blocking, true) => quote!(#p::release_multi_blocking(#guard);),
+        let release = if self.args.is_multi() {
+            match io {
+                Io::Async => quote!(#p::release_multi(#guard).await;),
+                Io::Blocking => quote!(#p::release_multi_blocking(#guard);),
+            }
+        } else if self.args.limit.is_some() {
+            match io {
+                Io::Async => quote!(#p::release_slot(#guard).await;),
+                Io::Blocking => quote!(#p::release_slot_blocking(#guard);),
+            }
+        } else {
+            match io {
+                Io::Async => quote!(#p::release(#guard).await;),
+                Io::Blocking => quote!(#p::release_blocking(#guard);),
+            }
         };
         quote! {
             let #output = #run;
@@ -289,6 +309,23 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("letg:&::consul_lock::__private::LockGuard=&consul_lock_guard;"));
+    }
+
+    #[test]
+    fn a_limit_takes_a_semaphore_slot() {
+        let (args, ty) = steps_for("key = \"k\", limit = 3, guard = g");
+        let steps = Steps::new(&args, &ty);
+        let out = compact(&steps.lock_and_acquire(quote!(src), Io::Async));
+        assert!(
+            out.contains("Semaphore::acquire(&consul_lock_lock).await"),
+            "{out}"
+        );
+        assert!(out.contains("letg:&::consul_lock::__private::SemaphoreGuard=&consul_lock_guard;"));
+        let out = compact(&steps.run_and_release(quote!(body), Io::Blocking));
+        assert!(
+            out.contains("release_slot_blocking(consul_lock_guard)"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -379,6 +379,15 @@ impl LockGuard {
         exec::run_blocking(release_patiently(lease))
     }
 
+    /// Records the release and stops the renewal and key watch, without releasing yet: a
+    /// semaphore's slot deletes its contender key before the session ends, which the key watch
+    /// must not report as a loss.
+    pub(crate) fn mark_released(&self) {
+        let shared = &self.handle.shared;
+        shared.stop_tasks();
+        shared.lease.lose(LostReason::Released);
+    }
+
     fn disarm(&mut self) -> Arc<Lease> {
         self.armed = false;
         self.held = None;

@@ -44,6 +44,8 @@
 //!   background. [`LockHandle`] is a cloneable `'static` view of it for other tasks.
 //! - [`MultiLock`] (or [`Lock::all`]) takes several keys at once, all or none, in one
 //!   transaction (no deadlock whatever the order); [`MultiLockGuard`] holds them.
+//! - [`Semaphore`] lets at most N holders in at once, in Consul's own semaphore layout (shared
+//!   with Go's `api.Semaphore` and `consul lock -n N`); [`SemaphoreGuard`] is a held slot.
 //! - [`Client`] is one Consul agent ([`ClientBuilder`], [`Client::from_env`]); it also reads
 //!   keys and sessions for tools and tests: [`kv_get`](Client::kv_get),
 //!   [`kv_watch`](Client::kv_watch), [`kv_keys`](Client::kv_keys),
@@ -85,6 +87,7 @@ pub mod metrics;
 mod multi;
 mod protocol;
 mod reentry;
+mod semaphore;
 mod value;
 
 pub use api::{KvEntry, SessionInfo, GO_LOCK_FLAG};
@@ -100,6 +103,9 @@ pub use multi::{MultiLock, MultiLockGuard};
 pub use protocol::lease::LostReason;
 pub use protocol::multi::MAX_KEYS;
 pub use protocol::queue::WAITERS_SUFFIX;
+pub use semaphore::{
+    Semaphore, SemaphoreGuard, MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY,
+};
 pub use value::{default_value, ValueGenerator, MAX_VALUE_SIZE};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every

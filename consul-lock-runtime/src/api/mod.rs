@@ -6,10 +6,12 @@
 //! - [`session`]: create, renew, destroy, list;
 //! - [`kv`]: reads of one key or a tree (blocking when an index is given), key names, and the
 //!   KV acquire that queues a waiter;
+//! - [`kv_write`]: a check-and-set put and an acquire with flags (the semaphore's writes);
 //! - [`txn`]: the lock transaction (lock + read the queue) and unlock.
 
 pub(crate) mod http;
 pub(crate) mod kv;
+pub(crate) mod kv_write;
 pub(crate) mod session;
 pub(crate) mod txn;
 

@@ -9,6 +9,7 @@
 //! - [`lease`]: a held lock's lease: renewal with its election grace, the key watch, release;
 //! - [`multi`]: several keys at once, all or none, in one transaction;
 //! - [`teardown`]: ending sessions for sure, through elections and lost answers;
+//! - [`semaphore`]: Consul's semaphore layout (as Go's `api.Semaphore`): take and give back a slot;
 //! - [`retry`]: the acquire deadline and jittered backoff.
 
 pub(crate) mod acquire;
@@ -18,6 +19,7 @@ pub(crate) mod outcome;
 pub(crate) mod pending;
 pub(crate) mod queue;
 pub(crate) mod retry;
+pub(crate) mod semaphore;
 pub(crate) mod teardown;
 
 use std::future::Future;

@@ -1,0 +1,479 @@
+//! The semaphore: at most N holders at once, in Consul's own semaphore layout, shared with Go's
+//! `api.Semaphore` and `consul lock -n N` (see [`Semaphore`]). The builder, its checks before
+//! any request, its entry points, and the guard of a held slot.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::SESSION_TTL_MAX;
+use crate::error::DisplayDuration;
+use crate::exec::{self, Exec};
+use crate::guard::LockGuard;
+use crate::protocol::lease::Lease;
+use crate::protocol::semaphore::{self as protocol, SemPlan};
+use crate::value::ValueGenerator;
+use crate::{defaults, key, Client, Error, LockHandle, Lost, LostReason, Result};
+
+pub use crate::protocol::semaphore::{MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY};
+
+/// A semaphore on one Consul prefix: at most `limit` holders at once, configured but not yet
+/// taken.
+///
+/// It uses Consul's own semaphore layout, as Go's `api.Semaphore` (and so `consul lock -n N
+/// PREFIX cmd`) does, so that services in Rust and Go, and `consul lock` jobs, share the same
+/// slots: each contender's session acquires `PREFIX/<session>`, and `PREFIX/.lock` holds
+/// `{"Limit":N,"Holders":{"<session>":true,…}}`, updated with check-and-set; both carry the
+/// flags [`SEMAPHORE_FLAGS`]. A holder whose session ended is pruned by the next contender.
+/// Every holder of one prefix must use the same limit.
+///
+/// The prefix is the key prefix (default `locks/ephemeral/`) followed by the key. Options left
+/// unset fall back to [`defaults`], as for a [`Lock`](crate::Lock).
+///
+/// ```
+/// use consul_lock_runtime::Semaphore;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// let exports = Semaphore::new("reports/exports", 2)
+///     .client(&client)
+///     .acquire_timeout(Duration::from_millis(200));
+/// let first = exports.acquire().await?;
+/// let second = exports.acquire().await?;
+/// assert!(exports.try_acquire().await?.is_none()); // both slots taken
+/// first.release().await?;
+/// let third = exports.acquire().await?; // a slot was given back
+/// # second.release().await?; third.release().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Semaphore {
+    key: String,
+    limit: u32,
+    client: Option<Client>,
+    key_prefix: Option<String>,
+    acquire_timeout: Option<Duration>,
+    lock_timeout: Option<Duration>,
+    renew: bool,
+    value: Option<ValueGenerator>,
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("key", &self.key)
+            .field("limit", &self.limit)
+            .field("client", &self.client)
+            .field("key_prefix", &self.key_prefix)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("renew", &self.renew)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Semaphore {
+    /// A semaphore of `limit` slots (1..=[`MAX_SEMAPHORE_LIMIT`]) on `key`, relative to the
+    /// key prefix. The key and the limit are checked when it is acquired. A limit of 1 is a
+    /// one-slot semaphore in the semaphore layout (shared with Go's `api.Semaphore` of limit
+    /// 1); for plain mutual exclusion use a [`Lock`](crate::Lock).
+    ///
+    /// ```
+    /// use consul_lock_runtime::{Error, Semaphore};
+    /// let sem = Semaphore::new("jobs/encode", 4).key_prefix("locks/");
+    /// assert_eq!(sem.full_prefix()?, "locks/jobs/encode");
+    /// let zero = Semaphore::new("jobs/encode", 0);
+    /// assert!(matches!(zero.acquire_blocking(), Err(Error::InvalidOption { option: "limit", .. })));
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    pub fn new(key: impl Into<String>, limit: u32) -> Semaphore {
+        Semaphore {
+            key: key.into(),
+            limit,
+            client: None,
+            key_prefix: None,
+            acquire_timeout: None,
+            lock_timeout: None,
+            renew: false,
+            value: None,
+        }
+    }
+
+    /// The client to use instead of [`defaults::client`].
+    #[must_use]
+    pub fn client(mut self, client: impl Into<Client>) -> Semaphore {
+        self.client = Some(client.into());
+        self
+    }
+
+    /// The key prefix to use instead of [`defaults::key_prefix`].
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Semaphore {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// How long to wait for a free slot; zero means one try.
+    #[must_use]
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Semaphore {
+        self.acquire_timeout = Some(timeout);
+        self
+    }
+
+    /// The slot's maximum lifespan without renewal: the session TTL, as
+    /// [`Lock::lock_timeout`](crate::Lock::lock_timeout).
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Semaphore {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Renew the session at TTL/2 while the slot is held and watch the contender key, so that
+    /// [`SemaphoreGuard::lost`] reports a loss at once (as [`Lock::renew`](crate::Lock::renew)).
+    #[must_use]
+    pub fn renew(mut self, renew: bool) -> Semaphore {
+        self.renew = renew;
+        self
+    }
+
+    /// What to store in this holder's contender key (default: [`defaults::value_generator`]:
+    /// when and by whom it was taken), given the semaphore's full prefix.
+    #[must_use]
+    pub fn value_generator(
+        mut self,
+        generator: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Semaphore {
+        self.value = Some(Arc::new(generator));
+        self
+    }
+
+    /// The full prefix: the key prefix followed by the key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] when the key or the prefix is not a valid Consul key.
+    pub fn full_prefix(&self) -> Result<String> {
+        let prefix = self.key_prefix.clone().unwrap_or_else(defaults::key_prefix);
+        key::validate_prefix(&prefix)?;
+        key::validate(&self.key)?;
+        let full = format!("{prefix}{}", self.key);
+        key::validate(&full)?;
+        Ok(full)
+    }
+
+    fn plan(&self) -> Result<SemPlan> {
+        let prefix = self.full_prefix()?;
+        if self.limit == 0 || self.limit > MAX_SEMAPHORE_LIMIT {
+            return Err(Error::InvalidOption {
+                option: "limit",
+                reason: format!(
+                    "{} for semaphore `{prefix}` is outside 1..={MAX_SEMAPHORE_LIMIT}; choose a limit in that range",
+                    self.limit
+                ),
+            });
+        }
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => defaults::client()?,
+        };
+        let ttl = self.lock_timeout.unwrap_or_else(defaults::lock_timeout);
+        let min = client.session_ttl_min();
+        if ttl < min || ttl > SESSION_TTL_MAX {
+            return Err(Error::InvalidOption {
+                option: "lock_timeout",
+                reason: format!(
+                    "{} for semaphore `{prefix}` is outside the allowed {}..={} s; choose a value in that range",
+                    DisplayDuration(ttl),
+                    min.as_secs_f64(),
+                    SESSION_TTL_MAX.as_secs()
+                ),
+            });
+        }
+        let generator = self.value.clone().unwrap_or_else(defaults::value_generator);
+        let value = generator(&prefix).into_bytes();
+        if value.len() > crate::MAX_VALUE_SIZE / 2 {
+            return Err(Error::InvalidOption {
+                option: "value_generator",
+                reason: format!(
+                    "the value for semaphore `{prefix}` is {} bytes; keep it under {} bytes",
+                    value.len(),
+                    crate::MAX_VALUE_SIZE / 2
+                ),
+            });
+        }
+        Ok(SemPlan {
+            client,
+            prefix,
+            limit: self.limit,
+            acquire_timeout: self
+                .acquire_timeout
+                .unwrap_or_else(defaults::acquire_timeout),
+            ttl,
+            value,
+        })
+    }
+
+    fn acquisition(&self) -> Result<impl Future<Output = Result<SemaphoreGuard>> + Send + 'static> {
+        let plan = self.plan()?;
+        let renew = self.renew;
+        Ok(async move {
+            let taken = protocol::acquire(&plan, Exec).await?;
+            let contender = protocol::contender_key(&plan.prefix, &taken.session_id);
+            let lease = Lease::new(
+                plan.client.clone(),
+                contender,
+                taken.session_id,
+                taken.index,
+                plan.ttl,
+                taken.renewed,
+            );
+            Ok(SemaphoreGuard {
+                inner: Some(LockGuard::start_watching(
+                    lease,
+                    renew,
+                    None,
+                    |lease| async move {
+                        crate::protocol::lease::watch_key(&lease).await;
+                    },
+                )),
+                client: plan.client,
+                prefix: plan.prefix,
+                limit: plan.limit,
+            })
+        })
+    }
+
+    /// Takes a slot, waiting up to the acquire timeout for one to be free (with blocking
+    /// queries: a release wakes the waiters at once).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAcquired`] when every slot stayed taken for the whole acquire timeout;
+    /// [`Error::InvalidOption`] for a limit out of range or one that disagrees with the limit
+    /// stored in `PREFIX/.lock` (the message gives both); [`Error::InvalidKey`] for a bad key,
+    /// or a `PREFIX/.lock` that is not a semaphore's; [`Error::Unreachable`],
+    /// [`Error::ConsulRefused`], [`Error::PermissionDenied`] when Consul fails.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{Error, Semaphore};
+    /// let guard = Semaphore::new("acquire-example", 3).client(&client).acquire().await?;
+    /// let other = Semaphore::new("acquire-example", 5).client(&client).acquire().await;
+    /// assert!(matches!(other, Err(Error::InvalidOption { option: "limit", .. }))); // 3 ≠ 5
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire(&self) -> Result<SemaphoreGuard> {
+        exec::run(self.acquisition()?).await
+    }
+
+    /// As [`acquire`](Self::acquire), fail-soft: `None` when no slot came free in time.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire), except [`Error::NotAcquired`].
+    pub async fn try_acquire(&self) -> Result<Option<SemaphoreGuard>> {
+        not_acquired_as_none(self.acquire().await)
+    }
+
+    /// As [`acquire`](Self::acquire), blocking the calling thread (safe inside tokio).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let sem = consul_lock_runtime::Semaphore::new("blocking-example", 1).client(&client);
+    /// let guard = sem.acquire_blocking()?;
+    /// assert!(sem.try_acquire_blocking()?.is_none());
+    /// guard.release_blocking()?;
+    /// assert!(sem.try_acquire_blocking()?.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn acquire_blocking(&self) -> Result<SemaphoreGuard> {
+        exec::run_blocking(self.acquisition()?)
+    }
+
+    /// As [`try_acquire`](Self::try_acquire), blocking the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    pub fn try_acquire_blocking(&self) -> Result<Option<SemaphoreGuard>> {
+        not_acquired_as_none(self.acquire_blocking())
+    }
+}
+
+fn not_acquired_as_none(result: Result<SemaphoreGuard>) -> Result<Option<SemaphoreGuard>> {
+    match result {
+        Ok(guard) => Ok(Some(guard)),
+        Err(Error::NotAcquired { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A held slot of a [`Semaphore`]. Dropping it gives the slot back in the background without
+/// blocking; [`release`](Self::release) gives it back and reports the outcome.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// use consul_lock_runtime::{LostReason, Semaphore};
+/// let guard = Semaphore::new("guard-example", 2).client(&client).acquire().await?;
+/// assert_eq!(guard.prefix(), "locks/ephemeral/guard-example");
+/// assert_eq!(guard.limit(), 2);
+/// assert!(guard.is_held());
+/// let lost = guard.lost();
+/// guard.release().await?;
+/// assert_eq!(lost.await, LostReason::Released);
+/// # Ok(()) }
+/// ```
+#[must_use = "the slot is given back as soon as the guard is dropped"]
+pub struct SemaphoreGuard {
+    /// The contender key's lease: renewal, watch, loss, and the session's release.
+    inner: Option<LockGuard>,
+    client: Client,
+    prefix: String,
+    limit: u32,
+}
+
+impl SemaphoreGuard {
+    fn inner(&self) -> &LockGuard {
+        // `inner` is taken only by `release`, which consumes the guard.
+        self.inner.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    /// The semaphore's full prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The number of slots.
+    #[must_use]
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// This holder's contender key, `PREFIX/<session>`.
+    #[must_use]
+    pub fn contender_key(&self) -> &str {
+        self.inner().key()
+    }
+
+    /// The Consul session that holds the slot.
+    #[must_use]
+    pub fn session_id(&self) -> &str {
+        self.inner().session_id()
+    }
+
+    /// Whether the slot is still held (see [`LockHandle::is_held`]).
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        self.inner().is_held()
+    }
+
+    /// Why the slot is no longer held, or `None` while it is.
+    #[must_use]
+    pub fn lost_reason(&self) -> Option<LostReason> {
+        self.inner().lost_reason()
+    }
+
+    /// A future that completes when the slot is lost: the session ended or the contender key
+    /// was deleted (reported at once with [`Semaphore::renew`]), or the TTL ran out.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{LostReason, Semaphore};
+    /// let guard = Semaphore::new("sem-lost-example", 2).client(&client).renew(true).acquire().await?;
+    /// client.destroy_session(guard.session_id()).await?; // taken away from outside
+    /// let reason = tokio::time::timeout(std::time::Duration::from_secs(5), guard.lost()).await?;
+    /// assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    /// # Ok(()) }
+    /// ```
+    pub fn lost(&self) -> Lost {
+        self.inner().lost()
+    }
+
+    /// A cloneable `'static` view of the slot (its key is the contender key).
+    #[must_use]
+    pub fn handle(&self) -> LockHandle {
+        self.inner().handle()
+    }
+
+    /// Gives the slot back: removes this holder from `PREFIX/.lock` and deletes its contender
+    /// key in one transaction, then destroys the session, retried until Consul confirms it.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockGuard::release`]: the session could not be destroyed; its TTL then ends it and
+    /// the next contender prunes the holder.
+    pub async fn release(mut self) -> Result<()> {
+        let inner = self.inner.take();
+        let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
+        let Some(inner) = inner else { return Ok(()) };
+        inner.mark_released();
+        let session = inner.session_id().to_owned();
+        exec::run_to_completion(async move {
+            protocol::leave(&client, &prefix, limit, &session).await;
+            Ok(())
+        })
+        .await?;
+        inner.release().await
+    }
+
+    /// As [`release`](Self::release), blocking the calling thread (safe inside tokio).
+    ///
+    /// # Errors
+    ///
+    /// As [`release`](Self::release).
+    pub fn release_blocking(mut self) -> Result<()> {
+        let inner = self.inner.take();
+        let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
+        let Some(inner) = inner else { return Ok(()) };
+        inner.mark_released();
+        let session = inner.session_id().to_owned();
+        exec::run_blocking(async move {
+            protocol::leave(&client, &prefix, limit, &session).await;
+            Ok(())
+        })?;
+        inner.release_blocking()
+    }
+}
+
+impl Drop for SemaphoreGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
+            inner.mark_released();
+            let session = inner.session_id().to_owned();
+            // The holder entry goes first, then the session (dropping `inner` releases it), as
+            // Go's `Release` does.
+            exec::spawn_cleanup(async move {
+                protocol::leave(&client, &prefix, limit, &session).await;
+                drop(inner);
+            });
+        }
+    }
+}
+
+impl fmt::Debug for SemaphoreGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard")
+            .field("prefix", &self.prefix)
+            .field("limit", &self.limit)
+            .field("held", &self.inner.as_ref().is_some_and(LockGuard::is_held))
+            .finish()
+    }
+}
