@@ -54,6 +54,9 @@ pub struct ContentionResult {
     pub fairness: Option<f64>,
     /// HTTP requests the client sent per acquisition (waits, retries and releases included).
     pub client_requests_per_acquisition: f64,
+    /// The most TCP connections this process held open to Consul during the run (sampled
+    /// every 5 ms from `/proc`; `None` where it cannot be read, and for peers).
+    pub connections_max: Option<usize>,
     pub per_worker_min: u64,
     pub per_worker_max: u64,
     /// For a peer: its acquisitions/s ÷ consul-lock's in the same scenario.
@@ -101,6 +104,13 @@ async fn worker(
     Ok(holds)
 }
 
+/// The port of an address such as `http://127.0.0.1:8500`.
+fn server_port(address: &str) -> Option<u16> {
+    let rest = address.split("://").nth(1).unwrap_or(address);
+    let host_port = rest.split('/').next()?;
+    host_port.rsplit(':').next()?.parse().ok()
+}
+
 /// Runs one scenario on the current runtime.
 pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<ContentionResult, String> {
     let workers = s.keys * s.workers_per_key;
@@ -117,6 +127,19 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
             set.spawn(worker(lock.clone(), id, k, s.hold, end));
         }
     }
+    let port = server_port(client.address());
+    let sampler = tokio::spawn(async move {
+        let mut most = None;
+        loop {
+            if let Some(n) = port.and_then(crate::sys::connections_to) {
+                most = Some(most.map_or(n, |m: usize| m.max(n)));
+            }
+            if Instant::now() >= end {
+                return most;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
     let mut holds = Vec::new();
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
@@ -133,6 +156,7 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
     let requests = client.requests_sent() - requests0;
     let mut r = analyse(&mut holds, s, workers, start, end);
     r.client_requests_per_acquisition = requests as f64 / holds.len().max(1) as f64;
+    r.connections_max = sampler.await.ok().flatten();
     Ok(r)
 }
 
@@ -190,6 +214,7 @@ fn analyse(
         handoffs_before_release_returned: early,
         fairness: fairness(&per_worker),
         client_requests_per_acquisition: 0.0,
+        connections_max: None,
         per_worker_min: per_worker.iter().copied().min().unwrap_or(0),
         per_worker_max: per_worker.iter().copied().max().unwrap_or(0),
         acquisitions_ratio_to_library: None,

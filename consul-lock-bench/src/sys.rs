@@ -126,3 +126,37 @@ mod tests {
         }
     }
 }
+
+/// How many TCP connections this process holds open to `port` on any address, counted
+/// exactly: the sockets among `/proc/self/fd` matched by inode with the established entries
+/// of `/proc/self/net/tcp{,6}` whose remote port is `port`. `None` where `/proc` is missing.
+pub fn connections_to(port: u16) -> Option<usize> {
+    let mut inodes = std::collections::HashSet::new();
+    for fd in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        if let Ok(target) = std::fs::read_link(fd.path()) {
+            let t = target.to_string_lossy();
+            if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                inodes.insert(inode.to_owned());
+            }
+        }
+    }
+    let mut n = 0;
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+            let (Some(rem), Some(st), Some(inode)) = (f.get(2), f.get(3), f.get(9)) else {
+                continue;
+            };
+            let rport = rem.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            // 01: ESTABLISHED.
+            if rport == Some(port) && *st == "01" && inodes.contains(*inode) {
+                n += 1;
+            }
+        }
+    }
+    Some(n)
+}
