@@ -4,14 +4,15 @@
 //!
 //! - [`http`]: the request plumbing ([`Call`](http::Call));
 //! - [`session`]: create, renew, destroy, list;
-//! - [`kv`]: reads of one key or a tree (blocking when an index is given), key names, and the
-//!   KV acquire that queues a waiter;
-//! - [`txn`]: the lock transaction (lock + read the queue) and unlock.
+//! - [`kv`]: reads of one key or a tree (blocking when an index is given), key names;
+//! - [`txn`]: the lock transaction (lock + leave the queue + read it) and unlock;
+//! - [`waiters`]: the transaction that joins a key's queue and reads it.
 
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod session;
 pub(crate) mod txn;
+pub(crate) mod waiters;
 
 pub use kv::KvEntry;
 pub use session::SessionInfo;

@@ -65,8 +65,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
     let queue = queue::prefix(&plan.key);
     // Whether to give the key back when it was taken ahead of older waiters: only when this
     // client released the key a moment ago (so that a releaser taking it again at once does
-    // not overtake the queue), and never after the first waiter let its grace pass (it may be
-    // gone with its session alive). Other newcomers may take a free key: waiting out stale
+    // not overtake the queue), and never once this acquire has queued. Other newcomers may take a free key: waiting out stale
     // queue entries would cost them more than the order is worth.
     let mut yield_to_older = queue::released_recently(client, &plan.key);
     loop {
@@ -142,8 +141,9 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
                     return Err(out.not_acquired());
                 }
                 match queue::wait_turn(client, &plan.key, &mut pending, &out.deadline).await? {
-                    Wait::Free { head } => {
-                        yield_to_older = yield_to_older && head;
+                    Wait::Free => {
+                        // First in the queue now: nobody older to yield to.
+                        yield_to_older = false;
                         session = Some(pending);
                     }
                     Wait::SessionGone => pending.forget(),
