@@ -170,7 +170,9 @@ impl From<Cli> for Args {
                 .map_or(if c.smoke { 200 } else { 10_000 }, |n| n as usize),
             sections: c.sections.map_or_else(|| SECTIONS.to_vec(), |s| s.0),
             peers: !c.no_peers,
-            workers: c.workers.map(|w| w.0.into_iter().filter(|n| *n > 0).collect()),
+            workers: c
+                .workers
+                .map(|w| w.0.into_iter().filter(|n| *n > 0).collect()),
             holds: c.holds_ms.map(|h| {
                 h.0.into_iter()
                     .map(|ms| Duration::from_millis(ms as u64))

@@ -55,7 +55,7 @@ pub struct ContentionResult {
     /// HTTP requests the client sent per acquisition (waits, retries and releases included).
     pub client_requests_per_acquisition: f64,
     /// The most TCP connections this process held open to Consul during the run (sampled
-    /// every 5 ms from `/proc`; `None` where it cannot be read, and for peers).
+    /// every 5 ms on a thread of its own, see `sys::connections_to`; `None` where it cannot be read, and for peers).
     pub connections_max: Option<usize>,
     pub per_worker_min: u64,
     pub per_worker_max: u64,
@@ -128,7 +128,8 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
         }
     }
     let port = server_port(client.address());
-    let sampler = tokio::spawn(async move {
+    // On a thread of its own, so that it never delays the workers' runtime.
+    let sampler = std::thread::spawn(move || {
         let mut most = None;
         loop {
             if let Some(n) = port.and_then(crate::sys::connections_to) {
@@ -137,7 +138,7 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
             if Instant::now() >= end {
                 return most;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            std::thread::sleep(Duration::from_millis(5));
         }
     });
     let mut holds = Vec::new();
@@ -156,7 +157,7 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
     let requests = client.requests_sent() - requests0;
     let mut r = analyse(&mut holds, s, workers, start, end);
     r.client_requests_per_acquisition = requests as f64 / holds.len().max(1) as f64;
-    r.connections_max = sampler.await.ok().flatten();
+    r.connections_max = sampler.join().ok().flatten();
     Ok(r)
 }
 

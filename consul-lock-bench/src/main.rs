@@ -84,9 +84,10 @@ fn run(args: &Args) -> Result<Report, String> {
                 vec![2, 4, 8, 32, 128]
             }
         }),
-        holds: args.holds.clone().unwrap_or_else(|| {
-            vec![Duration::ZERO, Duration::from_millis(10)]
-        }),
+        holds: args
+            .holds
+            .clone()
+            .unwrap_or_else(|| vec![Duration::ZERO, Duration::from_millis(10)]),
         many_keys: (64, 4),
     };
     let d = args.duration;

@@ -245,7 +245,10 @@ fn contention_table(s: &mut String, rows: &[&ContentionResult]) {
         s,
         "| client | keys × workers | H ms | acquisitions/s | × this library (acq/s) | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms | HTTP req/acq | connections |"
     );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for c in rows {
         let _ = writeln!(
             s,
