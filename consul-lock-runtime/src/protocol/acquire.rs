@@ -68,6 +68,10 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
     // not overtake the queue), and never once this acquire has queued. Other newcomers may take a free key: waiting out stale
     // queue entries would cost them more than the order is worth.
     let mut yield_to_older = queue::released_recently(client, &plan.key);
+    // A releaser coming back at once to a key that had waiters when it took it joins the
+    // queue without trying the lock first (one request fewer, and no taking and giving back).
+    let mut join_first =
+        yield_to_older && !plan.acquire_timeout.is_zero() && queue::had_waiters(client, &plan.key);
     loop {
         // 1. A session: the one kept from the last round (renewed at TTL/2), or a new one.
         let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
@@ -97,10 +101,18 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
         let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
             return Err(out.not_acquired());
         };
-        out.attempts += 1;
-        let attempt = client
-            .txn_lock(&plan.key, &plan.value, pending.id(), &queue, timeout)
-            .await;
+        let attempt = if std::mem::take(&mut join_first) {
+            Ok(LockAttempt::Held)
+        } else {
+            out.attempts += 1;
+            client
+                .txn_lock(&plan.key, &plan.value, pending.id(), &queue, timeout)
+                .await
+        };
+        if let Ok(LockAttempt::Acquired { queue: waiters, .. }) = &attempt {
+            let waiting = waiters.iter().any(|e| e.session.is_some());
+            queue::note_waiters(client, &plan.key, waiting);
+        }
         let attempt = match attempt {
             Ok(LockAttempt::Acquired {
                 modify_index,

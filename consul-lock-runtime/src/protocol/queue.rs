@@ -80,6 +80,29 @@ pub(crate) fn released_recently(client: &Client, key: &str) -> bool {
         .any(|(c, k, at)| *c == id && k == key && at.elapsed() < RECENT_RELEASE)
 }
 
+/// Keys whose queue held live waiters when this process last took them: (client, key). A
+/// client that releases such a key and asks for it again at once joins the queue straight
+/// away instead of trying the lock first (the try would fail, or take the key ahead of the
+/// waiters and have to give it back).
+static CROWDED: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+
+/// Notes whether `client` saw live waiters in `key`'s queue when it took the key.
+pub(crate) fn note_waiters(client: &Client, key: &str, waiters: bool) {
+    let id = client.id();
+    let mut crowded = CROWDED.lock().unwrap_or_else(PoisonError::into_inner);
+    crowded.retain(|(c, k)| !(*c == id && k == key));
+    if waiters && crowded.len() < MAX_RECENT_RELEASES {
+        crowded.push((id, key.to_owned()));
+    }
+}
+
+/// Whether `client` saw live waiters in `key`'s queue when it last took the key.
+pub(crate) fn had_waiters(client: &Client, key: &str) -> bool {
+    let id = client.id();
+    let crowded = CROWDED.lock().unwrap_or_else(PoisonError::into_inner);
+    crowded.iter().any(|(c, k)| *c == id && k == key)
+}
+
 /// Whether the queue read with a lock holds a live waiter that queued before this session (or
 /// any live waiter, when this session has not queued).
 pub(crate) fn older_waiter(waiters: &[KvEntry], queue: &str, session: &str) -> bool {
