@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::local_turn;
 use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::queue::{self, Wait};
@@ -60,6 +61,12 @@ pub(crate) async fn acquire(plan: &Plan, bg: impl Background) -> Result<Acquired
 async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
     let client = &plan.client;
     let mut out = Outcome::new(&plan.key, Deadline::new(plan.acquire_timeout));
+    // Tasks of this process acquiring the same key go through Consul one at a time; the
+    // turn passes on when this acquisition ends.
+    let Some(_turn) = local_turn::take(client, &plan.key, &out.deadline).await else {
+        out.blocked_by = Some(Blocker::Holder);
+        return Err(out.not_acquired());
+    };
     let mut backoff = Backoff::new();
     let mut session: Option<PendingSession<_>> = None;
     let queue = queue::prefix(&plan.key);

@@ -5,6 +5,7 @@
 //! - [`acquire`]: create a session → lock transaction → on held, wait → retry;
 //!   [`outcome`] chooses the error an acquire that gives up reports;
 //! - [`pending`]: the session of an acquire in progress, destroyed if the acquire fails;
+//! - [`local_turn`]: tasks of this process acquiring one key take turns before Consul;
 //! - [`queue`]: the waiters' queue, and this process's memory of its recent releases;
 //! - [`lease`]: a held lock's lease: renewal with its election grace, the key watch, release;
 //! - [`teardown`]: ending sessions for sure, through elections and lost answers;
@@ -12,6 +13,7 @@
 
 pub(crate) mod acquire;
 pub(crate) mod lease;
+pub(crate) mod local_turn;
 pub(crate) mod outcome;
 pub(crate) mod pending;
 pub(crate) mod queue;
