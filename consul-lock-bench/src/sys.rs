@@ -102,31 +102,6 @@ impl Machine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_time_grows() {
-        let before = process_cpu();
-        let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        std::hint::black_box(x);
-        assert!(process_cpu() >= before);
-    }
-
-    #[test]
-    fn rss_is_read() {
-        if cfg!(target_os = "linux") {
-            assert!(status_kib("VmRSS").unwrap() > 0);
-            assert!(status_kib("VmHWM").unwrap() > 0);
-            assert_eq!(status_kib("NoSuchField"), None);
-        }
-    }
-}
-
 /// How many TCP connections this process holds open to `port` on any address, counted
 /// exactly: every socket among `/proc/self/fd` whose peer (`getpeername`) has that port. Cheap
 /// (one system call per open descriptor), unlike reading `/proc/net/tcp`, which lists every
@@ -162,4 +137,29 @@ pub fn connections_to(port: u16) -> Option<usize> {
         }
     }
     Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_grows() {
+        let before = process_cpu();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(process_cpu() >= before);
+    }
+
+    #[test]
+    fn rss_is_read() {
+        if cfg!(target_os = "linux") {
+            assert!(status_kib("VmRSS").unwrap() > 0);
+            assert!(status_kib("VmHWM").unwrap() > 0);
+            assert_eq!(status_kib("NoSuchField"), None);
+        }
+    }
 }

@@ -13,13 +13,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::retry::Deadline;
 use crate::Client;
 
+/// A client (by [`Client::id`]) and a key.
+type Slot = (u64, String);
+
 /// The FIFO of each (client, key) with a local acquisition in progress.
-static TURNS: Mutex<Option<HashMap<(u64, String), Arc<Semaphore>>>> = Mutex::new(None);
+static TURNS: Mutex<Option<HashMap<Slot, Arc<Semaphore>>>> = Mutex::new(None);
 
 /// This task's turn at a key; the next local task's turn comes when it is dropped (the
 /// acquisition ended: taken, or given up).
 pub(crate) struct LocalTurn {
-    slot: (u64, String),
+    slot: Slot,
     turns: Arc<Semaphore>,
     permit: Option<OwnedSemaphorePermit>,
 }
