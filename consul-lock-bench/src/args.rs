@@ -70,6 +70,16 @@ struct Cli {
     #[arg(long, value_name = "PATH", conflicts_with = "no_peers")]
     peer_python: Option<PathBuf>,
 
+    /// Contention rows with at least this many workers run spread over 4 processes of this
+    /// binary, a quarter of the workers each (default 128; 0: never)
+    #[arg(long, value_name = "N")]
+    spread_from: Option<usize>,
+
+    /// Internal: run one contention row's workers on this key and print the holdings (a
+    /// worker process of a spread row)
+    #[arg(long, hide = true, value_name = "KEY")]
+    contention_child: Option<String>,
+
     /// Internal: run as the embedded server (the bench starts itself with this in a child process)
     #[arg(long, hide = true)]
     serve: bool,
@@ -111,6 +121,10 @@ pub struct Args {
     pub sections: Vec<&'static str>,
     /// Run the peers that are present.
     pub peers: bool,
+    /// Rows with at least this many workers run over 4 processes (0: never).
+    pub spread_from: usize,
+    /// Internal: run as a worker process of a spread row, on this key.
+    pub contention_child: Option<String>,
     /// Contention worker counts, when given.
     pub workers: Option<Vec<usize>>,
     /// Contention hold times, when given.
@@ -170,6 +184,8 @@ impl From<Cli> for Args {
                 .map_or(if c.smoke { 200 } else { 10_000 }, |n| n as usize),
             sections: c.sections.map_or_else(|| SECTIONS.to_vec(), |s| s.0),
             peers: !c.no_peers,
+            spread_from: c.spread_from.unwrap_or(128),
+            contention_child: c.contention_child,
             workers: c
                 .workers
                 .map(|w| w.0.into_iter().filter(|n| *n > 0).collect()),

@@ -113,6 +113,52 @@ fn server_port(address: &str) -> Option<u16> {
 
 /// Runs one scenario on the current runtime.
 pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<ContentionResult, String> {
+    let raw = run_raw(client, key_base, s).await?;
+    let mut holds = raw.holds;
+    let mut r = analyse(&mut holds, s, raw.workers, raw.start, raw.end);
+    r.client_requests_per_acquisition = raw.requests as f64 / holds.len().max(1) as f64;
+    r.connections_max = raw.connections_max;
+    Ok(r)
+}
+
+/// What one scenario's workers did, before analysis.
+pub struct Raw {
+    holds: Vec<Hold>,
+    workers: usize,
+    start: Instant,
+    end: Instant,
+    pub requests: u64,
+    pub connections_max: Option<usize>,
+}
+
+impl Raw {
+    /// The holdings as a peer run (times in ns from `base`, which must not be later than any
+    /// of them), for a worker process to hand to its parent.
+    pub fn to_run(&self, base: Instant) -> ContentionRun {
+        use consul_lock_bench::peers::PeerHold;
+        let ns = |t: Instant| t.saturating_duration_since(base).as_nanos() as u64;
+        let mut holds: Vec<&Hold> = self.holds.iter().collect();
+        holds.sort_unstable_by_key(|h| h.token);
+        ContentionRun {
+            library: "consul-lock".into(),
+            workers: self.workers,
+            seconds: (self.end - self.start).as_secs_f64(),
+            holds: holds
+                .into_iter()
+                .map(|h| PeerHold {
+                    worker: h.worker,
+                    acquired_ns: ns(h.acquired),
+                    release_called_ns: ns(h.release_called),
+                    released_ns: ns(h.released),
+                })
+                .collect(),
+            client_requests: self.requests,
+        }
+    }
+}
+
+/// Runs one scenario's workers on the current runtime and returns what they did.
+pub async fn run_raw(client: &Client, key_base: &str, s: Scenario) -> Result<Raw, String> {
     let workers = s.keys * s.workers_per_key;
     let requests0 = client.requests_sent();
     let start = Instant::now();
@@ -154,11 +200,14 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
     if let Some(e) = first_error {
         return Err(e);
     }
-    let requests = client.requests_sent() - requests0;
-    let mut r = analyse(&mut holds, s, workers, start, end);
-    r.client_requests_per_acquisition = requests as f64 / holds.len().max(1) as f64;
-    r.connections_max = sampler.join().ok().flatten();
-    Ok(r)
+    Ok(Raw {
+        holds,
+        workers,
+        start,
+        end,
+        requests: client.requests_sent() - requests0,
+        connections_max: sampler.join().ok().flatten(),
+    })
 }
 
 fn analyse(

@@ -16,6 +16,7 @@ mod memory;
 mod peer_runs;
 mod report;
 mod server;
+mod spread;
 mod stats;
 mod sys;
 mod targets;
@@ -29,6 +30,15 @@ fn main() -> ExitCode {
     let args = args::parse_env();
     if args.serve {
         return match server::serve() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(key) = &args.contention_child {
+        return match child(&args, key) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -64,6 +74,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A worker process of a spread contention row: its share of the workers, on `key`.
+fn child(args: &Args, key: &str) -> Result<(), String> {
+    let target = Target::from_env()?;
+    let client = target
+        .client_builder()?
+        .build()
+        .map_err(|e| format!("cannot build the client: {e}"))?;
+    let s = Scenario {
+        keys: 1,
+        workers_per_key: args
+            .workers
+            .as_ref()
+            .and_then(|w| w.first().copied())
+            .unwrap_or(1),
+        hold: args
+            .holds
+            .as_ref()
+            .and_then(|h| h.first().copied())
+            .unwrap_or_default(),
+        duration: args.duration,
+    };
+    spread::child(&client, key, s)
 }
 
 /// The scenarios of one run.
@@ -169,9 +203,13 @@ fn run(args: &Args) -> Result<Report, String> {
                     duration: d,
                 };
                 let key = format!("{base}/contention-n{n}-h{}", hold.as_millis());
-                let r = rt
-                    .block_on(contention::run(&client, &key, s))
-                    .map_err(|e| format!("contention N={n} H={hold:?}: {e}"))?;
+                let spread = args.spread_from > 0 && n >= args.spread_from;
+                let r = if spread {
+                    spread::run(client.address(), &key, s, 4)
+                } else {
+                    rt.block_on(contention::run(&client, &key, s))
+                }
+                .map_err(|e| format!("contention N={n} H={hold:?}: {e}"))?;
                 progress!(
                     "  N={n:<3} H={:>2} ms: {:>7.0} acq/s, util {}, hand-off p50 {:.3} ms p99 {:.3} ms, fairness {}, {:.1} req/acq, {} conns",
                     hold.as_millis(),
