@@ -546,8 +546,9 @@ async fn a_lock_delay_is_reported_as_a_lock_delay() {
 /// create, lock (held), join, block on the key, lock, release (6); every later one create,
 /// lock (held), join, block on its predecessor, read the queue, block on the key (skipped
 /// when its predecessor has released already), lock, release (7 or 8), however many join
-/// after it. With one watch on the whole queue every join
-/// woke every waiter: waiter 0 alone sent more than 8 here.
+/// after it. With the earlier protocol (one blocking query per waiter on the key as a
+/// prefix) every join woke every queued waiter into another read, so the counts while queued
+/// grew with each join.
 #[tokio::test]
 async fn a_join_or_a_release_wakes_one_waiter_only() {
     const WAITERS: usize = 8;
