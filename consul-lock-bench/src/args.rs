@@ -49,6 +49,15 @@ struct Cli {
     #[arg(long, value_name = "LIST", value_parser = parse_sections)]
     sections: Option<Sections>,
 
+    /// Contention: the worker counts on one key, comma-separated (default 2,4,8,32,128; 2,4
+    /// with --smoke)
+    #[arg(long, value_name = "LIST", value_parser = parse_counts)]
+    workers: Option<Counts>,
+
+    /// Contention: the hold times in ms, comma-separated (default 0,10)
+    #[arg(long, value_name = "LIST", value_parser = parse_counts)]
+    holds_ms: Option<Counts>,
+
     /// Do not run the peer clients (Go, Python) even when they are installed
     #[arg(long)]
     no_peers: bool,
@@ -61,9 +70,40 @@ struct Cli {
     #[arg(long, value_name = "PATH", conflicts_with = "no_peers")]
     peer_python: Option<PathBuf>,
 
+    /// Contention rows with at least this many workers run spread over 4 processes of this
+    /// binary, a quarter of the workers each (default 128; 0: never)
+    #[arg(long, value_name = "N")]
+    spread_from: Option<usize>,
+
+    /// Internal: run one contention row's workers on this key and print the holdings (a
+    /// worker process of a spread row)
+    #[arg(long, hide = true, value_name = "KEY")]
+    contention_child: Option<String>,
+
     /// Internal: run as the embedded server (the bench starts itself with this in a child process)
     #[arg(long, hide = true)]
     serve: bool,
+}
+
+/// A parsed list of numbers (a newtype so that clap takes the whole list as one value).
+#[derive(Clone, Debug)]
+struct Counts(Vec<usize>);
+
+fn parse_counts(v: &str) -> Result<Counts, String> {
+    let mut out = Vec::new();
+    for n in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let n: usize = n
+            .parse()
+            .map_err(|_| format!("{n:?} is not a whole number"))?;
+        if n > 100_000 {
+            return Err(format!("{n} is too large; give at most 100000"));
+        }
+        out.push(n);
+    }
+    if out.is_empty() {
+        return Err("the list is empty".into());
+    }
+    Ok(Counts(out))
 }
 
 /// A parsed list of sections (a newtype so that clap takes the whole list as one value).
@@ -81,6 +121,14 @@ pub struct Args {
     pub sections: Vec<&'static str>,
     /// Run the peers that are present.
     pub peers: bool,
+    /// Rows with at least this many workers run over 4 processes (0: never).
+    pub spread_from: usize,
+    /// Internal: run as a worker process of a spread row, on this key.
+    pub contention_child: Option<String>,
+    /// Contention worker counts, when given.
+    pub workers: Option<Vec<usize>>,
+    /// Contention hold times, when given.
+    pub holds: Option<Vec<Duration>>,
     pub peer_go: Option<PathBuf>,
     pub peer_python: Option<PathBuf>,
     /// Internal: run as the embedded server (see `server.rs`).
@@ -136,6 +184,16 @@ impl From<Cli> for Args {
                 .map_or(if c.smoke { 200 } else { 10_000 }, |n| n as usize),
             sections: c.sections.map_or_else(|| SECTIONS.to_vec(), |s| s.0),
             peers: !c.no_peers,
+            spread_from: c.spread_from.unwrap_or(128),
+            contention_child: c.contention_child,
+            workers: c
+                .workers
+                .map(|w| w.0.into_iter().filter(|n| *n > 0).collect()),
+            holds: c.holds_ms.map(|h| {
+                h.0.into_iter()
+                    .map(|ms| Duration::from_millis(ms as u64))
+                    .collect()
+            }),
             peer_go: c.peer_go,
             peer_python: c.peer_python,
             serve: c.serve,

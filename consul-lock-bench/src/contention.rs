@@ -54,6 +54,9 @@ pub struct ContentionResult {
     pub fairness: Option<f64>,
     /// HTTP requests the client sent per acquisition (waits, retries and releases included).
     pub client_requests_per_acquisition: f64,
+    /// The most TCP connections this process held open to Consul during the run (sampled
+    /// every 5 ms on a thread of its own, see `sys::connections_to`; `None` where it cannot be read, and for peers).
+    pub connections_max: Option<usize>,
     pub per_worker_min: u64,
     pub per_worker_max: u64,
     /// For a peer: its acquisitions/s ÷ consul-lock's in the same scenario.
@@ -101,8 +104,61 @@ async fn worker(
     Ok(holds)
 }
 
+/// The port of an address such as `http://127.0.0.1:8500`.
+fn server_port(address: &str) -> Option<u16> {
+    let rest = address.split("://").nth(1).unwrap_or(address);
+    let host_port = rest.split('/').next()?;
+    host_port.rsplit(':').next()?.parse().ok()
+}
+
 /// Runs one scenario on the current runtime.
 pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<ContentionResult, String> {
+    let raw = run_raw(client, key_base, s).await?;
+    let mut holds = raw.holds;
+    let mut r = analyse(&mut holds, s, raw.workers, raw.start, raw.end);
+    r.client_requests_per_acquisition = raw.requests as f64 / holds.len().max(1) as f64;
+    r.connections_max = raw.connections_max;
+    Ok(r)
+}
+
+/// What one scenario's workers did, before analysis.
+pub struct Raw {
+    holds: Vec<Hold>,
+    workers: usize,
+    start: Instant,
+    end: Instant,
+    pub requests: u64,
+    pub connections_max: Option<usize>,
+}
+
+impl Raw {
+    /// The holdings as a peer run (times in ns from `base`, which must not be later than any
+    /// of them), for a worker process to hand to its parent.
+    pub fn to_run(&self, base: Instant) -> ContentionRun {
+        use consul_lock_bench::peers::PeerHold;
+        let ns = |t: Instant| t.saturating_duration_since(base).as_nanos() as u64;
+        let mut holds: Vec<&Hold> = self.holds.iter().collect();
+        holds.sort_unstable_by_key(|h| h.token);
+        ContentionRun {
+            library: "consul-lock".into(),
+            workers: self.workers,
+            seconds: (self.end - self.start).as_secs_f64(),
+            holds: holds
+                .into_iter()
+                .map(|h| PeerHold {
+                    worker: h.worker,
+                    acquired_ns: ns(h.acquired),
+                    release_called_ns: ns(h.release_called),
+                    released_ns: ns(h.released),
+                })
+                .collect(),
+            client_requests: self.requests,
+        }
+    }
+}
+
+/// Runs one scenario's workers on the current runtime and returns what they did.
+pub async fn run_raw(client: &Client, key_base: &str, s: Scenario) -> Result<Raw, String> {
     let workers = s.keys * s.workers_per_key;
     let requests0 = client.requests_sent();
     let start = Instant::now();
@@ -117,6 +173,20 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
             set.spawn(worker(lock.clone(), id, k, s.hold, end));
         }
     }
+    let port = server_port(client.address());
+    // On a thread of its own, so that it never delays the workers' runtime.
+    let sampler = std::thread::spawn(move || {
+        let mut most = None;
+        loop {
+            if let Some(n) = port.and_then(crate::sys::connections_to) {
+                most = Some(most.map_or(n, |m: usize| m.max(n)));
+            }
+            if Instant::now() >= end {
+                return most;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
     let mut holds = Vec::new();
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
@@ -130,10 +200,14 @@ pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<Content
     if let Some(e) = first_error {
         return Err(e);
     }
-    let requests = client.requests_sent() - requests0;
-    let mut r = analyse(&mut holds, s, workers, start, end);
-    r.client_requests_per_acquisition = requests as f64 / holds.len().max(1) as f64;
-    Ok(r)
+    Ok(Raw {
+        holds,
+        workers,
+        start,
+        end,
+        requests: client.requests_sent() - requests0,
+        connections_max: sampler.join().ok().flatten(),
+    })
 }
 
 fn analyse(
@@ -190,6 +264,7 @@ fn analyse(
         handoffs_before_release_returned: early,
         fairness: fairness(&per_worker),
         client_requests_per_acquisition: 0.0,
+        connections_max: None,
         per_worker_min: per_worker.iter().copied().min().unwrap_or(0),
         per_worker_max: per_worker.iter().copied().max().unwrap_or(0),
         acquisitions_ratio_to_library: None,

@@ -17,6 +17,7 @@ mod peer_runs;
 mod report;
 mod semaphore;
 mod server;
+mod spread;
 mod stats;
 mod sys;
 mod targets;
@@ -30,6 +31,15 @@ fn main() -> ExitCode {
     let args = args::parse_env();
     if args.serve {
         return match server::serve() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(key) = &args.contention_child {
+        return match child(&args, key) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -67,19 +77,52 @@ fn main() -> ExitCode {
     }
 }
 
+/// A worker process of a spread contention row: its share of the workers, on `key`.
+fn child(args: &Args, key: &str) -> Result<(), String> {
+    let target = Target::from_env()?;
+    let client = target
+        .client_builder()?
+        .build()
+        .map_err(|e| format!("cannot build the client: {e}"))?;
+    let s = Scenario {
+        keys: 1,
+        workers_per_key: args
+            .workers
+            .as_ref()
+            .and_then(|w| w.first().copied())
+            .unwrap_or(1),
+        hold: args
+            .holds
+            .as_ref()
+            .and_then(|h| h.first().copied())
+            .unwrap_or_default(),
+        duration: args.duration,
+    };
+    spread::child(&client, key, s)
+}
+
 /// The scenarios of one run.
 struct Plan {
     rounds: u32,
-    workers: &'static [usize],
-    holds: [Duration; 2],
+    workers: Vec<usize>,
+    holds: Vec<Duration>,
     many_keys: (usize, usize),
 }
 
 fn run(args: &Args) -> Result<Report, String> {
     let plan = Plan {
         rounds: if args.smoke { 1 } else { 5 },
-        workers: if args.smoke { &[2, 4] } else { &[2, 4, 8, 32] },
-        holds: [Duration::ZERO, Duration::from_millis(10)],
+        workers: args.workers.clone().unwrap_or_else(|| {
+            if args.smoke {
+                vec![2, 4]
+            } else {
+                vec![2, 4, 8, 32, 128]
+            }
+        }),
+        holds: args
+            .holds
+            .clone()
+            .unwrap_or_else(|| vec![Duration::ZERO, Duration::from_millis(10)]),
         many_keys: (64, 4),
     };
     let d = args.duration;
@@ -146,13 +189,14 @@ fn run(args: &Args) -> Result<Report, String> {
     if want("contention") {
         let total = plan.workers.len() * plan.holds.len();
         progress!(
-            "{} contention: {total} runs of {:.2} s (workers {:?} × hold 0 and 10 ms)",
+            "{} contention: {total} runs of {:.2} s (workers {:?} × holds {:?})",
             next_step(),
             d.as_secs_f64(),
-            plan.workers
+            plan.workers,
+            plan.holds
         );
         for &hold in &plan.holds {
-            for &n in plan.workers {
+            for &n in &plan.workers {
                 let s = Scenario {
                     keys: 1,
                     workers_per_key: n,
@@ -160,16 +204,23 @@ fn run(args: &Args) -> Result<Report, String> {
                     duration: d,
                 };
                 let key = format!("{base}/contention-n{n}-h{}", hold.as_millis());
-                let r = rt
-                    .block_on(contention::run(&client, &key, s))
-                    .map_err(|e| format!("contention N={n} H={hold:?}: {e}"))?;
+                let spread = args.spread_from > 0 && n >= args.spread_from;
+                let r = if spread {
+                    spread::run(client.address(), &key, s, 4)
+                } else {
+                    rt.block_on(contention::run(&client, &key, s))
+                }
+                .map_err(|e| format!("contention N={n} H={hold:?}: {e}"))?;
                 progress!(
-                    "  N={n:<2} H={:>2} ms: {:>7.0} acq/s, hand-off p50 {:.3} ms p99 {:.3} ms, fairness {}",
+                    "  N={n:<3} H={:>2} ms: {:>7.0} acq/s, util {}, hand-off p50 {:.3} ms p99 {:.3} ms, fairness {}, {:.1} req/acq, {} conns",
                     hold.as_millis(),
                     r.acquisitions_per_s,
+                    r.utilisation.map_or("–".into(), |u| format!("{u:.3}")),
                     r.handoff.p50_us / 1e3,
                     r.handoff.p99_us / 1e3,
-                    r.fairness.map_or("–".into(), |f| format!("{f:.3}"))
+                    r.fairness.map_or("–".into(), |f| format!("{f:.3}")),
+                    r.client_requests_per_acquisition,
+                    r.connections_max.map_or("–".into(), |n| n.to_string())
                 );
                 if r.acquisitions == 0 {
                     broken.push(format!("contention N={n} H={hold:?}: no acquisition"));

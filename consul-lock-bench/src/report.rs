@@ -265,13 +265,16 @@ fn peers_section(s: &mut String, peers: &Peers) {
 fn contention_table(s: &mut String, rows: &[&ContentionResult]) {
     let _ = writeln!(
         s,
-        "| client | keys × workers | H ms | acquisitions/s | × this library (acq/s) | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms | HTTP req/acq |"
+        "| client | keys × workers | H ms | acquisitions/s | × this library (acq/s) | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms | HTTP req/acq | connections |"
     );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for c in rows {
         let _ = writeln!(
             s,
-            "| {} | {} × {} | {} | {:.0} | {} | {} | {} | {} | {} ({} ÷ {}) | {} | {:.1} |",
+            "| {} | {} × {} | {} | {:.0} | {} | {} | {} | {} | {} ({} ÷ {}) | {} | {:.1} | {} |",
             c.client,
             c.keys,
             c.workers_per_key,
@@ -285,7 +288,8 @@ fn contention_table(s: &mut String, rows: &[&ContentionResult]) {
             c.per_worker_min,
             c.per_worker_max,
             ms(c.measured_hold_us),
-            c.client_requests_per_acquisition
+            c.client_requests_per_acquisition,
+            c.connections_max.map_or("–".into(), |n| n.to_string())
         );
     }
 }

@@ -564,3 +564,57 @@ async fn a_lock_delay_is_reported_as_a_lock_delay() {
     guard.release().await.unwrap();
     assert!(env.client.kv_get(&key).await.unwrap().is_none());
 }
+
+/// The herd-free hand-off: every waiter blocks on one key only (its predecessor's queue entry,
+/// or the lock key once it is first), so joins, leaves and releases wake at most one waiter.
+/// Each waiter has its own client, so its requests are counted exactly: the first waiter sends
+/// create, lock (held), join, block on the key, lock, release (6); every later one create,
+/// lock (held), join, block on its predecessor, read the queue, block on the key (skipped
+/// when its predecessor has released already), lock, release (7 or 8), however many join
+/// after it. With the earlier protocol (one blocking query per waiter on the key as a
+/// prefix) every join woke every queued waiter into another read, so the counts while queued
+/// grew with each join.
+#[tokio::test]
+async fn a_join_or_a_release_wakes_one_waiter_only() {
+    const WAITERS: usize = 8;
+    let env = Env::new("herd");
+    let holder = env.lock("job").acquire().await.unwrap();
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    let mut clients = Vec::new();
+    for n in 0..WAITERS {
+        let client = env.another_client();
+        let lock = env
+            .lock("job")
+            .client(&client)
+            .acquire_timeout(Duration::from_secs(20));
+        let order = order.clone();
+        waiters.push(tokio::spawn(async move {
+            let guard = lock.acquire().await.expect("acquired in turn");
+            order.lock().unwrap().push(n);
+            guard.release().await.unwrap();
+        }));
+        Env::until_waiting(&client).await;
+        clients.push(client);
+    }
+    // Every waiter has sent exactly its 4 requests: the joins after it woke nobody.
+    let sent: Vec<u64> = clients.iter().map(|c| c.requests_sent()).collect();
+    assert_eq!(sent, vec![4; WAITERS], "requests per waiter while queued");
+    holder.release().await.unwrap();
+    for w in waiters {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        *order.lock().unwrap(),
+        (0..WAITERS).collect::<Vec<_>>(),
+        "served in the order they queued"
+    );
+    let sent: Vec<u64> = clients.iter().map(|c| c.requests_sent()).collect();
+    assert_eq!(sent[0], 6, "the first waiter's requests: {sent:?}");
+    assert!(
+        sent[1..].iter().all(|n| (7..=8).contains(n)),
+        "every later waiter's requests: {sent:?}"
+    );
+    assert!(env.my_keys().await.is_empty());
+    assert!(env.my_sessions().await.is_empty());
+}

@@ -1,5 +1,4 @@
-//! KV reads (one key, a tree, the key names under a prefix; blocking when an index is given)
-//! and the KV acquire that puts a waiter in a queue.
+//! KV reads (one key, a tree, the key names under a prefix; blocking when an index is given).
 
 use std::time::Duration;
 
@@ -160,22 +159,5 @@ impl Client {
         }
         serde_json::from_slice(&reply.body)
             .map_err(|e| unexpected(prefix, "list keys", reply.status, &e.to_string()))
-    }
-
-    /// `PUT /v1/kv/<entry>?acquire=<session>` with an empty value: `Ok(true)` when the session
-    /// holds `entry` now. `key` names the lock for errors.
-    pub(crate) async fn kv_acquire(
-        &self,
-        key: &str,
-        entry: &str,
-        session: &str,
-        timeout: Duration,
-    ) -> Result<bool> {
-        let path = format!("/v1/kv/{}", encode_path(entry));
-        let call = Call::new(Method::PUT, path, key, "join the queue of waiters", timeout)
-            .with_query("acquire", session.to_owned())
-            .with_body(Vec::new());
-        let reply = call.send(self, &[]).await?;
-        Ok(reply.text() == "true")
     }
 }

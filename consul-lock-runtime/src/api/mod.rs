@@ -4,16 +4,18 @@
 //!
 //! - [`http`]: the request plumbing ([`Call`](http::Call));
 //! - [`session`]: create, renew, destroy, list;
-//! - [`kv`]: reads of one key or a tree (blocking when an index is given), key names, and the
-//!   KV acquire that queues a waiter;
+//! - [`kv`]: reads of one key or a tree (blocking when an index is given), key names;
 //! - [`kv_write`]: a check-and-set put and an acquire with flags (the semaphore's writes);
-//! - [`txn`]: the lock transaction (lock + read the queue) and unlock.
+//! - [`txn`]: the lock transaction (lock + leave the queue + read it), unlock, and the lock of
+//!   several keys at once;
+//! - [`waiters`]: the transaction that joins a key's queue and reads it.
 
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod kv_write;
 pub(crate) mod session;
 pub(crate) mod txn;
+pub(crate) mod waiters;
 
 pub use kv::KvEntry;
 pub use session::SessionInfo;

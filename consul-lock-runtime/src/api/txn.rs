@@ -48,27 +48,27 @@ pub(crate) enum LockAttempt {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct TxnReply {
+pub(super) struct TxnReply {
     #[serde(default)]
-    results: Option<Vec<TxnResult>>,
+    pub(super) results: Option<Vec<TxnResult>>,
     #[serde(default)]
-    errors: Option<Vec<TxnError>>,
+    pub(super) errors: Option<Vec<TxnError>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct TxnResult {
+pub(super) struct TxnResult {
     #[serde(rename = "KV")]
-    kv: Option<RawEntry>,
+    pub(super) kv: Option<RawEntry>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct TxnError {
+pub(super) struct TxnError {
     #[serde(default)]
     op_index: usize,
     #[serde(default)]
-    what: String,
+    pub(super) what: String,
 }
 
 /// The outcome of one `/v1/txn` locking several keys at once ([`Client::txn_lock_all`]).
@@ -84,7 +84,7 @@ pub(crate) enum MultiAttempt {
 
 /// One operation of a `/v1/txn` body.
 #[derive(Serialize)]
-struct TxnOp<'a> {
+pub(super) struct TxnOp<'a> {
     #[serde(rename = "KV")]
     kv: TxnKv<'a>,
 }
@@ -103,7 +103,12 @@ struct TxnKv<'a> {
 }
 
 impl<'a> TxnOp<'a> {
-    fn kv(verb: &'a str, key: &'a str, value: Option<&'a str>, session: Option<&'a str>) -> Self {
+    pub(super) fn kv(
+        verb: &'a str,
+        key: &'a str,
+        value: Option<&'a str>,
+        session: Option<&'a str>,
+    ) -> Self {
         TxnOp {
             kv: TxnKv {
                 verb,
@@ -117,8 +122,10 @@ impl<'a> TxnOp<'a> {
 }
 
 impl Client {
-    /// `PUT /v1/txn` with a `lock` of `key` (with Go's lock flag, [`GO_LOCK_FLAG`]) and a
-    /// `get-tree` of `queue` (the waiters), in one round trip.
+    /// `PUT /v1/txn` with a `lock` of `key` (with Go's lock flag, [`GO_LOCK_FLAG`]), a `delete`
+    /// of this session's entry in `queue` (a waiter leaves the queue with the same write that
+    /// gives it the key, which wakes its successor; a no-op for a newcomer) and a `get-tree` of
+    /// `queue` (the waiters), in one round trip.
     pub(crate) async fn txn_lock(
         &self,
         key: &str,
@@ -129,9 +136,14 @@ impl Client {
     ) -> Result<LockAttempt> {
         const OP: &str = "lock the key";
         let value = base64::engine::general_purpose::STANDARD.encode(value);
+        let entry = format!("{queue}{session}");
         let mut lock = TxnOp::kv("lock", key, Some(&value), Some(session));
         lock.kv.flags = Some(GO_LOCK_FLAG);
-        let body = [lock, TxnOp::kv("get-tree", queue, None, None)];
+        let body = [
+            lock,
+            TxnOp::kv("delete", &entry, None, None),
+            TxnOp::kv("get-tree", queue, None, None),
+        ];
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
         let parsed: TxnReply = serde_json::from_slice(&reply.body)

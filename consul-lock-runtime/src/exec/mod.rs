@@ -13,6 +13,7 @@
 //! Only the public layer (`Lock`, `LockGuard`, the KV and session helpers) decides where code
 //! runs; the protocol sees execution only through [`Background`], which [`Exec`] implements.
 
+pub(crate) mod local;
 pub(crate) mod pools;
 pub(crate) mod tracked;
 pub(crate) mod worker;
@@ -21,6 +22,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
@@ -56,14 +58,34 @@ where
     result?
 }
 
-/// Runs an operation on the worker and blocks the calling thread until it is done: the
-/// blocking entry points, safe on any thread, including threads inside a tokio runtime.
+/// Runs an operation and blocks the calling thread until it is done: the blocking entry
+/// points, safe on any thread. Outside a tokio runtime it runs on the calling thread, on a
+/// runtime of that thread's own ([`local`]: no thread hop); inside one (where blocking the
+/// runtime's own driver would deadlock) it runs on the worker.
 pub(crate) fn run_blocking<T, F>(work: F) -> Result<T>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    worker::block_on(work)?
+    let mut work = Some(work);
+    if Handle::try_current().is_err() {
+        // Takes `work` only once polled, so that a busy thread runtime leaves it here.
+        let on_this_thread = local::try_block_on(async {
+            match work.take() {
+                Some(w) => Some(w.await),
+                None => None,
+            }
+        });
+        match on_this_thread {
+            Some(Ok(Some(result))) => return result,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(None)) | None => {}
+        }
+    }
+    match work {
+        Some(work) => worker::block_on(work)?,
+        None => Err(worker::lost_worker()),
+    }
 }
 
 /// Runs `work` to completion even if the caller stops waiting (a release must not be cut off

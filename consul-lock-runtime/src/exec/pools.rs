@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 /// How many per-runtime pools a client keeps: runtime ids are never reused, so the oldest
 /// pools belong to runtimes long gone.
-const MAX_POOLS: usize = 16;
+const MAX_POOLS: usize = 64;
 
 /// How long an idle connection is kept: longer than a lock's usual hold, shorter than the
 /// idle timeouts of the proxies in front of agents.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::local_turn;
 use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::queue::{self, Wait};
@@ -75,15 +76,24 @@ pub(crate) async fn acquire(plan: &Plan, bg: impl Background) -> Result<Acquired
 async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
     let client = &plan.client;
     let mut out = Outcome::new(&plan.key, Deadline::new(plan.acquire_timeout));
+    // Tasks of this process acquiring the same key go through Consul one at a time; the
+    // turn passes on when this acquisition ends.
+    let Some(_turn) = local_turn::take(client, &plan.key, &out.deadline).await else {
+        out.blocked_by = Some(Blocker::Holder);
+        return Err(out.not_acquired());
+    };
     let mut backoff = Backoff::new();
     let mut session: Option<PendingSession<_>> = None;
     let queue = queue::prefix(&plan.key);
     // Whether to give the key back when it was taken ahead of older waiters: only when this
     // client released the key a moment ago (so that a releaser taking it again at once does
-    // not overtake the queue), and never after the first waiter let its grace pass (it may be
-    // gone with its session alive). Other newcomers may take a free key: waiting out stale
+    // not overtake the queue), and never once this acquire has queued. Other newcomers may take a free key: waiting out stale
     // queue entries would cost them more than the order is worth.
     let mut yield_to_older = queue::released_recently(client, &plan.key);
+    // A releaser coming back at once to a key that had waiters when it took it joins the
+    // queue without trying the lock first (one request fewer, and no taking and giving back).
+    let mut join_first =
+        yield_to_older && !plan.acquire_timeout.is_zero() && queue::had_waiters(client, &plan.key);
     loop {
         // 1. A session: the one kept from the last round (renewed at TTL/2), or a new one.
         let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
@@ -113,10 +123,18 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
         let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
             return Err(out.not_acquired());
         };
-        out.attempts += 1;
-        let attempt = client
-            .txn_lock(&plan.key, &plan.value, pending.id(), &queue, timeout)
-            .await;
+        let attempt = if std::mem::take(&mut join_first) {
+            Ok(LockAttempt::Held)
+        } else {
+            out.attempts += 1;
+            client
+                .txn_lock(&plan.key, &plan.value, pending.id(), &queue, timeout)
+                .await
+        };
+        if let Ok(LockAttempt::Acquired { queue: waiters, .. }) = &attempt {
+            let waiting = waiters.iter().any(|e| e.session.is_some());
+            queue::note_waiters(client, &plan.key, waiting);
+        }
         let attempt = match attempt {
             Ok(LockAttempt::Acquired {
                 modify_index,
@@ -158,8 +176,9 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
                     return Err(out.not_acquired());
                 }
                 match queue::wait_turn(client, &plan.key, &mut pending, &out.deadline).await? {
-                    Wait::Free { head } => {
-                        yield_to_older = yield_to_older && head;
+                    Wait::Free => {
+                        // First in the queue now: nobody older to yield to.
+                        yield_to_older = false;
                         session = Some(pending);
                     }
                     Wait::SessionGone => pending.forget(),

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::{teardown, Background};
 use crate::error::{DisplayDuration, NO_ANSWER};
-use crate::{Client, Error, Result};
+use crate::{Client, Error, KvEntry, Result};
 
 /// A session created by an acquire that has not (yet) taken the key. Dropping it destroys the
 /// session in the background, so failed and cancelled acquires leak nothing.
@@ -106,16 +106,29 @@ impl<B: Background> PendingSession<B> {
         (self.renewed + self.ttl / 2).saturating_duration_since(now)
     }
 
-    /// Puts the session in the key's queue of waiters as `entry`, once.
-    pub(crate) async fn join_queue(&mut self, entry: &str, timeout: Duration) -> Result<()> {
-        if !self.queued {
-            let client = &self.client;
-            client
-                .kv_acquire(&self.key, entry, &self.id, timeout)
-                .await?;
-            self.queued = true;
+    /// Puts the session in the key's queue of waiters as `entry`, once, and reads the key and
+    /// its queue in the same transaction: `Some(tree)` when it joined now, `None` when it had
+    /// joined already (joining again would rewrite the entry and wake its successor).
+    pub(crate) async fn join_queue(
+        &mut self,
+        entry: &str,
+        timeout: Duration,
+    ) -> Result<Option<Vec<KvEntry>>> {
+        if self.queued {
+            return Ok(None);
         }
-        Ok(())
+        let tree = self
+            .client
+            .txn_join(&self.key, entry, &self.id, timeout)
+            .await?;
+        self.queued = true;
+        Ok(Some(tree))
+    }
+
+    /// Notes that the session's queue entry is missing from a read of the queue, so that the
+    /// next wait joins again.
+    pub(crate) fn left_queue(&mut self) {
+        self.queued = false;
     }
 
     /// The session took the key: its id and the send time of its create or last renew.

@@ -1,10 +1,10 @@
 //! The waiters' queue of a held key, and this process's memory of its recent releases.
 //!
 //! A waiter joins `<key>/.waiters/<session>` (an entry held by its own session, so Consul
-//! deletes it when the session ends) and watches the key and the queue with one blocking
-//! query on the key as a prefix. When the key is freed, the oldest waiter tries first; the
-//! others leave it [`HEAD_GRACE`] before they try too. A client that takes a key it released
-//! [`RECENT_RELEASE`] ago or less, ahead of older waiters, gives it back and queues.
+//! deletes it when the session ends) and blocks on the entry queued right before its own
+//! (ZooKeeper's lock recipe); the first waiter blocks on the lock key, and takes it and leaves
+//! the queue in one transaction, which wakes its successor only. A client that takes a key it
+//! released [`RECENT_RELEASE`] ago or less, ahead of older waiters, gives it back and queues.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -18,9 +18,9 @@ use crate::{Client, KvEntry, Result};
 
 /// Where waiters queue for a held key: `<key>/.waiters/<session>`, each entry held by its
 /// waiter's session, so that Consul deletes it when the session ends (released, given up,
-/// expired). When the key is freed, the waiter whose entry is oldest (lowest `CreateIndex`)
-/// tries first; the others leave it 25 ms before they try too (the first may have died with
-/// its session still alive). Keys ending in this suffix are reserved.
+/// expired). Waiters are served in the order of their entries' `CreateIndex`: each blocks on
+/// the entry right before its own, the first on the lock key, which it takes in the same
+/// transaction that deletes its entry. Keys ending in this suffix are reserved.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,10 +42,6 @@ use crate::{Client, KvEntry, Result};
 /// # Ok(()) }
 /// ```
 pub const WAITERS_SUFFIX: &str = "/.waiters/";
-
-/// How long a waiter that is not first in the queue leaves a freed key to the first one: long
-/// enough for the first's lock transaction on loopback or a LAN, short next to a hand-over.
-const HEAD_GRACE: Duration = Duration::from_millis(25);
 
 /// How long after a release a new acquire of the same key by the same client yields to older
 /// waiters: covers a releaser that takes the key again at once, not a later newcomer.
@@ -84,6 +80,29 @@ pub(crate) fn released_recently(client: &Client, key: &str) -> bool {
         .any(|(c, k, at)| *c == id && k == key && at.elapsed() < RECENT_RELEASE)
 }
 
+/// Keys whose queue held live waiters when this process last took them: (client, key). A
+/// client that releases such a key and asks for it again at once joins the queue straight
+/// away instead of trying the lock first (the try would fail, or take the key ahead of the
+/// waiters and have to give it back).
+static CROWDED: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+
+/// Notes whether `client` saw live waiters in `key`'s queue when it took the key.
+pub(crate) fn note_waiters(client: &Client, key: &str, waiters: bool) {
+    let id = client.id();
+    let mut crowded = CROWDED.lock().unwrap_or_else(PoisonError::into_inner);
+    crowded.retain(|(c, k)| !(*c == id && k == key));
+    if waiters && crowded.len() < MAX_RECENT_RELEASES {
+        crowded.push((id, key.to_owned()));
+    }
+}
+
+/// Whether `client` saw live waiters in `key`'s queue when it last took the key.
+pub(crate) fn had_waiters(client: &Client, key: &str) -> bool {
+    let id = client.id();
+    let crowded = CROWDED.lock().unwrap_or_else(PoisonError::into_inner);
+    crowded.iter().any(|(c, k)| *c == id && k == key)
+}
+
 /// Whether the queue read with a lock holds a live waiter that queued before this session (or
 /// any live waiter, when this session has not queued).
 pub(crate) fn older_waiter(waiters: &[KvEntry], queue: &str, session: &str) -> bool {
@@ -99,19 +118,66 @@ pub(crate) fn older_waiter(waiters: &[KvEntry], queue: &str, session: &str) -> b
 
 /// What waiting for a held key ended with.
 pub(crate) enum Wait {
-    /// The key looks free: try to lock it again. `head`: this waiter is first in the queue
-    /// (false when the first one let the grace pass, so that this waiter takes the key).
-    Free { head: bool },
+    /// This waiter is first in the queue and the key looks free: try to lock it again.
+    Free,
     /// The session is gone (invalidated while waiting): make a new one.
     SessionGone,
     /// The deadline passed.
     TimedOut,
 }
 
-/// Waits with blocking queries until the key is free and it is this waiter's turn, or the
-/// deadline passes. The waiter joins the key's queue and watches the key and the queue with
-/// one blocking query on the key as a prefix; it renews its session at TTL/2 so that it
-/// survives a wait longer than its TTL.
+/// One key a waiter blocks on, as last read: its predecessor's queue entry, or (for the
+/// first waiter) the lock key itself.
+struct Watch {
+    key: String,
+    /// The `ModifyIndex` it was read at: the blocking query's `?index`.
+    index: u64,
+    /// The session that held it then.
+    session: Option<String>,
+    /// Whether it is the lock key (this waiter is first in the queue).
+    head: bool,
+}
+
+/// What a read of the key and its queue (`tree`) tells this waiter (`mine`) to watch: the
+/// live entry queued right before its own, or, when there is none, the lock key while it is
+/// held. `None`: the key is free and it is this waiter's turn. `Err(())`: this waiter's own
+/// entry is missing (it must join again).
+fn next_watch(tree: &[KvEntry], key: &str, queue: &str, mine: &str) -> Result<Option<Watch>, ()> {
+    let me = tree.iter().find(|e| e.key == mine).ok_or(())?;
+    let predecessor = tree
+        .iter()
+        .filter(|e| {
+            e.key.starts_with(queue)
+                && e.key != mine
+                && e.session.is_some()
+                && e.create_index < me.create_index
+        })
+        .max_by_key(|e| e.create_index);
+    if let Some(p) = predecessor {
+        return Ok(Some(Watch {
+            key: p.key.clone(),
+            index: p.modify_index,
+            session: p.session.clone(),
+            head: false,
+        }));
+    }
+    Ok(tree
+        .iter()
+        .find(|e| e.key == key && e.session.is_some())
+        .map(|held| Watch {
+            key: key.to_owned(),
+            index: held.modify_index,
+            session: held.session.clone(),
+            head: true,
+        }))
+}
+
+/// Waits until this waiter is first in the key's queue and the key is free, or the deadline
+/// passes. The waiter joins the queue once (one transaction that also reads the queue), then
+/// blocks on one key only: the entry of the waiter queued right before it, or, once it is
+/// first, the lock key. Consul answers a blocking query on one key only when that key
+/// changes, so a join, a leave or a release wakes at most one waiter. It renews its session at
+/// TTL/2 so that it survives a wait longer than its TTL.
 pub(crate) async fn wait_turn<B: Background>(
     client: &Client,
     key: &str,
@@ -120,8 +186,7 @@ pub(crate) async fn wait_turn<B: Background>(
 ) -> Result<Wait> {
     let queue = prefix(key);
     let mine = format!("{queue}{}", session.id());
-    let mut index = 0u64;
-    let mut grace_until: Option<Instant> = None;
+    let mut watch: Option<Watch> = None;
     let mut backoff = Backoff::new();
     loop {
         let Some(remaining) = deadline.remaining().filter(|r| *r >= MIN_LEFT) else {
@@ -133,8 +198,8 @@ pub(crate) async fn wait_turn<B: Background>(
             Ok(true) => session.join_queue(&mine, request_timeout).await,
             Err(e) => Err(e),
         };
-        match step {
-            Ok(()) => {}
+        let joined = match step {
+            Ok(joined) => joined,
             Err(e) if e.is_invalid_session() => return Ok(Wait::SessionGone),
             Err(e) if e.is_transient() => {
                 tracing::debug!(error = %e, "renewing or queueing the waiting session failed; retrying");
@@ -144,45 +209,60 @@ pub(crate) async fn wait_turn<B: Background>(
                 continue;
             }
             Err(e) => return Err(e),
-        }
-        // Consul may answer a blocking query up to wait/16 late: ask for a bit less than the
-        // time left, and never past the point where the session needs renewing or the grace
-        // left to the first waiter ends.
-        let now = Instant::now();
-        let mut wait = (remaining * 15 / 16).min(session.until_refresh(now));
-        if let Some(grace) = grace_until {
-            wait = wait.min(grace.saturating_duration_since(now));
-        }
-        let blocking = (index > 0).then_some((index, wait.max(MIN_LEFT)));
-        match client.kv_read_tree(key, key, blocking, remaining).await {
-            Ok((entries, new_index)) => {
-                // Consul's rule: an index that goes backwards resets the watch.
-                index = if new_index < index {
-                    0
-                } else {
-                    new_index.max(1)
-                };
-                let held = entries.iter().any(|e| e.key == key && e.session.is_some());
-                if held {
-                    grace_until = None;
+        };
+        // 1. What to watch: from the join's read, as before, or from a fresh read.
+        let tree = match (joined, watch.is_some()) {
+            (Some(tree), _) => Some(tree),
+            (None, true) => None,
+            (None, false) => match client.kv_read_tree(key, key, None, request_timeout).await {
+                Ok((tree, _)) => Some(tree),
+                Err(e) if e.is_transient() => {
+                    if !backoff.wait(deadline).await {
+                        return Ok(Wait::TimedOut);
+                    }
                     continue;
                 }
-                let first = entries
-                    .iter()
-                    .filter(|e| e.key.starts_with(&queue) && e.session.is_some())
-                    .min_by_key(|e| e.create_index);
-                if first.is_none_or(|e| e.key == mine) {
-                    return Ok(Wait::Free { head: true });
-                }
-                match grace_until {
-                    None => grace_until = Some(Instant::now() + HEAD_GRACE),
-                    Some(grace) if Instant::now() >= grace => {
-                        return Ok(Wait::Free { head: false })
-                    }
-                    Some(_) => {}
+                Err(e) => return Err(e),
+            },
+        };
+        if let Some(tree) = tree {
+            match next_watch(&tree, key, &queue, &mine) {
+                Ok(Some(next)) => watch = Some(next),
+                Ok(None) => return Ok(Wait::Free),
+                Err(()) => {
+                    // The entry is gone while the session lives (deleted from outside): join
+                    // again, at the back.
+                    session.left_queue();
+                    watch = None;
+                    continue;
                 }
             }
+        }
+        let Some(w) = watch.take() else { continue };
+        // 2. Block on that one key. Consul may answer a blocking query up to wait/16 late:
+        // ask for a bit less than the time left, and never past the point where the session
+        // needs renewing.
+        let wait = (remaining * 15 / 16)
+            .min(session.until_refresh(Instant::now()))
+            .max(MIN_LEFT);
+        match client
+            .kv_read(&w.key, Some((w.index, wait)), remaining)
+            .await
+        {
+            Ok((Some(e), _)) if e.session.is_some() && e.session == w.session => {
+                // Unchanged (the wait ran out) or rewritten by the same session: watch on.
+                watch = Some(Watch {
+                    index: e.modify_index.max(w.index),
+                    ..w
+                });
+            }
+            // The lock key is free: take it.
+            Ok(_) if w.head => return Ok(Wait::Free),
+            // The predecessor left the queue (took the key, gave up, or its session ended):
+            // read the queue again to find this waiter's place.
+            Ok(_) => {}
             Err(e) if e.is_transient() => {
+                watch = Some(w);
                 if !backoff.wait(deadline).await {
                     return Ok(Wait::TimedOut);
                 }
@@ -224,6 +304,45 @@ mod tests {
         assert!(older_waiter(&waiters, q, "b"));
         // An empty queue: nobody to yield to.
         assert!(!older_waiter(&[], q, "new"));
+    }
+
+    #[test]
+    fn a_waiter_watches_its_predecessor_or_else_the_held_key() {
+        let (k, q) = ("locks/k", "locks/k/.waiters/");
+        let tree = vec![
+            entry("locks/k", 3, Some("h")),
+            entry("locks/k/.waiters/a", 10, Some("a")),
+            entry("locks/k/.waiters/dead", 15, None),
+            entry("locks/k/.waiters/b", 20, Some("b")),
+            entry("locks/k/.waiters/c", 30, Some("c")),
+            entry("locks/kx", 40, Some("x")),
+        ];
+        let watched =
+            |mine: &str| next_watch(&tree, k, q, mine).map(|w| w.map(|w| (w.key, w.head)));
+        // The first waiter watches the key; the others the live entry right before their own.
+        assert_eq!(
+            watched("locks/k/.waiters/a"),
+            Ok(Some(("locks/k".into(), true)))
+        );
+        assert_eq!(
+            watched("locks/k/.waiters/b"),
+            Ok(Some(("locks/k/.waiters/a".into(), false)))
+        );
+        assert_eq!(
+            watched("locks/k/.waiters/c"),
+            Ok(Some(("locks/k/.waiters/b".into(), false)))
+        );
+        // Not in the queue: join again.
+        assert_eq!(watched("locks/k/.waiters/z"), Err(()));
+        // First and the key is free: its turn.
+        let free = vec![
+            entry("locks/k/.waiters/a", 10, Some("a")),
+            entry("locks/kx", 40, Some("x")),
+        ];
+        assert!(matches!(
+            next_watch(&free, k, q, "locks/k/.waiters/a"),
+            Ok(None)
+        ));
     }
 
     #[test]

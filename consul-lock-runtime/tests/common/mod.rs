@@ -45,9 +45,10 @@ impl Env {
     }
 
     /// Returns once a waiter using `client` (and nothing else) has sent its blocking query:
-    /// create session, txn lock (held), join the queue, read, blocking read.
+    /// create session, txn lock (held), join the queue (a txn that also reads it), blocking
+    /// read of the predecessor's entry or of the key.
     pub async fn until_waiting(client: &Client) {
-        while client.requests_sent() < 5 {
+        while client.requests_sent() < 4 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
