@@ -48,8 +48,16 @@ pub(crate) fn lock_result(
     let error = &l.error;
     // The innermost arm builds the lock from every rendered key; each key's `render` wraps it.
     let mut expr = if args.is_multi() {
+        // The metrics' `lock` label: the templates, never the rendered keys.
+        let templates = keys
+            .iter()
+            .map(|k| k.lit.value())
+            .collect::<Vec<_>>()
+            .join(", ");
         quote! {
-            ::core::result::Result::Ok(#p::MultiLock::new([#(#locals),*]) #options)
+            ::core::result::Result::Ok(
+                #p::MultiLock::new([#(#locals),*]).metrics_name(#templates) #options
+            )
         }
     } else {
         let key_local = &locals[0];
@@ -59,7 +67,7 @@ pub(crate) fn lock_result(
         let new = match (args.limit, args.consul_cli) {
             (Some((limit, span)), _) => {
                 let limit = limit as u32;
-                quote_spanned!(span=> #p::Semaphore::new(#key_local, #limit))
+                quote_spanned!(span=> #p::Semaphore::new(#key_local, #limit).metrics_name(#template))
             }
             (None, Some((true, span))) => {
                 quote_spanned!(span=> #p::Lock::consul_cli(#key_local).metrics_name(#template))

@@ -128,6 +128,13 @@ impl Lock {
         self
     }
 
+    /// The `lock` label of this lock's metrics.
+    pub(crate) fn metrics_label(&self) -> Arc<str> {
+        self.metrics_name
+            .clone()
+            .unwrap_or_else(|| Arc::from(crate::metrics::UNNAMED))
+    }
+
     /// The client to use instead of [`defaults::client`].
     ///
     /// ```

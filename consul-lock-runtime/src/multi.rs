@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
+use crate::metrics;
 use crate::protocol::lease::Lease;
 use crate::protocol::multi::{self, MultiPlan, MAX_KEYS};
 use crate::value::txn_body_size;
@@ -80,6 +81,14 @@ impl Lock {
 }
 
 impl MultiLock {
+    /// The `lock` label of this lock's [metrics](crate::metrics) (see [`Lock::metrics_name`];
+    /// the attribute sets its templates).
+    #[must_use]
+    pub fn metrics_name(mut self, name: impl Into<String>) -> MultiLock {
+        self.base = self.base.metrics_name(name);
+        self
+    }
+
     /// A lock on all of `keys`, each relative to the key prefix (default `locks/ephemeral/`).
     /// The keys are checked when the lock is acquired.
     ///
@@ -250,8 +259,12 @@ impl MultiLock {
     fn acquisition(&self) -> Result<impl Future<Output = Result<MultiLockGuard>> + Send + 'static> {
         let plan = self.plan()?;
         let renew = self.base.renews();
+        let name = self.base.metrics_label();
         Ok(async move {
-            let taken = multi::acquire_all(&plan, Exec).await?;
+            let started = std::time::Instant::now();
+            let taken = multi::acquire_all(&plan, Exec).await;
+            metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
+            let taken = taken?;
             let MultiPlan {
                 client,
                 keys,
@@ -261,7 +274,8 @@ impl MultiLock {
             } = plan;
             let tokens: Vec<(String, u64)> = keys.into_iter().zip(taken.tokens).collect();
             let highest = tokens.iter().map(|(_, t)| *t).max().unwrap_or_default();
-            let lease = Lease::new(client, label, taken.session_id, highest, ttl, taken.renewed);
+            let lease = Lease::new(client, label, taken.session_id, highest, ttl, taken.renewed)
+                .with_metrics_name(name);
             let watched = tokens.clone();
             let inner = LockGuard::start_watching(lease, renew, None, move |lease| async move {
                 multi::watch_keys(&lease, &watched).await;

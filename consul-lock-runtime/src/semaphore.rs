@@ -14,7 +14,7 @@ use crate::guard::LockGuard;
 use crate::protocol::lease::Lease;
 use crate::protocol::semaphore::{self as protocol, SemPlan};
 use crate::value::ValueGenerator;
-use crate::{defaults, key, Client, Error, LockHandle, Lost, LostReason, Result};
+use crate::{defaults, key, metrics, Client, Error, LockHandle, Lost, LostReason, Result};
 
 pub use crate::protocol::semaphore::{MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY};
 
@@ -59,6 +59,7 @@ pub struct Semaphore {
     lock_timeout: Option<Duration>,
     renew: bool,
     value: Option<ValueGenerator>,
+    metrics_name: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Semaphore {
@@ -76,6 +77,14 @@ impl fmt::Debug for Semaphore {
 }
 
 impl Semaphore {
+    /// The `lock` label of this semaphore's [metrics](crate::metrics) (see
+    /// [`Lock::metrics_name`](crate::Lock::metrics_name); the attribute sets its template).
+    #[must_use]
+    pub fn metrics_name(mut self, name: impl Into<String>) -> Semaphore {
+        self.metrics_name = Some(Arc::from(name.into()));
+        self
+    }
+
     /// A semaphore of `limit` slots (1..=[`MAX_SEMAPHORE_LIMIT`]) on `key`, relative to the
     /// key prefix. The key and the limit are checked when it is acquired. A limit of 1 is a
     /// one-slot semaphore in the semaphore layout (shared with Go's `api.Semaphore` of limit
@@ -99,6 +108,7 @@ impl Semaphore {
             lock_timeout: None,
             renew: false,
             value: None,
+            metrics_name: None,
         }
     }
 
@@ -219,8 +229,15 @@ impl Semaphore {
     fn acquisition(&self) -> Result<impl Future<Output = Result<SemaphoreGuard>> + Send + 'static> {
         let plan = self.plan()?;
         let renew = self.renew;
+        let name = self
+            .metrics_name
+            .clone()
+            .unwrap_or_else(|| Arc::from(metrics::UNNAMED));
         Ok(async move {
-            let taken = protocol::acquire(&plan, Exec).await?;
+            let started = std::time::Instant::now();
+            let taken = protocol::acquire(&plan, Exec).await;
+            metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
+            let taken = taken?;
             let contender = protocol::contender_key(&plan.prefix, &taken.session_id);
             let lease = Lease::new(
                 plan.client.clone(),
@@ -229,7 +246,8 @@ impl Semaphore {
                 taken.index,
                 plan.ttl,
                 taken.renewed,
-            );
+            )
+            .with_metrics_name(name);
             Ok(SemaphoreGuard {
                 inner: Some(LockGuard::start_watching(
                     lease,

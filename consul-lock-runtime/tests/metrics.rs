@@ -273,3 +273,37 @@ async fn release_retries_and_failures_are_counted() {
     guard.release().await.expect_err("refused");
     assert_eq!(counter(RELEASE_FAILURES_TOTAL, &[("lock", l)]), 1);
 }
+
+#[tokio::test]
+async fn locks_on_several_keys_and_semaphores_are_counted_under_their_names() {
+    let env = Env::new("metrics-multi");
+    let multi = label("accounts/<from>, accounts/<to>");
+    let slots = label("reports/<kind>");
+    let guard = consul_lock_runtime::MultiLock::new(["a", "b"])
+        .key_prefix(env.prefix.clone())
+        .client(&env.client)
+        .metrics_name(&multi)
+        .acquire()
+        .await
+        .unwrap();
+    guard.release().await.unwrap();
+    let slot = consul_lock_runtime::Semaphore::new("nightly", 2)
+        .key_prefix(env.prefix.clone())
+        .client(&env.client)
+        .metrics_name(&slots)
+        .acquire()
+        .await
+        .unwrap();
+    slot.release().await.unwrap();
+    for name in [&multi, &slots] {
+        assert_eq!(
+            counter(
+                ACQUISITIONS_TOTAL,
+                &[("lock", name), ("outcome", "acquired")]
+            ),
+            1,
+            "{name}"
+        );
+        assert_eq!(samples(HELD_SECONDS, &[("lock", name)]).len(), 1, "{name}");
+    }
+}
