@@ -41,23 +41,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         guard.fencing_token()
     );
 
-    println!("\n3. While it is held, another acquire does not get it:");
-    match lock.try_acquire().await? {
-        None => println!("  try_acquire (one try): not acquired, as expected"),
+    println!("\n3. While it is held, another worker does not get it:");
+    // Another task is another holder (as another process would be)...
+    let other = lock.clone();
+    match tokio::spawn(async move { other.try_acquire().await }).await?? {
+        None => println!("  try_acquire (one try) in another task: not acquired, as expected"),
         Some(_) => return Err("the lock was acquired twice".into()),
     }
     let started = Instant::now();
-    match lock
-        .clone()
-        .acquire_timeout(Duration::from_millis(300))
-        .acquire()
-        .await
-    {
+    let other = lock.clone().acquire_timeout(Duration::from_millis(300));
+    match tokio::spawn(async move { other.acquire().await }).await? {
         Err(err) => println!(
-            "  acquire with a 300 ms timeout gave up after {:?}:\n    {err}",
+            "  acquire with a 300 ms timeout in another task gave up after {:?}:\n    {err}",
             started.elapsed()
         ),
         Ok(_) => return Err("the lock was acquired twice".into()),
+    }
+    // ...while the task that holds it asking again is a mistake, reported at once.
+    match lock.acquire().await {
+        Err(err @ consul_lock::Error::Reentrant { .. }) => {
+            println!("  the holder asking again: {err}")
+        }
+        other => return Err(format!("expected a re-entry error, got {other:?}").into()),
     }
 
     println!("\n4. A waiter wakes as soon as the holder releases:");
