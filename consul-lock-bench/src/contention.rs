@@ -20,6 +20,17 @@ use crate::stats::{fairness, Samples, Summary};
 /// How long a waiter waits before giving up: far longer than any run's hand-off.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a contention row runs: `d`, and longer for many workers, `d` per 32 of them, so
+/// that every worker gets enough turns for fairness (fewest ÷ most) to measure the order and
+/// not the cut at the window's end: in a strict FIFO the counts differ by one at most, which
+/// with 3 turns each reads as 0.67.
+pub fn row_duration(d: Duration, workers: usize) -> Duration {
+    let per_32 = u32::try_from(workers.div_ceil(32))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    d.saturating_mul(per_32)
+}
+
 /// One scenario.
 #[derive(Clone, Copy, Debug)]
 pub struct Scenario {

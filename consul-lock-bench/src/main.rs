@@ -189,7 +189,7 @@ fn run(args: &Args) -> Result<Report, String> {
     if want("contention") {
         let total = plan.workers.len() * plan.holds.len();
         progress!(
-            "{} contention: {total} runs of {:.2} s (workers {:?} × holds {:?})",
+            "{} contention: {total} runs of {:.2} s, one more of that per 32 workers (workers {:?} × holds {:?})",
             next_step(),
             d.as_secs_f64(),
             plan.workers,
@@ -201,7 +201,7 @@ fn run(args: &Args) -> Result<Report, String> {
                     keys: 1,
                     workers_per_key: n,
                     hold,
-                    duration: d,
+                    duration: contention::row_duration(d, n),
                 };
                 let key = format!("{base}/contention-n{n}-h{}", hold.as_millis());
                 let spread = args.spread_from > 0 && n >= args.spread_from;

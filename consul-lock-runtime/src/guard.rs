@@ -252,8 +252,10 @@ impl LockGuard {
         W: FnOnce(Arc<Lease>) -> F,
         F: Future<Output = ()> + Send + 'static,
     {
+        let lease = Arc::new(lease);
+        lease.start_turn();
         let shared = Arc::new(Shared {
-            lease: Arc::new(lease),
+            lease,
             renew,
             expiry_timer: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),

@@ -377,7 +377,8 @@ impl Lock {
                 ttl,
                 taken.renewed,
             )
-            .with_metrics_name(metrics_name);
+            .with_metrics_name(metrics_name)
+            .with_turn(taken.turn);
             Ok(LockGuard::start(lease, renew, caller))
         })
     }

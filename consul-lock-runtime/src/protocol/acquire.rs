@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::local_turn;
+use super::local_turn::{self, LocalTurn};
 use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::queue::{self, Wait};
@@ -43,6 +43,8 @@ pub(crate) struct Acquired {
     /// Whether the key was held by another session when this acquire first tried it (a
     /// hand-off, for the metrics).
     pub(crate) handed_off: bool,
+    /// This process's turn at the key, for the lock to keep until it ends.
+    pub(crate) turn: LocalTurn,
 }
 
 /// Acquires `plan.key`, within a `consul_lock.acquire` span.
@@ -76,9 +78,9 @@ pub(crate) async fn acquire(plan: &Plan, bg: impl Background) -> Result<Acquired
 async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
     let client = &plan.client;
     let mut out = Outcome::new(&plan.key, Deadline::new(plan.acquire_timeout));
-    // Tasks of this process acquiring the same key go through Consul one at a time; the
-    // turn passes on when this acquisition ends.
-    let Some(_turn) = local_turn::take(client, &plan.key, &out.deadline).await else {
+    // Tasks of this process locking the same key go through Consul one at a time; the turn
+    // passes on when this acquisition gives up, or when the lock it takes ends.
+    let Some(turn) = local_turn::take(client, &plan.key, &out.deadline).await else {
         out.blocked_by = Some(Blocker::Holder);
         return Err(out.not_acquired());
     };
@@ -168,6 +170,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
                     fencing_token: modify_index,
                     renewed,
                     handed_off: out.blocked_by == Some(Blocker::Holder),
+                    turn,
                 });
             }
             Ok(LockAttempt::Held) => {

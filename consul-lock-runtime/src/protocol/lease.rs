@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::local_turn::{LeaseEnd, LocalTurn};
 use super::retry::Backoff;
 use super::{queue, teardown};
 use crate::{metrics, Client, Result};
@@ -76,6 +77,9 @@ pub(crate) struct Lease {
     metrics_name: Arc<str>,
     /// When the lock was taken (for the time-held metric).
     acquired_at: Instant,
+    /// The local turn of the acquisition that took the lock: the process's next task for the
+    /// key starts on Consul when this lock ends (released, lost, or its lease run out).
+    turn: Mutex<Option<LocalTurn>>,
 }
 
 /// What the holder knows of its session's life.
@@ -118,7 +122,35 @@ impl Lease {
             state: watch::channel(None).0,
             metrics_name: Arc::from(metrics::UNNAMED),
             acquired_at: Instant::now(),
+            turn: Mutex::new(None),
         }
+    }
+
+    /// The lock keeps `turn` (this process's turn at the key) until it ends; start it with
+    /// [`Lease::start_turn`] once the lease is shared.
+    pub(crate) fn with_turn(self, turn: LocalTurn) -> Lease {
+        *self.turn.lock().unwrap_or_else(PoisonError::into_inner) = Some(turn);
+        self
+    }
+
+    /// Bounds the kept turn by this lease: should the lock never be released (a forgotten
+    /// guard), the local waiters pass it on once the lease has run out.
+    pub(crate) fn start_turn(self: &Arc<Self>) {
+        let turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(turn) = turn.as_ref() {
+            let weak: std::sync::Weak<Lease> = Arc::downgrade(self);
+            turn.attach(weak);
+        }
+    }
+
+    /// The lock has ended: this process's next task for the key may start on Consul.
+    fn pass_turn(&self) {
+        let turn = self
+            .turn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(turn);
     }
 
     /// Sets the `lock` label of this lock's metrics.
@@ -205,8 +237,16 @@ impl Lease {
         });
         if recorded && reason != LostReason::Released {
             tracing::warn!(key = %self.key, %reason, "consul lock lost");
+            // A released lock passes its turn when the release is over.
+            self.pass_turn();
         }
         recorded
+    }
+}
+
+impl LeaseEnd for Lease {
+    fn valid_until(&self) -> Instant {
+        Lease::valid_until(self)
     }
 }
 
@@ -339,6 +379,7 @@ pub(crate) async fn release(lease: &Lease) -> Result<()> {
                 tracing::warn!(error = %e, "release failed; the lock timeout (TTL) will free the key")
             }
         }
+        lease.pass_turn();
         result
     }
     .instrument(span)

@@ -28,9 +28,11 @@ use crate::{Client, KvEntry, Result};
 /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
 /// use consul_lock_runtime::{Lock, WAITERS_SUFFIX};
 /// # use std::time::Duration;
+/// # let other_process = consul_lock_runtime::Client::builder().address(server.url()).build()?;
 /// let lock = Lock::new("waiters-example").client(&client);
 /// let guard = lock.acquire().await?;
-/// let patient = lock.clone().acquire_timeout(Duration::from_secs(5));
+/// // Another process (tasks of this one wait for their turn before they queue in Consul).
+/// let patient = lock.clone().client(&other_process).acquire_timeout(Duration::from_secs(5));
 /// let waiter = tokio::spawn(async move { patient.acquire().await });
 /// let queue = format!("{}{WAITERS_SUFFIX}", guard.key());
 /// # while client.kv_keys(&queue).await?.is_empty() { tokio::time::sleep(Duration::from_millis(5)).await; }
