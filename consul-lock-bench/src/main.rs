@@ -111,7 +111,7 @@ struct Plan {
 
 fn run(args: &Args) -> Result<Report, String> {
     let plan = Plan {
-        rounds: if args.smoke { 1 } else { 5 },
+        rounds: if args.smoke { 1 } else { 15 },
         workers: args.workers.clone().unwrap_or_else(|| {
             if args.smoke {
                 vec![2, 4]
