@@ -300,8 +300,9 @@ impl Lock {
         self.renew
     }
 
-    pub(crate) fn plan(&self) -> Result<Plan> {
-        let key = self.full_key()?;
+    /// The client (this lock's, or [`defaults::client`]) and the checked session TTL, for
+    /// the `what` named `name` (`lock`, `semaphore`) in errors.
+    pub(crate) fn client_and_ttl(&self, what: &str, name: &str) -> Result<(Client, Duration)> {
         let client = match &self.client {
             Some(c) => c.clone(),
             None => defaults::client()?,
@@ -312,7 +313,7 @@ impl Lock {
             return Err(Error::InvalidOption {
                 option: "lock_timeout",
                 reason: format!(
-                    "{} for lock `{key}` is outside the allowed {}..={} s; choose a value in that range \
+                    "{} for {what} `{name}` is outside the allowed {}..={} s; choose a value in that range \
                      (the lower bound is the agent's session_ttl_min, settable on the client for agents \
                      configured lower)",
                     DisplayDuration(ttl),
@@ -321,8 +322,25 @@ impl Lock {
                 ),
             });
         }
+        Ok((client, ttl))
+    }
+
+    /// The value to store for `key`: this lock's generator's, or the default one's.
+    pub(crate) fn value_for(&self, key: &str) -> Vec<u8> {
         let generator = self.value.clone().unwrap_or_else(defaults::value_generator);
-        let value = generator(&key).into_bytes();
+        generator(key).into_bytes()
+    }
+
+    /// The acquire timeout: this lock's, or [`defaults::acquire_timeout`].
+    pub(crate) fn acquire_timeout_or_default(&self) -> Duration {
+        self.acquire_timeout
+            .unwrap_or_else(defaults::acquire_timeout)
+    }
+
+    pub(crate) fn plan(&self) -> Result<Plan> {
+        let key = self.full_key()?;
+        let (client, ttl) = self.client_and_ttl("lock", &key)?;
+        let value = self.value_for(&key);
         // The key appears twice in the lock transaction: in the lock and in the queue prefix.
         let body = txn_body_size([(key.as_str(), value.len()), (key.as_str(), 0)]);
         if body > MAX_VALUE_SIZE {
@@ -339,9 +357,7 @@ impl Lock {
         Ok(Plan {
             client,
             key,
-            acquire_timeout: self
-                .acquire_timeout
-                .unwrap_or_else(defaults::acquire_timeout),
+            acquire_timeout: self.acquire_timeout_or_default(),
             ttl,
             value,
             metrics_name: self

@@ -4,17 +4,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::SESSION_TTL_MAX;
-use crate::error::DisplayDuration;
 use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
 use crate::protocol::lease::Lease;
 use crate::protocol::semaphore::{self as protocol, SemPlan};
-use crate::value::ValueGenerator;
-use crate::{defaults, key, metrics, Client, Error, LockHandle, Lost, LostReason, Result};
+use crate::{metrics, Client, Error, Lock, LockHandle, Lost, LostReason, Result};
 
 pub use crate::protocol::semaphore::{MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY};
 
@@ -51,28 +47,18 @@ pub use crate::protocol::semaphore::{MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAP
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    key: String,
+    /// The options shared with a lock (client, key and prefix, timeouts, renewal, value,
+    /// metrics name); its key is the semaphore's prefix, relative to the key prefix.
+    base: Lock,
     limit: u32,
-    client: Option<Client>,
-    key_prefix: Option<String>,
-    acquire_timeout: Option<Duration>,
-    lock_timeout: Option<Duration>,
-    renew: bool,
-    value: Option<ValueGenerator>,
-    metrics_name: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Semaphore")
-            .field("key", &self.key)
             .field("limit", &self.limit)
-            .field("client", &self.client)
-            .field("key_prefix", &self.key_prefix)
-            .field("acquire_timeout", &self.acquire_timeout)
-            .field("lock_timeout", &self.lock_timeout)
-            .field("renew", &self.renew)
-            .finish_non_exhaustive()
+            .field("options", &self.base)
+            .finish()
     }
 }
 
@@ -81,7 +67,7 @@ impl Semaphore {
     /// [`Lock::metrics_name`](crate::Lock::metrics_name); the attribute sets its template).
     #[must_use]
     pub fn metrics_name(mut self, name: impl Into<String>) -> Semaphore {
-        self.metrics_name = Some(Arc::from(name.into()));
+        self.base = self.base.metrics_name(name);
         self
     }
 
@@ -100,36 +86,29 @@ impl Semaphore {
     /// ```
     pub fn new(key: impl Into<String>, limit: u32) -> Semaphore {
         Semaphore {
-            key: key.into(),
+            base: Lock::new(key),
             limit,
-            client: None,
-            key_prefix: None,
-            acquire_timeout: None,
-            lock_timeout: None,
-            renew: false,
-            value: None,
-            metrics_name: None,
         }
     }
 
     /// The client to use instead of [`defaults::client`].
     #[must_use]
     pub fn client(mut self, client: impl Into<Client>) -> Semaphore {
-        self.client = Some(client.into());
+        self.base = self.base.client(client);
         self
     }
 
     /// The key prefix to use instead of [`defaults::key_prefix`].
     #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Semaphore {
-        self.key_prefix = Some(prefix.into());
+        self.base = self.base.key_prefix(prefix);
         self
     }
 
     /// How long to wait for a free slot; zero means one try.
     #[must_use]
     pub fn acquire_timeout(mut self, timeout: Duration) -> Semaphore {
-        self.acquire_timeout = Some(timeout);
+        self.base = self.base.acquire_timeout(timeout);
         self
     }
 
@@ -137,7 +116,7 @@ impl Semaphore {
     /// [`Lock::lock_timeout`](crate::Lock::lock_timeout).
     #[must_use]
     pub fn lock_timeout(mut self, timeout: Duration) -> Semaphore {
-        self.lock_timeout = Some(timeout);
+        self.base = self.base.lock_timeout(timeout);
         self
     }
 
@@ -145,7 +124,7 @@ impl Semaphore {
     /// [`SemaphoreGuard::lost`] reports a loss at once (as [`Lock::renew`](crate::Lock::renew)).
     #[must_use]
     pub fn renew(mut self, renew: bool) -> Semaphore {
-        self.renew = renew;
+        self.base = self.base.renew(renew);
         self
     }
 
@@ -156,7 +135,7 @@ impl Semaphore {
         mut self,
         generator: impl Fn(&str) -> String + Send + Sync + 'static,
     ) -> Semaphore {
-        self.value = Some(Arc::new(generator));
+        self.base = self.base.value_generator(generator);
         self
     }
 
@@ -166,12 +145,7 @@ impl Semaphore {
     ///
     /// [`Error::InvalidKey`] when the key or the prefix is not a valid Consul key.
     pub fn full_prefix(&self) -> Result<String> {
-        let prefix = self.key_prefix.clone().unwrap_or_else(defaults::key_prefix);
-        key::validate_prefix(&prefix)?;
-        key::validate(&self.key)?;
-        let full = format!("{prefix}{}", self.key);
-        key::validate(&full)?;
-        Ok(full)
+        self.base.full_key()
     }
 
     fn plan(&self) -> Result<SemPlan> {
@@ -185,25 +159,8 @@ impl Semaphore {
                 ),
             });
         }
-        let client = match &self.client {
-            Some(c) => c.clone(),
-            None => defaults::client()?,
-        };
-        let ttl = self.lock_timeout.unwrap_or_else(defaults::lock_timeout);
-        let min = client.session_ttl_min();
-        if ttl < min || ttl > SESSION_TTL_MAX {
-            return Err(Error::InvalidOption {
-                option: "lock_timeout",
-                reason: format!(
-                    "{} for semaphore `{prefix}` is outside the allowed {}..={} s; choose a value in that range",
-                    DisplayDuration(ttl),
-                    min.as_secs_f64(),
-                    SESSION_TTL_MAX.as_secs()
-                ),
-            });
-        }
-        let generator = self.value.clone().unwrap_or_else(defaults::value_generator);
-        let value = generator(&prefix).into_bytes();
+        let (client, ttl) = self.base.client_and_ttl("semaphore", &prefix)?;
+        let value = self.base.value_for(&prefix);
         if value.len() > crate::MAX_VALUE_SIZE / 2 {
             return Err(Error::InvalidOption {
                 option: "value_generator",
@@ -218,9 +175,7 @@ impl Semaphore {
             client,
             prefix,
             limit: self.limit,
-            acquire_timeout: self
-                .acquire_timeout
-                .unwrap_or_else(defaults::acquire_timeout),
+            acquire_timeout: self.base.acquire_timeout_or_default(),
             ttl,
             value,
         })
@@ -228,11 +183,8 @@ impl Semaphore {
 
     fn acquisition(&self) -> Result<impl Future<Output = Result<SemaphoreGuard>> + Send + 'static> {
         let plan = self.plan()?;
-        let renew = self.renew;
-        let name = self
-            .metrics_name
-            .clone()
-            .unwrap_or_else(|| Arc::from(metrics::UNNAMED));
+        let renew = self.base.renews();
+        let name = self.base.metrics_label();
         Ok(async move {
             let started = std::time::Instant::now();
             let taken = protocol::acquire(&plan, Exec).await;

@@ -31,6 +31,7 @@ mod faults;
 mod go;
 mod harness;
 mod kv;
+mod limits;
 pub mod real;
 mod request;
 mod resp;
@@ -48,6 +49,7 @@ pub use acl::{Access, AclConfig, AclToken};
 pub use config::ServerConfig;
 pub use error::Error;
 pub use harness::TestConsul;
+pub use limits::raise_open_files_limit;
 #[doc(hidden)]
 pub use server::LiveTasks;
 pub use server::TestServer;

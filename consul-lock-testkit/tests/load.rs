@@ -22,7 +22,7 @@ const SPARE_FDS: usize = 64;
 /// open-files limit below `2 * N + SPARE_FDS`.
 fn queries() -> usize {
     let want = 2 * N + SPARE_FDS;
-    let limit = common::raise_open_files_limit(want as u64) as usize;
+    let limit = consul_lock_testkit::raise_open_files_limit(want as u64) as usize;
     if limit >= want {
         return N;
     }

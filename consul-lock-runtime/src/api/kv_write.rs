@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde::Serialize;
 
 use super::http::Call;
+use super::txn::is_denied;
 use crate::key::encode_path;
 use crate::{Client, Error, Result};
 
@@ -131,7 +132,7 @@ impl Client {
             return Ok(true);
         }
         let what = reply.text();
-        if what.contains("Permission denied") || what.contains("ACL not found") {
+        if is_denied(&what) {
             return Err(Error::PermissionDenied {
                 key: key.to_owned(),
                 operation: OP,

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::http::{unexpected, Call};
+use super::http::{unexpected, Call, Reply};
 use super::kv::RawEntry;
 use crate::{Client, Error, KvEntry, Result};
 
@@ -53,6 +53,53 @@ pub(super) struct TxnReply {
     pub(super) results: Option<Vec<TxnResult>>,
     #[serde(default)]
     pub(super) errors: Option<Vec<TxnError>>,
+}
+
+impl TxnReply {
+    /// Decodes a `/v1/txn` answer (Consul answers 200 with `Results`, or 409 with `Errors`).
+    pub(super) fn decode(reply: &Reply, key: &str, op: &'static str) -> Result<TxnReply> {
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, op, reply.status, &e.to_string()))
+    }
+
+    /// The errors of a refused transaction, joined with `; `.
+    pub(super) fn errors_text(&self) -> String {
+        self.errors
+            .iter()
+            .flatten()
+            .map(|e| e.what.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The KV results in the order of the operations.
+    pub(super) fn kv_results(self) -> impl Iterator<Item = RawEntry> {
+        self.results.into_iter().flatten().filter_map(|r| r.kv)
+    }
+}
+
+/// Whether a refusal's text is Consul's for a token that may not do it.
+pub(super) fn is_denied(what: &str) -> bool {
+    what.contains("Permission denied") || what.contains("ACL not found")
+}
+
+/// The error for a transaction Consul refused (409) other than for a held key or a
+/// lock-delay: the token may not do it, or Consul refused the transaction for `message`.
+pub(super) fn refused(key: &str, op: &'static str, message: String) -> Error {
+    if is_denied(&message) {
+        Error::PermissionDenied {
+            key: key.to_owned(),
+            operation: op,
+            message,
+        }
+    } else {
+        Error::ConsulRefused {
+            key: key.to_owned(),
+            operation: op,
+            status: 409,
+            message,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -146,40 +193,18 @@ impl Client {
         ];
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
-        let parsed: TxnReply = serde_json::from_slice(&reply.body)
-            .map_err(|e| unexpected(key, OP, reply.status, &e.to_string()))?;
+        let parsed = TxnReply::decode(&reply, key, OP)?;
         if reply.status == 409 {
-            let what = parsed
-                .errors
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| e.what)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let what = parsed.errors_text();
             return if what.contains("lock is already held") {
                 Ok(LockAttempt::Held)
             } else if what.contains("lock delay") {
                 Ok(LockAttempt::LockDelay)
-            } else if what.contains("Permission denied") || what.contains("ACL not found") {
-                Err(Error::PermissionDenied {
-                    key: key.to_owned(),
-                    operation: OP,
-                    message: what,
-                })
             } else {
-                Err(Error::ConsulRefused {
-                    key: key.to_owned(),
-                    operation: OP,
-                    status: 409,
-                    message: what,
-                })
+                Err(refused(key, OP, what))
             };
         }
-        let mut results = parsed
-            .results
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.kv);
+        let mut results = parsed.kv_results();
         let locked = results
             .next()
             .ok_or_else(|| unexpected(key, OP, reply.status, "no KV result"))?;
@@ -224,52 +249,31 @@ impl Client {
         let body = lock_all_body(keys, &encoded, session);
         let call = Call::new(Method::PUT, "/v1/txn".into(), label, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
-        let parsed: TxnReply = serde_json::from_slice(&reply.body)
-            .map_err(|e| unexpected(label, OP, reply.status, &e.to_string()))?;
+        let parsed = TxnReply::decode(&reply, label, OP)?;
         if reply.status == 409 {
             let errors = parsed.errors.unwrap_or_default();
             let key_at = |e: &TxnError| keys.get(e.op_index).map_or(label, String::as_str);
+            let index_of = |e: &TxnError| e.op_index.min(keys.len().saturating_sub(1));
             if let Some(e) = errors
                 .iter()
                 .find(|e| e.what.contains("lock is already held"))
             {
-                return Ok(MultiAttempt::Held {
-                    index: e.op_index.min(keys.len().saturating_sub(1)),
-                });
+                return Ok(MultiAttempt::Held { index: index_of(e) });
             }
             if let Some(e) = errors.iter().find(|e| e.what.contains("lock delay")) {
-                return Ok(MultiAttempt::LockDelay {
-                    index: e.op_index.min(keys.len().saturating_sub(1)),
-                });
+                return Ok(MultiAttempt::LockDelay { index: index_of(e) });
             }
-            let denied = errors
-                .iter()
-                .find(|e| e.what.contains("Permission denied") || e.what.contains("ACL not found"));
-            if let Some(e) = denied {
-                return Err(Error::PermissionDenied {
-                    key: key_at(e).to_owned(),
-                    operation: OP,
-                    message: e.what.clone(),
-                });
+            if let Some(e) = errors.iter().find(|e| is_denied(&e.what)) {
+                return Err(refused(key_at(e), OP, e.what.clone()));
             }
             let what = errors
                 .iter()
                 .map(|e| format!("{} ({})", e.what, key_at(e)))
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(Error::ConsulRefused {
-                key: label.to_owned(),
-                operation: OP,
-                status: 409,
-                message: what,
-            });
+            return Err(refused(label, OP, what));
         }
-        let modify_indexes: Vec<u64> = parsed
-            .results
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.kv.map(|kv| kv.modify_index))
-            .collect();
+        let modify_indexes: Vec<u64> = parsed.kv_results().map(|kv| kv.modify_index).collect();
         if modify_indexes.len() != keys.len() {
             return Err(unexpected(
                 label,

@@ -6,8 +6,8 @@ use reqwest::Method;
 
 use super::http::{unexpected, Call};
 use super::kv::RawEntry;
-use super::txn::{TxnOp, TxnReply};
-use crate::{Client, Error, KvEntry, Result};
+use super::txn::{refused, TxnOp, TxnReply};
+use crate::{Client, KvEntry, Result};
 
 impl Client {
     /// `PUT /v1/txn` with a `lock` of `entry` (an empty value, held by `session`) and a
@@ -29,38 +29,11 @@ impl Client {
         ];
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
-        let parsed: TxnReply = serde_json::from_slice(&reply.body)
-            .map_err(|e| unexpected(key, OP, reply.status, &e.to_string()))?;
+        let parsed = TxnReply::decode(&reply, key, OP)?;
         if reply.status == 409 {
-            let message = parsed
-                .errors
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| e.what)
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(
-                if message.contains("Permission denied") || message.contains("ACL not found") {
-                    Error::PermissionDenied {
-                        key: key.to_owned(),
-                        operation: OP,
-                        message,
-                    }
-                } else {
-                    Error::ConsulRefused {
-                        key: key.to_owned(),
-                        operation: OP,
-                        status: 409,
-                        message,
-                    }
-                },
-            );
+            return Err(refused(key, OP, parsed.errors_text()));
         }
-        let mut results = parsed
-            .results
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.kv);
+        let mut results = parsed.kv_results();
         // The first result is the joined entry; the rest is the tree.
         results
             .next()

@@ -67,7 +67,9 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let mut work = Some(work);
+    // Boxed once: the acquisition's future is large, and it is moved several times on its
+    // way to being polled (a copy of a few kilobytes each, otherwise).
+    let mut work = Some(Box::pin(work));
     if Handle::try_current().is_err() {
         // Takes `work` only once polled, so that a busy thread runtime leaves it here.
         let on_this_thread = local::try_block_on(async {

@@ -14,6 +14,7 @@ use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::queue::{self, Wait};
 use super::retry::{Backoff, Deadline};
+use super::round::{self, Miss, RoundSession};
 use super::Background;
 use crate::api::LockAttempt;
 use crate::{metrics, Blocker, Client, Result};
@@ -98,27 +99,21 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
         yield_to_older && !plan.acquire_timeout.is_zero() && queue::had_waiters(client, &plan.key);
     loop {
         // 1. A session: the one kept from the last round (renewed at TTL/2), or a new one.
-        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
-            return Err(out.not_acquired());
-        };
-        let mut pending = match session.take() {
-            Some(mut s) => match s.refresh(timeout).await {
-                Ok(true) => s,
-                Ok(false) => {
-                    s.forget();
-                    continue;
-                }
-                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                    session = Some(s);
-                    continue;
-                }
-                Err(e) => return Err(out.give_up(e)),
-            },
-            None => match PendingSession::create(bg, client, &plan.key, plan.ttl, timeout).await {
-                Ok(created) => created,
-                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => continue,
-                Err(e) => return Err(out.give_up(e)),
-            },
+        let round = round::session(
+            &mut session,
+            bg,
+            client,
+            &plan.key,
+            plan.ttl,
+            &mut out,
+            &mut backoff,
+        );
+        let Some(RoundSession {
+            session: mut pending,
+            ..
+        }) = round.await?
+        else {
+            continue;
         };
 
         // 2. The lock transaction, which reads the queue in the same round trip.
@@ -161,7 +156,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
         };
 
         // 3. Taken: done. Held: wait for a turn. Otherwise retry within the deadline.
-        match attempt {
+        let miss = match attempt {
             Ok(LockAttempt::Acquired { modify_index, .. }) => {
                 out.record();
                 let (session_id, renewed) = pending.into_parts();
@@ -187,28 +182,11 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
                     Wait::SessionGone => pending.forget(),
                     Wait::TimedOut => return Err(out.not_acquired()),
                 }
+                continue;
             }
-            Ok(LockAttempt::LockDelay) => {
-                out.blocked_by = Some(Blocker::LockDelay);
-                session = Some(pending);
-                if !backoff.wait(&out.deadline).await {
-                    return Err(out.not_acquired());
-                }
-            }
-            Err(e) if e.is_invalid_session() => {
-                // Consul ended the session (its TTL ran out, or it was destroyed): start over.
-                pending.forget();
-                if !out.deadline.can_retry() {
-                    return Err(out.give_up(e));
-                }
-            }
-            Err(e) if e.is_transient() => {
-                session = Some(pending);
-                if !out.retry_after(&e, &mut backoff).await {
-                    return Err(out.give_up(e));
-                }
-            }
-            Err(e) => return Err(out.give_up(e)),
-        }
+            Ok(LockAttempt::LockDelay) => Miss::LockDelay,
+            Err(e) => Miss::Failed(e),
+        };
+        round::after_miss(miss, pending, &mut session, &mut out, &mut backoff).await?;
     }
 }

@@ -366,7 +366,13 @@ pub(crate) async fn release(lease: &Lease) -> Result<()> {
             &lease.key,
             &lease.session_id,
             give_up_at,
-            || metrics::release_retry(&lease.metrics_name),
+            || {
+                metrics::release_retry(&lease.metrics_name);
+                // Consul did not confirm at once (an election, a lost answer): the retries go
+                // on, and this process's next task for the key need not wait for them; it
+                // meets the key in Consul, held or free.
+                lease.pass_turn();
+            },
         )
         .await;
         match &result {

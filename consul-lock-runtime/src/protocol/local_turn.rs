@@ -1,8 +1,9 @@
 //! The tasks of this process that lock the same key (with the same client) take turns before
 //! they talk to Consul. A task's turn lasts from the start of its acquisition to the end of the
-//! lock it took: the release confirmed (or given up), the lock lost, or its lease run out. Only
-//! then does the next task of the process start on Consul (session, lock, the queue). The
-//! others wait in a local FIFO without a session or a connection of their own.
+//! lock it took: the release confirmed (or, when Consul does not confirm it at once, its first
+//! attempt over: the retries go on without holding up the next task), the lock lost, or its
+//! lease run out. Only then does the next task of the process start on Consul (session, lock,
+//! the queue). The others wait in a local FIFO without a session or a connection of their own.
 //!
 //! So per key a process has one piece of Consul work at a time: a thousand tasks waiting on ten
 //! keys hold about ten connections (Consul refuses a 201st concurrent connection from one

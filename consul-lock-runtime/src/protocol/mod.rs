@@ -11,6 +11,8 @@
 //! - [`multi`]: several keys at once, all or none, in one transaction;
 //! - [`teardown`]: ending sessions for sure, through elections and lost answers;
 //! - [`semaphore`]: Consul's semaphore layout (as Go's `api.Semaphore`): take and give back a slot;
+//! - [`round`]: the steps every acquire loop shares: a round's session, and what follows a
+//!   lock-delay or a failed attempt;
 //! - [`retry`]: the acquire deadline and jittered backoff.
 
 pub(crate) mod acquire;
@@ -21,6 +23,7 @@ pub(crate) mod outcome;
 pub(crate) mod pending;
 pub(crate) mod queue;
 pub(crate) mod retry;
+pub(crate) mod round;
 pub(crate) mod semaphore;
 pub(crate) mod teardown;
 

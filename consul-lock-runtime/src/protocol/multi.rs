@@ -13,6 +13,7 @@ use super::lease::{self, Lease};
 use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::retry::{Backoff, Deadline, MIN_LEFT};
+use super::round::{self, Miss, RoundSession};
 use super::Background;
 use crate::api::MultiAttempt;
 use crate::{Blocker, Client, Result};
@@ -72,31 +73,21 @@ async fn acquire_loop(plan: &MultiPlan, bg: impl Background) -> Result<MultiAcqu
     let mut session: Option<PendingSession<_>> = None;
     loop {
         // 1. A session: the one kept from the last round (renewed at TTL/2), or a new one.
-        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
-            return Err(out.not_acquired());
-        };
-        let mut pending = match session.take() {
-            Some(mut s) => match s.refresh(timeout).await {
-                Ok(true) => s,
-                Ok(false) => {
-                    s.forget();
-                    continue;
-                }
-                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                    session = Some(s);
-                    continue;
-                }
-                Err(e) => return Err(out.give_up(e)),
-            },
-            None => {
-                match PendingSession::create(bg, client, &plan.label, plan.ttl, timeout).await {
-                    Ok(created) => created,
-                    Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                        continue
-                    }
-                    Err(e) => return Err(out.give_up(e)),
-                }
-            }
+        let round = round::session(
+            &mut session,
+            bg,
+            client,
+            &plan.label,
+            plan.ttl,
+            &mut out,
+            &mut backoff,
+        );
+        let Some(RoundSession {
+            session: mut pending,
+            ..
+        }) = round.await?
+        else {
+            continue;
         };
 
         // 2. One transaction locking every key.
@@ -109,7 +100,7 @@ async fn acquire_loop(plan: &MultiPlan, bg: impl Background) -> Result<MultiAcqu
             .await;
 
         // 3. Taken: done. A key held: wait until it is free, then try all again.
-        match attempt {
+        let miss = match attempt {
             Ok(MultiAttempt::Acquired { modify_indexes }) => {
                 out.record();
                 let (session_id, renewed) = pending.into_parts();
@@ -131,28 +122,12 @@ async fn acquire_loop(plan: &MultiPlan, bg: impl Background) -> Result<MultiAcqu
                     Wait::SessionGone => pending.forget(),
                     Wait::TimedOut => return Err(out.not_acquired()),
                 }
+                continue;
             }
-            Ok(MultiAttempt::LockDelay { .. }) => {
-                out.blocked_by = Some(Blocker::LockDelay);
-                session = Some(pending);
-                if !backoff.wait(&out.deadline).await {
-                    return Err(out.not_acquired());
-                }
-            }
-            Err(e) if e.is_invalid_session() => {
-                pending.forget();
-                if !out.deadline.can_retry() {
-                    return Err(out.give_up(e));
-                }
-            }
-            Err(e) if e.is_transient() => {
-                session = Some(pending);
-                if !out.retry_after(&e, &mut backoff).await {
-                    return Err(out.give_up(e));
-                }
-            }
-            Err(e) => return Err(out.give_up(e)),
-        }
+            Ok(MultiAttempt::LockDelay { .. }) => Miss::LockDelay,
+            Err(e) => Miss::Failed(e),
+        };
+        round::after_miss(miss, pending, &mut session, &mut out, &mut backoff).await?;
     }
 }
 

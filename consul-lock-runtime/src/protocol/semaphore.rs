@@ -21,6 +21,7 @@ use tracing::Instrument as _;
 use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::retry::{Backoff, Deadline, MIN_LEFT};
+use super::round::{self, RoundSession};
 use super::Background;
 use crate::api::kv_write::Cas;
 use crate::{Blocker, Client, Error, KvEntry, Result};
@@ -178,36 +179,34 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
     let tree = format!("{}/", plan.prefix);
     let mut out = Outcome::new(&plan.prefix, Deadline::new(plan.acquire_timeout));
     let mut backoff = Backoff::new();
-    let mut session: Option<(PendingSession<_>, bool)> = None;
+    let mut session: Option<PendingSession<_>> = None;
+    // Whether the kept session holds its contender key.
+    let mut contending = false;
     // The index of the last read of the prefix; 0: read at once.
     let mut index = 0u64;
     loop {
         // 1. A session (kept from the last round, renewed at TTL/2) and its contender key.
+        let round = round::session(
+            &mut session,
+            bg,
+            client,
+            &plan.prefix,
+            plan.ttl,
+            &mut out,
+            &mut backoff,
+        );
+        let Some(RoundSession {
+            session: pending,
+            fresh,
+        }) = round.await?
+        else {
+            continue;
+        };
+        if fresh {
+            contending = false;
+        }
         let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
             return Err(out.not_acquired());
-        };
-        let (pending, mut contending) = match session.take() {
-            Some((mut s, contending)) => match s.refresh(timeout).await {
-                Ok(true) => (s, contending),
-                Ok(false) => {
-                    s.forget();
-                    continue;
-                }
-                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                    session = Some((s, contending));
-                    continue;
-                }
-                Err(e) => return Err(out.give_up(e)),
-            },
-            None => {
-                match PendingSession::create(bg, client, &plan.prefix, plan.ttl, timeout).await {
-                    Ok(created) => (created, false),
-                    Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                        continue
-                    }
-                    Err(e) => return Err(out.give_up(e)),
-                }
-            }
         };
         if !contending {
             let entry = contender_key(&plan.prefix, pending.id());
@@ -233,7 +232,7 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
                     continue;
                 }
                 Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                    session = Some((pending, false));
+                    session = Some(pending);
                     continue;
                 }
                 Err(e) => return Err(out.give_up(e)),
@@ -265,7 +264,7 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
         let (entries, new_index) = match read {
             Ok(read) => read,
             Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                session = Some((pending, contending));
+                session = Some(pending);
                 index = 0;
                 continue;
             }
@@ -277,7 +276,8 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
             .any(|e| e.session.as_deref() == Some(pending.id()))
         {
             // The contender key is gone (the session ended, or someone deleted it).
-            session = Some((pending, false));
+            session = Some(pending);
+            contending = false;
             index = 0;
             continue;
         }
@@ -300,7 +300,7 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
             } else {
                 new_index.max(1)
             };
-            session = Some((pending, contending));
+            session = Some(pending);
             continue;
         }
         table.holders.insert(pending.id().to_owned(), true);
@@ -324,14 +324,14 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
             // Another contender changed `.lock` first: read again at once.
             Ok(false) => {
                 index = 0;
-                session = Some((pending, contending));
+                session = Some(pending);
                 if !out.deadline.can_retry() {
                     return Err(out.not_acquired());
                 }
             }
             Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
                 index = 0;
-                session = Some((pending, contending));
+                session = Some(pending);
             }
             Err(e) => return Err(out.give_up(e)),
         }

@@ -106,31 +106,3 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("client")
 }
-
-/// Raises this process's soft limit of open files towards `want`, up to the hard limit, and
-/// returns the soft limit now in force. A newcomer's shell often has a soft limit of 1,024 or
-/// 256; tests that keep many sockets open call this instead of asking for `ulimit -n`.
-#[allow(clippy::unnecessary_cast)] // `rlim_t` is `u64` on Linux, not on every Unix
-pub fn raise_open_files_limit(want: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    if lim.rlim_cur >= want as libc::rlim_t {
-        return lim.rlim_cur as u64;
-    }
-    let raised = libc::rlimit {
-        rlim_cur: (want as libc::rlim_t).min(lim.rlim_max),
-        rlim_max: lim.rlim_max,
-    };
-    // SAFETY: `raised` is a valid rlimit whose soft value does not exceed the hard one.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-        raised.rlim_cur as u64
-    } else {
-        lim.rlim_cur as u64
-    }
-}
