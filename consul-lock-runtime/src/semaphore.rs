@@ -25,7 +25,7 @@ pub use crate::protocol::semaphore::{MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAP
 /// Every holder of one prefix must use the same limit.
 ///
 /// The prefix is the key prefix (default `locks/ephemeral/`) followed by the key. Options left
-/// unset fall back to [`defaults`], as for a [`Lock`](crate::Lock).
+/// unset fall back to [`defaults`](crate::defaults), as for a [`Lock`](crate::Lock).
 ///
 /// ```
 /// use consul_lock_runtime::Semaphore;
@@ -91,14 +91,14 @@ impl Semaphore {
         }
     }
 
-    /// The client to use instead of [`defaults::client`].
+    /// The client to use instead of [`defaults::client`](crate::defaults::client).
     #[must_use]
     pub fn client(mut self, client: impl Into<Client>) -> Semaphore {
         self.base = self.base.client(client);
         self
     }
 
-    /// The key prefix to use instead of [`defaults::key_prefix`].
+    /// The key prefix to use instead of [`defaults::key_prefix`](crate::defaults::key_prefix).
     #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Semaphore {
         self.base = self.base.key_prefix(prefix);
@@ -128,7 +128,7 @@ impl Semaphore {
         self
     }
 
-    /// What to store in this holder's contender key (default: [`defaults::value_generator`]:
+    /// What to store in this holder's contender key (default: [`defaults::value_generator`](crate::defaults::value_generator):
     /// when and by whom it was taken), given the semaphore's full prefix.
     #[must_use]
     pub fn value_generator(
