@@ -17,8 +17,9 @@
 //! ```
 //!
 //! The agents run as child processes of the test. Nothing here waits on a timer where an
-//! event exists: the only thing polled is `GET /v1/status/leader`, because an external
-//! process offers no event for "a leader was elected".
+//! event exists: the only things polled are `GET /v1/status/leader` and, for a dev agent,
+//! `GET /v1/catalog/nodes` (its own node registered, without which Consul refuses sessions),
+//! because an external process offers no event for either.
 
 mod process;
 
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use process::{free_ports, io_error, leader_of, write_file, AgentProc, TempDir};
+use process::{free_ports, has_node, io_error, leader_of, write_file, AgentProc, TempDir};
 
 /// How often `/v1/status/leader` is asked while waiting for a leader.
 const POLL: Duration = Duration::from_millis(50);
@@ -100,7 +101,8 @@ pub struct RealAgent {
 
 impl RealAgent {
     /// Starts a dev agent: HTTP, serf and server RPC on free loopback ports, DNS and gRPC
-    /// off, logs in a file in its own temporary directory. Returns once it has a leader.
+    /// off, logs in a file in its own temporary directory. Returns once it has a leader
+    /// and its own node is registered (so that it accepts sessions at once).
     ///
     /// # Errors
     ///
@@ -142,12 +144,16 @@ impl RealAgent {
         proc.spawn(bin)?;
         let deadline = Instant::now() + DEV_START;
         loop {
-            if !leader_of(proc.http).is_empty() {
+            // A leader, and the agent's own node registered: before that Consul refuses to
+            // create a session (`Missing node registration`).
+            if !leader_of(proc.http).is_empty() && has_node(proc.http) {
                 break;
             }
             proc.check_running()?;
             if Instant::now() >= deadline {
-                return Err(proc.failed(&format!("no leader after {DEV_START:?}")));
+                return Err(proc.failed(&format!(
+                    "no leader with its node registered after {DEV_START:?}"
+                )));
             }
             std::thread::sleep(POLL);
         }

@@ -148,6 +148,16 @@ pub(super) fn leader_of(addr: SocketAddr) -> String {
     }
 }
 
+/// Whether the catalog of the agent at `addr` lists a node: a dev agent registers its own
+/// node a moment after it becomes leader, and until then Consul refuses to create a session
+/// (`500 Missing node registration`).
+pub(super) fn has_node(addr: SocketAddr) -> bool {
+    match get(addr, "/v1/catalog/nodes") {
+        Ok((200, body)) => body.contains("\"Node\""),
+        _ => false,
+    }
+}
+
 /// One `GET` over HTTP/1.0 (the server closes the connection after its answer).
 pub(super) fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
