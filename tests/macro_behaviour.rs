@@ -3,6 +3,8 @@
 //! runs, a contended call fails (or returns "not acquired" in fail-soft mode) without running
 //! the body, and the key is free again after every way out of the body.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,24 +29,12 @@ struct Env {
 
 impl Env {
     fn new(name: &str) -> Arc<Env> {
-        let consul = TestConsul::from_env_or_start()
-            .expect("start the test server or reach CONSUL_HTTP_ADDR");
-        let client = Client::builder()
-            .address(consul.url())
-            .session_ttl_min(consul.session_ttl_min())
-            .build()
-            .expect("client");
-        let outsider = Client::builder()
-            .address(consul.url())
-            .session_ttl_min(consul.session_ttl_min())
-            .build()
-            .expect("client");
-        let run = format!("{name}-{:08x}", fastrand_u32());
+        let consul = common::consul();
         Arc::new(Env {
+            client: common::client(&consul),
+            outsider: common::client(&consul),
             consul,
-            client,
-            outsider,
-            run,
+            run: common::run_name(name),
             calls: AtomicU32::new(0),
         })
     }
@@ -116,19 +106,6 @@ impl Env {
             .filter(|s| s.name.starts_with(&marker))
             .count()
     }
-}
-
-fn fastrand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    #[allow(clippy::cast_possible_truncation)]
-    let v = h.finish() as u32;
-    v
 }
 
 #[derive(Debug)]

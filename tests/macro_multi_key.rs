@@ -2,6 +2,8 @@
 //! transaction) or none, the body sees a `&MultiLockGuard`, and every key is free afterwards.
 //! Against the embedded test server, or a real agent when `CONSUL_HTTP_ADDR` is set.
 
+mod common;
+
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,20 +25,11 @@ struct Bank {
 
 impl Bank {
     fn new(name: &str) -> Arc<Bank> {
-        let consul = TestConsul::from_env_or_start()
-            .expect("start the test server or reach CONSUL_HTTP_ADDR");
-        let client = Client::builder()
-            .address(consul.url())
-            .session_ttl_min(consul.session_ttl_min())
-            .build()
-            .expect("client");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        let consul = common::consul();
         Arc::new(Bank {
+            client: common::client(&consul),
             _consul: consul,
-            client,
-            run: format!("{name}-{nanos:08x}"),
+            run: common::run_name(name),
             balances: [AtomicI64::new(100), AtomicI64::new(100)],
             inside: [AtomicU32::new(0), AtomicU32::new(0)],
             overlaps: AtomicU64::new(0),

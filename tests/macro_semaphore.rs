@@ -2,6 +2,8 @@
 //! semaphore in Consul's layout, against the embedded test server (or a real agent when
 //! `CONSUL_HTTP_ADDR` is set).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -18,20 +20,11 @@ struct Env {
 
 impl Env {
     fn new(name: &str) -> Env {
-        let consul = TestConsul::from_env_or_start()
-            .expect("start the test server or reach CONSUL_HTTP_ADDR");
-        let client = Client::builder()
-            .address(consul.url())
-            .session_ttl_min(consul.session_ttl_min())
-            .build()
-            .expect("client");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        let consul = common::consul();
         Env {
+            client: common::client(&consul),
             _consul: consul,
-            client,
-            run: format!("{name}-{:x}{nanos:x}", std::process::id()),
+            run: common::run_name(name),
             inside: AtomicUsize::new(0),
             most: AtomicUsize::new(0),
         }

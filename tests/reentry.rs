@@ -3,6 +3,8 @@
 //! acquire timeout against itself; another task (a spawned one) waits as any client does.
 //! Runs against the embedded test server, or a real agent when `CONSUL_HTTP_ADDR` is set.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use consul_lock::{consul_lock, Client, Error, Lock};
@@ -22,20 +24,11 @@ struct Env {
 }
 
 fn env(name: &str) -> Env {
-    let consul =
-        TestConsul::from_env_or_start().expect("start the test server or reach CONSUL_HTTP_ADDR");
-    let client = Client::builder()
-        .address(consul.url())
-        .session_ttl_min(consul.session_ttl_min())
-        .build()
-        .expect("a client");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let consul = common::consul();
     Env {
+        client: common::client(&consul),
         _consul: consul,
-        client,
-        run: format!("reentry-tests/{name}-{:x}{nanos:x}", std::process::id()),
+        run: common::run_name(&format!("reentry-tests/{name}")),
     }
 }
 

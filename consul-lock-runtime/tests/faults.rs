@@ -174,12 +174,7 @@ async fn a_waiter_whose_session_was_invalidated_recovers() {
         .acquire_timeout(Duration::from_secs(5));
     let waiter = tokio::spawn(async move { waiter_lock.acquire().await });
     Env::until_waiting(&waiter_client).await;
-    let waiting_session = env
-        .my_sessions()
-        .await
-        .into_iter()
-        .find(|id| id != holder.session_id())
-        .expect("the waiter's session");
+    let waiting_session = env.session_other_than(holder.session_id()).await;
     assert!(server.expire_session(&waiting_session));
     holder.release().await.unwrap();
     let guard = waiter

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{Env, Queued};
 use consul_lock_runtime::{Blocker, Client, Error, Lock, LostReason};
 
 #[tokio::test]
@@ -438,27 +438,12 @@ async fn a_guard_without_renewal_reports_expiry_through_lost() {
 async fn waiters_get_the_lock_in_the_order_they_queued() {
     let env = Env::new("fifo");
     let holder = env.lock("job").acquire().await.unwrap();
-    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut waiters = Vec::new();
-    for n in 0..4 {
-        let client = env.another_client();
-        let lock = env
-            .lock("job")
-            .client(&client)
-            .acquire_timeout(Duration::from_secs(10));
-        let order = order.clone();
-        waiters.push(tokio::spawn(async move {
-            let guard = lock.acquire().await.expect("acquired in turn");
-            order.lock().unwrap().push(n);
-            guard.release().await.unwrap();
-        }));
-        Env::until_waiting(&client).await;
-    }
+    let queued = env.queue_waiters("job", 4, Duration::from_secs(10)).await;
     holder.release().await.unwrap();
-    for w in waiters {
+    for w in queued.tasks {
         w.await.unwrap();
     }
-    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+    assert_eq!(*queued.order.lock().unwrap(), vec![0, 1, 2, 3]);
     assert!(
         env.my_keys().await.is_empty(),
         "the queue entries went with their sessions"
@@ -579,24 +564,13 @@ async fn a_join_or_a_release_wakes_one_waiter_only() {
     const WAITERS: usize = 8;
     let env = Env::new("herd");
     let holder = env.lock("job").acquire().await.unwrap();
-    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut waiters = Vec::new();
-    let mut clients = Vec::new();
-    for n in 0..WAITERS {
-        let client = env.another_client();
-        let lock = env
-            .lock("job")
-            .client(&client)
-            .acquire_timeout(Duration::from_secs(20));
-        let order = order.clone();
-        waiters.push(tokio::spawn(async move {
-            let guard = lock.acquire().await.expect("acquired in turn");
-            order.lock().unwrap().push(n);
-            guard.release().await.unwrap();
-        }));
-        Env::until_waiting(&client).await;
-        clients.push(client);
-    }
+    let Queued {
+        tasks: waiters,
+        order,
+        clients,
+    } = env
+        .queue_waiters("job", WAITERS, Duration::from_secs(20))
+        .await;
     // Every waiter has sent exactly its 4 requests: the joins after it woke nobody.
     let sent: Vec<u64> = clients.iter().map(|c| c.requests_sent()).collect();
     assert_eq!(sent, vec![4; WAITERS], "requests per waiter while queued");

@@ -83,9 +83,7 @@ async fn waits_with_blocking_queries_for_a_key_held_by_a_plain_lock() {
     let set = multi(&env, &waiter_client, &["a", "b"]).acquire_timeout(Duration::from_secs(20));
     let waiter = tokio::spawn(async move { set.acquire().await });
     // Create session, transaction (b held), read b, blocking read of b.
-    while waiter_client.requests_sent() < 4 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    Env::until_waiting(&waiter_client).await;
     // While it waits it sends nothing more (no polling), and holds nothing.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -311,15 +309,8 @@ async fn a_multi_waiter_whose_session_was_invalidated_recovers() {
     let waiter_client = env.another_client();
     let set = multi(&env, &waiter_client, &["a", "b"]).acquire_timeout(Duration::from_secs(5));
     let waiter = tokio::spawn(async move { set.acquire().await });
-    while waiter_client.requests_sent() < 4 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let waiting_session = env
-        .my_sessions()
-        .await
-        .into_iter()
-        .find(|id| id != holder.session_id())
-        .expect("the waiter's session");
+    Env::until_waiting(&waiter_client).await;
+    let waiting_session = env.session_other_than(holder.session_id()).await;
     assert!(server.expire_session(&waiting_session));
     holder.release().await.unwrap();
     let guard = waiter

@@ -108,9 +108,7 @@ async fn a_waiter_wakes_when_a_slot_is_given_back() {
         (guard, Instant::now())
     });
     // create session, contender key, read (full), then the blocking read is out.
-    while waiter_client.requests_sent() < 4 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    Env::until_waiting(&waiter_client).await;
     tokio::time::sleep(Duration::from_millis(50)).await; // the blocking query is parked
     let released = Instant::now();
     first.release().await.unwrap();

@@ -3,10 +3,19 @@
 
 #![allow(dead_code)]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use consul_lock_runtime::{Client, Lock};
 use consul_lock_testkit::TestConsul;
+
+/// Waiters queued by [`Env::queue_waiters`].
+pub struct Queued {
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The waiters' numbers, in the order they got the key.
+    pub order: Arc<Mutex<Vec<usize>>>,
+    pub clients: Vec<Client>,
+}
 
 pub struct Env {
     pub consul: TestConsul,
@@ -44,12 +53,49 @@ impl Env {
             .expect("client")
     }
 
-    /// Returns once a waiter using `client` (and nothing else) has sent its blocking query:
-    /// create session, txn lock (held), join the queue (a txn that also reads it), blocking
-    /// read of the predecessor's entry or of the key.
+    /// Returns once a waiter using `client` (and nothing else) has sent its blocking query,
+    /// its 4th request: for a lock, create session, txn lock (held), join the queue (a txn
+    /// that also reads it), blocking read of the predecessor's entry or of the key; for
+    /// several keys, create session, txn (a key held), read of that key, blocking read; for a
+    /// semaphore, create session, contender key, read of the prefix (full), blocking read.
     pub async fn until_waiting(client: &Client) {
         while client.requests_sent() < 4 {
             tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The one session of this test other than `known` (a waiter's, while `known` holds).
+    pub async fn session_other_than(&self, known: &str) -> String {
+        self.my_sessions()
+            .await
+            .into_iter()
+            .find(|id| id != known)
+            .expect("another session of this test")
+    }
+
+    /// Queues `n` waiters for `key` while it is held, one after another, each with a client of
+    /// its own (as separate processes do): each starts once the one before it waits. When a
+    /// waiter gets the key it records its number in the returned order, then releases.
+    /// Returns the waiters' tasks, that order, and their clients.
+    pub async fn queue_waiters(&self, key: &str, n: usize, timeout: Duration) -> Queued {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (mut tasks, mut clients) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let client = self.another_client();
+            let lock = self.lock(key).client(&client).acquire_timeout(timeout);
+            let order = order.clone();
+            tasks.push(tokio::spawn(async move {
+                let guard = lock.acquire().await.expect("acquired in turn");
+                order.lock().unwrap().push(i);
+                guard.release().await.unwrap();
+            }));
+            Env::until_waiting(&client).await;
+            clients.push(client);
+        }
+        Queued {
+            tasks,
+            order,
+            clients,
         }
     }
 
