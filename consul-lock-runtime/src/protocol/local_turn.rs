@@ -45,8 +45,7 @@ struct Slot {
 /// Who has the turn.
 #[derive(Default)]
 struct Holder {
-    /// Numbers the turns; the one in `current` has the turn (unless revoked).
-    next: u64,
+    /// The number of the latest turn, which has the turn (unless revoked).
     current: u64,
     /// The lock the current turn took, once taken.
     lease: Option<Weak<dyn LeaseEnd>>,
@@ -122,8 +121,7 @@ impl LocalTurn {
     fn new(slot: Arc<Slot>, permit: OwnedSemaphorePermit) -> LocalTurn {
         let number = {
             let mut holder = slot.holder();
-            holder.next += 1;
-            holder.current = holder.next;
+            holder.current += 1;
             holder.lease = None;
             holder.revoked = false;
             holder.current
