@@ -37,21 +37,50 @@ go_peer() {
     local log
     log=$(mktemp)
     # -mod=mod: go.sum is completed when a module is missing from it (see peers/README.md).
-    if ! (cd "$here/go" && GOFLAGS=-mod=mod timeout 120 go mod download >"$log" 2>&1); then
-        skipped+=("Go peer: 'go mod download' failed, the Go module proxy may be unreachable ($(tail -n 1 "$log"))")
+    if (cd "$here/go" && GOFLAGS=-mod=mod timeout 120 go mod download >"$log" 2>&1); then
+        local version
+        version=$(cd "$here/go" && go list -m -f '{{.Version}}' github.com/hashicorp/consul/api 2>/dev/null)
+        local built_against="github.com/hashicorp/consul/api $version (module)"
+        if ! (cd "$here/go" && GOFLAGS=-mod=mod timeout 180 go build \
+            -ldflags "-X 'main.library=$built_against (api.Lock)'" -o bin/go-peer . >"$log" 2>&1); then
+            skipped+=("Go peer: 'go build' failed: $(tail -n 3 "$log" | tr '\n' ' ')")
+            rm -f "$log"
+            return
+        fi
+        rm -f "$log"
+        did+=("built go/bin/go-peer ($(go version | cut -d' ' -f3), $built_against)")
+        if [[ -n "$(cd "$here" && git status --porcelain -- go/go.mod go/go.sum 2>/dev/null)" ]]; then
+            say "go.mod/go.sum were completed by this build: commit peers/go/go.mod and peers/go/go.sum"
+        fi
+        return
+    fi
+    local proxy_error
+    proxy_error=$(tail -n 1 "$log")
+    # The fallback: a GOPATH holding Consul's Go client (CONSUL_LOCK_PEER_GOPATH, else
+    # ../shared/go next to the project), built in GOPATH mode, which ignores go.mod.
+    local gopath="${CONSUL_LOCK_PEER_GOPATH:-}"
+    if [[ -z "$gopath" && -d "$here/../../shared/go/src/github.com/hashicorp/consul/api" ]]; then
+        gopath="$(cd "$here/../../shared/go" && pwd)"
+    fi
+    if [[ -z "$gopath" || ! -d "$gopath/src/github.com/hashicorp/consul/api" ]]; then
+        skipped+=("Go peer: 'go mod download' failed, the Go module proxy may be unreachable ($proxy_error), and no GOPATH with github.com/hashicorp/consul/api was found (set CONSUL_LOCK_PEER_GOPATH)")
         rm -f "$log"
         return
     fi
-    if ! (cd "$here/go" && GOFLAGS=-mod=mod timeout 180 go build -o bin/go-peer . >"$log" 2>&1); then
-        skipped+=("Go peer: 'go build' failed: $(tail -n 3 "$log" | tr '\n' ' ')")
+    # The revision, as the GOPATH's README records it (its table row for the api package).
+    local revision
+    revision=$(grep -m 1 '^| `github.com/hashicorp/consul/api`' "$gopath/README.md" 2>/dev/null |
+        awk -F'|' '{gsub(/`/, "", $3); gsub(/^ +| +$/, "", $3); print $3}')
+    local built_against="github.com/hashicorp/consul/api ${revision:-at an unrecorded revision} (GOPATH fallback)"
+    say "the Go module proxy did not answer ($proxy_error); building against the GOPATH $(basename "$(dirname "$gopath")")/$(basename "$gopath")"
+    if ! (cd "$here/go" && GO111MODULE=off GOPATH="$gopath" GOFLAGS= CGO_ENABLED=0 timeout 180 go build \
+        -ldflags "-X 'main.library=$built_against (api.Lock)'" -o bin/go-peer . >"$log" 2>&1); then
+        skipped+=("Go peer: 'go build' in GOPATH mode failed: $(tail -n 3 "$log" | tr '\n' ' ')")
         rm -f "$log"
         return
     fi
     rm -f "$log"
-    did+=("built go/bin/go-peer ($(go version | cut -d' ' -f3), github.com/hashicorp/consul/api $(cd "$here/go" && go list -m -f '{{.Version}}' github.com/hashicorp/consul/api 2>/dev/null))")
-    if [[ -n "$(cd "$here" && git status --porcelain -- go/go.mod go/go.sum 2>/dev/null)" ]]; then
-        say "go.mod/go.sum were completed by this build: commit peers/go/go.mod and peers/go/go.sum"
-    fi
+    did+=("built go/bin/go-peer ($(go version | cut -d' ' -f3), $built_against)")
 }
 
 # ---- Python: consul-lock 0.1.6 and python-consul from PyPI, plus the Python-2 import fix --

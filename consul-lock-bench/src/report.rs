@@ -129,7 +129,7 @@ impl Report {
                 "\n\\* peers run once after the rounds: × bare and × this library (runtime API async) are ratios of whole-measurement rates and p50s, not per-round medians. \\*\\* server count includes the peer's warm-up cycles. \\*\\*\\* the peer process's own CPU and context switches (getrusage in the peer), measured cycles only."
             );
         }
-        peers_section(&mut s, &self.peers);
+        peers_section(&mut s, &self.peers, &self.peer_cycle);
 
         let _ = writeln!(
             s,
@@ -249,13 +249,18 @@ impl Report {
     }
 }
 
-fn peers_section(s: &mut String, peers: &Peers) {
+/// The peers found and skipped; for each found peer that ran its cycle, the client library it
+/// says it was built against (the Go peer names its `api` revision: module or GOPATH build).
+fn peers_section(s: &mut String, peers: &Peers, cycles: &[PeerCycleResult]) {
     if peers.present.is_empty() && peers.skipped.is_empty() {
         return;
     }
     let _ = writeln!(s, "\n#### Peers\n");
     for p in &peers.present {
         let _ = writeln!(s, "- found: {p}");
+    }
+    for c in cycles {
+        let _ = writeln!(s, "- {} was built against: {}", c.label, c.library);
     }
     for a in &peers.skipped {
         let _ = writeln!(s, "- skipped: {}: {}", a.kind.label(), a.reason);

@@ -107,7 +107,10 @@ type contentionOut struct {
 	Notes          []string  `json:"notes"`
 }
 
-const library = "github.com/hashicorp/consul/api v1.12.0 (api.Lock)"
+// library names the Go client this binary was built against; peers/install.sh sets it
+// with -ldflags "-X main.library=...", since a module build and the GOPATH fallback bring
+// different revisions of github.com/hashicorp/consul/api.
+var library = "github.com/hashicorp/consul/api (revision not recorded at build time) (api.Lock)"
 
 func oneCycle(c *api.Client, key string) error {
 	l, err := c.LockOpts(lockOpts(key))
