@@ -48,6 +48,7 @@ mod wire;
 pub use acl::{Access, AclConfig, AclToken};
 pub use config::ServerConfig;
 pub use error::Error;
+pub use fault_api::NodeHealth;
 pub use harness::TestConsul;
 pub use limits::raise_open_files_limit;
 #[doc(hidden)]
