@@ -78,6 +78,7 @@ mod consul_cli;
 pub mod defaults;
 mod error;
 mod exec;
+mod fence;
 mod guard;
 mod helpers;
 mod hold;
@@ -88,6 +89,7 @@ mod multi;
 mod protocol;
 mod reentry;
 mod semaphore;
+mod session_policy;
 mod value;
 
 pub use api::{KvEntry, SessionInfo, GO_LOCK_FLAG};
@@ -97,6 +99,7 @@ pub use config::{
     SESSION_TTL_MAX,
 };
 pub use error::{Blocker, Error, Result};
+pub use fence::{Fence, KvOp, MAX_TXN_OPS};
 pub use guard::{LockGuard, LockHandle, Lost};
 pub use lock::Lock;
 pub use multi::{MultiLock, MultiLockGuard};
@@ -106,6 +109,7 @@ pub use protocol::queue::WAITERS_SUFFIX;
 pub use semaphore::{
     Semaphore, SemaphoreGuard, MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY,
 };
+pub use session_policy::DEFAULT_NODE_LEASE;
 pub use value::{default_value, ValueGenerator, MAX_VALUE_SIZE};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every
