@@ -30,6 +30,7 @@ mod fault_api;
 mod faults;
 mod go;
 mod harness;
+mod harness_faults;
 mod kv;
 mod limits;
 pub mod real;
