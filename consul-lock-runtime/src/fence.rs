@@ -460,7 +460,10 @@ impl Fence {
     /// assert!(results[0].is_some() && results[1].is_none());
     /// # Ok(()) }
     /// ```
-    pub fn txn_blocking(&self, ops: impl IntoIterator<Item = KvOp>) -> Result<Vec<Option<KvEntry>>> {
+    pub fn txn_blocking(
+        &self,
+        ops: impl IntoIterator<Item = KvOp>,
+    ) -> Result<Vec<Option<KvEntry>>> {
         let ops: Vec<KvOp> = ops.into_iter().collect();
         self.check_ops(&ops)?;
         exec::run_blocking(self.clone().apply(ops))
@@ -498,7 +501,10 @@ impl Fence {
             }
         }
         let sizes = self.checks.iter().map(|(k, _)| (k.as_str(), 0));
-        let sizes = sizes.chain(ops.iter().map(|op| (op.key(), op.wire().value.map_or(0, <[u8]>::len))));
+        let sizes = sizes.chain(
+            ops.iter()
+                .map(|op| (op.key(), op.wire().value.map_or(0, <[u8]>::len))),
+        );
         let body = txn_body_size(sizes);
         if body > MAX_VALUE_SIZE {
             return Err(Error::InvalidOption {
@@ -568,7 +574,10 @@ impl fmt::Debug for Fence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fence")
             .field("checks", &self.checks)
-            .field("timeout", &DisplayDuration(self.client.request_timeout()).to_string())
+            .field(
+                "timeout",
+                &DisplayDuration(self.client.request_timeout()).to_string(),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -458,7 +458,8 @@ impl MultiLockGuard {
     /// ```
     #[must_use]
     pub fn fence(&self) -> crate::Fence {
-        self.inner.fence_on(self.tokens.iter().map(|(k, _)| k.as_str()))
+        self.inner
+            .fence_on(self.tokens.iter().map(|(k, _)| k.as_str()))
     }
 
     /// Whether every key is still held (see [`LockGuard::is_held`]).

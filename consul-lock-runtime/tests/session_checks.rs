@@ -89,14 +89,22 @@ async fn a_lock_without_checks_survives_its_node_being_declared_failed() {
         .await
         .unwrap();
     let lost = guard.lost();
-    if !node_fails(&env, "a_lock_without_checks_survives_its_node_being_declared_failed") {
+    if !node_fails(
+        &env,
+        "a_lock_without_checks_survives_its_node_being_declared_failed",
+    ) {
         return guard.release().await.unwrap();
     }
     // A session with Consul's default checks cannot even be created now. (A real agent's
     // leader may set the check passing again at its next reconciliation, so this is asked at
     // once.)
     let checked = health_checked(&env, Duration::from_secs(3));
-    let refused = env.lock("other").client(&checked).acquire().await.unwrap_err();
+    let refused = env
+        .lock("other")
+        .client(&checked)
+        .acquire()
+        .await
+        .unwrap_err();
     assert!(
         matches!(&refused, Error::ConsulRefused { message, .. } if message.contains("critical")),
         "{refused:?}"
@@ -107,7 +115,11 @@ async fn a_lock_without_checks_survives_its_node_being_declared_failed() {
     assert_eq!(entry.session.as_deref(), Some(guard.session_id()));
     assert!(guard.is_held());
     assert_eq!(guard.lost_reason(), None);
-    guard.fence().txn([]).await.expect("Consul finds the lock held");
+    guard
+        .fence()
+        .txn([])
+        .await
+        .expect("Consul finds the lock held");
     node_recovers(&env);
     guard.release().await.unwrap();
     assert_eq!(lost.await, LostReason::Released);
@@ -127,7 +139,10 @@ async fn a_health_checked_lock_ends_when_its_node_is_declared_failed() {
         .await
         .unwrap();
     let lost = guard.lost();
-    if !node_fails(&env, "a_health_checked_lock_ends_when_its_node_is_declared_failed") {
+    if !node_fails(
+        &env,
+        "a_health_checked_lock_ends_when_its_node_is_declared_failed",
+    ) {
         return guard.release().await.unwrap();
     }
     let reason = tokio::time::timeout(Duration::from_secs(5), lost)
@@ -152,8 +167,9 @@ async fn a_health_checked_lock_ends_when_its_node_is_declared_failed() {
 #[tokio::test]
 async fn a_health_checked_lease_counts_only_the_node_lease_after_its_last_contact() {
     let env = Env::new("checks-node-lease");
-    if !env.embedded_or_skip("a_health_checked_lease_counts_only_the_node_lease_after_its_last_contact")
-    {
+    if !env.embedded_or_skip(
+        "a_health_checked_lease_counts_only_the_node_lease_after_its_last_contact",
+    ) {
         return;
     }
     let server = env.consul.server().expect("embedded");
@@ -174,7 +190,10 @@ async fn a_health_checked_lease_counts_only_the_node_lease_after_its_last_contac
         let sent = checked.requests_sent();
         tokio::time::sleep(node_lease * 3).await;
         assert!(guard.is_held(), "renew {renew}: confirmed");
-        assert!(checked.requests_sent() >= sent + 6, "renew {renew}: confirmations");
+        assert!(
+            checked.requests_sent() >= sent + 6,
+            "renew {renew}: confirmations"
+        );
         // Consul stops answering (the agent frozen): held at most the node lease longer.
         server.set_stalled(true);
         let stalled = Instant::now();
@@ -183,7 +202,10 @@ async fn a_health_checked_lease_counts_only_the_node_lease_after_its_last_contac
             .expect("the loss is reported within the node lease");
         let after = stalled.elapsed();
         assert!(!guard.is_held());
-        assert!(after <= node_lease + node_lease / 2, "renew {renew}: {after:?}");
+        assert!(
+            after <= node_lease + node_lease / 2,
+            "renew {renew}: {after:?}"
+        );
         assert!(
             matches!(reason, LostReason::Unconfirmed { .. }),
             "renew {renew}: {reason:?}"

@@ -63,6 +63,8 @@ impl Client {
             return Ok(FencedOutcome::Refused(parsed.errors_at()));
         }
         let entries = parsed.kv_results().skip(checks.len());
-        Ok(FencedOutcome::Applied(entries.map(|e| e.into_entry()).collect()))
+        Ok(FencedOutcome::Applied(
+            entries.map(|e| e.into_entry()).collect(),
+        ))
     }
 }
