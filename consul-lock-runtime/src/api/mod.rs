@@ -8,8 +8,10 @@
 //! - [`kv_write`]: a check-and-set put and an acquire with flags (the semaphore's writes);
 //! - [`txn`]: the lock transaction (lock + leave the queue + read it), unlock, and the lock of
 //!   several keys at once;
-//! - [`waiters`]: the transaction that joins a key's queue and reads it.
+//! - [`waiters`]: the transaction that joins a key's queue and reads it;
+//! - [`fenced`]: a transaction that checks that sessions hold their keys, then writes.
 
+pub(crate) mod fenced;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod kv_write;

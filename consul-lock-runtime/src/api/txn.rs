@@ -72,6 +72,15 @@ impl TxnReply {
             .join("; ")
     }
 
+    /// The errors of a refused transaction: the index of each failed operation and its text.
+    pub(super) fn errors_at(&self) -> Vec<(usize, String)> {
+        self.errors
+            .iter()
+            .flatten()
+            .map(|e| (e.op_index, e.what.clone()))
+            .collect()
+    }
+
     /// The KV results in the order of the operations.
     pub(super) fn kv_results(self) -> impl Iterator<Item = RawEntry> {
         self.results.into_iter().flatten().filter_map(|r| r.kv)
@@ -85,7 +94,7 @@ pub(super) fn is_denied(what: &str) -> bool {
 
 /// The error for a transaction Consul refused (409) other than for a held key or a
 /// lock-delay: the token may not do it, or Consul refused the transaction for `message`.
-pub(super) fn refused(key: &str, op: &'static str, message: String) -> Error {
+pub(crate) fn refused(key: &str, op: &'static str, message: String) -> Error {
     if is_denied(&message) {
         Error::PermissionDenied {
             key: key.to_owned(),
@@ -147,6 +156,8 @@ struct TxnKv<'a> {
     session: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flags: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u64>,
 }
 
 impl<'a> TxnOp<'a> {
@@ -163,8 +174,15 @@ impl<'a> TxnOp<'a> {
                 value,
                 session,
                 flags: None,
+                index: None,
             },
         }
+    }
+
+    /// Sets the `Index` of a `cas`, `delete-cas` or `check-index`.
+    pub(super) fn with_index(mut self, index: Option<u64>) -> Self {
+        self.kv.index = index;
+        self
     }
 }
 
