@@ -24,17 +24,15 @@ pub(crate) const OPTIONS: &[&str] = &[
     "limit",
 ];
 
-/// The smallest session TTL Consul accepts, in seconds.
-pub(crate) const LOCK_TIMEOUT_MIN: u64 = 10;
-/// The largest session TTL Consul accepts, in seconds (one day).
-pub(crate) const LOCK_TIMEOUT_MAX: u64 = 86_400;
-/// The most `key`s one attribute may give: Consul 1.10 refuses transactions of more than 64
-/// operations, and the lock on several keys writes one operation per key.
-pub(crate) const MAX_KEYS: usize = 64;
+/// The session TTL Consul accepts, in seconds (shared with the runtime).
+pub(crate) const LOCK_TIMEOUT_MIN: u64 = consul_lock_syntax::SESSION_TTL_MIN_SECS;
+pub(crate) const LOCK_TIMEOUT_MAX: u64 = consul_lock_syntax::SESSION_TTL_MAX_SECS;
+/// The most `key`s one attribute may give: the lock on several keys writes one transaction
+/// operation per key (shared with the runtime).
+pub(crate) const MAX_KEYS: usize = consul_lock_syntax::MAX_LOCK_KEYS;
+/// The largest `limit` (shared with the runtime).
+pub(crate) const SEMAPHORE_LIMIT_MAX: u64 = consul_lock_syntax::MAX_SEMAPHORE_LIMIT as u64;
 /// The longest acquire timeout the attribute accepts, in milliseconds (one day).
-/// The runtime's `MAX_SEMAPHORE_LIMIT` (a proc-macro crate cannot depend on the runtime).
-pub(crate) const SEMAPHORE_LIMIT_MAX: u64 = 1024;
-
 pub(crate) const ACQUIRE_TIMEOUT_MAX_MS: u64 = 86_400_000;
 
 /// The key template, as written and parsed.

@@ -21,7 +21,8 @@ use crate::{Client, Error, Result};
 /// assert_eq!(client.requests_sent(), 0);
 /// # Ok::<(), consul_lock_runtime::Error>(())
 /// ```
-pub const DEFAULT_SESSION_TTL_MIN: Duration = Duration::from_secs(10);
+pub const DEFAULT_SESSION_TTL_MIN: Duration =
+    Duration::from_secs(consul_lock_syntax::SESSION_TTL_MIN_SECS);
 /// Consul's upper bound for session TTLs.
 ///
 /// ```
@@ -34,7 +35,7 @@ pub const DEFAULT_SESSION_TTL_MIN: Duration = Duration::from_secs(10);
 /// assert!(matches!(long.acquire_blocking(), Err(Error::InvalidOption { option: "lock_timeout", .. })));
 /// # Ok::<(), consul_lock_runtime::Error>(())
 /// ```
-pub const SESSION_TTL_MAX: Duration = Duration::from_secs(86_400);
+pub const SESSION_TTL_MAX: Duration = Duration::from_secs(consul_lock_syntax::SESSION_TTL_MAX_SECS);
 /// How long one HTTP request may take when no acquire deadline bounds it.
 ///
 /// ```

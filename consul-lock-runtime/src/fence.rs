@@ -19,7 +19,7 @@ use crate::{exec, key, Client, Error, KvEntry, Result};
 /// ```
 /// assert_eq!(consul_lock_runtime::MAX_TXN_OPS, 64);
 /// ```
-pub const MAX_TXN_OPS: usize = 64;
+pub const MAX_TXN_OPS: usize = consul_lock_syntax::MAX_TXN_OPS;
 
 /// One KV operation of a fenced write ([`Fence::txn`]). Build it with the constructors.
 ///

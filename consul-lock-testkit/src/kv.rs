@@ -6,9 +6,9 @@ use std::time::Instant;
 use hyper::Method;
 
 use crate::acl::Need;
-use crate::blocking::{self, query_opts};
+use crate::blocking;
 use crate::go;
-use crate::request::{Req, MAX_BODY};
+use crate::req::{query_opts, Req, MAX_BODY};
 use crate::resp::{bool_resp, denied, method_not_allowed, Answer, Resp};
 use crate::shared::Shared;
 use crate::store::Entry;
@@ -147,7 +147,7 @@ async fn put(shared: &Shared, req: &Req, key: &str) -> Answer {
         op = PutOp::Unlock(req.get("release").unwrap_or("").to_string());
     }
     if req.body.len() > MAX_BODY {
-        return Err(too_large(req.body.len()));
+        return Err(crate::req::too_large("/v1/kv/", req.body.len()));
     }
     shared.check_dc(req)?;
     let authz = shared.write_access(req).await?;
@@ -189,15 +189,6 @@ async fn put(shared: &Shared, req: &Req, key: &str) -> Answer {
         Ok(b) => Ok(bool_resp(b).applied()),
         Err(e) => Err(Resp::text(500, format!("raft apply failed: {e}"))),
     }
-}
-
-pub(crate) fn too_large(n: usize) -> Resp {
-    Resp::text(
-        413,
-        format!(
-            "Request body({n} bytes) too large, max size: {MAX_BODY} bytes. See https://www.consul.io/docs/agent/options.html#kv_max_value_size."
-        ),
-    )
 }
 
 async fn delete(shared: &Shared, req: &Req, key: &str) -> Answer {

@@ -34,6 +34,7 @@ mod harness_faults;
 mod kv;
 mod limits;
 pub mod real;
+mod req;
 mod request;
 mod resp;
 mod router;

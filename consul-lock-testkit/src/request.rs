@@ -1,67 +1,17 @@
 //! Reading a request the way Go's `net/http` and Consul's agent do before any endpoint
 //! runs: the URL filter, percent-decoding, path-cleaning and trailing-slash redirects, the
-//! body size limits; then routing. [`Req`] is the request as the endpoints see it.
+//! body size limits; then routing. [`Req`] (in `req`, a leaf) is the request as the endpoints
+//! see it.
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::HeaderMap;
 use hyper::{Method, Request};
 
 use crate::go;
+use crate::req::{too_large, Req, MAX_BODY};
 use crate::resp::Resp;
 use crate::shared::Shared;
-
-/// Consul's `kv_max_value_size` and `txn_max_req_len` defaults.
-pub(crate) const MAX_BODY: usize = 512 * 1024;
-
-/// A parsed request.
-pub(crate) struct Req {
-    pub method: Method,
-    /// The percent-decoded path.
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Req {
-    pub(crate) fn has(&self, k: &str) -> bool {
-        self.query.iter().any(|(n, _)| n == k)
-    }
-    /// The first value of a query parameter, as Go's `Values.Get`.
-    pub(crate) fn get(&self, k: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    }
-    /// The ACL token: `?token=`, then `X-Consul-Token`, then `Authorization: Bearer`.
-    pub(crate) fn token(&self) -> String {
-        if let Some(t) = self.get("token").filter(|t| !t.is_empty()) {
-            return t.to_string();
-        }
-        if let Some(t) = self
-            .headers
-            .get("x-consul-token")
-            .and_then(|v| v.to_str().ok())
-        {
-            if !t.is_empty() {
-                return t.to_string();
-            }
-        }
-        self.headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string())
-            .unwrap_or_default()
-    }
-    /// Go's `url.Values.Encode()` of the whole query (sorted by key).
-    pub(crate) fn encoded_query(&self) -> String {
-        go::url::encode_query(&self.query)
-    }
-}
 
 /// Consul's URL filter: a request whose decoded URL path holds a rune that Go's
 /// `unicode.IsPrint` rejects is answered 400 with an empty body, before any handler (and
@@ -72,19 +22,6 @@ fn refused_by_url_filter(decoded_path: &[u8]) -> bool {
     String::from_utf8_lossy(decoded_path)
         .chars()
         .any(|c| !go::printable::is_print(c))
-}
-
-fn too_large(path: &str, n: usize) -> Resp {
-    if path == "/v1/txn" {
-        crate::txn::too_large(n)
-    } else if path.starts_with("/v1/kv/") {
-        crate::kv::too_large(n)
-    } else {
-        Resp::text(
-            413,
-            format!("Request body({n} bytes) too large, max size: {MAX_BODY} bytes."),
-        )
-    }
 }
 
 /// Reads and discards the rest of a refused body (up to 16 MiB), so that the client finishes

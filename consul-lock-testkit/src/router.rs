@@ -1,7 +1,7 @@
 //! Routing: which endpoint serves a path, the subtree patterns Go's `ServeMux` redirects to
 //! their trailing-slash form, and the 501 for Consul endpoints the test server leaves out.
 
-use crate::request::Req;
+use crate::req::Req;
 use crate::resp::{not_found, Resp};
 use crate::shared::Shared;
 

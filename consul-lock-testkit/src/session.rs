@@ -6,14 +6,14 @@ use hyper::Method;
 use serde_json::Value;
 
 use crate::acl::Need;
-use crate::blocking::{self, query_opts};
+use crate::blocking;
 use crate::go::duration::{format as format_go_duration, parse as parse_go_duration};
 use crate::go::json_decode::{
     decode_go_doc, decode_string_slice, decode_uint64, field, field_type_error, value_type_error,
     GoDoc,
 };
 use crate::go::uuid::check_uuid;
-use crate::request::Req;
+use crate::req::{query_opts, Req};
 use crate::resp::{bool_resp, denied, method_not_allowed, not_found, Answer, Meta, Resp};
 use crate::shared::Shared;
 use crate::store::{Session, SERF_HEALTH};

@@ -12,10 +12,10 @@ use std::time::Instant;
 use tokio::sync::{watch, Notify};
 
 use crate::acl::{self, Authz};
-use crate::blocking::QueryOpts;
 use crate::config::ServerConfig;
 use crate::faults::Faults;
-use crate::request::Req;
+use crate::req::QueryOpts;
+use crate::req::Req;
 use crate::resp::{Meta, Resp};
 use crate::store::Store;
 

@@ -3,7 +3,7 @@
 use hyper::Method;
 use serde::Serialize;
 
-use crate::request::Req;
+use crate::req::Req;
 use crate::resp::{method_not_allowed, Answer, Resp};
 use crate::shared::Shared;
 use crate::wire::Empty;

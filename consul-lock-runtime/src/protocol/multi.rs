@@ -20,7 +20,7 @@ use crate::{Blocker, Client, Result};
 
 /// The most keys one lock may take: Consul 1.10 refuses transactions of more than 64
 /// operations, and the lock transaction has exactly one operation per key.
-pub const MAX_KEYS: usize = 64;
+pub const MAX_KEYS: usize = consul_lock_syntax::MAX_LOCK_KEYS;
 
 /// Everything an acquisition of several keys needs, resolved and checked before any request.
 pub(crate) struct MultiPlan {

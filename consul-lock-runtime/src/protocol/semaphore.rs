@@ -37,7 +37,7 @@ pub const SEMAPHORE_LOCK_KEY: &str = ".lock";
 
 /// The largest limit accepted: the `.lock` value lists every holder's session (about 45 bytes
 /// each), and every contender rewrites it, so very large limits make every acquire slow.
-pub const MAX_SEMAPHORE_LIMIT: u32 = 1024;
+pub const MAX_SEMAPHORE_LIMIT: u32 = consul_lock_syntax::MAX_SEMAPHORE_LIMIT;
 
 /// The value of `PREFIX/.lock`, field for field as Go's `semaphoreLock` encodes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,9 +12,8 @@ use hyper::Method;
 use serde::Serialize;
 
 use crate::acl::{Authz, Need};
-use crate::blocking::QueryOpts;
 use crate::go::quote::quote as go_quote;
-use crate::request::{Req, MAX_BODY};
+use crate::req::{QueryOpts, Req, MAX_BODY};
 use crate::resp::{method_not_allowed, Answer, Resp};
 use crate::shared::Shared;
 use crate::store::{Entry, Kv, Session, Store};
@@ -189,7 +188,7 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Answer {
         return Err(method_not_allowed(&req.method, &["PUT"]));
     }
     if req.body.len() > MAX_BODY {
-        return Err(too_large(req.body.len()));
+        return Err(crate::req::too_large("/v1/txn", req.body.len()));
     }
     let ops = parse_ops(&req.body, &shared.config)?;
     shared.check_dc(req)?;
@@ -278,14 +277,4 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Answer {
         )
         .header("X-Consul-LastContact", m.last_contact_ms.to_string()),
     })
-}
-
-/// Consul's 413 for a `/v1/txn` body above `txn_max_req_len`.
-pub(crate) fn too_large(n: usize) -> Resp {
-    Resp::text(
-        413,
-        format!(
-            "Request body({n} bytes) too large, max size: {MAX_BODY} bytes. See https://www.consul.io/docs/agent/options.html#txn_max_req_len."
-        ),
-    )
 }
