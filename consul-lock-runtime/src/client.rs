@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::{read_file, ClientBuilder, Token};
 use crate::exec::pools::{HttpConfig, Pools};
+use crate::protocol::key_state::KeyTable;
 use crate::session_policy::SessionPolicy;
 use crate::{Error, Result};
 
@@ -33,8 +34,8 @@ pub struct Client {
 }
 
 pub(crate) struct ClientInner {
-    /// Tells this client (and its clones) apart from other clients of the process.
-    id: u64,
+    /// What this client knows per key: local turns, queue memory, holders (shared by clones).
+    pub(crate) keys: KeyTable,
     /// The connection pools: the worker's, and one per caller runtime.
     pools: Pools,
     pub(crate) base_url: String,
@@ -124,10 +125,9 @@ impl Client {
             roots,
             identity,
         };
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Client {
             inner: Arc::new(ClientInner {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                keys: KeyTable::default(),
                 pools: Pools::new(http_config)?,
                 base_url,
                 token,
@@ -144,11 +144,6 @@ impl Client {
     /// The connection pool for the runtime the caller runs on.
     pub(crate) fn http(&self) -> reqwest::Client {
         self.inner.pools.current()
-    }
-
-    /// Tells this client (and its clones) apart from other clients of the process.
-    pub(crate) fn id(&self) -> u64 {
-        self.inner.id
     }
 
     /// The agent's base URL, `scheme://host:port`.

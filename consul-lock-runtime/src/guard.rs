@@ -15,8 +15,8 @@ use tracing::Instrument as _;
 
 use crate::error::DisplayDuration;
 use crate::exec;
+use crate::protocol::key_state::{Caller, HeldMark};
 use crate::protocol::lease::{self, Lease};
-use crate::reentry::{Caller, HeldMark};
 use crate::{Error, Fence, LostReason, Result};
 
 /// The guard's and its handles' view of one held lock.

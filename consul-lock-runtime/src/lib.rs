@@ -90,7 +90,6 @@ mod lock;
 pub mod metrics;
 mod multi;
 mod protocol;
-mod reentry;
 mod semaphore;
 mod session_policy;
 mod value;

@@ -13,9 +13,10 @@ use crate::error::DisplayDuration;
 use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
 use crate::protocol::acquire::{self, Plan};
+use crate::protocol::key_state::Caller;
 use crate::protocol::lease::Lease;
 use crate::value::{txn_body_size, ValueGenerator, MAX_VALUE_SIZE};
-use crate::{defaults, key, reentry, Client, Error, Result};
+use crate::{defaults, key, Client, Error, Result};
 
 /// A lock on one Consul key, configured but not yet taken (Python's `EphemeralLock`).
 ///
@@ -375,9 +376,10 @@ impl Lock {
         let plan = self.plan()?;
         let renew = self.renew;
         // The holder: the caller's task or thread, here (the acquisition may run elsewhere).
-        let caller = reentry::Caller::check(&plan.client, &plan.key)?;
+        let caller = Caller::check(&plan.client, [plan.key.as_str()], 1)?;
+        let records = caller.records().clone();
         Ok(async move {
-            let taken = acquire::acquire(&plan, Exec).await?;
+            let taken = acquire::acquire(&plan, &records, Exec).await?;
             let Plan {
                 client,
                 key,
@@ -394,7 +396,7 @@ impl Lock {
                 taken.renewed,
             )
             .with_metrics_name(metrics_name)
-            .with_turn(taken.turn);
+            .with_turns(taken.turns, records);
             Ok(LockGuard::start(lease, renew, caller))
         })
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::local_turn::{self, LocalTurn};
+use super::key_state::{self, Records, Turn};
 use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::queue::{self, Wait};
@@ -45,11 +45,15 @@ pub(crate) struct Acquired {
     /// hand-off, for the metrics).
     pub(crate) handed_off: bool,
     /// This process's turn at the key, for the lock to keep until it ends.
-    pub(crate) turn: LocalTurn,
+    pub(crate) turns: Vec<Turn>,
 }
 
 /// Acquires `plan.key`, within a `consul_lock.acquire` span.
-pub(crate) async fn acquire(plan: &Plan, bg: impl Background) -> Result<Acquired> {
+pub(crate) async fn acquire(
+    plan: &Plan,
+    records: &Records,
+    bg: impl Background,
+) -> Result<Acquired> {
     let span = tracing::info_span!(
         "consul_lock.acquire",
         key = %plan.key,
@@ -58,7 +62,9 @@ pub(crate) async fn acquire(plan: &Plan, bg: impl Background) -> Result<Acquired
         fencing_token = tracing::field::Empty,
     );
     let started = Instant::now();
-    let result = acquire_loop(plan, bg).instrument(span.clone()).await;
+    let result = acquire_loop(plan, records, bg)
+        .instrument(span.clone())
+        .await;
     metrics::acquire_finished(
         &plan.metrics_name,
         metrics::outcome(&result),
@@ -76,12 +82,12 @@ pub(crate) async fn acquire(plan: &Plan, bg: impl Background) -> Result<Acquired
     result
 }
 
-async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
+async fn acquire_loop(plan: &Plan, records: &Records, bg: impl Background) -> Result<Acquired> {
     let client = &plan.client;
     let mut out = Outcome::new(&plan.key, Deadline::new(plan.acquire_timeout));
     // Tasks of this process locking the same key go through Consul one at a time; the turn
     // passes on when this acquisition gives up, or when the lock it takes ends.
-    let Some(turn) = local_turn::take(client, &plan.key, &out.deadline).await else {
+    let Some(turns) = key_state::take_turns(records, 1, &out.deadline).await? else {
         out.blocked_by = Some(Blocker::Holder);
         return Err(out.not_acquired());
     };
@@ -92,11 +98,13 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
     // client released the key a moment ago (so that a releaser taking it again at once does
     // not overtake the queue), and never once this acquire has queued. Other newcomers may take a free key: waiting out stale
     // queue entries would cost them more than the order is worth.
-    let mut yield_to_older = queue::released_recently(client, &plan.key);
+    let Some(record) = records.as_slice().first() else {
+        return Err(out.not_acquired());
+    };
+    let mut yield_to_older = record.released_recently();
     // A releaser coming back at once to a key that had waiters when it took it joins the
     // queue without trying the lock first (one request fewer, and no taking and giving back).
-    let mut join_first =
-        yield_to_older && !plan.acquire_timeout.is_zero() && queue::had_waiters(client, &plan.key);
+    let mut join_first = yield_to_older && !plan.acquire_timeout.is_zero() && record.had_waiters();
     loop {
         // 1. A session: the one kept from the last round (renewed at TTL/2), or a new one.
         let round = round::session(
@@ -130,7 +138,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
         };
         if let Ok(LockAttempt::Acquired { queue: waiters, .. }) = &attempt {
             let waiting = waiters.iter().any(|e| e.session.is_some());
-            queue::note_waiters(client, &plan.key, waiting);
+            record.note_waiters(waiting);
         }
         let attempt = match attempt {
             Ok(LockAttempt::Acquired {
@@ -165,7 +173,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
                     fencing_token: modify_index,
                     renewed,
                     handed_off: out.blocked_by == Some(Blocker::Holder),
-                    turn,
+                    turns,
                 });
             }
             Ok(LockAttempt::Held) => {

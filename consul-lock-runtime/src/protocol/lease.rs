@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::local_turn::{LeaseEnd, LocalTurn};
+use super::key_state::{LeaseEnd, Records, Turn};
 use super::retry::Backoff;
-use super::{queue, teardown};
+use super::teardown;
 use crate::{metrics, Client, Result};
 
 /// Why a lock is no longer held.
@@ -93,9 +93,11 @@ pub(crate) struct Lease {
     metrics_name: Arc<str>,
     /// When the lock was taken (for the time-held metric).
     acquired_at: Instant,
-    /// The local turn of the acquisition that took the lock: the process's next task for the
+    /// The local turns of the acquisition that took the lock: the process's next task for the
     /// key starts on Consul when this lock ends (released, lost, or its lease run out).
-    turn: Mutex<Option<LocalTurn>>,
+    turns: Mutex<Vec<Turn>>,
+    /// What this client knows of the lock's keys (the release is remembered there).
+    records: Option<Records>,
 }
 
 /// What the holder knows of its session's life.
@@ -147,35 +149,34 @@ impl Lease {
             state: watch::channel(None).0,
             metrics_name: Arc::from(metrics::UNNAMED),
             acquired_at: Instant::now(),
-            turn: Mutex::new(None),
+            turns: Mutex::new(Vec::new()),
+            records: None,
         }
     }
 
-    /// The lock keeps `turn` (this process's turn at the key) until it ends; start it with
-    /// [`Lease::start_turn`] once the lease is shared.
-    pub(crate) fn with_turn(self, turn: LocalTurn) -> Lease {
-        *self.turn.lock().unwrap_or_else(PoisonError::into_inner) = Some(turn);
+    /// The lock keeps `turns` (this process's turns at its keys) until it ends, and notes its
+    /// release in `records`; start the turns with [`Lease::start_turn`] once the lease is
+    /// shared.
+    pub(crate) fn with_turns(mut self, turns: Vec<Turn>, records: Records) -> Lease {
+        *self.turns.get_mut().unwrap_or_else(PoisonError::into_inner) = turns;
+        self.records = Some(records);
         self
     }
 
-    /// Bounds the kept turn by this lease: should the lock never be released (a forgotten
-    /// guard), the local waiters pass it on once the lease has run out.
+    /// Bounds the kept turns by this lease: should the lock never be released (a forgotten
+    /// guard), the local waiters pass them on once the lease has run out.
     pub(crate) fn start_turn(self: &Arc<Self>) {
-        let turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(turn) = turn.as_ref() {
+        let turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+        for turn in turns.iter() {
             let weak: std::sync::Weak<Lease> = Arc::downgrade(self);
             turn.attach(weak);
         }
     }
 
-    /// The lock has ended: this process's next task for the key may start on Consul.
+    /// The lock has ended: this process's next task for the keys may start on Consul.
     fn pass_turn(&self) {
-        let turn = self
-            .turn
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(turn);
+        let turns = std::mem::take(&mut *self.turns.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(turns);
     }
 
     /// Sets the `lock` label of this lock's metrics.
@@ -488,7 +489,9 @@ pub(crate) async fn release(lease: &Lease) -> Result<()> {
         .await;
         match &result {
             Ok(()) => {
-                queue::note_release(client, &lease.key);
+                if let Some(records) = &lease.records {
+                    records.note_release();
+                }
                 tracing::debug!("released");
             }
             Err(e) => {

@@ -5,7 +5,8 @@
 //! - [`acquire`]: create a session → lock transaction → on held, wait → retry;
 //!   [`outcome`] chooses the error an acquire that gives up reports;
 //! - [`pending`]: the session of an acquire in progress, destroyed if the acquire fails;
-//! - [`local_turn`]: tasks of this process acquiring one key take turns before Consul;
+//! - [`key_state`]: what the client knows per key: local turns (tasks of this process
+//!   acquiring one key take turns before Consul), queue memory, holders for re-entry;
 //! - [`queue`]: the waiters' queue, and this process's memory of its recent releases;
 //! - [`lease`]: a held lock's lease: renewal with its election grace, the key watch, release;
 //! - [`multi`]: several keys at once, all or none, in one transaction;
@@ -16,8 +17,8 @@
 //! - [`retry`]: the acquire deadline and jittered backoff.
 
 pub(crate) mod acquire;
+pub(crate) mod key_state;
 pub(crate) mod lease;
-pub(crate) mod local_turn;
 pub(crate) mod multi;
 pub(crate) mod outcome;
 pub(crate) mod pending;

@@ -1,13 +1,11 @@
-//! The waiters' queue of a held key, and this process's memory of its recent releases.
+//! The waiters' queue of a held key.
 //!
 //! A waiter joins `<key>/.waiters/<session>` (an entry held by its own session, so Consul
 //! deletes it when the session ends) and blocks on the entry queued right before its own
 //! (ZooKeeper's lock recipe); the first waiter blocks on the lock key, and takes it and leaves
 //! the queue in one transaction, which wakes its successor only. A client that takes a key it
-//! released [`RECENT_RELEASE`] ago or less, ahead of older waiters, gives it back and queues.
-
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+//! released a moment ago ([`RECENT_RELEASE`](super::key_state::RECENT_RELEASE)), ahead of
+//! older waiters, gives it back and queues.
 
 use tokio::time::Instant;
 
@@ -45,64 +43,9 @@ use crate::{Client, KvEntry, Result};
 /// ```
 pub const WAITERS_SUFFIX: &str = "/.waiters/";
 
-/// How long after a release a new acquire of the same key by the same client yields to older
-/// waiters: covers a releaser that takes the key again at once, not a later newcomer.
-const RECENT_RELEASE: Duration = Duration::from_millis(50);
-
-/// How many recent releases are remembered: more than the keys one process releases within
-/// [`RECENT_RELEASE`] in practice; past it, a release is simply not remembered.
-const MAX_RECENT_RELEASES: usize = 256;
-
 /// The queue prefix of `key`.
 pub(crate) fn prefix(key: &str) -> String {
     format!("{key}{WAITERS_SUFFIX}")
-}
-
-/// Keys released lately by this process: (client, key, when). The client is told apart by
-/// [`Client::id`], so that clones of one client share one memory.
-static RECENT: Mutex<Vec<(u64, String, Instant)>> = Mutex::new(Vec::new());
-
-/// Notes that `client` just released `key`.
-pub(crate) fn note_release(client: &Client, key: &str) {
-    let now = Instant::now();
-    let id = client.id();
-    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-    recent.retain(|(c, k, at)| !(*c == id && k == key) && now.duration_since(*at) < RECENT_RELEASE);
-    if recent.len() < MAX_RECENT_RELEASES {
-        recent.push((id, key.to_owned(), now));
-    }
-}
-
-/// Whether `client` released `key` within the last [`RECENT_RELEASE`].
-pub(crate) fn released_recently(client: &Client, key: &str) -> bool {
-    let id = client.id();
-    let recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-    recent
-        .iter()
-        .any(|(c, k, at)| *c == id && k == key && at.elapsed() < RECENT_RELEASE)
-}
-
-/// Keys whose queue held live waiters when this process last took them: (client, key). A
-/// client that releases such a key and asks for it again at once joins the queue straight
-/// away instead of trying the lock first (the try would fail, or take the key ahead of the
-/// waiters and have to give it back).
-static CROWDED: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
-
-/// Notes whether `client` saw live waiters in `key`'s queue when it took the key.
-pub(crate) fn note_waiters(client: &Client, key: &str, waiters: bool) {
-    let id = client.id();
-    let mut crowded = CROWDED.lock().unwrap_or_else(PoisonError::into_inner);
-    crowded.retain(|(c, k)| !(*c == id && k == key));
-    if waiters && crowded.len() < MAX_RECENT_RELEASES {
-        crowded.push((id, key.to_owned()));
-    }
-}
-
-/// Whether `client` saw live waiters in `key`'s queue when it last took the key.
-pub(crate) fn had_waiters(client: &Client, key: &str) -> bool {
-    let id = client.id();
-    let crowded = CROWDED.lock().unwrap_or_else(PoisonError::into_inner);
-    crowded.iter().any(|(c, k)| *c == id && k == key)
 }
 
 /// Whether the queue read with a lock holds a live waiter that queued before this session (or
@@ -345,16 +288,5 @@ mod tests {
             next_watch(&free, k, q, "locks/k/.waiters/a"),
             Ok(None)
         ));
-    }
-
-    #[test]
-    fn releases_are_remembered_per_client_and_key() {
-        let a = Client::builder().build().unwrap();
-        let b = Client::builder().build().unwrap();
-        note_release(&a, "queue-test/k");
-        assert!(released_recently(&a, "queue-test/k"));
-        assert!(released_recently(&a.clone(), "queue-test/k"));
-        assert!(!released_recently(&b, "queue-test/k"));
-        assert!(!released_recently(&a, "queue-test/other"));
     }
 }
