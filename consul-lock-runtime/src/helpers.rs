@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::api::Blocking;
 use crate::exec;
 use crate::{Client, KvEntry, Result, SessionInfo};
 
@@ -43,7 +44,7 @@ impl Client {
         let key = key.to_owned();
         self.run(|client| async move {
             let timeout = client.request_timeout();
-            client.kv_read(&key, None, timeout).await.map(|(e, _)| e)
+            client.kv_read(&key, timeout).await.map(|(e, _)| e)
         })
         .await
     }
@@ -75,10 +76,13 @@ impl Client {
     ) -> Result<(Option<KvEntry>, u64)> {
         let key = key.to_owned();
         self.run(|client| async move {
-            // Consul may answer a blocking query up to wait/16 late.
-            let timeout = client.request_timeout() + wait + wait / 16;
-            let blocking = (index > 0).then_some((index, wait));
-            client.kv_read(&key, blocking, timeout).await
+            let blocking = Blocking {
+                index,
+                wait,
+                until: None,
+            };
+            let (entries, next) = client.kv_block(&key, &key, false, blocking).await?;
+            Ok((entries.into_iter().next(), next))
         })
         .await
     }
@@ -132,7 +136,7 @@ impl Client {
         let prefix = prefix.to_owned();
         self.run(|client| async move {
             let timeout = client.request_timeout();
-            let (entries, _) = client.kv_read_tree(&prefix, &prefix, None, timeout).await?;
+            let (entries, _) = client.kv_read_tree(&prefix, &prefix, timeout).await?;
             Ok(entries)
         })
         .await

@@ -1,6 +1,9 @@
-//! KV reads (one key, a tree, the key names under a prefix; blocking when an index is given).
+//! KV reads: one key, a tree, the key names under a prefix, and the one blocking query
+//! ([`Client::kv_block`]), which owns Consul's wait and index rules.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use base64::Engine as _;
 use reqwest::Method;
@@ -81,33 +84,95 @@ impl RawEntry {
     }
 }
 
-/// A blocking query: wait until the index passes `.0`, at most `.1`.
-pub(crate) type Blocking = Option<(u64, Duration)>;
+/// A blocking query (`?index=…&wait=…`): what it waits past, and for how long.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Blocking {
+    /// Answer once the index passes this; 0 reads at once (the first read of a watch).
+    pub(crate) index: u64,
+    /// The longest wait to ask Consul for.
+    pub(crate) wait: Duration,
+    /// The moment the whole request must be over by (an acquire's deadline), if any.
+    pub(crate) until: Option<Instant>,
+}
+
+/// The longest wait Consul grants a blocking query (longer ones are cut to it).
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// The shortest wait worth asking for.
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
+impl Blocking {
+    /// The `wait` to ask for and the request's timeout, by Consul's rules: Consul answers a
+    /// blocking query up to wait/16 late, so a query that must be over by `until` asks for
+    /// 15/16 of the time left at most, and a request is given its wait, that lateness and
+    /// one request timeout (but never past `until`).
+    fn timing(&self, request_timeout: Duration) -> (Duration, Duration) {
+        let left = self
+            .until
+            .map(|u| u.saturating_duration_since(Instant::now()));
+        let mut wait = self.wait.min(MAX_WAIT);
+        if let Some(left) = left {
+            wait = wait.min(left - left / 16);
+        }
+        let wait = wait.max(MIN_WAIT);
+        let timeout = wait + wait / 16 + request_timeout;
+        (wait, left.map_or(timeout, |l| timeout.min(l.max(MIN_WAIT))))
+    }
+}
+
+/// The index a watch waits past next, after a read at `index` answered `answered`: Consul's
+/// rules: an index that goes backwards (a restored snapshot, a new leader's) starts the watch
+/// over at 0, and an index is at least 1 (0 would read at once forever).
+pub(crate) fn next_index(index: u64, answered: u64) -> u64 {
+    if answered < index {
+        0
+    } else {
+        answered.max(1)
+    }
+}
 
 impl Client {
-    /// `GET /v1/kv/<key>`, as a blocking query when `blocking` is given. Returns the entry (or
-    /// `None` when the key does not exist) and `X-Consul-Index`.
+    /// `GET /v1/kv/<key>`: the entry (or `None` when the key does not exist) and
+    /// `X-Consul-Index`.
     pub(crate) async fn kv_read(
         &self,
         key: &str,
-        blocking: Blocking,
         timeout: Duration,
     ) -> Result<(Option<KvEntry>, u64)> {
-        let (entries, index) = self.kv_query(key, key, false, blocking, timeout).await?;
+        let (entries, index) = self.kv_query(key, key, false, None, timeout).await?;
         Ok((entries.into_iter().next(), index))
     }
 
-    /// `GET /v1/kv/<prefix>?recurse`, as a blocking query when `blocking` is given: every
-    /// entry whose key starts with `prefix`, and `X-Consul-Index`. `key` names the lock for
-    /// errors.
+    /// `GET /v1/kv/<prefix>?recurse`: every entry whose key starts with `prefix`, and
+    /// `X-Consul-Index`. `key` names the lock for errors.
     pub(crate) async fn kv_read_tree(
         &self,
         key: &str,
         prefix: &str,
-        blocking: Blocking,
         timeout: Duration,
     ) -> Result<(Vec<KvEntry>, u64)> {
-        self.kv_query(key, prefix, true, blocking, timeout).await
+        self.kv_query(key, prefix, true, None, timeout).await
+    }
+
+    /// The one blocking query: `GET /v1/kv/<path>` (every entry under it with `tree`) once its
+    /// index passes `blocking.index` or the wait is over, timed by Consul's rules
+    /// ([`Blocking`]; an index of 0 reads at once). Returns the entries and the index to wait
+    /// past next ([`next_index`]). `key` names the lock for errors.
+    pub(crate) async fn kv_block(
+        &self,
+        key: &str,
+        path: &str,
+        tree: bool,
+        blocking: Blocking,
+    ) -> Result<(Vec<KvEntry>, u64)> {
+        let (wait, timeout) = blocking.timing(self.request_timeout());
+        let (query, timeout) = if blocking.index == 0 {
+            (None, timeout.min(self.request_timeout()))
+        } else {
+            (Some((blocking.index, wait)), timeout)
+        };
+        let (entries, answered) = self.kv_query(key, path, tree, query, timeout).await?;
+        Ok((entries, next_index(blocking.index, answered)))
     }
 
     async fn kv_query(
@@ -115,7 +180,7 @@ impl Client {
         key: &str,
         path: &str,
         recurse: bool,
-        blocking: Blocking,
+        blocking: Option<(u64, Duration)>,
         timeout: Duration,
     ) -> Result<(Vec<KvEntry>, u64)> {
         let operation = if recurse {
@@ -159,5 +224,44 @@ impl Client {
         }
         serde_json::from_slice(&reply.body)
             .map_err(|e| unexpected(prefix, "list keys", reply.status, &e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_that_goes_backwards_starts_over_and_none_is_zero() {
+        assert_eq!(next_index(10, 12), 12);
+        assert_eq!(next_index(10, 10), 10);
+        assert_eq!(next_index(10, 3), 0);
+        assert_eq!(next_index(0, 0), 1);
+    }
+
+    #[tokio::test]
+    async fn a_wait_fits_the_time_left_with_consuls_lateness() {
+        let request = Duration::from_secs(10);
+        let watch = Blocking {
+            index: 5,
+            wait: Duration::from_secs(60),
+            until: None,
+        };
+        assert_eq!(
+            watch.timing(request),
+            (Duration::from_secs(60), Duration::from_millis(73_750))
+        );
+        let acquire = Blocking {
+            until: Some(Instant::now() + Duration::from_millis(1600)),
+            ..watch
+        };
+        let (wait, timeout) = acquire.timing(request);
+        assert!(wait <= Duration::from_millis(1500), "{wait:?}");
+        assert!(timeout <= Duration::from_millis(1600), "{timeout:?}");
+        let long = Blocking {
+            wait: Duration::from_secs(3600),
+            ..watch
+        };
+        assert_eq!(long.timing(request).0, MAX_WAIT);
     }
 }

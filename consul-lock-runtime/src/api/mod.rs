@@ -19,6 +19,7 @@ pub(crate) mod session;
 pub(crate) mod txn;
 pub(crate) mod waiters;
 
+pub(crate) use kv::Blocking;
 pub use kv::KvEntry;
 pub use session::SessionInfo;
 pub use txn::GO_LOCK_FLAG;

@@ -13,6 +13,7 @@ use tracing::Instrument as _;
 use super::key_state::{LeaseEnd, Records, Turn};
 use super::retry::Backoff;
 use super::teardown;
+use crate::api::Blocking;
 use crate::{metrics, Client, Result};
 
 /// Why a lock is no longer held.
@@ -433,12 +434,15 @@ pub(crate) async fn watch_entry(lease: &Lease, key: &str, index: u64) {
     // A failed watch is retried from 100 ms up to 5 s: no deadline, so no hurry.
     let mut backoff = Backoff::between(Duration::from_millis(100), Duration::from_secs(5));
     loop {
-        let timeout = lease.client.request_timeout() + WAIT + WAIT / 16;
-        let blocking = Some((index, WAIT));
-        match lease.client.kv_read(key, blocking, timeout).await {
-            Ok((entry, new_index)) => {
+        let blocking = Blocking {
+            index,
+            wait: WAIT,
+            until: None,
+        };
+        match lease.client.kv_block(key, key, false, blocking).await {
+            Ok((entries, next)) => {
                 backoff.reset();
-                match entry {
+                match entries.into_iter().next() {
                     Some(e) if e.session.as_deref() == Some(lease.session_id.as_str()) => {}
                     Some(e) => {
                         lease.lose(LostReason::KeyTakenOver { by: e.session });
@@ -450,8 +454,7 @@ pub(crate) async fn watch_entry(lease: &Lease, key: &str, index: u64) {
                         return;
                     }
                 }
-                // Consul's rule: an index that goes backwards resets the watch.
-                index = if new_index < index { 0 } else { new_index };
+                index = next;
             }
             Err(e) => {
                 tracing::debug!(error = %e, "watching the key failed; retrying");

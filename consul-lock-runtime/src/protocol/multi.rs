@@ -15,7 +15,7 @@ use super::pending::PendingSession;
 use super::retry::{Backoff, Deadline, MIN_LEFT};
 use super::round::{self, Miss, RoundSession};
 use super::Background;
-use crate::api::MultiAttempt;
+use crate::api::{Blocking, MultiAttempt};
 use crate::{Blocker, Client, Result};
 
 /// The most keys one lock may take: Consul 1.10 refuses transactions of more than 64
@@ -168,23 +168,18 @@ async fn wait_free<B: Background>(
             }
             Err(e) => return Err(e),
         }
-        // Consul may answer a blocking query up to wait/16 late: ask for a bit less than the
-        // time left, and never past the point where the session needs renewing.
-        let wait = (remaining * 15 / 16)
-            .min(session.until_refresh(Instant::now()))
-            .max(MIN_LEFT);
-        let blocking = (index > 0).then_some((index, wait));
-        match client.kv_read(key, blocking, remaining).await {
-            Ok((entry, new_index)) => {
-                if entry.is_none_or(|e| e.session.is_none()) {
+        // Within the deadline, and never past the point where the session needs renewing.
+        let blocking = Blocking {
+            index,
+            wait: session.until_refresh(Instant::now()),
+            until: deadline.until(),
+        };
+        match client.kv_block(key, key, false, blocking).await {
+            Ok((entries, next)) => {
+                if entries.first().is_none_or(|e| e.session.is_none()) {
                     return Ok(Wait::Free);
                 }
-                // Consul's rule: an index that goes backwards resets the watch.
-                index = if new_index < index {
-                    0
-                } else {
-                    new_index.max(1)
-                };
+                index = next;
             }
             Err(e) if e.is_transient() => {
                 if !backoff.wait(deadline).await {

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::pending::PendingSession;
 use super::retry::{Backoff, Deadline, MIN_LEFT};
 use super::Background;
+use crate::api::Blocking;
 use crate::{Client, KvEntry, Result};
 
 /// Where waiters queue for a held key: `<key>/.waiters/<session>`, each entry held by its
@@ -159,7 +160,7 @@ pub(crate) async fn wait_turn<B: Background>(
         let tree = match (joined, watch.is_some()) {
             (Some(tree), _) => Some(tree),
             (None, true) => None,
-            (None, false) => match client.kv_read_tree(key, key, None, request_timeout).await {
+            (None, false) => match client.kv_read_tree(key, key, request_timeout).await {
                 Ok((tree, _)) => Some(tree),
                 Err(e) if e.is_transient() => {
                     if !backoff.wait(deadline).await {
@@ -184,22 +185,18 @@ pub(crate) async fn wait_turn<B: Background>(
             }
         }
         let Some(w) = watch.take() else { continue };
-        // 2. Block on that one key. Consul may answer a blocking query up to wait/16 late:
-        // ask for a bit less than the time left, and never past the point where the session
-        // needs renewing.
-        let wait = (remaining * 15 / 16)
-            .min(session.until_refresh(Instant::now()))
-            .max(MIN_LEFT);
-        match client
-            .kv_read(&w.key, Some((w.index, wait)), remaining)
-            .await
-        {
-            Ok((Some(e), _)) if e.session.is_some() && e.session == w.session => {
+        // 2. Block on that one key, within the deadline and never past the point where the
+        // session needs renewing.
+        let blocking = Blocking {
+            index: w.index,
+            wait: session.until_refresh(Instant::now()),
+            until: deadline.until(),
+        };
+        let read = client.kv_block(&w.key, &w.key, false, blocking).await;
+        match read.map(|(entries, next)| (entries.into_iter().next(), next)) {
+            Ok((Some(e), next)) if e.session.is_some() && e.session == w.session => {
                 // Unchanged (the wait ran out) or rewritten by the same session: watch on.
-                watch = Some(Watch {
-                    index: e.modify_index.max(w.index),
-                    ..w
-                });
+                watch = Some(Watch { index: next, ..w });
             }
             // The lock key is free: take it.
             Ok(_) if w.head => return Ok(Wait::Free),

@@ -45,6 +45,11 @@ impl Deadline {
         }
     }
 
+    /// The moment it passes, or `None` for a one-try acquire.
+    pub(crate) fn until(&self) -> Option<Instant> {
+        self.at
+    }
+
     pub(crate) fn waited(&self) -> Duration {
         self.start.elapsed()
     }

@@ -20,10 +20,11 @@ use tracing::Instrument as _;
 
 use super::outcome::Outcome;
 use super::pending::PendingSession;
-use super::retry::{Backoff, Deadline, MIN_LEFT};
+use super::retry::{Backoff, Deadline};
 use super::round::{self, RoundSession};
 use super::Background;
 use crate::api::kv_write::Cas;
+use crate::api::Blocking;
 use crate::{Blocker, Client, Error, KvEntry, Result};
 
 /// The flags Go's `api.Semaphore` puts on its keys (`api.SemaphoreFlagValue`).
@@ -241,27 +242,20 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
 
         // 2. Read the prefix: at once, or as a blocking query until it changes (a release),
         // the session needs renewing, or the deadline.
-        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
+        if out
+            .deadline
+            .request_timeout(client.request_timeout())
+            .is_none()
+        {
             return Err(out.not_acquired());
+        }
+        let blocking = Blocking {
+            index,
+            wait: pending.until_refresh(Instant::now()),
+            until: out.deadline.until(),
         };
-        let blocking = if index == 0 {
-            None
-        } else {
-            let left = out.deadline.remaining().unwrap_or(MIN_LEFT);
-            let wait = (left - left / 16)
-                .min(pending.until_refresh(Instant::now()))
-                .max(MIN_LEFT);
-            Some((index, wait))
-        };
-        let read_timeout = match blocking {
-            Some((_, wait)) => (wait + wait / 16 + client.request_timeout())
-                .min(out.deadline.remaining().unwrap_or(MIN_LEFT)),
-            None => timeout,
-        };
-        let read = client
-            .kv_read_tree(&plan.prefix, &tree, blocking, read_timeout)
-            .await;
-        let (entries, new_index) = match read {
+        let read = client.kv_block(&plan.prefix, &tree, true, blocking).await;
+        let (entries, next) = match read {
             Ok(read) => read,
             Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
                 session = Some(pending);
@@ -285,7 +279,7 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
         prune_dead(&mut table, &entries);
         if table.holders.contains_key(pending.id()) {
             // A check-and-set whose answer was lost had gone through.
-            return Ok(taken(&out, pending, new_index));
+            return Ok(taken(&out, pending, next));
         }
 
         // 3. Full: wait for a change. Free: take a slot with check-and-set.
@@ -294,12 +288,7 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
             if !out.deadline.can_retry() {
                 return Err(out.not_acquired());
             }
-            // Consul's rule: an index that goes backwards resets the wait.
-            index = if new_index < index {
-                0
-            } else {
-                new_index.max(1)
-            };
+            index = next;
             session = Some(pending);
             continue;
         }
@@ -320,7 +309,7 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
             )
             .await;
         match set {
-            Ok(true) => return Ok(taken(&out, pending, new_index)),
+            Ok(true) => return Ok(taken(&out, pending, next)),
             // Another contender changed `.lock` first: read again at once.
             Ok(false) => {
                 index = 0;
@@ -363,7 +352,7 @@ pub(crate) async fn leave(client: &Client, prefix: &str, limit: u32, session: &s
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
         let result = async {
-            let (entry, _) = client.kv_read(&key, None, timeout).await?;
+            let (entry, _) = client.kv_read(&key, timeout).await?;
             let entries: Vec<KvEntry> = entry.into_iter().collect();
             let (mut table, index) = read_table(prefix, limit, &entries)?;
             if index == 0 || table.holders.remove(session).is_none() {
