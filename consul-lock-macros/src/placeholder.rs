@@ -3,7 +3,23 @@
 
 use std::ops::Range;
 
-use crate::template::TemplateError;
+/// A template error, with the byte range in the template it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TemplateError {
+    /// What is wrong and how to fix it.
+    pub(crate) message: String,
+    /// Byte range in the template (may be empty for "at the end").
+    pub(crate) range: Range<usize>,
+}
+
+impl TemplateError {
+    pub(crate) fn new(message: impl Into<String>, range: Range<usize>) -> Self {
+        TemplateError {
+            message: message.into(),
+            range,
+        }
+    }
+}
 
 /// A `<...>` placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,7 @@
 //! path (see `consul_lock_syntax`). Values are escaped at run time by the runtime's
 //! `key::render`, so a value always stays inside its segment.
 
-use std::ops::Range;
-
-use crate::placeholder::Placeholder;
+use crate::placeholder::{Placeholder, TemplateError};
 
 /// A parsed key template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,24 +26,6 @@ pub(crate) enum Part {
     Literal(String),
     /// A value rendered with `Display` and escaped at run time.
     Placeholder(Placeholder),
-}
-
-/// A template error, with the byte range in the template it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TemplateError {
-    /// What is wrong and how to fix it.
-    pub(crate) message: String,
-    /// Byte range in the template (may be empty for "at the end").
-    pub(crate) range: Range<usize>,
-}
-
-impl TemplateError {
-    pub(crate) fn new(message: impl Into<String>, range: Range<usize>) -> Self {
-        TemplateError {
-            message: message.into(),
-            range,
-        }
-    }
 }
 
 /// Parses and validates a key template.
