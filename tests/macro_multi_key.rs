@@ -16,6 +16,8 @@ use consul_lock_testkit::TestConsul;
 struct Bank {
     _consul: TestConsul,
     client: Client,
+    /// Another process's client.
+    elsewhere: Client,
     run: String,
     balances: [AtomicI64; 2],
     inside: [AtomicU32; 2],
@@ -28,6 +30,7 @@ impl Bank {
         let consul = common::consul();
         Arc::new(Bank {
             client: common::client(&consul),
+            elsewhere: common::client(&consul),
             _consul: consul,
             run: common::run_name(name),
             balances: [AtomicI64::new(100), AtomicI64::new(100)],
@@ -115,12 +118,14 @@ async fn try_transfer(bank: &Bank, from: usize, to: usize) -> Result<Option<()>,
 fn audit(bank: &Bank, from: usize, to: usize) -> Result<Vec<String>, Error> {
     bank.ran.fetch_add(1, Ordering::SeqCst);
     let _ = (from, to);
-    // Held while the body runs: neither key can be taken on its own.
+    // Held while the body runs: neither key can be taken on its own by another process, and
+    // this thread asking for one again is re-entry.
     for key in lock.keys() {
-        let one = Lock::new(key.to_owned())
-            .key_prefix("")
-            .client(&bank.client);
-        assert!(one.try_acquire_blocking()?.is_none(), "{key} is held");
+        let one = Lock::new(key.to_owned()).key_prefix("");
+        let elsewhere = one.clone().client(&bank.elsewhere);
+        assert!(elsewhere.try_acquire_blocking()?.is_none(), "{key} is held");
+        let again = one.client(&bank.client).try_acquire_blocking();
+        assert!(matches!(again, Err(Error::Reentrant { .. })), "{again:?}");
     }
     Ok(lock.keys().into_iter().map(str::to_owned).collect())
 }
@@ -151,7 +156,7 @@ async fn both_accounts_are_locked_by_one_session_and_freed_after() {
 async fn one_held_account_stops_the_transfer_without_taking_the_other() {
     let bank = Bank::new("held");
     let holder = Lock::new(format!("bank/{}/accounts/1", bank.run))
-        .client(&bank.client)
+        .client(&bank.elsewhere)
         .acquire()
         .await
         .unwrap();

@@ -16,6 +16,8 @@ struct Setup {
     _consul: TestConsul,
     url: String,
     client: Client,
+    /// Another process's client (a thread asking again for a slot it holds is re-entry).
+    elsewhere: Client,
     /// The semaphore's key, relative to the default key prefix.
     key: String,
     /// The full prefix, as `consul lock` is given it.
@@ -33,11 +35,14 @@ fn setup(name: &str) -> Option<Setup> {
     let consul =
         TestConsul::from_env_or_start().expect("start the test server or reach CONSUL_HTTP_ADDR");
     let url = consul.url();
-    let client = Client::builder()
-        .address(url.clone())
-        .session_ttl_min(consul.session_ttl_min())
-        .build()
-        .expect("a client");
+    let new_client = || {
+        Client::builder()
+            .address(url.clone())
+            .session_ttl_min(consul.session_ttl_min())
+            .build()
+            .expect("a client")
+    };
+    let (client, elsewhere) = (new_client(), new_client());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -49,6 +54,7 @@ fn setup(name: &str) -> Option<Setup> {
         _consul: consul,
         url,
         client,
+        elsewhere,
         key,
         prefix,
     })
@@ -154,7 +160,10 @@ fn the_cli_and_this_library_share_the_slots() {
     cli.wait_held();
     let ours = sem.acquire_blocking().expect("the second slot");
     assert_eq!(holders(&s).len(), 2, "one CLI holder and one of ours");
-    let full = sem.clone().acquire_timeout(Duration::ZERO);
+    let full = sem
+        .clone()
+        .client(&s.elsewhere)
+        .acquire_timeout(Duration::ZERO);
     assert!(full.try_acquire_blocking().expect("try").is_none());
     let (got, stderr) = cli_try(&s, 2, Duration::from_millis(500));
     assert!(!got, "the CLI took a third slot of two: {stderr}");
@@ -183,7 +192,11 @@ fn a_cli_waiter_wakes_on_our_release() {
     let Some(s) = setup("wake") else { return };
     let sem = Semaphore::new(s.key.clone(), 2).client(&s.client);
     let ours = sem.acquire_blocking().expect("a slot");
-    let other = sem.acquire_blocking().expect("the other slot");
+    let other = sem
+        .clone()
+        .client(&s.elsewhere)
+        .acquire_blocking()
+        .expect("the other slot");
     let mut cli = CliHolder::spawn(&s, 2);
     let reader = std::thread::spawn(move || {
         cli.wait_held();
@@ -211,6 +224,7 @@ fn a_cli_waiter_wakes_on_our_release() {
     let handoff = held_at.duration_since(released);
     eprintln!("hand-off to the CLI: {handoff:?}");
     assert!(handoff < Duration::from_secs(5), "hand-off {handoff:?}");
+    // (This thread gave its slot back; the other one it holds through another client.)
     let full = sem
         .clone()
         .acquire_timeout(Duration::ZERO)

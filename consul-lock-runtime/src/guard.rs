@@ -75,7 +75,7 @@ impl LockHandle {
     /// The full Consul key.
     #[must_use]
     pub fn key(&self) -> &str {
-        &self.shared.lease.key
+        self.shared.lease.key()
     }
 
     /// The Consul session that holds the key.
@@ -140,19 +140,10 @@ impl LockHandle {
     #[must_use]
     pub fn fence(&self) -> Fence {
         let lease = &self.shared.lease;
-        Fence::new(
-            lease.client.clone(),
-            vec![(lease.key.clone(), lease.session_id.clone())],
-        )
-    }
-
-    /// A fence that checks that this lock's session holds each of `keys` (a lock on several
-    /// keys).
-    pub(crate) fn fence_on<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Fence {
-        let lease = &self.shared.lease;
-        let checks = keys
-            .into_iter()
-            .map(|k| (k.to_owned(), lease.session_id.clone()))
+        let checks = lease
+            .keys
+            .iter()
+            .map(|(key, _)| (key.clone(), lease.session_id.clone()))
             .collect();
         Fence::new(lease.client.clone(), checks)
     }
@@ -263,28 +254,11 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    /// Wraps a freshly acquired lock and, when `renew` is on, starts its renewal and key watch
-    /// on the worker.
-    /// `caller` (the task or thread that acquired it) holds the key until the guard is
-    /// released or dropped, or the lock is lost.
+    /// Wraps a freshly acquired lock (of any kind) and, when `renew` is on, starts its
+    /// renewal and the watch of every key it holds on the worker. `caller` (the task or thread
+    /// that acquired it) holds the keys until the guard is released or dropped, or the lock is
+    /// lost.
     pub(crate) fn start(lease: Lease, renew: bool, caller: Caller) -> LockGuard {
-        LockGuard::start_watching(lease, renew, Some(caller), |lease| async move {
-            lease::watch_key(&lease).await;
-        })
-    }
-
-    /// As [`start`](Self::start), with `watch` instead of the watch of `lease.key` (a lock on
-    /// several keys watches each of them), and `caller` registered as the holder when given.
-    pub(crate) fn start_watching<W, F>(
-        lease: Lease,
-        renew: bool,
-        caller: Option<Caller>,
-        watch: W,
-    ) -> LockGuard
-    where
-        W: FnOnce(Arc<Lease>) -> F,
-        F: Future<Output = ()> + Send + 'static,
-    {
         let lease = Arc::new(lease);
         lease.start_turn();
         let shared = Arc::new(Shared {
@@ -294,20 +268,20 @@ impl LockGuard {
             tasks: Mutex::new(Vec::new()),
         });
         if renew {
-            let span = tracing::debug_span!("consul_lock.monitor", key = %shared.lease.key);
+            let span = tracing::debug_span!("consul_lock.monitor", key = %shared.lease.label);
             let (renewed, watched) = (shared.lease.clone(), shared.lease.clone());
             shared.add_task(async move { lease::renew(&renewed).await }.instrument(span.clone()));
-            shared.add_task(watch(watched).instrument(span));
+            shared.add_task(async move { lease::watch(&watched).await }.instrument(span));
         } else if shared.lease.node_bound().is_some() {
             // Its node's failure can end the session at any moment: keep confirming it.
-            let span = tracing::debug_span!("consul_lock.confirm", key = %shared.lease.key);
+            let span = tracing::debug_span!("consul_lock.confirm", key = %shared.lease.label);
             let confirmed = shared.lease.clone();
             shared.add_task(async move { lease::confirm(&confirmed).await }.instrument(span));
         }
         let handle = LockHandle { shared };
         let watched = handle.clone();
         LockGuard {
-            held: caller.map(|caller| caller.register(move || watched.is_held())),
+            held: Some(caller.register(move || watched.is_held())),
             handle,
             armed: true,
         }
@@ -323,6 +297,11 @@ impl LockGuard {
     #[must_use]
     pub fn session_id(&self) -> &str {
         self.handle.session_id()
+    }
+
+    /// Each key the lock holds, with the index of the write that took it.
+    pub(crate) fn held(&self) -> &[(String, u64)] {
+        &self.handle.shared.lease.keys
     }
 
     /// The fencing token (see [`LockHandle::fencing_token`]).
@@ -377,11 +356,6 @@ impl LockGuard {
     #[must_use]
     pub fn fence(&self) -> Fence {
         self.handle.fence()
-    }
-
-    /// A fence on `keys` held by this guard's session.
-    pub(crate) fn fence_on<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Fence {
-        self.handle.fence_on(keys)
     }
 
     /// A cloneable, `'static` view of this lock, for tasks that need to check it.
@@ -487,7 +461,7 @@ impl fmt::Debug for LockGuard {
 /// [`flush_releases`](crate::flush_releases)) and the caller hears so.
 async fn release_patiently(lease: Arc<Lease>) -> Result<()> {
     let patience = lease.client.request_timeout();
-    let key = lease.key.clone();
+    let key = lease.label.clone();
     let address = lease.client.address().to_owned();
     let mut work = exec::MustFinish::new(async move { lease::release(&lease).await });
     match tokio::time::timeout(patience, &mut work).await {

@@ -1,5 +1,5 @@
 //! The public KV and session helpers: read a key, watch it, list keys or entries under a
-//! prefix, list sessions, destroy a session. For operators' tools and tests; each is one plain
+//! prefix (and watch them), list sessions, destroy a session. For operators' tools and tests; each is one plain
 //! [`api`](crate::api) call, run where the caller runs ([`exec::run`]).
 
 use std::future::Future;
@@ -138,6 +138,48 @@ impl Client {
             let timeout = client.request_timeout();
             let (entries, _) = client.kv_read_tree(&prefix, &prefix, timeout).await?;
             Ok(entries)
+        })
+        .await
+    }
+
+    /// Waits (a Consul blocking query) until anything under a prefix changes past `index` or
+    /// `wait` passes, and returns every entry under it and the new index: a way to watch a
+    /// lock's queue of waiters (`<key>/.waiters/`) or a semaphore's prefix. Start with index 0
+    /// to read at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`kv_get`](Self::kv_get).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use std::time::Duration;
+    /// let (entries, index) = client.kv_watch_list("jobs/", 0, Duration::ZERO).await?;
+    /// assert!(entries.is_empty());
+    /// let guard = consul_lock_runtime::Lock::new("jobs/e").key_prefix("").client(&client).acquire().await?;
+    /// // Something changed under the prefix: the query answers at once with it.
+    /// let (entries, later) = client.kv_watch_list("jobs/", index, Duration::from_secs(5)).await?;
+    /// assert!(later > index);
+    /// assert_eq!(entries[0].key, guard.key());
+    /// # guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn kv_watch_list(
+        &self,
+        prefix: &str,
+        index: u64,
+        wait: Duration,
+    ) -> Result<(Vec<KvEntry>, u64)> {
+        let prefix = prefix.to_owned();
+        self.run(|client| async move {
+            let blocking = Blocking {
+                index,
+                wait,
+                until: None,
+            };
+            client.kv_block(&prefix, &prefix, true, blocking).await
         })
         .await
     }

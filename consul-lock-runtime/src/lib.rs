@@ -79,6 +79,7 @@ mod client;
 mod config;
 mod consul_cli;
 pub mod defaults;
+mod entry;
 mod error;
 mod exec;
 mod fence;

@@ -387,16 +387,10 @@ impl Lock {
                 metrics_name,
                 ..
             } = plan;
-            let lease = Lease::new(
-                client,
-                key,
-                taken.session_id,
-                taken.fencing_token,
-                ttl,
-                taken.renewed,
-            )
-            .with_metrics_name(metrics_name)
-            .with_turns(taken.turns, records);
+            let keys = vec![(key.clone(), taken.fencing_token)];
+            let lease = Lease::new(client, key, keys, taken.session_id, ttl, taken.renewed)
+                .with_metrics_name(metrics_name)
+                .with_turns(taken.turns, records);
             Ok(LockGuard::start(lease, renew, caller))
         })
     }

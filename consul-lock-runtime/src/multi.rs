@@ -5,11 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::exec::{self, Exec};
+use crate::entry;
 use crate::guard::LockGuard;
-use crate::metrics;
-use crate::protocol::lease::Lease;
-use crate::protocol::multi::{self, MultiPlan, MAX_KEYS};
+use crate::protocol::engine::Plan;
+use crate::protocol::multi::{self, AllKeys, MAX_KEYS};
 use crate::value::txn_body_size;
 use crate::{Error, Lock, Lost, LostReason, Result, MAX_VALUE_SIZE};
 
@@ -38,10 +37,14 @@ use crate::{Error, Lock, Lost, LostReason, Result, MAX_VALUE_SIZE};
 ///     .acquire_timeout(Duration::from_secs(2));
 /// let guard = both.acquire().await?;
 /// assert_eq!(guard.keys(), ["locks/ephemeral/accounts/alice", "locks/ephemeral/accounts/bob"]);
-/// // Either key alone is held now, and so is the set in the other order.
-/// assert!(Lock::new("accounts/bob").client(&client).try_acquire().await?.is_none());
-/// let reversed = Lock::all(["accounts/bob", "accounts/alice"]).client(&client);
+/// // For another process, either key alone is held now, and so is the set in the other order.
+/// # let other_process = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+/// assert!(Lock::new("accounts/bob").client(&other_process).try_acquire().await?.is_none());
+/// let reversed = Lock::all(["accounts/bob", "accounts/alice"]).client(&other_process);
 /// assert!(reversed.try_acquire().await?.is_none());
+/// // This task asking for one of its keys again is refused as re-entry.
+/// let again = Lock::new("accounts/bob").client(&client).try_acquire().await;
+/// assert!(matches!(again, Err(consul_lock_runtime::Error::Reentrant { .. })));
 /// guard.release().await?; // both keys are free again
 /// assert!(reversed.try_acquire().await?.is_some());
 /// # Ok(()) }
@@ -207,7 +210,7 @@ impl MultiLock {
         Ok(full)
     }
 
-    fn plan(&self) -> Result<MultiPlan> {
+    fn plan(&self) -> Result<Plan<AllKeys>> {
         let keys = self.full_keys()?;
         let label = multi::label(&keys);
         let mut values = Vec::with_capacity(keys.len());
@@ -222,9 +225,14 @@ impl MultiLock {
                 .with_key(key.clone())
                 .plan()?;
             values.push(plan.value);
-            first.get_or_insert((plan.client, plan.acquire_timeout, plan.ttl));
+            first.get_or_insert((
+                plan.client,
+                plan.acquire_timeout,
+                plan.ttl,
+                plan.metrics_name,
+            ));
         }
-        let Some((client, acquire_timeout, ttl)) = first else {
+        let Some((client, acquire_timeout, ttl, metrics_name)) = first else {
             return Err(Error::InvalidOption {
                 option: "keys",
                 reason: "a lock on several keys needs at least one key".to_owned(),
@@ -245,42 +253,23 @@ impl MultiLock {
                 ),
             });
         }
-        Ok(MultiPlan {
+        Ok(Plan {
             client,
-            keys,
-            values,
-            label,
+            kind: AllKeys {
+                keys,
+                values,
+                label,
+            },
             acquire_timeout,
             ttl,
+            metrics_name,
         })
     }
 
     /// The whole acquisition as one piece of work, for the entry points to run where it should.
     fn acquisition(&self) -> Result<impl Future<Output = Result<MultiLockGuard>> + Send + 'static> {
-        let plan = self.plan()?;
-        let renew = self.base.renews();
-        let name = self.base.metrics_label();
-        Ok(async move {
-            let started = std::time::Instant::now();
-            let taken = multi::acquire_all(&plan, Exec).await;
-            metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
-            let taken = taken?;
-            let MultiPlan {
-                client,
-                keys,
-                label,
-                ttl,
-                ..
-            } = plan;
-            let tokens: Vec<(String, u64)> = keys.into_iter().zip(taken.tokens).collect();
-            let highest = tokens.iter().map(|(_, t)| *t).max().unwrap_or_default();
-            let lease = Lease::new(client, label, taken.session_id, highest, ttl, taken.renewed)
-                .with_metrics_name(name);
-            let watched = tokens.clone();
-            let inner = LockGuard::start_watching(lease, renew, None, move |lease| async move {
-                multi::watch_keys(&lease, &watched).await;
-            });
-            Ok(MultiLockGuard { inner, tokens })
+        entry::acquisition(self.plan()?, self.base.renews(), |inner| MultiLockGuard {
+            inner,
         })
     }
 
@@ -303,7 +292,8 @@ impl MultiLock {
     /// # let server = consul_lock_testkit::TestServer::start()?;
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::{Error, Lock};
-    /// let one = Lock::new("acquire-all/b").client(&client).acquire().await?;
+    /// # let other_process = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let one = Lock::new("acquire-all/b").client(&other_process).acquire().await?;
     /// let both = Lock::all(["acquire-all/a", "acquire-all/b"]).client(&client);
     /// let err = both.acquire().await.unwrap_err(); // b is held: nothing is taken
     /// assert!(matches!(err, Error::NotAcquired { .. }));
@@ -314,7 +304,7 @@ impl MultiLock {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<MultiLockGuard> {
-        exec::run(self.acquisition()?).await
+        entry::run(self.acquisition()).await
     }
 
     /// Like [`acquire`](Self::acquire), but "not acquired in time" is `Ok(None)`.
@@ -330,12 +320,14 @@ impl MultiLock {
     /// use consul_lock_runtime::Lock;
     /// let both = Lock::all(["try-all/a", "try-all/b"]).client(&client);
     /// let guard = both.try_acquire().await?.expect("free");
-    /// assert!(both.try_acquire().await?.is_none()); // held: None, not an error
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let elsewhere = both.clone().client(&other); // as another process
+    /// assert!(elsewhere.try_acquire().await?.is_none()); // held: None, not an error
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
     pub async fn try_acquire(&self) -> Result<Option<MultiLockGuard>> {
-        not_acquired_as_none(self.acquire().await)
+        entry::not_acquired_as_none(self.acquire().await)
     }
 
     /// Acquires every key, blocking the calling thread (safe inside a tokio runtime).
@@ -355,7 +347,7 @@ impl MultiLock {
     /// # Ok(()) }
     /// ```
     pub fn acquire_blocking(&self) -> Result<MultiLockGuard> {
-        exec::run_blocking(self.acquisition()?)
+        entry::run_blocking(self.acquisition())
     }
 
     /// Like [`acquire_blocking`](Self::acquire_blocking), with "not acquired" as `Ok(None)`.
@@ -371,20 +363,13 @@ impl MultiLock {
     /// use consul_lock_runtime::Lock;
     /// let both = Lock::all(["try-blocking-all/a", "try-blocking-all/b"]).client(&client);
     /// let guard = both.try_acquire_blocking()?.expect("free");
-    /// assert!(both.try_acquire_blocking()?.is_none());
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// assert!(both.clone().client(&other).try_acquire_blocking()?.is_none()); // another process
     /// guard.release_blocking()?;
     /// # Ok(()) }
     /// ```
     pub fn try_acquire_blocking(&self) -> Result<Option<MultiLockGuard>> {
-        not_acquired_as_none(self.acquire_blocking())
-    }
-}
-
-fn not_acquired_as_none(result: Result<MultiLockGuard>) -> Result<Option<MultiLockGuard>> {
-    match result {
-        Ok(guard) => Ok(Some(guard)),
-        Err(Error::NotAcquired { .. }) => Ok(None),
-        Err(e) => Err(e),
+        entry::not_acquired_as_none(self.acquire_blocking())
     }
 }
 
@@ -411,28 +396,31 @@ fn not_acquired_as_none(result: Result<MultiLockGuard>) -> Result<Option<MultiLo
 #[must_use = "the keys are released as soon as the guard is dropped"]
 pub struct MultiLockGuard {
     inner: LockGuard,
-    tokens: Vec<(String, u64)>,
 }
 
 impl MultiLockGuard {
     /// The full keys held, in the order given (duplicates removed).
     #[must_use]
     pub fn keys(&self) -> Vec<&str> {
-        self.tokens.iter().map(|(k, _)| k.as_str()).collect()
+        self.inner.held().iter().map(|(k, _)| k.as_str()).collect()
     }
 
     /// Each key with its fencing token: the `ModifyIndex` of the write that took it (all keys
     /// are written by one transaction, so Consul gives them the same index today).
     #[must_use]
     pub fn fencing_tokens(&self) -> &[(String, u64)] {
-        &self.tokens
+        self.inner.held()
     }
 
     /// The fencing token of `key` (a full key, as [`keys`](Self::keys) gives it), or `None`
     /// when this guard does not hold it.
     #[must_use]
     pub fn fencing_token(&self, key: &str) -> Option<u64> {
-        self.tokens.iter().find(|(k, _)| k == key).map(|(_, t)| *t)
+        self.inner
+            .held()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, t)| *t)
     }
 
     /// The Consul session that holds every key.
@@ -458,8 +446,7 @@ impl MultiLockGuard {
     /// ```
     #[must_use]
     pub fn fence(&self) -> crate::Fence {
-        self.inner
-            .fence_on(self.tokens.iter().map(|(k, _)| k.as_str()))
+        self.inner.fence()
     }
 
     /// Whether every key is still held (see [`LockGuard::is_held`]).
@@ -504,7 +491,7 @@ impl MultiLockGuard {
 impl fmt::Debug for MultiLockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MultiLockGuard")
-            .field("fencing_tokens", &self.tokens)
+            .field("fencing_tokens", &self.fencing_tokens())
             .field("session_id", &self.session_id())
             .field("held", &self.is_held())
             .finish()

@@ -6,11 +6,11 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::exec::{self, Exec};
+use crate::exec;
 use crate::guard::LockGuard;
-use crate::protocol::lease::Lease;
-use crate::protocol::semaphore::{self as protocol, SemPlan};
-use crate::{metrics, Client, Error, Lock, LockHandle, Lost, LostReason, Result};
+use crate::protocol::engine::Plan;
+use crate::protocol::semaphore::{self as protocol, Slot};
+use crate::{entry, Client, Error, Lock, LockHandle, Lost, LostReason, Result};
 
 pub use crate::protocol::semaphore::{MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY};
 
@@ -34,14 +34,15 @@ pub use crate::protocol::semaphore::{MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAP
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let server = consul_lock_testkit::TestServer::start()?;
 /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
-/// let exports = Semaphore::new("reports/exports", 2)
-///     .client(&client)
-///     .acquire_timeout(Duration::from_millis(200));
-/// let first = exports.acquire().await?;
-/// let second = exports.acquire().await?;
-/// assert!(exports.try_acquire().await?.is_none()); // both slots taken
+/// let exports = Semaphore::new("reports/exports", 2).acquire_timeout(Duration::from_millis(200));
+/// # let (a, b, c) = (client.clone(), consul_lock_runtime::Client::builder().address(server.url()).build()?, consul_lock_runtime::Client::builder().address(server.url()).build()?);
+/// // Three processes (clients a, b and c); a task asking again for a slot it holds gets
+/// // `Error::Reentrant`.
+/// let first = exports.clone().client(&a).acquire().await?;
+/// let second = exports.clone().client(&b).acquire().await?;
+/// assert!(exports.clone().client(&c).try_acquire().await?.is_none()); // both slots taken
 /// first.release().await?;
-/// let third = exports.acquire().await?; // a slot was given back
+/// let third = exports.clone().client(&c).acquire().await?; // a slot was given back
 /// # second.release().await?; third.release().await?;
 /// # Ok(()) }
 /// ```
@@ -148,7 +149,7 @@ impl Semaphore {
         self.base.full_key()
     }
 
-    fn plan(&self) -> Result<SemPlan> {
+    fn plan(&self) -> Result<Plan<Slot>> {
         let prefix = self.full_prefix()?;
         if self.limit == 0 || self.limit > MAX_SEMAPHORE_LIMIT {
             return Err(Error::InvalidOption {
@@ -171,48 +172,24 @@ impl Semaphore {
                 ),
             });
         }
-        Ok(SemPlan {
+        Ok(Plan {
             client,
-            prefix,
-            limit: self.limit,
+            kind: Slot::new(prefix, self.limit, value),
             acquire_timeout: self.base.acquire_timeout_or_default(),
             ttl,
-            value,
+            metrics_name: self.base.metrics_label(),
         })
     }
 
     fn acquisition(&self) -> Result<impl Future<Output = Result<SemaphoreGuard>> + Send + 'static> {
         let plan = self.plan()?;
-        let renew = self.base.renews();
-        let name = self.base.metrics_label();
-        Ok(async move {
-            let started = std::time::Instant::now();
-            let taken = protocol::acquire(&plan, Exec).await;
-            metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
-            let taken = taken?;
-            let contender = protocol::contender_key(&plan.prefix, &taken.session_id);
-            let lease = Lease::new(
-                plan.client.clone(),
-                contender,
-                taken.session_id,
-                taken.index,
-                plan.ttl,
-                taken.renewed,
-            )
-            .with_metrics_name(name);
-            Ok(SemaphoreGuard {
-                inner: Some(LockGuard::start_watching(
-                    lease,
-                    renew,
-                    None,
-                    |lease| async move {
-                        crate::protocol::lease::watch_key(&lease).await;
-                    },
-                )),
-                client: plan.client,
-                prefix: plan.prefix,
-                limit: plan.limit,
-            })
+        let (client, limit) = (plan.client.clone(), self.limit);
+        let prefix = plan.kind.prefix.clone();
+        entry::acquisition(plan, self.base.renews(), move |inner| SemaphoreGuard {
+            inner: Some(inner),
+            client,
+            prefix,
+            limit,
         })
     }
 
@@ -233,13 +210,14 @@ impl Semaphore {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// use consul_lock_runtime::{Error, Semaphore};
     /// let guard = Semaphore::new("acquire-example", 3).client(&client).acquire().await?;
-    /// let other = Semaphore::new("acquire-example", 5).client(&client).acquire().await;
+    /// # let other_process = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let other = Semaphore::new("acquire-example", 5).client(&other_process).acquire().await;
     /// assert!(matches!(other, Err(Error::InvalidOption { option: "limit", .. }))); // 3 ≠ 5
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<SemaphoreGuard> {
-        exec::run(self.acquisition()?).await
+        entry::run(self.acquisition()).await
     }
 
     /// As [`acquire`](Self::acquire), fail-soft: `None` when no slot came free in time.
@@ -248,7 +226,7 @@ impl Semaphore {
     ///
     /// As [`acquire`](Self::acquire), except [`Error::NotAcquired`].
     pub async fn try_acquire(&self) -> Result<Option<SemaphoreGuard>> {
-        not_acquired_as_none(self.acquire().await)
+        entry::not_acquired_as_none(self.acquire().await)
     }
 
     /// As [`acquire`](Self::acquire), blocking the calling thread (safe inside tokio).
@@ -263,13 +241,14 @@ impl Semaphore {
     /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
     /// let sem = consul_lock_runtime::Semaphore::new("blocking-example", 1).client(&client);
     /// let guard = sem.acquire_blocking()?;
-    /// assert!(sem.try_acquire_blocking()?.is_none());
+    /// # let other = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// assert!(sem.clone().client(&other).try_acquire_blocking()?.is_none()); // another process
     /// guard.release_blocking()?;
     /// assert!(sem.try_acquire_blocking()?.is_some());
     /// # Ok(()) }
     /// ```
     pub fn acquire_blocking(&self) -> Result<SemaphoreGuard> {
-        exec::run_blocking(self.acquisition()?)
+        entry::run_blocking(self.acquisition())
     }
 
     /// As [`try_acquire`](Self::try_acquire), blocking the calling thread.
@@ -278,15 +257,7 @@ impl Semaphore {
     ///
     /// As [`try_acquire`](Self::try_acquire).
     pub fn try_acquire_blocking(&self) -> Result<Option<SemaphoreGuard>> {
-        not_acquired_as_none(self.acquire_blocking())
-    }
-}
-
-fn not_acquired_as_none(result: Result<SemaphoreGuard>) -> Result<Option<SemaphoreGuard>> {
-    match result {
-        Ok(guard) => Ok(Some(guard)),
-        Err(Error::NotAcquired { .. }) => Ok(None),
-        Err(e) => Err(e),
+        entry::not_acquired_as_none(self.acquire_blocking())
     }
 }
 

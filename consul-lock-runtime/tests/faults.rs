@@ -173,7 +173,7 @@ async fn a_waiter_whose_session_was_invalidated_recovers() {
         .client(&waiter_client)
         .acquire_timeout(Duration::from_secs(5));
     let waiter = tokio::spawn(async move { waiter_lock.acquire().await });
-    Env::until_waiting(&waiter_client).await;
+    env.until_queued(&env.key("job"), 1).await;
     let waiting_session = env.session_other_than(holder.session_id()).await;
     assert!(server.expire_session(&waiting_session));
     holder.release().await.unwrap();

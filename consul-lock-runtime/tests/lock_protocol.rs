@@ -122,7 +122,7 @@ async fn waiter_wakes_within_milliseconds_of_the_release() {
         let guard = waiter_lock.acquire().await;
         (guard, Instant::now())
     });
-    Env::until_waiting(&waiter_client).await;
+    env.until_queued(&env.key("job"), 1).await;
     let released_at = Instant::now();
     holder.release().await.unwrap();
     let (guard, acquired_at) = waiter.await.unwrap();
@@ -468,7 +468,7 @@ async fn a_releaser_taking_the_key_again_at_once_is_served_after_the_queued_wait
             waiter_order.lock().unwrap().push("waiter");
             guard.release().await.unwrap();
         });
-        Env::until_waiting(&waiter_client).await;
+        env.until_queued(&env.key("job"), 1).await;
         holder.release().await.unwrap();
         // The same client, at once: it must not overtake the queued waiter.
         let again = env

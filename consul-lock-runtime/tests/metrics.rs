@@ -173,7 +173,7 @@ async fn not_acquired_in_time_and_a_hand_off_are_told_apart() {
         .metrics_name(&name)
         .acquire_timeout(Duration::from_secs(10));
     let waiting = tokio::spawn(async move { waiter.acquire().await });
-    Env::until_waiting(&other).await;
+    env.until_queued(&env.key("job"), 1).await;
     holder.release().await.unwrap();
     let next = waiting.await.unwrap().expect("handed over");
     assert_eq!(counter(HANDOFFS_TOTAL, &[("lock", l)]), 1);

@@ -51,7 +51,9 @@ async fn all_keys_are_taken_in_one_transaction_and_released_together() {
 async fn none_is_taken_while_one_is_held() {
     let env = Env::new("multi-none");
     let holder = env.lock("b").acquire().await.expect("plain lock on b");
-    let set = multi(&env, &env.client, &["a", "b", "c"]);
+    // Another process (this task asking for b again would be re-entry).
+    let other = env.another_client();
+    let set = multi(&env, &other, &["a", "b", "c"]);
     assert!(set.try_acquire().await.unwrap().is_none());
     let err = set.acquire().await.unwrap_err();
     match &err {
@@ -82,16 +84,30 @@ async fn waits_with_blocking_queries_for_a_key_held_by_a_plain_lock() {
     let waiter_client = env.another_client();
     let set = multi(&env, &waiter_client, &["a", "b"]).acquire_timeout(Duration::from_secs(20));
     let waiter = tokio::spawn(async move { set.acquire().await });
-    // Create session, transaction (b held), read b, blocking read of b.
-    Env::until_waiting(&waiter_client).await;
-    // While it waits it sends nothing more (no polling), and holds nothing.
+    // Create session, transaction (b held), join b's queue, blocking read of b.
+    env.until_queued(holder.key(), 1).await;
+    // While it waits it sends nothing more (no polling), and holds nothing but its place in
+    // b's queue.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = waiter_client.requests_sent();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         waiter_client.requests_sent(),
-        4,
+        sent,
         "waiting is one blocking query"
     );
-    assert_eq!(env.my_keys().await, [holder.key().to_owned()]);
+    assert_eq!(
+        sent, 4,
+        "create, lock the keys, join the queue, one blocking read"
+    );
+    let session = env.session_other_than(holder.session_id()).await;
+    assert_eq!(
+        env.my_keys().await,
+        [
+            holder.key().to_owned(),
+            format!("{}/.waiters/{session}", holder.key())
+        ]
+    );
     let released = Instant::now();
     holder.release().await.unwrap();
     let guard = waiter.await.unwrap().expect("acquired once b was free");
@@ -255,7 +271,8 @@ async fn a_renewed_multi_lock_reports_its_keys_taken_away() {
 async fn a_cancelled_multi_acquire_leaves_nothing() {
     let env = Env::new("multi-cancel");
     let holder = env.lock("b").acquire().await.unwrap();
-    let set = multi(&env, &env.client, &["a", "b"]).acquire_timeout(Duration::from_secs(20));
+    let other = env.another_client();
+    let set = multi(&env, &other, &["a", "b"]).acquire_timeout(Duration::from_secs(20));
     let attempt = tokio::time::timeout(Duration::from_millis(200), set.acquire()).await;
     assert!(attempt.is_err(), "still waiting when cancelled");
     consul_lock_runtime::flush_releases().await;
@@ -309,7 +326,7 @@ async fn a_multi_waiter_whose_session_was_invalidated_recovers() {
     let waiter_client = env.another_client();
     let set = multi(&env, &waiter_client, &["a", "b"]).acquire_timeout(Duration::from_secs(5));
     let waiter = tokio::spawn(async move { set.acquire().await });
-    Env::until_waiting(&waiter_client).await;
+    env.until_queued(&env.key("b"), 1).await;
     let waiting_session = env.session_other_than(holder.session_id()).await;
     assert!(server.expire_session(&waiting_session));
     holder.release().await.unwrap();

@@ -107,9 +107,8 @@ async fn a_waiter_wakes_when_a_slot_is_given_back() {
         let guard = waiter.acquire().await;
         (guard, Instant::now())
     });
-    // create session, contender key, read (full), then the blocking read is out.
-    Env::until_waiting(&waiter_client).await;
-    tokio::time::sleep(Duration::from_millis(50)).await; // the blocking query is parked
+    // Create session, read the prefix (full), join the queue, then one blocking read.
+    env.until_queued(&env.key("pool/.lock"), 1).await;
     let released = Instant::now();
     first.release().await.unwrap();
     let (guard, woke) = task.await.unwrap();
@@ -136,11 +135,14 @@ async fn a_dead_holder_is_pruned_after_its_ttl() {
     let started = Instant::now();
     // A holder that vanished: never gives the slot back, never renews.
     std::mem::forget(dead);
+    // Another task of this process: it waits for the local turn until the forgotten lease
+    // runs out, then in Consul until the session ends and the holder can be pruned.
     let next = sem(&env, "pool", 1)
         .lock_timeout(ttl)
-        .acquire_timeout(ttl * 3)
-        .acquire()
+        .acquire_timeout(ttl * 3);
+    let next = tokio::spawn(async move { next.acquire().await })
         .await
+        .unwrap()
         .expect("the dead holder is pruned once its session ends");
     let after = started.elapsed();
     eprintln!("pruned after {after:?} (TTL {ttl:?})");
@@ -156,7 +158,13 @@ async fn a_dead_holder_is_pruned_after_its_ttl() {
 async fn a_limit_that_disagrees_names_both_numbers() {
     let env = Env::new("sem-mismatch");
     let guard = sem(&env, "pool", 2).acquire().await.unwrap();
-    let err = sem(&env, "pool", 5).acquire().await.unwrap_err();
+    // Another process: the same task asking again would be re-entry.
+    let other = env.another_client();
+    let err = sem(&env, "pool", 5)
+        .client(&other)
+        .acquire()
+        .await
+        .unwrap_err();
     let text = err.to_string();
     eprintln!("{text}");
     assert!(matches!(
@@ -213,8 +221,19 @@ async fn put(url: &str) -> u16 {
 async fn fail_soft_gives_none_when_full() {
     let env = Env::new("sem-failsoft");
     let s = sem(&env, "pool", 2).acquire_timeout(Duration::from_millis(300));
-    let a = s.acquire().await.unwrap();
-    let b = s.acquire().await.unwrap();
+    // Each holder is another process (a task asking again would be re-entry).
+    let a = s
+        .clone()
+        .client(env.another_client())
+        .acquire()
+        .await
+        .unwrap();
+    let b = s
+        .clone()
+        .client(env.another_client())
+        .acquire()
+        .await
+        .unwrap();
     let started = Instant::now();
     assert!(s.try_acquire().await.unwrap().is_none());
     assert!(started.elapsed() >= Duration::from_millis(290));
@@ -271,6 +290,7 @@ async fn renewal_keeps_a_slot_and_loss_is_reported() {
     assert!(guard.is_held());
     // A release with renewal on is reported as a release, not as the contender key's loss.
     let other = sem(&env, "pool", 2)
+        .client(env.another_client())
         .lock_timeout(ttl)
         .renew(true)
         .acquire()
@@ -296,7 +316,13 @@ fn the_blocking_api_works() {
     let env = Env::new("sem-blocking");
     let s = sem(&env, "pool", 1).acquire_timeout(Duration::ZERO);
     let guard = s.acquire_blocking().unwrap();
-    assert!(s.try_acquire_blocking().unwrap().is_none());
+    // Another process finds it full; this thread asking again is re-entry.
+    let elsewhere = s.clone().client(env.another_client());
+    assert!(elsewhere.try_acquire_blocking().unwrap().is_none());
+    assert!(matches!(
+        s.try_acquire_blocking(),
+        Err(Error::Reentrant { .. })
+    ));
     guard.release_blocking().unwrap();
     s.try_acquire_blocking()
         .unwrap()

@@ -1,20 +1,17 @@
-//! Plain KV writes with flags: a check-and-set put and a session acquire, as Go's
-//! `api.Semaphore` writes its keys (`PUT /v1/kv/<key>?cas=<index>&flags=<flags>` and
-//! `PUT /v1/kv/<key>?acquire=<session>&flags=<flags>`).
+//! The semaphore's writes, each one `/v1/txn` in Go's layout (`api.Semaphore`): take a slot
+//! (the contender key and the coordination key together) and give it back.
 
 use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::Method;
-use serde::Serialize;
 
-use super::http::Call;
-use super::txn::is_denied;
-use crate::key::encode_path;
-use crate::{Client, Error, Result};
+use super::http::{unexpected, Call};
+use super::txn::{refused, TxnOp, TxnReply};
+use crate::{Client, Result};
 
 /// A check-and-set write: `entry` becomes `value` with `flags` if its `ModifyIndex` is still
-/// `index`.
+/// `index` (0: if it does not exist).
 pub(crate) struct Cas<'a> {
     pub(crate) entry: &'a str,
     pub(crate) value: &'a [u8],
@@ -22,76 +19,82 @@ pub(crate) struct Cas<'a> {
     pub(crate) index: u64,
 }
 
-/// One KV operation of a `/v1/txn` body, with the fields a check-and-set needs.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct KvOp<'a> {
-    verb: &'a str,
-    key: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
-    flags: u64,
-    index: u64,
+/// What [`Client::txn_take_slot`] writes.
+pub(crate) struct TakeSlot<'a> {
+    /// The contender key, `PREFIX/<session>`, locked by `session` with `value` and `flags`.
+    pub(crate) contender: &'a str,
+    pub(crate) value: &'a [u8],
+    pub(crate) session: &'a str,
+    pub(crate) flags: u64,
+    /// The coordination key with this session added to its holders.
+    pub(crate) cas: Cas<'a>,
+    /// This session's entry in the queue of waiters, deleted by the same write.
+    pub(crate) leave: Option<&'a str>,
 }
 
-#[derive(Serialize)]
-struct TxnOp<'a> {
-    #[serde(rename = "KV")]
-    kv: KvOp<'a>,
+/// The outcome of [`Client::txn_take_slot`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SlotAttempt {
+    /// Written; the contender key's `ModifyIndex`.
+    Taken { contender_index: u64 },
+    /// Another writer changed the coordination key first: nothing was written.
+    Raced,
+}
+
+fn encode(value: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+fn cas_op<'a>(cas: &Cas<'a>, value: &'a str) -> TxnOp<'a> {
+    TxnOp::kv("cas", cas.entry, Some(value), None)
+        .with_flags(cas.flags)
+        .with_index(Some(cas.index))
 }
 
 impl Client {
-    /// `PUT /v1/kv/<entry>?cas=<index>&flags=<flags>`: writes `value` only if the entry's
-    /// `ModifyIndex` is still `index` (0: only if the entry does not exist). `Ok(true)` when
-    /// written. `key` names the lock for errors.
-    pub(crate) async fn kv_cas(
+    /// `PUT /v1/txn`: the contender key locked by the session, the coordination key's
+    /// check-and-set, and the queue entry's delete, all or none. `key` names the semaphore in
+    /// errors; a session Consul no longer knows is an error that
+    /// [`is_invalid_session`](crate::Error::is_invalid_session) recognises.
+    pub(crate) async fn txn_take_slot(
         &self,
         key: &str,
-        entry: &str,
-        value: Vec<u8>,
-        flags: u64,
-        index: u64,
+        take: TakeSlot<'_>,
         timeout: Duration,
-    ) -> Result<bool> {
-        let path = format!("/v1/kv/{}", encode_path(entry));
-        let call = Call::new(
-            Method::PUT,
-            path,
-            key,
-            "update the semaphore's holders",
-            timeout,
-        )
-        .with_query("cas", index.to_string())
-        .with_query("flags", flags.to_string())
-        .with_body(value);
-        let reply = call.send(self, &[]).await?;
-        Ok(reply.text().trim() == "true")
+    ) -> Result<SlotAttempt> {
+        const OP: &str = "take a slot of the semaphore";
+        let (value, table) = (encode(take.value), encode(take.cas.value));
+        let mut body = vec![
+            TxnOp::kv("lock", take.contender, Some(&value), Some(take.session))
+                .with_flags(take.flags),
+            cas_op(&take.cas, &table),
+        ];
+        if let Some(entry) = take.leave {
+            body.push(TxnOp::kv("delete", entry, None, None));
+        }
+        let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
+        let reply = call.send(self, &[409]).await?;
+        let parsed = TxnReply::decode(&reply, key, OP)?;
+        if reply.status == 409 {
+            let what = parsed.errors_text();
+            return if what.contains("index is stale") {
+                Ok(SlotAttempt::Raced)
+            } else {
+                Err(refused(key, OP, what))
+            };
+        }
+        let contender = parsed
+            .kv_results()
+            .next()
+            .ok_or_else(|| unexpected(key, OP, reply.status, "no KV result"))?;
+        Ok(SlotAttempt::Taken {
+            contender_index: contender.modify_index,
+        })
     }
 
-    /// `PUT /v1/kv/<entry>?acquire=<session>&flags=<flags>` with `value`: `Ok(true)` when the
-    /// session holds `entry` now. `key` names the lock for errors.
-    pub(crate) async fn kv_acquire_flagged(
-        &self,
-        key: &str,
-        entry: &str,
-        value: Vec<u8>,
-        session: &str,
-        flags: u64,
-        timeout: Duration,
-    ) -> Result<bool> {
-        let path = format!("/v1/kv/{}", encode_path(entry));
-        let call = Call::new(Method::PUT, path, key, "write the contender key", timeout)
-            .with_query("acquire", session.to_owned())
-            .with_query("flags", flags.to_string())
-            .with_body(value);
-        let reply = call.send(self, &[]).await?;
-        Ok(reply.text().trim() == "true")
-    }
-
-    /// `PUT /v1/txn`: the check-and-set `cas`, and `delete` of `gone`, in one
-    /// write (so that watchers of the prefix wake once). `Ok(false)` when the check-and-set
-    /// failed (another writer came first); nothing was changed then. `key` names the lock for
-    /// errors.
+    /// `PUT /v1/txn`: the check-and-set `cas`, and `delete` of `gone`, in one write (so that
+    /// watchers of the prefix wake once). `Ok(false)` when the check-and-set failed (another
+    /// writer came first); nothing was changed then. `key` names the lock for errors.
     pub(crate) async fn txn_cas_and_delete(
         &self,
         key: &str,
@@ -99,46 +102,19 @@ impl Client {
         gone: &str,
         timeout: Duration,
     ) -> Result<bool> {
-        let Cas {
-            entry,
-            value,
-            flags,
-            index,
-        } = cas;
         const OP: &str = "give the semaphore's slot back";
-        let body = [
-            TxnOp {
-                kv: KvOp {
-                    verb: "cas",
-                    key: entry,
-                    value: Some(base64::engine::general_purpose::STANDARD.encode(value)),
-                    flags,
-                    index,
-                },
-            },
-            TxnOp {
-                kv: KvOp {
-                    verb: "delete",
-                    key: gone,
-                    value: None,
-                    flags: 0,
-                    index: 0,
-                },
-            },
-        ];
+        let table = encode(cas.value);
+        let body = [cas_op(&cas, &table), TxnOp::kv("delete", gone, None, None)];
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
         if reply.status != 409 {
             return Ok(true);
         }
-        let what = reply.text();
-        if is_denied(&what) {
-            return Err(Error::PermissionDenied {
-                key: key.to_owned(),
-                operation: OP,
-                message: what,
-            });
+        let what = TxnReply::decode(&reply, key, OP)?.errors_text();
+        if what.contains("index is stale") {
+            Ok(false)
+        } else {
+            Err(refused(key, OP, what))
         }
-        Ok(false)
     }
 }

@@ -24,3 +24,4 @@ pub use kv::KvEntry;
 pub use session::SessionInfo;
 pub use txn::GO_LOCK_FLAG;
 pub(crate) use txn::{LockAttempt, MultiAttempt};
+pub(crate) use waiters::Join;

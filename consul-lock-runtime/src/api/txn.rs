@@ -179,6 +179,12 @@ impl<'a> TxnOp<'a> {
         }
     }
 
+    /// Sets the `Flags` the operation writes.
+    pub(super) fn with_flags(mut self, flags: u64) -> Self {
+        self.kv.flags = Some(flags);
+        self
+    }
+
     /// Sets the `Index` of a `cas`, `delete-cas` or `check-index`.
     pub(super) fn with_index(mut self, index: Option<u64>) -> Self {
         self.kv.index = index;
@@ -251,12 +257,15 @@ impl Client {
 
     /// `PUT /v1/txn` with one `lock` per key, all with `session`: Consul applies all of them
     /// or none. `values[i]` is the value of `keys[i]`; `label` names the keys in errors.
+    /// `leave`: this session's entry in a queue of waiters, deleted by the same write (one
+    /// more operation: callers leave it out for a set of [`MAX_TXN_OPS`](crate::MAX_TXN_OPS) keys).
     pub(crate) async fn txn_lock_all(
         &self,
         label: &str,
         keys: &[String],
         values: &[Vec<u8>],
         session: &str,
+        leave: Option<&str>,
         timeout: Duration,
     ) -> Result<MultiAttempt> {
         const OP: &str = "lock the keys";
@@ -264,7 +273,10 @@ impl Client {
             .iter()
             .map(|v| base64::engine::general_purpose::STANDARD.encode(v))
             .collect();
-        let body = lock_all_body(keys, &encoded, session);
+        let mut body = lock_all_body(keys, &encoded, session);
+        if let Some(entry) = leave {
+            body.push(TxnOp::kv("delete", entry, None, None));
+        }
         let call = Call::new(Method::PUT, "/v1/txn".into(), label, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
         let parsed = TxnReply::decode(&reply, label, OP)?;

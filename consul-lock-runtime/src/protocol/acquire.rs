@@ -87,7 +87,7 @@ async fn acquire_loop(plan: &Plan, records: &Records, bg: impl Background) -> Re
     let mut out = Outcome::new(&plan.key, Deadline::new(plan.acquire_timeout));
     // Tasks of this process locking the same key go through Consul one at a time; the turn
     // passes on when this acquisition gives up, or when the lock it takes ends.
-    let Some(turns) = key_state::take_turns(records, 1, &out.deadline).await? else {
+    let Some(turns) = key_state::take_turns(records, &out.deadline).await? else {
         out.blocked_by = Some(Blocker::Holder);
         return Err(out.not_acquired());
     };

@@ -159,33 +159,47 @@ impl KeyRecord {
     }
 }
 
-/// Records in use by an acquisition, a held lock or its lease: each is forgotten, if idle,
-/// when this is dropped.
-pub(crate) struct Records(Vec<Arc<KeyRecord>>);
+/// Records in use by an acquisition, a held lock or its lease, with the slots the
+/// acquisition asks for at each (1, or a semaphore's limit): each is forgotten, if idle, when
+/// this is dropped.
+pub(crate) struct Records {
+    records: Vec<Arc<KeyRecord>>,
+    slots: u32,
+}
 
 impl Records {
     /// The records, sorted by key.
     pub(crate) fn as_slice(&self) -> &[Arc<KeyRecord>] {
-        &self.0
+        &self.records
     }
 
     /// Notes that this client just released every one of these keys.
     pub(crate) fn note_release(&self) {
-        for record in &self.0 {
+        for record in &self.records {
             record.note_release();
+        }
+    }
+
+    /// Notes whether the keys' queues held live waiters when this client took them.
+    pub(crate) fn note_waiters(&self, waiters: bool) {
+        for record in &self.records {
+            record.note_waiters(waiters);
         }
     }
 }
 
 impl Clone for Records {
     fn clone(&self) -> Records {
-        Records(self.0.clone())
+        Records {
+            records: self.records.clone(),
+            slots: self.slots,
+        }
     }
 }
 
 impl Drop for Records {
     fn drop(&mut self) {
-        for record in &self.0 {
+        for record in &self.records {
             record.forget_if_idle();
         }
     }
@@ -333,15 +347,15 @@ impl Drop for Turn {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidOption`] (`limit`) when a record has other slots than `slots` (this process
-/// uses the semaphore with another limit at the same time).
+/// [`Error::InvalidOption`] (`limit`) when a record has other slots than the acquisition asks
+/// for (this process uses the semaphore with another limit at the same time).
 pub(crate) async fn take_turns(
     records: &Records,
-    slots: u32,
     deadline: &Deadline,
 ) -> Result<Option<Vec<Turn>>> {
-    let mut turns = Vec::with_capacity(records.as_slice().len());
-    for record in records.as_slice() {
+    let slots = records.slots;
+    let mut turns = Vec::with_capacity(records.records.len());
+    for record in &records.records {
         if record.turns.slots != slots {
             return Err(Error::InvalidOption {
                 option: "limit",
@@ -437,7 +451,10 @@ impl Caller {
         keys.sort_unstable();
         keys.dedup();
         let table = &client.inner.keys;
-        let records = Records(keys.iter().map(|k| table.record(k, slots)).collect());
+        let records = Records {
+            records: keys.iter().map(|k| table.record(k, slots)).collect(),
+            slots,
+        };
         for record in records.as_slice() {
             let held = lock(&record.holders).get(&holder).cloned();
             if held.is_some_and(|still_held| still_held()) {
@@ -557,7 +574,7 @@ mod tests {
         let client = client();
         let caller = Caller::check(&client, ["evict/k"], 1).unwrap();
         let one_try = Deadline::new(Duration::ZERO);
-        let turns = take_turns(caller.records(), 1, &one_try).await.unwrap();
+        let turns = take_turns(caller.records(), &one_try).await.unwrap();
         let turns = turns.expect("a free turn");
         let lease = caller.records().clone();
         let mark = caller.register(|| true);
@@ -593,25 +610,18 @@ mod tests {
         let one_try = Deadline::new(Duration::ZERO);
         let lock_caller = Caller::check(&client, ["turns/k"], 1).unwrap();
         let records = lock_caller.records();
-        let first = take_turns(records, 1, &patient).await.unwrap().unwrap();
-        assert!(take_turns(records, 1, &one_try).await.unwrap().is_none());
+        let first = take_turns(records, &patient).await.unwrap().unwrap();
+        assert!(take_turns(records, &one_try).await.unwrap().is_none());
         drop(first);
-        assert!(take_turns(records, 1, &one_try).await.unwrap().is_some());
+        assert!(take_turns(records, &one_try).await.unwrap().is_some());
         let sem = Caller::check(&client, ["turns/sem/.lock"], 3).unwrap();
         let mut held = Vec::new();
         for _ in 0..3 {
-            held.push(
-                take_turns(sem.records(), 3, &one_try)
-                    .await
-                    .unwrap()
-                    .unwrap(),
-            );
+            held.push(take_turns(sem.records(), &one_try).await.unwrap().unwrap());
         }
-        assert!(take_turns(sem.records(), 3, &one_try)
-            .await
-            .unwrap()
-            .is_none());
-        let other_limit = take_turns(sem.records(), 5, &patient).await;
+        assert!(take_turns(sem.records(), &one_try).await.unwrap().is_none());
+        let five = Caller::check(&client, ["turns/sem/.lock"], 5).unwrap();
+        let other_limit = take_turns(five.records(), &patient).await;
         assert!(matches!(
             other_limit,
             Err(Error::InvalidOption {

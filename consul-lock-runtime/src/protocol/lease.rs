@@ -77,12 +77,17 @@ impl fmt::Display for LostReason {
     }
 }
 
-/// A held lock, as the protocol knows it: the session that holds the key, its lease, and
+/// A held lock, as the protocol knows it: the session that holds its keys, its lease, and
 /// whether (and why) it was lost.
 pub(crate) struct Lease {
     pub(crate) client: Client,
-    pub(crate) key: String,
+    /// How errors and logs name the lock: its key, its keys, or its semaphore's prefix.
+    pub(crate) label: String,
+    /// What the session holds: each key (a lock's key, each key of several, a semaphore's
+    /// contender key) with the `ModifyIndex` of the write that took it.
+    pub(crate) keys: Vec<(String, u64)>,
     pub(crate) session_id: String,
+    /// The highest of the keys' indexes.
     pub(crate) fencing_token: u64,
     pub(crate) ttl: Duration,
     /// When its node's failure can end the session (it carries the node's health check): how
@@ -125,22 +130,23 @@ struct Life {
 }
 
 impl Lease {
-    /// The lease of a session that took the key; `renewed` is the send time of its create or
-    /// last renew.
+    /// The lease of a session that took `keys` (each with the index of the write that took
+    /// it); `renewed` is the send time of its create or last renew.
     pub(crate) fn new(
         client: Client,
-        key: String,
+        label: String,
+        keys: Vec<(String, u64)>,
         session_id: String,
-        fencing_token: u64,
         ttl: Duration,
         renewed: Instant,
     ) -> Lease {
         Lease {
             node_bound: client.node_bound(),
             client,
-            key,
+            label,
+            fencing_token: keys.iter().map(|(_, t)| *t).max().unwrap_or_default(),
+            keys,
             session_id,
-            fencing_token,
             ttl,
             life: Mutex::new(Life {
                 renewed,
@@ -184,6 +190,13 @@ impl Lease {
     pub(crate) fn with_metrics_name(mut self, name: Arc<str>) -> Lease {
         self.metrics_name = name;
         self
+    }
+
+    /// The first key the session holds (a lock's key, a semaphore's contender key).
+    pub(crate) fn key(&self) -> &str {
+        self.keys
+            .first()
+            .map_or(self.label.as_str(), |(k, _)| k.as_str())
     }
 
     fn life(&self) -> Life {
@@ -303,7 +316,7 @@ impl Lease {
             true
         });
         if recorded && reason != LostReason::Released {
-            tracing::warn!(key = %self.key, %reason, "consul lock lost");
+            tracing::warn!(key = %self.label, %reason, "consul lock lost");
             // A released lock passes its turn when the release is over.
             self.pass_turn();
         }
@@ -350,7 +363,7 @@ pub(crate) async fn confirm(lease: &Lease) {
         let timeout = node_lease.min(lease.client.request_timeout());
         match lease
             .client
-            .session_confirm(&lease.key, &lease.session_id, timeout)
+            .session_confirm(&lease.label, &lease.session_id, timeout)
             .await
         {
             Ok(true) => lease.confirmed_at(now),
@@ -394,7 +407,7 @@ pub(crate) async fn renew(lease: &Lease) {
             .min(lease.client.request_timeout());
         let client = &lease.client;
         match client
-            .session_renew(&lease.key, &lease.session_id, timeout)
+            .session_renew(&lease.label, &lease.session_id, timeout)
             .await
         {
             Ok(true) => {
@@ -419,15 +432,25 @@ pub(crate) async fn renew(lease: &Lease) {
     }
 }
 
-/// Watches the key with blocking queries and reports when it is deleted or held by another
-/// session.
-pub(crate) async fn watch_key(lease: &Lease) {
-    watch_entry(lease, &lease.key, lease.fencing_token).await;
+/// Watches every key the lease holds with blocking queries (one each) and reports the loss
+/// when any of them is deleted or held by another session.
+pub(crate) async fn watch(lease: &Lease) {
+    // Each watch returns only once it has recorded a loss: the first one is enough.
+    match lease.keys.as_slice() {
+        [] => {}
+        [(key, index)] => watch_entry(lease, key, *index).await,
+        keys => {
+            let watches = keys
+                .iter()
+                .map(|(key, index)| Box::pin(watch_entry(lease, key, *index)));
+            futures::future::select_all(watches).await;
+        }
+    }
 }
 
 /// Watches `key`, taken by the lease's session with the write at `index`, with blocking
 /// queries; reports when it is deleted or held by another session.
-pub(crate) async fn watch_entry(lease: &Lease, key: &str, index: u64) {
+async fn watch_entry(lease: &Lease, key: &str, index: u64) {
     // Consul's own default wait for a blocking query; a watch costs one request per minute.
     const WAIT: Duration = Duration::from_secs(60);
     let mut index = index;
@@ -470,7 +493,7 @@ pub(crate) async fn watch_entry(lease: &Lease, key: &str, index: u64) {
 /// A confirmed release is remembered by the [`queue`], so that this client does not take the
 /// key again at once ahead of older waiters.
 pub(crate) async fn release(lease: &Lease) -> Result<()> {
-    let span = tracing::info_span!("consul_lock.release", key = %lease.key);
+    let span = tracing::info_span!("consul_lock.release", key = %lease.label);
     async move {
         let client = &lease.client;
         // Never give up sooner than one request timeout, even on a lease that looks over.
@@ -478,7 +501,7 @@ pub(crate) async fn release(lease: &Lease) -> Result<()> {
             .max(Instant::now() + client.request_timeout());
         let result = teardown::destroy_until_confirmed(
             client,
-            &lease.key,
+            &lease.label,
             &lease.session_id,
             give_up_at,
             || {

@@ -17,6 +17,7 @@
 //! - [`retry`]: the acquire deadline and jittered backoff.
 
 pub(crate) mod acquire;
+pub(crate) mod engine;
 pub(crate) mod key_state;
 pub(crate) mod lease;
 pub(crate) mod multi;

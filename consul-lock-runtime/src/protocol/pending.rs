@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{teardown, Background};
+use crate::api::Join;
 use crate::error::{DisplayDuration, NO_ANSWER};
 use crate::{Client, Error, KvEntry, Result};
 
@@ -19,8 +20,8 @@ pub(crate) struct PendingSession<B: Background> {
     /// Send time of the create or last renew: the TTL counts from at most then.
     renewed: Instant,
     ttl: Duration,
-    /// Whether this session holds its entry in the key's queue of waiters.
-    queued: bool,
+    /// The entry this session holds in a queue of waiters, if any.
+    queued: Option<String>,
     armed: bool,
 }
 
@@ -60,7 +61,7 @@ impl<B: Background> PendingSession<B> {
                 id,
                 renewed: sent,
                 ttl,
-                queued: false,
+                queued: None,
                 armed: true,
             })
         });
@@ -106,29 +107,40 @@ impl<B: Background> PendingSession<B> {
         (self.renewed + self.ttl / 2).saturating_duration_since(now)
     }
 
-    /// Puts the session in the key's queue of waiters as `entry`, once, and reads the key and
-    /// its queue in the same transaction: `Some(tree)` when it joined now, `None` when it had
-    /// joined already (joining again would rewrite the entry and wake its successor).
+    /// Puts the session in a queue of waiters as `entry`, once, and reads `tree` (what the
+    /// waiter watches, with the queue) in the same transaction: `Some(tree)` when it joined
+    /// now, `None` when it had joined already (joining again would rewrite the entry and wake
+    /// its successor). An entry in another queue (a lock on several keys moving to the key
+    /// that keeps it waiting) is deleted by the same write.
     pub(crate) async fn join_queue(
         &mut self,
         entry: &str,
+        tree: &str,
         timeout: Duration,
     ) -> Result<Option<Vec<KvEntry>>> {
-        if self.queued {
+        if self.queued.as_deref() == Some(entry) {
             return Ok(None);
         }
-        let tree = self
-            .client
-            .txn_join(&self.key, entry, &self.id, timeout)
-            .await?;
-        self.queued = true;
-        Ok(Some(tree))
+        let join = Join {
+            entry,
+            session: &self.id,
+            tree,
+            leave: self.queued.as_deref(),
+        };
+        let read = self.client.txn_join(&self.key, join, timeout).await?;
+        self.queued = Some(entry.to_owned());
+        Ok(Some(read))
     }
 
-    /// Notes that the session's queue entry is missing from a read of the queue, so that the
-    /// next wait joins again.
+    /// The entry this session holds in a queue of waiters, if any.
+    pub(crate) fn queue_entry(&self) -> Option<&str> {
+        self.queued.as_deref()
+    }
+
+    /// Notes that the session's queue entry is missing from a read of the queue (or was
+    /// deleted with the write that took the lock), so that the next wait joins again.
     pub(crate) fn left_queue(&mut self) {
-        self.queued = false;
+        self.queued = None;
     }
 
     /// The session took the key: its id and the send time of its create or last renew.

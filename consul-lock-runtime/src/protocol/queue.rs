@@ -9,11 +9,12 @@
 
 use tokio::time::Instant;
 
+use super::engine::{Head, Kind};
 use super::pending::PendingSession;
 use super::retry::{Backoff, Deadline, MIN_LEFT};
 use super::Background;
 use crate::api::Blocking;
-use crate::{Client, KvEntry, Result};
+use crate::{Client, Error, KvEntry, Result};
 
 /// Where waiters queue for a held key: `<key>/.waiters/<session>`, each entry held by its
 /// waiter's session, so that Consul deletes it when the session ends (released, given up,
@@ -141,7 +142,7 @@ pub(crate) async fn wait_turn<B: Background>(
         let request_timeout = remaining.min(client.request_timeout());
         let step = match session.refresh(request_timeout).await {
             Ok(false) => return Ok(Wait::SessionGone),
-            Ok(true) => session.join_queue(&mine, request_timeout).await,
+            Ok(true) => session.join_queue(&mine, key, request_timeout).await,
             Err(e) => Err(e),
         };
         let joined = match step {
@@ -210,6 +211,231 @@ pub(crate) async fn wait_turn<B: Background>(
                 }
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The entry `session` holds in the queue of `queue_of` (a lock key, or a semaphore's
+/// coordination key): `<queue_of>/.waiters/<session>`.
+pub(crate) fn entry(queue_of: &str, session: &str) -> String {
+    format!("{queue_of}{WAITERS_SUFFIX}{session}")
+}
+
+/// What waiting in a queue ended with.
+pub(crate) enum Waited {
+    /// This waiter is first in the queue and the lock looks free: try again, with what the
+    /// wait read when the kind watches a tree.
+    Free(Option<Vec<KvEntry>>),
+    /// The session is gone (invalidated while waiting): make a new one.
+    SessionGone,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// What a waiter blocks on, as last read.
+enum Watching {
+    /// One key (its predecessor's queue entry, or the lock key for the first waiter), while
+    /// `session` holds it.
+    Key {
+        key: String,
+        index: u64,
+        session: Option<String>,
+        head: bool,
+    },
+    /// Everything under the kind's prefix (the first waiter of a semaphore), past `index`.
+    Tree { index: u64 },
+}
+
+/// What a read of `tree` tells this waiter (`mine`, in the queue `queue`) to watch: the live
+/// entry queued right before its own, or, when it is first, what the kind's head watches.
+/// `Ok(None)`: its turn (the read is handed to the attempt for a tree). `Err(None)`: its own
+/// entry is missing (it must join again); `Err(Some(e))`: the kind refuses what it read.
+fn watch_from<K: Kind>(
+    kind: &K,
+    head: &Head<'_>,
+    tree: &[KvEntry],
+    queue: &str,
+    mine: &str,
+) -> Result<Option<Watching>, Option<Error>> {
+    let me = tree.iter().find(|e| e.key == mine).ok_or(None)?;
+    let predecessor = tree
+        .iter()
+        .filter(|e| {
+            e.key.starts_with(queue)
+                && e.key != mine
+                && e.session.is_some()
+                && e.create_index < me.create_index
+        })
+        .max_by_key(|e| e.create_index);
+    if let Some(p) = predecessor {
+        return Ok(Some(Watching::Key {
+            key: p.key.clone(),
+            index: p.modify_index,
+            session: p.session.clone(),
+            head: false,
+        }));
+    }
+    match head {
+        Head::Key(key) => Ok(tree
+            .iter()
+            .find(|e| e.key == *key && e.session.is_some())
+            .map(|held| Watching::Key {
+                key: (*key).to_owned(),
+                index: held.modify_index,
+                session: held.session.clone(),
+                head: true,
+            })),
+        Head::Tree(_) => {
+            if kind.head_free(tree).map_err(Some)? {
+                return Ok(None);
+            }
+            // The highest index read; Consul answers at once if the prefix has moved past it
+            // (a deleted key), and the wait goes on from the index it answers with.
+            let index = tree.iter().map(|e| e.modify_index).max().unwrap_or(1);
+            Ok(Some(Watching::Tree { index }))
+        }
+    }
+}
+
+/// Waits until this waiter is first in the queue of `queue_of` and the lock looks free, or
+/// the deadline passes. The waiter joins the queue once (one transaction that also reads what
+/// it watches), then blocks on one key only: the entry of the waiter queued right before it,
+/// or, once it is first, what the kind's [`Head`] names (a lock key; a semaphore's prefix,
+/// which its first waiter alone watches). Consul answers a blocking query on one key only when
+/// that key changes, so a join, a leave or a release wakes one waiter. It renews its session
+/// at TTL/2 so that it survives a wait longer than its TTL.
+pub(crate) async fn wait_in_queue<K: Kind, B: Background>(
+    kind: &K,
+    client: &Client,
+    queue_of: &str,
+    session: &mut PendingSession<B>,
+    deadline: &Deadline,
+) -> Result<Waited> {
+    let head = kind.head(queue_of);
+    let tree_path = match head {
+        Head::Key(key) | Head::Tree(key) => key,
+    };
+    let queue = prefix(queue_of);
+    let mine = entry(queue_of, session.id());
+    let mut watching: Option<Watching> = None;
+    let mut backoff = Backoff::new();
+    loop {
+        let Some(remaining) = deadline.remaining().filter(|r| *r >= MIN_LEFT) else {
+            return Ok(Waited::TimedOut);
+        };
+        let request_timeout = remaining.min(client.request_timeout());
+        let step = match session.refresh(request_timeout).await {
+            Ok(false) => return Ok(Waited::SessionGone),
+            Ok(true) => session.join_queue(&mine, tree_path, request_timeout).await,
+            Err(e) => Err(e),
+        };
+        let joined = match step {
+            Ok(joined) => joined,
+            Err(e) if e.is_invalid_session() => return Ok(Waited::SessionGone),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(error = %e, "renewing or queueing the waiting session failed; retrying");
+                if !backoff.wait(deadline).await {
+                    return Ok(Waited::TimedOut);
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        // 1. What to watch: from the join's read, as before, or from a fresh read.
+        let tree = match (joined, watching.is_some()) {
+            (Some(tree), _) => Some(tree),
+            (None, true) => None,
+            (None, false) => match client
+                .kv_read_tree(kind.label(), tree_path, request_timeout)
+                .await
+            {
+                Ok((tree, _)) => Some(tree),
+                Err(e) if e.is_transient() => {
+                    if !backoff.wait(deadline).await {
+                        return Ok(Waited::TimedOut);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if let Some(tree) = tree {
+            match watch_from(kind, &head, &tree, &queue, &mine) {
+                Ok(Some(next)) => watching = Some(next),
+                Ok(None) => return Ok(Waited::Free(matches!(head, Head::Tree(_)).then_some(tree))),
+                Err(Some(e)) => return Err(e),
+                Err(None) => {
+                    // The entry is gone while the session lives (deleted from outside): join
+                    // again, at the back.
+                    session.left_queue();
+                    watching = None;
+                    continue;
+                }
+            }
+        }
+        let Some(w) = watching.take() else { continue };
+        // 2. Block on that one thing, within the deadline and never past the point where the
+        // session needs renewing.
+        let wait = session.until_refresh(Instant::now());
+        let (path, tree, index) = match &w {
+            Watching::Key { key, index, .. } => (key.as_str(), false, *index),
+            Watching::Tree { index } => (tree_path, true, *index),
+        };
+        let blocking = Blocking {
+            index,
+            wait,
+            until: deadline.until(),
+        };
+        let read = client.kv_block(kind.label(), path, tree, blocking).await;
+        match (read, w) {
+            (Ok((entries, next)), Watching::Tree { index }) => {
+                // Unchanged (the wait ran out): watch on; changed: see again what it shows.
+                watching = Some(Watching::Tree { index: next });
+                if next != index {
+                    match watch_from(kind, &head, &entries, &queue, &mine) {
+                        Ok(None) => return Ok(Waited::Free(Some(entries))),
+                        Ok(Some(_)) => {}
+                        Err(Some(e)) => return Err(e),
+                        Err(None) => {
+                            session.left_queue();
+                            watching = None;
+                        }
+                    }
+                }
+            }
+            (
+                Ok((entries, next)),
+                Watching::Key {
+                    key,
+                    session: held,
+                    head: first,
+                    ..
+                },
+            ) => {
+                match entries.into_iter().next() {
+                    Some(e) if e.session.is_some() && e.session == held => {
+                        // Unchanged (the wait ran out) or rewritten by the same session.
+                        watching = Some(Watching::Key {
+                            key,
+                            index: next,
+                            session: held,
+                            head: first,
+                        });
+                    }
+                    // The lock key is free: take it.
+                    _ if first => return Ok(Waited::Free(None)),
+                    // The predecessor left the queue (took the lock, gave up, or its session
+                    // ended): read the queue again to find this waiter's place.
+                    _ => {}
+                }
+            }
+            (Err(e), w) if e.is_transient() => {
+                watching = Some(w);
+                if !backoff.wait(deadline).await {
+                    return Ok(Waited::TimedOut);
+                }
+            }
+            (Err(e), _) => return Err(e),
         }
     }
 }

@@ -13,8 +13,6 @@ use crate::{Blocker, Client, Error, Result};
 /// A round's session.
 pub(crate) struct RoundSession<B: Background> {
     pub(crate) session: PendingSession<B>,
-    /// Created for this round (not kept from the last one).
-    pub(crate) fresh: bool,
 }
 
 /// Step 1 of a round: the session kept from the last round (`kept`), renewed when half its
@@ -36,10 +34,7 @@ pub(crate) async fn session<B: Background>(
     };
     match kept.take() {
         Some(mut s) => match s.refresh(timeout).await {
-            Ok(true) => Ok(Some(RoundSession {
-                session: s,
-                fresh: false,
-            })),
+            Ok(true) => Ok(Some(RoundSession { session: s })),
             Ok(false) => {
                 s.forget();
                 Ok(None)
@@ -51,10 +46,7 @@ pub(crate) async fn session<B: Background>(
             Err(e) => Err(out.give_up(e)),
         },
         None => match PendingSession::create(bg, client, key, ttl, timeout).await {
-            Ok(created) => Ok(Some(RoundSession {
-                session: created,
-                fresh: true,
-            })),
+            Ok(created) => Ok(Some(RoundSession { session: created })),
             Err(e) if e.is_transient() && out.retry_after(&e, backoff).await => Ok(None),
             Err(e) => Err(out.give_up(e)),
         },

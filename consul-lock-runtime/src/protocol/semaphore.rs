@@ -1,31 +1,30 @@
 //! The semaphore protocol, in Consul's own layout (as Go's `api.Semaphore` and
 //! `consul lock -n N` write it), so that Rust, Go and the Consul CLI share the same slots:
 //!
-//! - each contender's session acquires `PREFIX/<session>` (the contender key);
+//! - each holder's session holds `PREFIX/<session>` (the contender key);
 //! - `PREFIX/.lock` holds `{"Limit":N,"Holders":{"<session>":true,…}}`, updated with
 //!   check-and-set;
 //! - both carry the flags [`SEMAPHORE_FLAGS`];
 //! - a holder whose session holds no key under the prefix any more is dead, and is pruned by
 //!   the next contender that reads the prefix.
 //!
-//! A contender waits with blocking queries on the prefix: a release (the `.lock` update, or
-//! the contender key deleted with its session) wakes it at once.
+//! Taking a slot ([`Slot`], a [`Kind`] of the engine) is one transaction: the contender key
+//! and the holders' check-and-set together, so that a holder always has its contender key.
+//! While every slot is taken, this library's contenders queue in `PREFIX/.lock/.waiters/`
+//! (herd-free, as for a lock): only the first of them watches the prefix, and a release wakes
+//! it alone. Go's contenders cannot queue; they watch the prefix, as Go does.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-use tracing::Instrument as _;
 
-use super::outcome::Outcome;
-use super::pending::PendingSession;
-use super::retry::{Backoff, Deadline};
-use super::round::{self, RoundSession};
-use super::Background;
-use crate::api::kv_write::Cas;
-use crate::api::Blocking;
-use crate::{Blocker, Client, Error, KvEntry, Result};
+use super::engine::{Attempt, Head, Kind, Try};
+use super::queue;
+use super::retry::Backoff;
+use crate::api::kv_write::{Cas, SlotAttempt, TakeSlot};
+use crate::{Client, Error, KvEntry, Result};
 
 /// The flags Go's `api.Semaphore` puts on its keys (`api.SemaphoreFlagValue`).
 pub const SEMAPHORE_FLAGS: u64 = 0xe0f6_9a2b_aa41_4de0;
@@ -57,21 +56,28 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(
     Ok(Option::<BTreeMap<String, bool>>::deserialize(d)?.unwrap_or_default())
 }
 
-/// Everything a semaphore acquisition needs, resolved and checked before any request.
-pub(crate) struct SemPlan {
-    pub(crate) client: Client,
+/// A slot of the semaphore at `prefix`, checked before any request.
+pub(crate) struct Slot {
     /// The full prefix (no trailing `/`).
     pub(crate) prefix: String,
     pub(crate) limit: u32,
-    pub(crate) acquire_timeout: Duration,
-    pub(crate) ttl: Duration,
     /// The value stored in the contender key.
     pub(crate) value: Vec<u8>,
+    /// `PREFIX/.lock`: the coordination key, whose queue waiters join.
+    lock_key: String,
+    /// `PREFIX/`: what a contender reads.
+    tree: String,
 }
 
-impl SemPlan {
-    pub(crate) fn lock_key(&self) -> String {
-        lock_key(&self.prefix)
+impl Slot {
+    pub(crate) fn new(prefix: String, limit: u32, value: Vec<u8>) -> Slot {
+        Slot {
+            lock_key: lock_key(&prefix),
+            tree: format!("{prefix}/"),
+            prefix,
+            limit,
+            value,
+        }
     }
 }
 
@@ -83,14 +89,6 @@ pub(crate) fn lock_key(prefix: &str) -> String {
 /// `PREFIX/<session>`.
 pub(crate) fn contender_key(prefix: &str, session: &str) -> String {
     format!("{prefix}/{session}")
-}
-
-/// A slot just taken.
-pub(crate) struct Taken {
-    pub(crate) session_id: String,
-    /// The index of the read that saw the slot taken (the contender key's watch starts there).
-    pub(crate) index: u64,
-    pub(crate) renewed: Instant,
 }
 
 /// Reads the `.lock` entry among `entries` and checks it: flags, JSON, limit.
@@ -162,179 +160,103 @@ pub(crate) fn prune_dead(table: &mut SlotTable, entries: &[KvEntry]) {
     });
 }
 
-/// Takes a slot of `plan.prefix`, within a `consul_lock.semaphore.acquire` span.
-pub(crate) async fn acquire(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
-    let span = tracing::info_span!(
-        "consul_lock.semaphore.acquire",
-        key = %plan.prefix,
-        limit = plan.limit,
-        waited_ms = tracing::field::Empty,
-        attempts = tracing::field::Empty,
-    );
-    acquire_loop(plan, bg).instrument(span).await
-}
+impl Kind for Slot {
+    fn label(&self) -> &str {
+        &self.prefix
+    }
 
-async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
-    let client = &plan.client;
-    let lock_key = plan.lock_key();
-    let tree = format!("{}/", plan.prefix);
-    let mut out = Outcome::new(&plan.prefix, Deadline::new(plan.acquire_timeout));
-    let mut backoff = Backoff::new();
-    let mut session: Option<PendingSession<_>> = None;
-    // Whether the kept session holds its contender key.
-    let mut contending = false;
-    // The index of the last read of the prefix; 0: read at once.
-    let mut index = 0u64;
-    loop {
-        // 1. A session (kept from the last round, renewed at TTL/2) and its contender key.
-        let round = round::session(
-            &mut session,
-            bg,
-            client,
-            &plan.prefix,
-            plan.ttl,
-            &mut out,
-            &mut backoff,
-        );
-        let Some(RoundSession {
-            session: pending,
-            fresh,
-        }) = round.await?
-        else {
-            continue;
-        };
-        if fresh {
-            contending = false;
-        }
-        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
-            return Err(out.not_acquired());
-        };
-        if !contending {
-            let entry = contender_key(&plan.prefix, pending.id());
-            let made = client
-                .kv_acquire_flagged(
-                    &plan.prefix,
-                    &entry,
-                    plan.value.clone(),
-                    pending.id(),
-                    SEMAPHORE_FLAGS,
-                    timeout,
-                )
-                .await;
-            match made {
-                Ok(true) => contending = true,
-                // Consul refuses an acquire only for a session it no longer knows.
-                Ok(false) => {
-                    pending.forget();
-                    continue;
-                }
-                Err(e) if e.is_invalid_session() => {
-                    pending.forget();
-                    continue;
-                }
-                Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                    session = Some(pending);
-                    continue;
-                }
-                Err(e) => return Err(out.give_up(e)),
-            }
-        }
+    fn records(&self) -> (Vec<&str>, u32) {
+        (vec![self.lock_key.as_str()], self.limit)
+    }
 
-        // 2. Read the prefix: at once, or as a blocking query until it changes (a release),
-        // the session needs renewing, or the deadline.
-        if out
-            .deadline
-            .request_timeout(client.request_timeout())
-            .is_none()
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "consul_lock.semaphore.acquire",
+            key = %self.prefix,
+            limit = self.limit,
+            waited_ms = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            fencing_token = tracing::field::Empty,
+        )
+    }
+
+    async fn attempt(&self, client: &Client, attempt: Try<'_>) -> Result<Attempt> {
         {
-            return Err(out.not_acquired());
-        }
-        let blocking = Blocking {
-            index,
-            wait: pending.until_refresh(Instant::now()),
-            until: out.deadline.until(),
-        };
-        let read = client.kv_block(&plan.prefix, &tree, true, blocking).await;
-        let (entries, next) = match read {
-            Ok(read) => read,
-            Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                session = Some(pending);
-                index = 0;
-                continue;
+            let session = attempt.session;
+            // What the first waiter's wait read, or a fresh read of the prefix.
+            let entries = match attempt.seen {
+                Some(entries) => entries,
+                None => {
+                    let read = client.kv_read_tree(&self.prefix, &self.tree, attempt.timeout);
+                    read.await?.0
+                }
+            };
+            let (mut table, index) = read_table(&self.prefix, self.limit, &entries)?;
+            prune_dead(&mut table, &entries);
+            let contender = contender_key(&self.prefix, session);
+            let mine = entries
+                .iter()
+                .find(|e| e.key == contender && e.session.as_deref() == Some(session));
+            if let (true, Some(mine)) = (table.holders.contains_key(session), mine) {
+                // A take whose answer was lost had gone through.
+                return Ok(Attempt::Taken {
+                    keys: vec![(contender, mine.modify_index)],
+                    waiters: false,
+                });
             }
-            Err(e) => return Err(out.give_up(e)),
-        };
-        backoff.reset();
-        if !entries
-            .iter()
-            .any(|e| e.session.as_deref() == Some(pending.id()))
-        {
-            // The contender key is gone (the session ended, or someone deleted it).
-            session = Some(pending);
-            contending = false;
-            index = 0;
-            continue;
-        }
-        let (mut table, lock_index) = read_table(&plan.prefix, plan.limit, &entries)?;
-        prune_dead(&mut table, &entries);
-        if table.holders.contains_key(pending.id()) {
-            // A check-and-set whose answer was lost had gone through.
-            return Ok(taken(&out, pending, next));
-        }
-
-        // 3. Full: wait for a change. Free: take a slot with check-and-set.
-        if table.holders.len() >= plan.limit as usize {
-            out.blocked_by = Some(Blocker::Holder);
-            if !out.deadline.can_retry() {
-                return Err(out.not_acquired());
+            if table.holders.len() >= self.limit as usize {
+                return Ok(Attempt::Held {
+                    queue_of: self.lock_key.clone(),
+                });
             }
-            index = next;
-            session = Some(pending);
-            continue;
-        }
-        table.holders.insert(pending.id().to_owned(), true);
-        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
-            return Err(out.not_acquired());
-        };
-        out.attempts += 1;
-        let value = serde_json::to_vec(&table).unwrap_or_default();
-        let set = client
-            .kv_cas(
-                &plan.prefix,
-                &lock_key,
-                value,
-                SEMAPHORE_FLAGS,
-                lock_index,
-                timeout,
+            table.holders.insert(session.to_owned(), true);
+            let holders = serde_json::to_vec(&table).unwrap_or_default();
+            let take = TakeSlot {
+                contender: &contender,
+                value: &self.value,
+                session,
+                flags: SEMAPHORE_FLAGS,
+                cas: Cas {
+                    entry: &self.lock_key,
+                    value: &holders,
+                    flags: SEMAPHORE_FLAGS,
+                    index,
+                },
+                leave: attempt.entry,
+            };
+            Ok(
+                match client
+                    .txn_take_slot(&self.prefix, take, attempt.timeout)
+                    .await?
+                {
+                    SlotAttempt::Taken { contender_index } => Attempt::Taken {
+                        keys: vec![(contender, contender_index)],
+                        waiters: queued(&entries, &self.lock_key, session),
+                    },
+                    // Another contender changed `.lock` first: read again at once.
+                    SlotAttempt::Raced => Attempt::Raced,
+                },
             )
-            .await;
-        match set {
-            Ok(true) => return Ok(taken(&out, pending, next)),
-            // Another contender changed `.lock` first: read again at once.
-            Ok(false) => {
-                index = 0;
-                session = Some(pending);
-                if !out.deadline.can_retry() {
-                    return Err(out.not_acquired());
-                }
-            }
-            Err(e) if e.is_transient() && out.retry_after(&e, &mut backoff).await => {
-                index = 0;
-                session = Some(pending);
-            }
-            Err(e) => return Err(out.give_up(e)),
         }
+    }
+
+    fn head<'a>(&'a self, _queue_of: &'a str) -> Head<'a> {
+        Head::Tree(&self.tree)
+    }
+
+    fn head_free(&self, tree: &[KvEntry]) -> Result<bool> {
+        let (mut table, _) = read_table(&self.prefix, self.limit, tree)?;
+        prune_dead(&mut table, tree);
+        Ok(table.holders.len() < self.limit as usize)
     }
 }
 
-fn taken<B: Background>(out: &Outcome, pending: PendingSession<B>, index: u64) -> Taken {
-    out.record();
-    let (session_id, renewed) = pending.into_parts();
-    Taken {
-        session_id,
-        index,
-        renewed,
-    }
+/// Whether live waiters other than `session` are queued for the slots.
+fn queued(entries: &[KvEntry], lock_key: &str, session: &str) -> bool {
+    let queue = queue::prefix(lock_key);
+    entries.iter().any(|e| {
+        e.key.starts_with(&queue) && e.session.is_some() && e.session.as_deref() != Some(session)
+    })
 }
 
 /// Gives a slot back: removes `session` from `PREFIX/.lock` with check-and-set and deletes

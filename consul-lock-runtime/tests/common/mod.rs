@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use consul_lock_runtime::{Client, Lock};
+use consul_lock_runtime::{Client, Lock, WAITERS_SUFFIX};
 use consul_lock_testkit::TestConsul;
 
 /// Waiters queued by [`Env::queue_waiters`].
@@ -53,15 +53,28 @@ impl Env {
             .expect("client")
     }
 
-    /// Returns once a waiter using `client` (and nothing else) has sent its blocking query,
-    /// its 4th request: for a lock, create session, txn lock (held), join the queue (a txn
-    /// that also reads it), blocking read of the predecessor's entry or of the key; for
-    /// several keys, create session, txn (a key held), read of that key, blocking read; for a
-    /// semaphore, create session, contender key, read of the prefix (full), blocking read.
-    pub async fn until_waiting(client: &Client) {
-        while client.requests_sent() < 4 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+    /// Returns once `n` live waiters are queued for `queue_of`, the key whose queue they join
+    /// (`<queue_of>/.waiters/<session>`): a lock's full key, the held key a lock on several
+    /// keys waits for, or a semaphore's `PREFIX/.lock`. Watched with blocking queries.
+    pub async fn until_queued(&self, queue_of: &str, n: usize) {
+        let queue = format!("{queue_of}{WAITERS_SUFFIX}");
+        let mut index = 0;
+        loop {
+            let (entries, next) = self
+                .client
+                .kv_watch_list(&queue, index, Duration::from_secs(10))
+                .await
+                .expect("watch the queue");
+            if entries.iter().filter(|e| e.session.is_some()).count() >= n {
+                return;
+            }
+            index = next;
         }
+    }
+
+    /// The full key of `key` under this test's prefix.
+    pub fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     /// The one session of this test other than `known` (a waiter's, while `known` holds).
@@ -74,7 +87,7 @@ impl Env {
     }
 
     /// Queues `n` waiters for `key` while it is held, one after another, each with a client of
-    /// its own (as separate processes do): each starts once the one before it waits. When a
+    /// its own (as separate processes do): each starts once the one before it has queued. When a
     /// waiter gets the key it records its number in the returned order, then releases.
     /// Returns the waiters' tasks, that order, and their clients.
     pub async fn queue_waiters(&self, key: &str, n: usize, timeout: Duration) -> Queued {
@@ -89,7 +102,7 @@ impl Env {
                 order.lock().unwrap().push(i);
                 guard.release().await.unwrap();
             }));
-            Env::until_waiting(&client).await;
+            self.until_queued(&self.key(key), i + 1).await;
             clients.push(client);
         }
         Queued {
