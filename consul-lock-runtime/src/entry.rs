@@ -27,7 +27,12 @@ pub(crate) fn acquisition<K: Kind, G>(
 ) -> Result<impl Future<Output = Result<G>> + Send + 'static> {
     // The holder: the caller's task or thread, here (the acquisition may run elsewhere).
     let (keys, slots) = plan.kind.records();
-    let caller = Caller::check(&plan.client, keys, slots)?;
+    let caller = Caller::check(&plan.client, keys, slots).map_err(|e| match e {
+        Error::Reentrant { key } => Error::Reentrant {
+            key: plan.kind.name_of(&key),
+        },
+        e => e,
+    })?;
     Ok(async move {
         let taken = engine::acquire(&plan, caller.records(), Exec).await?;
         let Plan {

@@ -299,6 +299,11 @@ impl LockGuard {
         self.handle.session_id()
     }
 
+    /// The lock's lease.
+    pub(crate) fn lease(&self) -> Arc<Lease> {
+        self.handle.shared.lease.clone()
+    }
+
     /// Each key the lock holds, with the index of the write that took it.
     pub(crate) fn held(&self) -> &[(String, u64)] {
         &self.handle.shared.lease.keys

@@ -183,11 +183,9 @@ impl Semaphore {
 
     fn acquisition(&self) -> Result<impl Future<Output = Result<SemaphoreGuard>> + Send + 'static> {
         let plan = self.plan()?;
-        let (client, limit) = (plan.client.clone(), self.limit);
-        let prefix = plan.kind.prefix.clone();
+        let (prefix, limit) = (plan.kind.prefix.clone(), self.limit);
         entry::acquisition(plan, self.base.renews(), move |inner| SemaphoreGuard {
             inner: Some(inner),
-            client,
             prefix,
             limit,
         })
@@ -282,7 +280,6 @@ impl Semaphore {
 pub struct SemaphoreGuard {
     /// The contender key's lease: renewal, watch, loss, and the session's release.
     inner: Option<LockGuard>,
-    client: Client,
     prefix: String,
     limit: u32,
 }
@@ -379,16 +376,10 @@ impl SemaphoreGuard {
     /// As [`LockGuard::release`]: the session could not be destroyed; its TTL then ends it and
     /// the next contender prunes the holder.
     pub async fn release(mut self) -> Result<()> {
-        let inner = self.inner.take();
-        let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
-        let Some(inner) = inner else { return Ok(()) };
-        inner.mark_released();
-        let session = inner.session_id().to_owned();
-        exec::run_to_completion(async move {
-            protocol::leave(&client, &prefix, limit, &session).await;
-            Ok(())
-        })
-        .await?;
+        let Some(inner) = self.inner.take() else {
+            return Ok(());
+        };
+        exec::run_to_completion(self.give_back(&inner)).await?;
         inner.release().await
     }
 
@@ -398,29 +389,35 @@ impl SemaphoreGuard {
     ///
     /// As [`release`](Self::release).
     pub fn release_blocking(mut self) -> Result<()> {
-        let inner = self.inner.take();
-        let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
-        let Some(inner) = inner else { return Ok(()) };
-        inner.mark_released();
-        let session = inner.session_id().to_owned();
-        exec::run_blocking(async move {
-            protocol::leave(&client, &prefix, limit, &session).await;
-            Ok(())
-        })?;
+        let Some(inner) = self.inner.take() else {
+            return Ok(());
+        };
+        exec::run_blocking(self.give_back(&inner))?;
         inner.release_blocking()
+    }
+
+    /// The first step of a release (the session's end is the second, as in Go's `Release`):
+    /// records the release (the contender key's watch must not report it as a loss), then
+    /// removes this holder from `PREFIX/.lock` and deletes its contender key; the slot is
+    /// free then, so this process's next task for the semaphore may start.
+    fn give_back(&self, inner: &LockGuard) -> impl Future<Output = Result<()>> + Send + 'static {
+        inner.mark_released();
+        let lease = inner.lease();
+        let (prefix, limit) = (self.prefix.clone(), self.limit);
+        async move {
+            protocol::leave(&lease, &prefix, limit).await;
+            Ok(())
+        }
     }
 }
 
 impl Drop for SemaphoreGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
-            let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
-            inner.mark_released();
-            let session = inner.session_id().to_owned();
-            // The holder entry goes first, then the session (dropping `inner` releases it), as
-            // Go's `Release` does.
+            let give_back = self.give_back(&inner);
             exec::spawn_cleanup(async move {
-                protocol::leave(&client, &prefix, limit, &session).await;
+                let _ = give_back.await;
+                // Dropping the guard ends the session.
                 drop(inner);
             });
         }

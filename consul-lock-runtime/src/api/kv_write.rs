@@ -35,8 +35,11 @@ pub(crate) struct TakeSlot<'a> {
 /// The outcome of [`Client::txn_take_slot`].
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SlotAttempt {
-    /// Written; the contender key's `ModifyIndex`.
-    Taken { contender_index: u64 },
+    /// Written: the contender key's `ModifyIndex`, and the coordination key's.
+    Taken {
+        contender_index: u64,
+        lock_index: u64,
+    },
     /// Another writer changed the coordination key first: nothing was written.
     Raced,
 }
@@ -83,36 +86,48 @@ impl Client {
                 Err(refused(key, OP, what))
             };
         }
-        let contender = parsed
-            .kv_results()
-            .next()
-            .ok_or_else(|| unexpected(key, OP, reply.status, "no KV result"))?;
+        let mut results = parsed.kv_results();
+        let (Some(contender), Some(lock)) = (results.next(), results.next()) else {
+            return Err(unexpected(
+                key,
+                OP,
+                reply.status,
+                "fewer than two KV results",
+            ));
+        };
         Ok(SlotAttempt::Taken {
             contender_index: contender.modify_index,
+            lock_index: lock.modify_index,
         })
     }
 
     /// `PUT /v1/txn`: the check-and-set `cas`, and `delete` of `gone`, in one write (so that
-    /// watchers of the prefix wake once). `Ok(false)` when the check-and-set failed (another
-    /// writer came first); nothing was changed then. `key` names the lock for errors.
+    /// watchers of the prefix wake once): `Ok(Some(index))`, the written key's new
+    /// `ModifyIndex`; `Ok(None)` when the check-and-set failed (another writer came first),
+    /// and nothing was changed. `key` names the lock for errors.
     pub(crate) async fn txn_cas_and_delete(
         &self,
         key: &str,
         cas: Cas<'_>,
         gone: &str,
         timeout: Duration,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         const OP: &str = "give the semaphore's slot back";
         let table = encode(cas.value);
         let body = [cas_op(&cas, &table), TxnOp::kv("delete", gone, None, None)];
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
+        let parsed = TxnReply::decode(&reply, key, OP)?;
         if reply.status != 409 {
-            return Ok(true);
+            let written = parsed
+                .kv_results()
+                .next()
+                .ok_or_else(|| unexpected(key, OP, reply.status, "no KV result"))?;
+            return Ok(Some(written.modify_index));
         }
-        let what = TxnReply::decode(&reply, key, OP)?.errors_text();
+        let what = parsed.errors_text();
         if what.contains("index is stale") {
-            Ok(false)
+            Ok(None)
         } else {
             Err(refused(key, OP, what))
         }

@@ -45,6 +45,11 @@ pub(crate) trait Kind: Send + Sync + 'static {
     /// semaphore's `.lock` (its limit).
     fn records(&self) -> (Vec<&str>, u32);
 
+    /// How errors name the lock of the record `key` (a semaphore: by its prefix).
+    fn name_of(&self, key: &str) -> String {
+        key.to_owned()
+    }
+
     /// The queue a client that released the lock a moment ago joins at once, when the lock
     /// had waiters then (instead of taking it ahead of them and giving it back); `None`:
     /// always try first.
@@ -77,6 +82,9 @@ pub(crate) trait Kind: Send + Sync + 'static {
 /// What one attempt works with.
 pub(crate) struct Try<'a> {
     pub(crate) session: &'a str,
+    /// The client's records of the lock's keys (a semaphore remembers its coordination key
+    /// there).
+    pub(crate) records: &'a Records,
     /// The session's entry in a queue of waiters, if it waits in one: the write that takes
     /// the lock deletes it, which wakes the next waiter.
     pub(crate) entry: Option<&'a str>,
@@ -220,6 +228,7 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                     self.out.attempts += 1;
                     let attempt = Try {
                         session: session.id(),
+                        records,
                         entry: session.queue_entry(),
                         seen: seen.take(),
                         yield_to_older: yield_to_older && self.out.deadline.can_retry(),

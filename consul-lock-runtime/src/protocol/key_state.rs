@@ -8,7 +8,12 @@
 //! - its **queue memory**: when this client last released the key, and whether the key had
 //!   waiters when it took it (a releaser coming back at once yields to older waiters);
 //! - its **holders**: the tasks (or threads) of this process that hold it, so that a holder
-//!   asking again gets [`Error::Reentrant`] at once instead of waiting for itself ([`Caller`]).
+//!   asking again gets [`Error::Reentrant`] at once instead of waiting for itself ([`Caller`]):
+//!   for a lock, a holder of the key; for a semaphore, a holder of as many slots as it has;
+//! - what this client last **wrote or read of the key itself** (a semaphore's coordination
+//!   key, which its holders rewrite with check-and-set), held while this client writes it, so
+//!   that its own writers never race each other and need not read it first
+//!   ([`KeyRecord::writer`]).
 //!
 //! One eviction rule: a record is forgotten once nothing uses it (no turn taken or awaited, no
 //! acquisition in progress, no holder, no lease) and its queue memory is stale
@@ -79,7 +84,8 @@ impl KeyTable {
             table: Arc::downgrade(&self.inner),
             turns: Turns::new(slots),
             memory: Mutex::new(Memory::default()),
-            holders: Mutex::new(HashMap::new()),
+            holders: Mutex::new(Vec::new()),
+            known: tokio::sync::Mutex::new(None),
         });
         table.records.insert(key.to_owned(), record.clone());
         record
@@ -92,7 +98,16 @@ pub(crate) struct KeyRecord {
     table: Weak<Mutex<Table>>,
     turns: Turns,
     memory: Mutex<Memory>,
-    holders: Mutex<HashMap<Holder, StillHeld>>,
+    /// One entry per lock held (a holder of several of a semaphore's slots has several).
+    holders: Mutex<Vec<(Holder, StillHeld)>>,
+    known: tokio::sync::Mutex<Option<Known>>,
+}
+
+/// The key's value and `ModifyIndex` as this client last wrote or read them.
+#[derive(Clone, Debug)]
+pub(crate) struct Known {
+    pub(crate) value: Vec<u8>,
+    pub(crate) index: u64,
 }
 
 /// What the queue remembers of the key.
@@ -130,6 +145,13 @@ impl KeyRecord {
     /// Whether the key's queue held live waiters when this client last took it.
     pub(crate) fn had_waiters(&self) -> bool {
         lock(&self.memory).had_waiters
+    }
+
+    /// The right to write the key itself with check-and-set, among this client's writers, in
+    /// the order they asked, with what this client last wrote or read of it (`None`: read it
+    /// first). Whoever writes it sets what it wrote, or `None` when the write failed.
+    pub(crate) async fn writer(&self) -> tokio::sync::MutexGuard<'_, Option<Known>> {
+        self.known.lock().await
     }
 
     /// The one eviction rule: nothing but the table and `users` other references use the
@@ -440,7 +462,8 @@ impl Caller {
     /// # Errors
     ///
     /// [`Error::Reentrant`] (naming the key) when this holder already holds one of `keys`
-    /// through this client (or a clone of it), and that lock is not lost.
+    /// through this client (or a clone of it) as many times as it has turns (a lock: once; a
+    /// semaphore: every slot), and those locks are not lost.
     pub(crate) fn check<'a>(
         client: &Client,
         keys: impl IntoIterator<Item = &'a str>,
@@ -456,8 +479,13 @@ impl Caller {
             slots,
         };
         for record in records.as_slice() {
-            let held = lock(&record.holders).get(&holder).cloned();
-            if held.is_some_and(|still_held| still_held()) {
+            let mine: Vec<StillHeld> = lock(&record.holders)
+                .iter()
+                .filter(|(h, _)| *h == holder)
+                .map(|(_, still_held)| still_held.clone())
+                .collect();
+            let held = mine.iter().filter(|still_held| still_held()).count();
+            if held >= record.turns.slots as usize {
                 return Err(Error::Reentrant {
                     key: record.key.clone(),
                 });
@@ -479,10 +507,11 @@ impl Caller {
     ) -> HeldMark {
         let still_held: StillHeld = Arc::new(still_held);
         for record in self.records.as_slice() {
-            lock(&record.holders).insert(self.holder, still_held.clone());
+            lock(&record.holders).push((self.holder, still_held.clone()));
         }
         HeldMark {
             holder: self.holder,
+            still_held,
             records: self.records,
         }
     }
@@ -491,13 +520,16 @@ impl Caller {
 /// Keys held by one holder; dropping it (when the guard is released or dropped) forgets them.
 pub(crate) struct HeldMark {
     holder: Holder,
+    /// This mark's entry among each record's holders.
+    still_held: StillHeld,
     records: Records,
 }
 
 impl Drop for HeldMark {
     fn drop(&mut self) {
         for record in self.records.as_slice() {
-            lock(&record.holders).remove(&self.holder);
+            lock(&record.holders)
+                .retain(|(h, s)| !(*h == self.holder && Arc::ptr_eq(s, &self.still_held)));
         }
         // The records go right after (and are forgotten if idle).
     }
@@ -547,6 +579,24 @@ mod tests {
             .unwrap();
         drop(mark);
         assert!(Caller::check(&client, ["reentry/k"], 1).is_ok());
+    }
+
+    #[test]
+    fn a_semaphore_holder_is_refused_only_once_it_holds_every_slot() {
+        let client = client();
+        let first = Caller::check(&client, ["reentry/sem/.lock"], 2)
+            .unwrap()
+            .register(|| true);
+        let second = Caller::check(&client, ["reentry/sem/.lock"], 2)
+            .expect("one slot held of two")
+            .register(|| true);
+        assert!(matches!(
+            Caller::check(&client, ["reentry/sem/.lock"], 2),
+            Err(Error::Reentrant { .. })
+        ));
+        drop(first);
+        assert!(Caller::check(&client, ["reentry/sem/.lock"], 2).is_ok());
+        drop(second);
     }
 
     #[test]

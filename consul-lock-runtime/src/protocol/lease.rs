@@ -180,8 +180,14 @@ impl Lease {
         }
     }
 
-    /// The lock has ended: this process's next task for the keys may start on Consul.
-    fn pass_turn(&self) {
+    /// What this client knows of the lock's keys.
+    pub(crate) fn records(&self) -> Option<&Records> {
+        self.records.as_ref()
+    }
+
+    /// The lock has ended (or, for a semaphore's slot, been given back): this process's next
+    /// task for the keys may start on Consul.
+    pub(crate) fn pass_turn(&self) {
         let turns = std::mem::take(&mut *self.turns.lock().unwrap_or_else(PoisonError::into_inner));
         drop(turns);
     }

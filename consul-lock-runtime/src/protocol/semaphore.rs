@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::engine::{Attempt, Head, Kind, Try};
+use super::key_state::Known;
+use super::lease::Lease;
 use super::queue;
 use super::retry::Backoff;
 use crate::api::kv_write::{Cas, SlotAttempt, TakeSlot};
@@ -70,6 +72,15 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// The table in `known`, checked as a read of `.lock` is.
+    fn table_of(&self, known: &Known) -> Result<(SlotTable, u64)> {
+        read_table(
+            &self.prefix,
+            self.limit,
+            &[known_entry(&self.lock_key, known)],
+        )
+    }
+
     pub(crate) fn new(prefix: String, limit: u32, value: Vec<u8>) -> Slot {
         Slot {
             lock_key: lock_key(&prefix),
@@ -169,6 +180,10 @@ impl Kind for Slot {
         (vec![self.lock_key.as_str()], self.limit)
     }
 
+    fn name_of(&self, _key: &str) -> String {
+        self.prefix.clone()
+    }
+
     fn span(&self) -> tracing::Span {
         tracing::info_span!(
             "consul_lock.semaphore.acquire",
@@ -181,63 +196,86 @@ impl Kind for Slot {
     }
 
     async fn attempt(&self, client: &Client, attempt: Try<'_>) -> Result<Attempt> {
-        {
-            let session = attempt.session;
-            // What the first waiter's wait read, or a fresh read of the prefix.
-            let entries = match attempt.seen {
-                Some(entries) => entries,
-                None => {
-                    let read = client.kv_read_tree(&self.prefix, &self.tree, attempt.timeout);
-                    read.await?.0
-                }
-            };
-            let (mut table, index) = read_table(&self.prefix, self.limit, &entries)?;
-            prune_dead(&mut table, &entries);
-            let contender = contender_key(&self.prefix, session);
-            let mine = entries
-                .iter()
-                .find(|e| e.key == contender && e.session.as_deref() == Some(session));
-            if let (true, Some(mine)) = (table.holders.contains_key(session), mine) {
-                // A take whose answer was lost had gone through.
-                return Ok(Attempt::Taken {
-                    keys: vec![(contender, mine.modify_index)],
-                    waiters: false,
-                });
+        let session = attempt.session;
+        let contender = contender_key(&self.prefix, session);
+        // This client's writers of `.lock` take turns, each starting from what the last one
+        // wrote: they never race each other, and need not read it first.
+        let record = attempt.records.as_slice().first();
+        let mut known = match record {
+            Some(record) => Some(record.writer().await),
+            None => None,
+        };
+        let cached = known.as_deref_mut().and_then(Option::take);
+        // A fresh read when the last one showed the slots full (dead holders are pruned only
+        // from a read of the prefix), or when nothing is known.
+        let cached = cached.map(|k| (self.table_of(&k), k)).filter(
+            |(table, _)| matches!(table, Ok((t, _)) if t.holders.len() < self.limit as usize),
+        );
+        let (entries, table) = match (attempt.seen, cached) {
+            (Some(entries), _) => (entries, None),
+            (None, Some((table, _))) => (Vec::new(), Some(table)),
+            (None, None) => {
+                let read = client.kv_read_tree(&self.prefix, &self.tree, attempt.timeout);
+                (read.await?.0, None)
             }
-            if table.holders.len() >= self.limit as usize {
-                return Ok(Attempt::Held {
-                    queue_of: self.lock_key.clone(),
-                });
-            }
-            table.holders.insert(session.to_owned(), true);
-            let holders = serde_json::to_vec(&table).unwrap_or_default();
-            let take = TakeSlot {
-                contender: &contender,
-                value: &self.value,
-                session,
-                flags: SEMAPHORE_FLAGS,
-                cas: Cas {
-                    entry: &self.lock_key,
-                    value: &holders,
-                    flags: SEMAPHORE_FLAGS,
-                    index,
-                },
-                leave: attempt.entry,
-            };
-            Ok(
-                match client
-                    .txn_take_slot(&self.prefix, take, attempt.timeout)
-                    .await?
-                {
-                    SlotAttempt::Taken { contender_index } => Attempt::Taken {
-                        keys: vec![(contender, contender_index)],
-                        waiters: queued(&entries, &self.lock_key, session),
-                    },
-                    // Another contender changed `.lock` first: read again at once.
-                    SlotAttempt::Raced => Attempt::Raced,
-                },
-            )
+        };
+        let (mut table, index) = match table {
+            Some(table) => table?,
+            None => read_table(&self.prefix, self.limit, &entries)?,
+        };
+        prune_dead(&mut table, &entries);
+        let mine = entries
+            .iter()
+            .find(|e| e.key == contender && e.session.as_deref() == Some(session));
+        if let (true, Some(mine)) = (table.holders.contains_key(session), mine) {
+            // A take whose answer was lost had gone through.
+            return Ok(Attempt::Taken {
+                keys: vec![(contender, mine.modify_index)],
+                waiters: false,
+            });
         }
+        if table.holders.len() >= self.limit as usize {
+            return Ok(Attempt::Held {
+                queue_of: self.lock_key.clone(),
+            });
+        }
+        table.holders.insert(session.to_owned(), true);
+        let holders = serde_json::to_vec(&table).unwrap_or_default();
+        let take = TakeSlot {
+            contender: &contender,
+            value: &self.value,
+            session,
+            flags: SEMAPHORE_FLAGS,
+            cas: Cas {
+                entry: &self.lock_key,
+                value: &holders,
+                flags: SEMAPHORE_FLAGS,
+                index,
+            },
+            leave: attempt.entry,
+        };
+        let taken = client
+            .txn_take_slot(&self.prefix, take, attempt.timeout)
+            .await?;
+        Ok(match taken {
+            SlotAttempt::Taken {
+                contender_index,
+                lock_index,
+            } => {
+                if let Some(known) = known.as_deref_mut() {
+                    *known = Some(Known {
+                        value: holders,
+                        index: lock_index,
+                    });
+                }
+                Attempt::Taken {
+                    keys: vec![(contender, contender_index)],
+                    waiters: queued(&entries, &self.lock_key, session),
+                }
+            }
+            // Another contender changed `.lock` first: read it again at once.
+            SlotAttempt::Raced => Attempt::Raced,
+        })
     }
 
     fn head<'a>(&'a self, _queue_of: &'a str) -> Head<'a> {
@@ -251,6 +289,19 @@ impl Kind for Slot {
     }
 }
 
+/// `.lock` as this client last wrote or read it.
+fn known_entry(lock_key: &str, known: &Known) -> KvEntry {
+    KvEntry {
+        key: lock_key.to_owned(),
+        value: known.value.clone(),
+        session: None,
+        lock_index: 0,
+        create_index: 0,
+        modify_index: known.index,
+        flags: SEMAPHORE_FLAGS,
+    }
+}
+
 /// Whether live waiters other than `session` are queued for the slots.
 fn queued(entries: &[KvEntry], lock_key: &str, session: &str) -> bool {
     let queue = queue::prefix(lock_key);
@@ -259,46 +310,69 @@ fn queued(entries: &[KvEntry], lock_key: &str, session: &str) -> bool {
     })
 }
 
-/// Gives a slot back: removes `session` from `PREFIX/.lock` with check-and-set and deletes
-/// its contender key in the same transaction (one write, so waiters wake once), retrying
-/// conflicts and transient failures for up to one request timeout. The caller then ends the
-/// session; should this fail, the session's end deletes the contender key and the next
-/// contender prunes the dead holder, so a failure is only logged.
-pub(crate) async fn leave(client: &Client, prefix: &str, limit: u32, session: &str) {
+/// Gives the slot of `lease` back: removes its session from `PREFIX/.lock` with check-and-set
+/// and deletes its contender key in the same transaction (one write, so waiters wake once),
+/// starting from what this client last wrote or read of `.lock`, and retrying conflicts and
+/// transient failures for up to one request timeout; then this process's next task for the
+/// semaphore may start (the lease passes its turn). The caller then ends the session; should
+/// this fail, the session's end deletes the contender key and the next contender prunes the
+/// dead holder, so a failure is only logged.
+pub(crate) async fn leave(lease: &Lease, prefix: &str, limit: u32) {
+    give_back(lease, prefix, limit).await;
+    lease.pass_turn();
+}
+
+async fn give_back(lease: &Lease, prefix: &str, limit: u32) {
+    let (client, session) = (&lease.client, lease.session_id.as_str());
+    let record = lease.records().and_then(|r| r.as_slice().first());
     let key = lock_key(prefix);
     let contender = contender_key(prefix, session);
     let give_up_at = Instant::now() + client.request_timeout();
     let mut backoff = Backoff::between(Duration::from_millis(10), Duration::from_millis(500));
+    let mut known = match record {
+        Some(record) => Some(record.writer().await),
+        None => None,
+    };
     loop {
         let timeout = give_up_at
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
-        let result = async {
-            let (entry, _) = client.kv_read(&key, timeout).await?;
-            let entries: Vec<KvEntry> = entry.into_iter().collect();
+        let cached = known.as_deref_mut().and_then(Option::take);
+        let result: Result<Option<Option<Known>>> = async {
+            let entries: Vec<KvEntry> = match &cached {
+                Some(k) => vec![known_entry(&key, k)],
+                None => client.kv_read(&key, timeout).await?.0.into_iter().collect(),
+            };
             let (mut table, index) = read_table(prefix, limit, &entries)?;
-            if index == 0 || table.holders.remove(session).is_none() {
-                return Ok(true);
+            if table.holders.remove(session).is_none() {
+                // Not (or no longer) a holder; a stale memory of `.lock` proves nothing.
+                return Ok(cached.is_none().then_some(None));
+            }
+            if index == 0 {
+                return Ok(Some(None));
             }
             let value = serde_json::to_vec(&table).unwrap_or_default();
-            client
-                .txn_cas_and_delete(
-                    prefix,
-                    Cas {
-                        entry: &key,
-                        value: &value,
-                        flags: SEMAPHORE_FLAGS,
-                        index,
-                    },
-                    &contender,
-                    timeout,
-                )
-                .await
+            let cas = Cas {
+                entry: &key,
+                value: &value,
+                flags: SEMAPHORE_FLAGS,
+                index,
+            };
+            let written = client
+                .txn_cas_and_delete(prefix, cas, &contender, timeout)
+                .await?;
+            Ok(written.map(|index| Some(Known { value, index })))
         }
         .await;
         match result {
-            Ok(true) => return,
-            Ok(false) => {}
+            Ok(Some(written)) => {
+                if let Some(known) = known.as_deref_mut() {
+                    *known = written;
+                }
+                return;
+            }
+            // Another writer came first, or the memory was stale: read `.lock` again.
+            Ok(None) => {}
             Err(e) if e.is_transient() && Instant::now() < give_up_at => {
                 tracing::debug!(key = %key, error = %e, "leaving the semaphore failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
