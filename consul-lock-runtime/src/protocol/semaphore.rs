@@ -313,26 +313,25 @@ fn queued(entries: &[KvEntry], lock_key: &str, session: &str) -> bool {
 /// Gives the slot of `lease` back: removes its session from `PREFIX/.lock` with check-and-set
 /// and deletes its contender key in the same transaction (one write, so waiters wake once),
 /// starting from what this client last wrote or read of `.lock`, and retrying conflicts and
-/// transient failures for up to one request timeout; then this process's next task for the
-/// semaphore may start (the lease passes its turn). The caller then ends the session; should
+/// transient failures for up to one request timeout. The caller then ends the session; should
 /// this fail, the session's end deletes the contender key and the next contender prunes the
 /// dead holder, so a failure is only logged.
+///
+/// This process's next task for the semaphore may start as soon as this holds the right to
+/// write `.lock` (the lease passes its turn then): it makes its session while the slot is
+/// given back, and its take, which waits for that right, starts from what this write left.
 pub(crate) async fn leave(lease: &Lease, prefix: &str, limit: u32) {
-    give_back(lease, prefix, limit).await;
-    lease.pass_turn();
-}
-
-async fn give_back(lease: &Lease, prefix: &str, limit: u32) {
     let (client, session) = (&lease.client, lease.session_id.as_str());
     let record = lease.records().and_then(|r| r.as_slice().first());
-    let key = lock_key(prefix);
-    let contender = contender_key(prefix, session);
-    let give_up_at = Instant::now() + client.request_timeout();
-    let mut backoff = Backoff::between(Duration::from_millis(10), Duration::from_millis(500));
     let mut known = match record {
         Some(record) => Some(record.writer().await),
         None => None,
     };
+    lease.pass_turn();
+    let key = lock_key(prefix);
+    let contender = contender_key(prefix, session);
+    let give_up_at = Instant::now() + client.request_timeout();
+    let mut backoff = Backoff::between(Duration::from_millis(10), Duration::from_millis(500));
     loop {
         let timeout = give_up_at
             .saturating_duration_since(Instant::now())
