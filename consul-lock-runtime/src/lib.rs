@@ -101,7 +101,7 @@ pub use config::{
     consul_base_url, ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN,
     SESSION_TTL_MAX,
 };
-pub use error::{Blocker, Error, Result};
+pub use error::{Blocker, Error, RequestFailure, Result};
 pub use fence::{Fence, KvOp, MAX_TXN_OPS};
 pub use guard::{LockGuard, LockHandle, Lost};
 pub use lock::Lock;
