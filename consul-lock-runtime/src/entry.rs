@@ -9,7 +9,7 @@ use std::future::Future;
 
 use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
-use crate::protocol::engine::{self, Kind, Plan};
+use crate::protocol::acquire::{self, Kind, Plan};
 use crate::protocol::key_state::Caller;
 use crate::protocol::lease::Lease;
 use crate::{Error, Result};
@@ -34,7 +34,7 @@ pub(crate) fn acquisition<K: Kind, G>(
         e => e,
     })?;
     Ok(async move {
-        let taken = engine::acquire(&plan, caller.records(), Exec).await?;
+        let taken = acquire::acquire(&plan, caller.records(), Exec).await?;
         let Plan {
             client,
             kind,

@@ -1,7 +1,6 @@
 //! The lock (Python's `EphemeralLock`): the builder, its checks before any request, and the
 //! entry points (async, blocking, fail-soft, and `hold` forms). Each entry point resolves a
-//! [`Plan`], decides where the acquire runs ([`exec`]), and runs the protocol's
-//! [`crate::protocol::acquire`] there.
+//! [`Plan`] of a [`LockKey`] and hands it to the one entry path of every kind ([`entry`]).
 
 use std::fmt;
 use std::future::Future;
@@ -9,12 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::SESSION_TTL_MAX;
+use crate::entry;
 use crate::error::DisplayDuration;
-use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
-use crate::protocol::acquire::{self, Plan};
-use crate::protocol::key_state::Caller;
-use crate::protocol::lease::Lease;
+use crate::protocol::acquire::{LockKey, Plan};
 use crate::value::{txn_body_size, ValueGenerator, MAX_VALUE_SIZE};
 use crate::{defaults, key, Client, Error, Result};
 
@@ -338,7 +335,7 @@ impl Lock {
             .unwrap_or_else(defaults::acquire_timeout)
     }
 
-    pub(crate) fn plan(&self) -> Result<Plan> {
+    pub(crate) fn plan(&self) -> Result<Plan<LockKey>> {
         let key = self.full_key()?;
         let (client, ttl) = self.client_and_ttl("lock", &key)?;
         let value = self.value_for(&key);
@@ -357,42 +354,17 @@ impl Lock {
         }
         Ok(Plan {
             client,
-            key,
+            kind: LockKey { key, value },
             acquire_timeout: self.acquire_timeout_or_default(),
             ttl,
-            value,
-            metrics_name: self
-                .metrics_name
-                .clone()
-                .unwrap_or_else(|| Arc::from(crate::metrics::UNNAMED)),
+            metrics_name: self.metrics_label(),
         })
     }
 
     /// The whole acquisition as one piece of work, for the entry points to run where it should
-    /// run ([`exec::run`] or [`exec::run_blocking`]): the protocol's acquire, then the guard,
-    /// started where the acquire ran (so that a guard whose caller went away is dropped, and
-    /// released, there).
+    /// run ([`entry::run`] or [`entry::run_blocking`]).
     fn acquisition(&self) -> Result<impl Future<Output = Result<LockGuard>> + Send + 'static> {
-        let plan = self.plan()?;
-        let renew = self.renew;
-        // The holder: the caller's task or thread, here (the acquisition may run elsewhere).
-        let caller = Caller::check(&plan.client, [plan.key.as_str()], 1)?;
-        let records = caller.records().clone();
-        Ok(async move {
-            let taken = acquire::acquire(&plan, &records, Exec).await?;
-            let Plan {
-                client,
-                key,
-                ttl,
-                metrics_name,
-                ..
-            } = plan;
-            let keys = vec![(key.clone(), taken.fencing_token)];
-            let lease = Lease::new(client, key, keys, taken.session_id, ttl, taken.renewed)
-                .with_metrics_name(metrics_name)
-                .with_turns(taken.turns, records);
-            Ok(LockGuard::start(lease, renew, caller))
-        })
+        entry::acquisition(self.plan()?, self.renew, |guard| guard)
     }
 
     /// Acquires the lock, waiting up to the acquire timeout for a held key (Python's
@@ -430,7 +402,7 @@ impl Lock {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self) -> Result<LockGuard> {
-        exec::run(self.acquisition()?).await
+        entry::run(self.acquisition()).await
     }
 
     /// Like [`acquire`](Self::acquire), but "not acquired in time" is `Ok(None)` (Python's
@@ -454,7 +426,7 @@ impl Lock {
     /// # Ok(()) }
     /// ```
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
-        not_acquired_as_none(self.acquire().await)
+        entry::not_acquired_as_none(self.acquire().await)
     }
 
     /// Acquires the lock, blocking the calling thread. Works from plain threads and from
@@ -475,7 +447,7 @@ impl Lock {
     /// # Ok(()) }
     /// ```
     pub fn acquire_blocking(&self) -> Result<LockGuard> {
-        exec::run_blocking(self.acquisition()?)
+        entry::run_blocking(self.acquisition())
     }
 
     /// Like [`acquire_blocking`](Self::acquire_blocking), with "not acquired" as `Ok(None)`.
@@ -498,14 +470,6 @@ impl Lock {
     /// # Ok(()) }
     /// ```
     pub fn try_acquire_blocking(&self) -> Result<Option<LockGuard>> {
-        not_acquired_as_none(self.acquire_blocking())
-    }
-}
-
-fn not_acquired_as_none(result: Result<LockGuard>) -> Result<Option<LockGuard>> {
-    match result {
-        Ok(guard) => Ok(Some(guard)),
-        Err(Error::NotAcquired { .. }) => Ok(None),
-        Err(e) => Err(e),
+        entry::not_acquired_as_none(self.acquire_blocking())
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::entry;
 use crate::guard::LockGuard;
-use crate::protocol::engine::Plan;
+use crate::protocol::acquire::Plan;
 use crate::protocol::multi::{self, AllKeys, MAX_KEYS};
 use crate::value::txn_body_size;
 use crate::{Error, Lock, Lost, LostReason, Result, MAX_VALUE_SIZE};
@@ -224,7 +224,7 @@ impl MultiLock {
                 .key_prefix("")
                 .with_key(key.clone())
                 .plan()?;
-            values.push(plan.value);
+            values.push(plan.kind.value);
             first.get_or_insert((
                 plan.client,
                 plan.acquire_timeout,

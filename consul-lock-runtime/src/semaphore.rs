@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::exec;
 use crate::guard::LockGuard;
-use crate::protocol::engine::Plan;
+use crate::protocol::acquire::Plan;
 use crate::protocol::semaphore::{self as protocol, Slot};
 use crate::{entry, Client, Error, Lock, LockHandle, Lost, LostReason, Result};
 

@@ -1,8 +1,23 @@
-//! Acquiring a lock, top to bottom: create a session → lock transaction → on held, wait for
-//! the key in the queue → retry; transient failures and lock-delay refusals are retried with
-//! jittered backoff, never past the deadline. A session left over by a failed or cancelled
-//! acquire is destroyed ([`PendingSession`]).
+//! Acquiring, top to bottom, for every kind of lock: a lock on one key ([`LockKey`], below), a
+//! lock on several keys at once (`multi`), a semaphore's slot (`semaphore`). The engine owns
+//! the round; a [`Kind`] supplies only what differs: its attempt, and what the first waiter in
+//! a queue watches.
+//!
+//! 1. **Local turns** ([`key_state::take_turns`]): the tasks of this process that use one
+//!    client take turns per key before they talk to Consul (a semaphore: as many as its slots).
+//! 2. **A session** ([`Round::session`]): the one kept from the last round, renewed at TTL/2,
+//!    or a new one ([`PendingSession`], destroyed if the acquire fails or is cancelled).
+//! 3. **The attempt** ([`Kind::attempt`]): one transaction that takes everything or nothing.
+//! 4. **Held**: wait in the queue of the key that is held ([`queue::wait_in_queue`]: behind
+//!    the waiter queued right before, the first one watching what the kind says), then try
+//!    again with the same session.
+//! 5. **Lock-delay, a transient failure, a lost race**: retry with jittered backoff, never past
+//!    the deadline ([`Round::after_miss`]); `invalid session` starts over with a new session.
+//!
+//! What the acquire reports when it gives up is the [`Outcome`]'s choice; its metrics and its
+//! span are recorded here ([`acquire`]) for every kind.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,69 +27,154 @@ use tracing::Instrument as _;
 use super::key_state::{self, Records, Turn};
 use super::outcome::Outcome;
 use super::pending::PendingSession;
-use super::queue::{self, Wait};
+use super::queue::{self, Waited};
 use super::retry::{Backoff, Deadline};
-use super::round::{self, Miss, RoundSession};
 use super::Background;
 use crate::api::LockAttempt;
-use crate::{metrics, Blocker, Client, Result};
+use crate::{metrics, Blocker, Client, Error, KvEntry, Result};
+
+/// What differs between the kinds of lock; the engine does the rest.
+pub(crate) trait Kind: Send + Sync + 'static {
+    /// How errors, logs and session names call it: the key, the keys, the prefix.
+    fn label(&self) -> &str;
+
+    /// The span the acquire runs in, with the fields `waited_ms` and `attempts` (and
+    /// `fencing_token`) left empty for the engine.
+    fn span(&self) -> tracing::Span;
+
+    /// The keys of the client's records the lock uses (their local turns, holders and
+    /// memory), and how many turns each has: a lock's key (1), each of several keys (1), a
+    /// semaphore's `.lock` (its limit).
+    fn records(&self) -> (Vec<&str>, u32);
+
+    /// How errors name the lock of the record `key` (a semaphore: by its prefix).
+    fn name_of(&self, key: &str) -> String {
+        key.to_owned()
+    }
+
+    /// The queue a client that released the lock a moment ago joins at once, when the lock
+    /// had waiters then (instead of taking it ahead of them and giving it back); `None`:
+    /// always try first.
+    fn first_queue(&self) -> Option<&str> {
+        None
+    }
+
+    /// One attempt to take the lock with the session in `attempt`.
+    fn attempt(
+        &self,
+        client: &Client,
+        attempt: Try<'_>,
+    ) -> impl Future<Output = Result<Attempt>> + Send;
+
+    /// What the first waiter in the queue of `queue_of` watches.
+    fn head<'a>(&'a self, queue_of: &'a str) -> Head<'a> {
+        Head::Key(queue_of)
+    }
+
+    /// For [`Head::Tree`]: whether what was read there lets the first waiter in (a free slot).
+    ///
+    /// # Errors
+    ///
+    /// Whatever makes the lock unusable (a coordination key that is not the kind's).
+    fn head_free(&self, _tree: &[KvEntry]) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// What one attempt works with.
+pub(crate) struct Try<'a> {
+    pub(crate) session: &'a str,
+    /// The client's records of the lock's keys (a semaphore remembers its coordination key
+    /// there).
+    pub(crate) records: &'a Records,
+    /// The session's entry in a queue of waiters, if it waits in one: the write that takes
+    /// the lock deletes it, which wakes the next waiter.
+    pub(crate) entry: Option<&'a str>,
+    /// What the last wait read (a semaphore's prefix), so that the attempt need not read it
+    /// again.
+    pub(crate) seen: Option<Vec<KvEntry>>,
+    /// Give back a lock taken ahead of older waiters: this client released it a moment ago
+    /// (so a releaser coming back at once does not overtake the queue).
+    pub(crate) yield_to_older: bool,
+    /// The timeout of each request.
+    pub(crate) timeout: Duration,
+}
+
+/// What one attempt ended with.
+pub(crate) enum Attempt {
+    /// Taken: each key now held, with the `ModifyIndex` of the write that took it (its fencing
+    /// token); whether live waiters were queued then.
+    Taken {
+        keys: Vec<(String, u64)>,
+        waiters: bool,
+    },
+    /// Held by another session: wait in the queue of `queue_of`.
+    Held { queue_of: String },
+    /// Free, but a lock-delay runs.
+    LockDelay,
+    /// Another writer came first (a check-and-set lost): try again at once.
+    Raced,
+}
+
+/// What the first waiter in a queue watches.
+pub(crate) enum Head<'a> {
+    /// A key: the lock may be free once no session holds it.
+    Key(&'a str),
+    /// Everything under a prefix (a semaphore's): when anything changes there,
+    /// [`Kind::head_free`] decides.
+    Tree(&'a str),
+}
 
 /// Everything an acquisition needs, resolved and checked before any request.
-pub(crate) struct Plan {
+pub(crate) struct Plan<K> {
     pub(crate) client: Client,
-    /// The full key.
-    pub(crate) key: String,
-    /// How long to wait for a held key; zero: one try.
+    pub(crate) kind: K,
+    /// How long to wait for a held lock; zero: one try.
     pub(crate) acquire_timeout: Duration,
     /// The session TTL (the lock timeout).
     pub(crate) ttl: Duration,
-    /// The value stored in the key.
-    pub(crate) value: Vec<u8>,
     /// The `lock` label of the metrics (the key template, or `unnamed`).
     pub(crate) metrics_name: Arc<str>,
 }
 
 /// A lock just taken.
-pub(crate) struct Acquired {
+pub(crate) struct Taken {
     pub(crate) session_id: String,
-    /// The `ModifyIndex` of the acquiring write.
-    pub(crate) fencing_token: u64,
+    /// Each key held, with the `ModifyIndex` of the write that took it.
+    pub(crate) keys: Vec<(String, u64)>,
     /// The send time of the session's create or last renew: the lease counts from then.
     pub(crate) renewed: Instant,
-    /// Whether the key was held by another session when this acquire first tried it (a
-    /// hand-off, for the metrics).
-    pub(crate) handed_off: bool,
-    /// This process's turn at the key, for the lock to keep until it ends.
+    /// This process's turns at the keys, for the lock to keep until it ends.
     pub(crate) turns: Vec<Turn>,
+    /// Whether another session held the lock when this acquire first tried (a hand-off).
+    handed_off: bool,
 }
 
-/// Acquires `plan.key`, within a `consul_lock.acquire` span.
-pub(crate) async fn acquire(
-    plan: &Plan,
+/// Acquires `plan.kind`, within its span, and records the acquire's metrics. `records` are
+/// the client's records of the lock's keys (their local turns and queue memory).
+pub(crate) async fn acquire<K: Kind>(
+    plan: &Plan<K>,
     records: &Records,
     bg: impl Background,
-) -> Result<Acquired> {
-    let span = tracing::info_span!(
-        "consul_lock.acquire",
-        key = %plan.key,
-        waited_ms = tracing::field::Empty,
-        attempts = tracing::field::Empty,
-        fencing_token = tracing::field::Empty,
-    );
+) -> Result<Taken> {
+    let span = plan.kind.span();
     let started = Instant::now();
-    let result = acquire_loop(plan, records, bg)
-        .instrument(span.clone())
-        .await;
-    metrics::acquire_finished(
-        &plan.metrics_name,
-        metrics::outcome(&result),
-        started.elapsed(),
-    );
+    let round = Round {
+        plan,
+        bg,
+        out: Outcome::new(plan.kind.label(), Deadline::new(plan.acquire_timeout)),
+        backoff: Backoff::new(),
+        kept: None,
+    };
+    let result = round.run(records).instrument(span.clone()).await;
+    let name = &plan.metrics_name;
+    metrics::acquire_finished(name, metrics::outcome(&result), started.elapsed());
     match &result {
-        Ok(acquired) => {
-            span.record("fencing_token", acquired.fencing_token);
-            if acquired.handed_off {
-                metrics::handoff(&plan.metrics_name);
+        Ok(taken) => {
+            let token = taken.keys.iter().map(|(_, t)| *t).max().unwrap_or_default();
+            span.record("fencing_token", token);
+            if taken.handed_off {
+                metrics::handoff(name);
             }
         }
         Err(e) => span.in_scope(|| tracing::debug!(error = %e, "not acquired")),
@@ -82,119 +182,259 @@ pub(crate) async fn acquire(
     result
 }
 
-async fn acquire_loop(plan: &Plan, records: &Records, bg: impl Background) -> Result<Acquired> {
-    let client = &plan.client;
-    let mut out = Outcome::new(&plan.key, Deadline::new(plan.acquire_timeout));
-    // Tasks of this process locking the same key go through Consul one at a time; the turn
-    // passes on when this acquisition gives up, or when the lock it takes ends.
-    let Some(turns) = key_state::take_turns(records, &out.deadline).await? else {
-        out.blocked_by = Some(Blocker::Holder);
-        return Err(out.not_acquired());
-    };
-    let mut backoff = Backoff::new();
-    let mut session: Option<PendingSession<_>> = None;
-    let queue = queue::prefix(&plan.key);
-    // Whether to give the key back when it was taken ahead of older waiters: only when this
-    // client released the key a moment ago (so that a releaser taking it again at once does
-    // not overtake the queue), and never once this acquire has queued. Other newcomers may take a free key: waiting out stale
-    // queue entries would cost them more than the order is worth.
-    let Some(record) = records.as_slice().first() else {
-        return Err(out.not_acquired());
-    };
-    let mut yield_to_older = record.released_recently();
-    // A releaser coming back at once to a key that had waiters when it took it joins the
-    // queue without trying the lock first (one request fewer, and no taking and giving back).
-    let mut join_first = yield_to_older && !plan.acquire_timeout.is_zero() && record.had_waiters();
-    loop {
-        // 1. A session: the one kept from the last round (renewed at TTL/2), or a new one.
-        let round = round::session(
-            &mut session,
-            bg,
-            client,
-            &plan.key,
-            plan.ttl,
-            &mut out,
-            &mut backoff,
-        );
-        let Some(RoundSession {
-            session: mut pending,
-            ..
-        }) = round.await?
-        else {
-            continue;
-        };
+/// One acquisition: its outcome so far (with the deadline), its backoff, and the session
+/// kept from one round to the next.
+struct Round<'a, K, B: Background> {
+    plan: &'a Plan<K>,
+    bg: B,
+    out: Outcome,
+    backoff: Backoff,
+    kept: Option<PendingSession<B>>,
+}
 
-        // 2. The lock transaction, which reads the queue in the same round trip.
-        let Some(timeout) = out.deadline.request_timeout(client.request_timeout()) else {
-            return Err(out.not_acquired());
+impl<K: Kind, B: Background> Round<'_, K, B> {
+    async fn run(mut self, records: &Records) -> Result<Taken> {
+        let (plan, client) = (self.plan, &self.plan.client);
+        // 1. Local turns; they pass on when this acquisition gives up, or when its lock ends.
+        let Some(turns) = key_state::take_turns(records, &self.out.deadline).await? else {
+            self.out.blocked_by = Some(Blocker::Holder);
+            return Err(self.out.not_acquired());
         };
-        let attempt = if std::mem::take(&mut join_first) {
-            Ok(LockAttempt::Held)
-        } else {
-            out.attempts += 1;
-            client
-                .txn_lock(&plan.key, &plan.value, pending.id(), &queue, timeout)
-                .await
-        };
-        if let Ok(LockAttempt::Acquired { queue: waiters, .. }) = &attempt {
-            let waiting = waiters.iter().any(|e| e.session.is_some());
-            record.note_waiters(waiting);
+        // A client that released the lock a moment ago gives it back when it took it ahead of
+        // older waiters, and never once it has queued; when the lock had waiters, it queues
+        // at once. Other newcomers may take a free lock: waiting out stale queue entries would
+        // cost them more than the order is worth.
+        let memory = records.as_slice().first();
+        let mut yield_to_older = memory.is_some_and(|r| r.released_recently());
+        let mut join_first = (yield_to_older
+            && !plan.acquire_timeout.is_zero()
+            && memory.is_some_and(|r| r.had_waiters()))
+        .then(|| plan.kind.first_queue())
+        .flatten();
+        let mut seen = None;
+        loop {
+            // 2. A session.
+            let Some(mut session) = self.session().await? else {
+                continue;
+            };
+            // 3. The attempt.
+            let Some(timeout) = self.out.deadline.request_timeout(client.request_timeout()) else {
+                return Err(self.out.not_acquired());
+            };
+            let attempt = match join_first.take() {
+                Some(queue_of) => Ok(Attempt::Held {
+                    queue_of: queue_of.to_owned(),
+                }),
+                None => {
+                    self.out.attempts += 1;
+                    let attempt = Try {
+                        session: session.id(),
+                        records,
+                        entry: session.queue_entry(),
+                        seen: seen.take(),
+                        yield_to_older: yield_to_older && self.out.deadline.can_retry(),
+                        timeout,
+                    };
+                    plan.kind.attempt(client, attempt).await
+                }
+            };
+            // 4. Taken: done. Held: wait in the queue. Otherwise retry within the deadline.
+            let miss = match attempt {
+                Ok(Attempt::Taken { keys, waiters }) => {
+                    records.note_waiters(waiters);
+                    self.out.record();
+                    let (session_id, renewed) = session.into_parts();
+                    return Ok(Taken {
+                        session_id,
+                        keys,
+                        renewed,
+                        turns,
+                        handed_off: self.out.blocked_by == Some(Blocker::Holder),
+                    });
+                }
+                Ok(Attempt::Held { queue_of }) => {
+                    self.out.blocked_by = Some(Blocker::Holder);
+                    if !self.out.deadline.can_retry() {
+                        return Err(self.out.not_acquired());
+                    }
+                    let deadline = &self.out.deadline;
+                    let wait =
+                        queue::wait_in_queue(&plan.kind, client, &queue_of, &mut session, deadline);
+                    match wait.await? {
+                        Waited::Free(read) => {
+                            // First in the queue now: nobody older to yield to.
+                            yield_to_older = false;
+                            seen = read;
+                            self.kept = Some(session);
+                        }
+                        Waited::SessionGone => session.forget(),
+                        Waited::TimedOut => return Err(self.out.not_acquired()),
+                    }
+                    continue;
+                }
+                Ok(Attempt::Raced) => {
+                    self.kept = Some(session);
+                    if !self.out.deadline.can_retry() {
+                        return Err(self.out.not_acquired());
+                    }
+                    continue;
+                }
+                Ok(Attempt::LockDelay) => Miss::LockDelay,
+                Err(e) => Miss::Failed(e),
+            };
+            self.after_miss(miss, session).await?;
         }
-        let attempt = match attempt {
-            Ok(LockAttempt::Acquired {
+    }
+
+    /// Step 2: the session kept from the last round, renewed when half its TTL has passed, or
+    /// a new one. `Ok(None)`: start the round again (the kept session was gone, or a
+    /// transient failure was waited out). `Err`: give up with this error.
+    async fn session(&mut self) -> Result<Option<PendingSession<B>>> {
+        let plan = self.plan;
+        let Some(timeout) = self
+            .out
+            .deadline
+            .request_timeout(plan.client.request_timeout())
+        else {
+            return Err(self.out.not_acquired());
+        };
+        let result = match self.kept.take() {
+            Some(mut kept) => match kept.refresh(timeout).await {
+                Ok(true) => return Ok(Some(kept)),
+                Ok(false) => {
+                    kept.forget();
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.kept = Some(kept);
+                    Err(e)
+                }
+            },
+            None => {
+                let (client, label) = (&plan.client, plan.kind.label());
+                PendingSession::create(self.bg, client, label, plan.ttl, timeout).await
+            }
+        };
+        match result {
+            Ok(created) => Ok(Some(created)),
+            Err(e) if e.is_transient() && self.out.retry_after(&e, &mut self.backoff).await => {
+                Ok(None)
+            }
+            Err(e) => Err(self.out.give_up(e)),
+        }
+    }
+
+    /// Step 5, after an attempt that neither took the lock nor waited for it: keeps the
+    /// session for the next round when it is still good, and waits out a lock-delay or a
+    /// transient failure. `Err`: give up (the deadline allows no retry, or the failure is not
+    /// one to retry).
+    async fn after_miss(&mut self, miss: Miss, session: PendingSession<B>) -> Result<()> {
+        let out = &mut self.out;
+        match miss {
+            Miss::LockDelay => {
+                out.blocked_by = Some(Blocker::LockDelay);
+                self.kept = Some(session);
+                if self.backoff.wait(&out.deadline).await {
+                    Ok(())
+                } else {
+                    Err(out.not_acquired())
+                }
+            }
+            Miss::Failed(e) if e.is_invalid_session() => {
+                // Consul ended the session (its TTL ran out, or it was destroyed): start over.
+                session.forget();
+                if out.deadline.can_retry() {
+                    Ok(())
+                } else {
+                    Err(out.give_up(e))
+                }
+            }
+            Miss::Failed(e) if e.is_transient() => {
+                self.kept = Some(session);
+                if out.retry_after(&e, &mut self.backoff).await {
+                    Ok(())
+                } else {
+                    Err(out.give_up(e))
+                }
+            }
+            Miss::Failed(e) => Err(out.give_up(e)),
+        }
+    }
+}
+
+/// What an attempt ended with when it neither took the lock nor waited for it.
+enum Miss {
+    /// The lock is free but a lock-delay runs.
+    LockDelay,
+    /// The attempt failed.
+    Failed(Error),
+}
+
+/// A lock on one key ([`Lock`](crate::Lock)): the lock transaction takes the key and leaves
+/// the key's queue in one write, and reads the queue in the same round trip.
+pub(crate) struct LockKey {
+    /// The full key.
+    pub(crate) key: String,
+    /// The value stored in the key.
+    pub(crate) value: Vec<u8>,
+}
+
+impl Kind for LockKey {
+    fn label(&self) -> &str {
+        &self.key
+    }
+
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "consul_lock.acquire",
+            key = %self.key,
+            waited_ms = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            fencing_token = tracing::field::Empty,
+        )
+    }
+
+    fn records(&self) -> (Vec<&str>, u32) {
+        (vec![self.key.as_str()], 1)
+    }
+
+    fn first_queue(&self) -> Option<&str> {
+        Some(&self.key)
+    }
+
+    async fn attempt(&self, client: &Client, attempt: Try<'_>) -> Result<Attempt> {
+        let (key, session) = (&self.key, attempt.session);
+        let queue = queue::prefix(key);
+        let locked = client
+            .txn_lock(key, &self.value, session, &queue, attempt.timeout)
+            .await?;
+        match locked {
+            LockAttempt::Acquired {
                 modify_index,
                 queue: waiters,
-            }) if yield_to_older
-                && out.deadline.can_retry()
-                && queue::older_waiter(&waiters, &queue, pending.id()) =>
-            {
-                // Taken ahead of older waiters (a releaser overtaking the queue): give it back
-                // and queue up, so that waiters are served in order. Should the unlock fail,
-                // dropping `pending` destroys the session, which frees the key.
-                tracing::trace!(
-                    fencing_token = modify_index,
-                    "yielding the key to an older waiter"
-                );
-                client
-                    .txn_unlock(&plan.key, pending.id(), timeout)
-                    .await
-                    .map(|()| LockAttempt::Held)
-            }
-            other => other,
-        };
-
-        // 3. Taken: done. Held: wait for a turn. Otherwise retry within the deadline.
-        let miss = match attempt {
-            Ok(LockAttempt::Acquired { modify_index, .. }) => {
-                out.record();
-                let (session_id, renewed) = pending.into_parts();
-                return Ok(Acquired {
-                    session_id,
-                    fencing_token: modify_index,
-                    renewed,
-                    handed_off: out.blocked_by == Some(Blocker::Holder),
-                    turns,
-                });
-            }
-            Ok(LockAttempt::Held) => {
-                out.blocked_by = Some(Blocker::Holder);
-                if !out.deadline.can_retry() {
-                    return Err(out.not_acquired());
+            } => {
+                if attempt.yield_to_older && queue::older_waiter(&waiters, &queue, session) {
+                    // Taken ahead of older waiters (a releaser overtaking the queue): give it
+                    // back and queue up, so that waiters are served in order. Should the
+                    // give-back fail, dropping the session destroys it, which frees the key.
+                    tracing::trace!(
+                        fencing_token = modify_index,
+                        "yielding the key to an older waiter"
+                    );
+                    client.txn_unlock(key, session, attempt.timeout).await?;
+                    return Ok(Attempt::Held {
+                        queue_of: key.clone(),
+                    });
                 }
-                match queue::wait_turn(client, &plan.key, &mut pending, &out.deadline).await? {
-                    Wait::Free => {
-                        // First in the queue now: nobody older to yield to.
-                        yield_to_older = false;
-                        session = Some(pending);
-                    }
-                    Wait::SessionGone => pending.forget(),
-                    Wait::TimedOut => return Err(out.not_acquired()),
-                }
-                continue;
+                Ok(Attempt::Taken {
+                    keys: vec![(key.clone(), modify_index)],
+                    waiters: waiters.iter().any(|e| e.session.is_some()),
+                })
             }
-            Ok(LockAttempt::LockDelay) => Miss::LockDelay,
-            Err(e) => Miss::Failed(e),
-        };
-        round::after_miss(miss, pending, &mut session, &mut out, &mut backoff).await?;
+            LockAttempt::Held => Ok(Attempt::Held {
+                queue_of: key.clone(),
+            }),
+            LockAttempt::LockDelay => Ok(Attempt::LockDelay),
+        }
     }
 }

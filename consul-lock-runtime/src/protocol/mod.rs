@@ -17,7 +17,6 @@
 //! - [`retry`]: the acquire deadline and jittered backoff.
 
 pub(crate) mod acquire;
-pub(crate) mod engine;
 pub(crate) mod key_state;
 pub(crate) mod lease;
 pub(crate) mod multi;
@@ -25,7 +24,6 @@ pub(crate) mod outcome;
 pub(crate) mod pending;
 pub(crate) mod queue;
 pub(crate) mod retry;
-pub(crate) mod round;
 pub(crate) mod semaphore;
 pub(crate) mod teardown;
 

@@ -9,7 +9,7 @@
 
 use tokio::time::Instant;
 
-use super::engine::{Head, Kind};
+use super::acquire::{Head, Kind};
 use super::pending::PendingSession;
 use super::retry::{Backoff, Deadline, MIN_LEFT};
 use super::Background;
@@ -61,158 +61,6 @@ pub(crate) fn older_waiter(waiters: &[KvEntry], queue: &str, session: &str) -> b
     waiters.iter().any(|e| {
         e.key != mine && e.session.is_some() && my_index.is_none_or(|m| e.create_index < m)
     })
-}
-
-/// What waiting for a held key ended with.
-pub(crate) enum Wait {
-    /// This waiter is first in the queue and the key looks free: try to lock it again.
-    Free,
-    /// The session is gone (invalidated while waiting): make a new one.
-    SessionGone,
-    /// The deadline passed.
-    TimedOut,
-}
-
-/// One key a waiter blocks on, as last read: its predecessor's queue entry, or (for the
-/// first waiter) the lock key itself.
-struct Watch {
-    key: String,
-    /// The `ModifyIndex` it was read at: the blocking query's `?index`.
-    index: u64,
-    /// The session that held it then.
-    session: Option<String>,
-    /// Whether it is the lock key (this waiter is first in the queue).
-    head: bool,
-}
-
-/// What a read of the key and its queue (`tree`) tells this waiter (`mine`) to watch: the
-/// live entry queued right before its own, or, when there is none, the lock key while it is
-/// held. `None`: the key is free and it is this waiter's turn. `Err(())`: this waiter's own
-/// entry is missing (it must join again).
-fn next_watch(tree: &[KvEntry], key: &str, queue: &str, mine: &str) -> Result<Option<Watch>, ()> {
-    let me = tree.iter().find(|e| e.key == mine).ok_or(())?;
-    let predecessor = tree
-        .iter()
-        .filter(|e| {
-            e.key.starts_with(queue)
-                && e.key != mine
-                && e.session.is_some()
-                && e.create_index < me.create_index
-        })
-        .max_by_key(|e| e.create_index);
-    if let Some(p) = predecessor {
-        return Ok(Some(Watch {
-            key: p.key.clone(),
-            index: p.modify_index,
-            session: p.session.clone(),
-            head: false,
-        }));
-    }
-    Ok(tree
-        .iter()
-        .find(|e| e.key == key && e.session.is_some())
-        .map(|held| Watch {
-            key: key.to_owned(),
-            index: held.modify_index,
-            session: held.session.clone(),
-            head: true,
-        }))
-}
-
-/// Waits until this waiter is first in the key's queue and the key is free, or the deadline
-/// passes. The waiter joins the queue once (one transaction that also reads the queue), then
-/// blocks on one key only: the entry of the waiter queued right before it, or, once it is
-/// first, the lock key. Consul answers a blocking query on one key only when that key
-/// changes, so a join, a leave or a release wakes at most one waiter. It renews its session at
-/// TTL/2 so that it survives a wait longer than its TTL.
-pub(crate) async fn wait_turn<B: Background>(
-    client: &Client,
-    key: &str,
-    session: &mut PendingSession<B>,
-    deadline: &Deadline,
-) -> Result<Wait> {
-    let queue = prefix(key);
-    let mine = format!("{queue}{}", session.id());
-    let mut watch: Option<Watch> = None;
-    let mut backoff = Backoff::new();
-    loop {
-        let Some(remaining) = deadline.remaining().filter(|r| *r >= MIN_LEFT) else {
-            return Ok(Wait::TimedOut);
-        };
-        let request_timeout = remaining.min(client.request_timeout());
-        let step = match session.refresh(request_timeout).await {
-            Ok(false) => return Ok(Wait::SessionGone),
-            Ok(true) => session.join_queue(&mine, key, request_timeout).await,
-            Err(e) => Err(e),
-        };
-        let joined = match step {
-            Ok(joined) => joined,
-            Err(e) if e.is_invalid_session() => return Ok(Wait::SessionGone),
-            Err(e) if e.is_transient() => {
-                tracing::debug!(error = %e, "renewing or queueing the waiting session failed; retrying");
-                if !backoff.wait(deadline).await {
-                    return Ok(Wait::TimedOut);
-                }
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        // 1. What to watch: from the join's read, as before, or from a fresh read.
-        let tree = match (joined, watch.is_some()) {
-            (Some(tree), _) => Some(tree),
-            (None, true) => None,
-            (None, false) => match client.kv_read_tree(key, key, request_timeout).await {
-                Ok((tree, _)) => Some(tree),
-                Err(e) if e.is_transient() => {
-                    if !backoff.wait(deadline).await {
-                        return Ok(Wait::TimedOut);
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e),
-            },
-        };
-        if let Some(tree) = tree {
-            match next_watch(&tree, key, &queue, &mine) {
-                Ok(Some(next)) => watch = Some(next),
-                Ok(None) => return Ok(Wait::Free),
-                Err(()) => {
-                    // The entry is gone while the session lives (deleted from outside): join
-                    // again, at the back.
-                    session.left_queue();
-                    watch = None;
-                    continue;
-                }
-            }
-        }
-        let Some(w) = watch.take() else { continue };
-        // 2. Block on that one key, within the deadline and never past the point where the
-        // session needs renewing.
-        let blocking = Blocking {
-            index: w.index,
-            wait: session.until_refresh(Instant::now()),
-            until: deadline.until(),
-        };
-        let read = client.kv_block(&w.key, &w.key, false, blocking).await;
-        match read.map(|(entries, next)| (entries.into_iter().next(), next)) {
-            Ok((Some(e), next)) if e.session.is_some() && e.session == w.session => {
-                // Unchanged (the wait ran out) or rewritten by the same session: watch on.
-                watch = Some(Watch { index: next, ..w });
-            }
-            // The lock key is free: take it.
-            Ok(_) if w.head => return Ok(Wait::Free),
-            // The predecessor left the queue (took the key, gave up, or its session ended):
-            // read the queue again to find this waiter's place.
-            Ok(_) => {}
-            Err(e) if e.is_transient() => {
-                watch = Some(w);
-                if !backoff.wait(deadline).await {
-                    return Ok(Wait::TimedOut);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// The entry `session` holds in the queue of `queue_of` (a lock key, or a semaphore's
@@ -442,9 +290,10 @@ pub(crate) async fn wait_in_queue<K: Kind, B: Background>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::acquire::LockKey;
     use super::*;
 
-    fn entry(key: &str, create_index: u64, session: Option<&str>) -> KvEntry {
+    fn kv(key: &str, create_index: u64, session: Option<&str>) -> KvEntry {
         KvEntry {
             key: key.to_owned(),
             value: Vec::new(),
@@ -460,9 +309,9 @@ mod tests {
     fn who_counts_as_an_older_waiter() {
         let q = "locks/k/.waiters/";
         let waiters = vec![
-            entry("locks/k/.waiters/a", 10, Some("a")),
-            entry("locks/k/.waiters/b", 20, Some("b")),
-            entry("locks/k/.waiters/dead", 5, None),
+            kv("locks/k/.waiters/a", 10, Some("a")),
+            kv("locks/k/.waiters/b", 20, Some("b")),
+            kv("locks/k/.waiters/dead", 5, None),
         ];
         // A newcomer (not queued) sees live waiters.
         assert!(older_waiter(&waiters, q, "new"));
@@ -476,40 +325,46 @@ mod tests {
 
     #[test]
     fn a_waiter_watches_its_predecessor_or_else_the_held_key() {
-        let (k, q) = ("locks/k", "locks/k/.waiters/");
+        let lock = LockKey {
+            key: "locks/k".into(),
+            value: Vec::new(),
+        };
+        let (head, q) = (lock.head("locks/k"), prefix("locks/k"));
         let tree = vec![
-            entry("locks/k", 3, Some("h")),
-            entry("locks/k/.waiters/a", 10, Some("a")),
-            entry("locks/k/.waiters/dead", 15, None),
-            entry("locks/k/.waiters/b", 20, Some("b")),
-            entry("locks/k/.waiters/c", 30, Some("c")),
-            entry("locks/kx", 40, Some("x")),
+            kv("locks/k", 3, Some("h")),
+            kv("locks/k/.waiters/a", 10, Some("a")),
+            kv("locks/k/.waiters/dead", 15, None),
+            kv("locks/k/.waiters/b", 20, Some("b")),
+            kv("locks/k/.waiters/c", 30, Some("c")),
+            kv("locks/kx", 40, Some("x")),
         ];
-        let watched =
-            |mine: &str| next_watch(&tree, k, q, mine).map(|w| w.map(|w| (w.key, w.head)));
+        let watched = |tree: &[KvEntry], mine: &str| match watch_from(&lock, &head, tree, &q, mine)
+        {
+            Ok(Some(Watching::Key { key, head, .. })) => Ok(Some((key, head))),
+            Ok(Some(Watching::Tree { .. })) => panic!("a lock's head watches its key"),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.is_some()),
+        };
         // The first waiter watches the key; the others the live entry right before their own.
         assert_eq!(
-            watched("locks/k/.waiters/a"),
+            watched(&tree, "locks/k/.waiters/a"),
             Ok(Some(("locks/k".into(), true)))
         );
         assert_eq!(
-            watched("locks/k/.waiters/b"),
+            watched(&tree, "locks/k/.waiters/b"),
             Ok(Some(("locks/k/.waiters/a".into(), false)))
         );
         assert_eq!(
-            watched("locks/k/.waiters/c"),
+            watched(&tree, "locks/k/.waiters/c"),
             Ok(Some(("locks/k/.waiters/b".into(), false)))
         );
         // Not in the queue: join again.
-        assert_eq!(watched("locks/k/.waiters/z"), Err(()));
+        assert_eq!(watched(&tree, "locks/k/.waiters/z"), Err(false));
         // First and the key is free: its turn.
         let free = vec![
-            entry("locks/k/.waiters/a", 10, Some("a")),
-            entry("locks/kx", 40, Some("x")),
+            kv("locks/k/.waiters/a", 10, Some("a")),
+            kv("locks/kx", 40, Some("x")),
         ];
-        assert!(matches!(
-            next_watch(&free, k, q, "locks/k/.waiters/a"),
-            Ok(None)
-        ));
+        assert_eq!(watched(&free, "locks/k/.waiters/a"), Ok(None));
     }
 }

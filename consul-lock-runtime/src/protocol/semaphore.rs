@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::engine::{Attempt, Head, Kind, Try};
+use super::acquire::{Attempt, Head, Kind, Try};
 use super::key_state::Known;
 use super::lease::Lease;
 use super::queue;
