@@ -578,8 +578,15 @@ async fn a_join_or_a_release_wakes_one_waiter_only() {
     // Every waiter but the last has sent exactly its 4 requests: the joins after it woke
     // nobody. (The last one has queued; its blocking query may still be on its way.)
     let sent: Vec<u64> = clients.iter().map(|c| c.requests_sent()).collect();
-    assert_eq!(sent[..WAITERS - 1], [4; WAITERS - 1], "requests while queued: {sent:?}");
-    assert!((3..=4).contains(&sent[WAITERS - 1]), "the last waiter's requests: {sent:?}");
+    assert_eq!(
+        sent[..WAITERS - 1],
+        [4; WAITERS - 1],
+        "requests while queued: {sent:?}"
+    );
+    assert!(
+        (3..=4).contains(&sent[WAITERS - 1]),
+        "the last waiter's requests: {sent:?}"
+    );
     holder.release().await.unwrap();
     for w in waiters {
         w.await.unwrap();
