@@ -11,10 +11,11 @@ use super::txn::{refused, TxnOp, TxnReply};
 use crate::{Client, Result};
 
 /// A check-and-set write: `entry` becomes `value` with `flags` if its `ModifyIndex` is still
-/// `index` (0: if it does not exist).
+/// `index` (0: if it does not exist); with no value, `entry` is deleted if its `ModifyIndex`
+/// is still `index`.
 pub(crate) struct Cas<'a> {
     pub(crate) entry: &'a str,
-    pub(crate) value: &'a [u8],
+    pub(crate) value: Option<&'a [u8]>,
     pub(crate) flags: u64,
     pub(crate) index: u64,
 }
@@ -48,8 +49,10 @@ fn encode(value: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(value)
 }
 
-fn cas_op<'a>(cas: &Cas<'a>, value: &'a str) -> TxnOp<'a> {
-    TxnOp::kv("cas", cas.entry, Some(value), None)
+/// A `cas` of `value` (base64), or a `delete-cas` without one.
+fn cas_op<'a>(cas: &Cas<'a>, value: Option<&'a str>) -> TxnOp<'a> {
+    let verb = if value.is_some() { "cas" } else { "delete-cas" };
+    TxnOp::kv(verb, cas.entry, value, None)
         .with_flags(cas.flags)
         .with_index(Some(cas.index))
 }
@@ -66,11 +69,11 @@ impl Client {
         timeout: Duration,
     ) -> Result<SlotAttempt> {
         const OP: &str = "take a slot of the semaphore";
-        let (value, table) = (encode(take.value), encode(take.cas.value));
+        let (value, table) = (encode(take.value), take.cas.value.map(encode));
         let mut body = vec![
             TxnOp::kv("lock", take.contender, Some(&value), Some(take.session))
                 .with_flags(take.flags),
-            cas_op(&take.cas, &table),
+            cas_op(&take.cas, table.as_deref()),
         ];
         if let Some(entry) = take.leave {
             body.push(TxnOp::kv("delete", entry, None, None));
@@ -101,10 +104,11 @@ impl Client {
         })
     }
 
-    /// `PUT /v1/txn`: the check-and-set `cas`, and `delete` of `gone`, in one write (so that
-    /// watchers of the prefix wake once): `Ok(Some(index))`, the written key's new
-    /// `ModifyIndex`; `Ok(None)` when the check-and-set failed (another writer came first),
-    /// and nothing was changed. `key` names the lock for errors.
+    /// `PUT /v1/txn`: the check-and-set `cas` (a `delete-cas` when it has no value), and
+    /// `delete` of `gone`, in one write (so that watchers of the prefix wake once):
+    /// `Ok(Some(index))`, the written key's new `ModifyIndex` (0 when it was deleted);
+    /// `Ok(None)` when the check-and-set failed (another writer came first), and nothing was
+    /// changed. `key` names the lock for errors.
     pub(crate) async fn txn_cas_and_delete(
         &self,
         key: &str,
@@ -113,17 +117,18 @@ impl Client {
         timeout: Duration,
     ) -> Result<Option<u64>> {
         const OP: &str = "give the semaphore's slot back";
-        let table = encode(cas.value);
-        let body = [cas_op(&cas, &table), TxnOp::kv("delete", gone, None, None)];
+        let table = cas.value.map(encode);
+        let body = [
+            cas_op(&cas, table.as_deref()),
+            TxnOp::kv("delete", gone, None, None),
+        ];
         let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
         let parsed = TxnReply::decode(&reply, key, OP)?;
         if reply.status != 409 {
-            let written = parsed
-                .kv_results()
-                .next()
-                .ok_or_else(|| unexpected(key, OP, reply.status, "no KV result"))?;
-            return Ok(Some(written.modify_index));
+            // A delete-cas has no result.
+            let written = parsed.kv_results().next().map_or(0, |kv| kv.modify_index);
+            return Ok(Some(written));
         }
         let what = parsed.errors_text();
         if what.contains("index is stale") {

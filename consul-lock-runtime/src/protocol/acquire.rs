@@ -71,6 +71,14 @@ pub(crate) trait Kind: Send + Sync + 'static {
         Head::Key(queue_of)
     }
 
+    /// What undoes the writes of an attempt with `session` whose outcome is unknown (its
+    /// answer lost, or the acquire cancelled during it) that the session's end does not undo,
+    /// should the acquire then end without the lock: a semaphore's place in `.lock`. `None`:
+    /// nothing to undo (the session's end deletes everything it took).
+    fn undo(&self, _client: &Client, _session: &str, _records: &Records) -> Option<Undo> {
+        None
+    }
+
     /// For [`Head::Tree`]: whether what was read there lets the first waiter in (a free slot).
     ///
     /// # Errors
@@ -80,6 +88,9 @@ pub(crate) trait Kind: Send + Sync + 'static {
         Ok(false)
     }
 }
+
+/// Work that undoes what an attempt may have written ([`Kind::undo`]).
+pub(crate) type Undo = futures::future::BoxFuture<'static, ()>;
 
 /// What one attempt works with.
 pub(crate) struct Try<'a> {
@@ -165,6 +176,7 @@ pub(crate) async fn acquire<K: Kind>(
         out: Outcome::new(plan.kind.label(), Deadline::new(plan.acquire_timeout)),
         backoff: Backoff::new(),
         kept: None,
+        undo: Vec::new(),
     };
     let result = round.run(records).instrument(span.clone()).await;
     let name = &plan.metrics_name;
@@ -190,6 +202,17 @@ struct Round<'a, K, B: Background> {
     out: Outcome,
     backoff: Backoff,
     kept: Option<PendingSession<B>>,
+    /// Per session, the undo of an attempt whose outcome is not known yet: run in the
+    /// background when the acquisition ends (taken with another session, failed, cancelled).
+    undo: Vec<(String, Undo)>,
+}
+
+impl<K, B: Background> Drop for Round<'_, K, B> {
+    fn drop(&mut self) {
+        for (_, work) in self.undo.drain(..) {
+            self.bg.detach(work);
+        }
+    }
 }
 
 impl<K: Kind, B: Background> Round<'_, K, B> {
@@ -227,6 +250,11 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                 }),
                 None => {
                     self.out.attempts += 1;
+                    // Armed until the attempt's outcome is known.
+                    self.undo.retain(|(s, _)| s != session.id());
+                    if let Some(work) = plan.kind.undo(client, session.id(), records) {
+                        self.undo.push((session.id().to_owned(), work));
+                    }
                     let attempt = Try {
                         session: session.id(),
                         records,
@@ -238,6 +266,9 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                     plan.kind.attempt(client, attempt).await
                 }
             };
+            if attempt.is_ok() {
+                self.undo.retain(|(s, _)| s != session.id());
+            }
             // 4. Taken: done. Held: wait in the queue. Otherwise retry within the deadline.
             let miss = match attempt {
                 Ok(Attempt::Taken { keys, waiters }) => {

@@ -14,14 +14,15 @@
 //! (herd-free, as for a lock): only the first of them watches the prefix, and a release wakes
 //! it alone. Go's contenders cannot queue; they watch the prefix, as Go does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::MutexGuard;
 use tokio::time::Instant;
 
-use super::acquire::{Attempt, Head, Kind, Try};
-use super::key_state::Known;
+use super::acquire::{Attempt, Head, Kind, Try, Undo};
+use super::key_state::{KeyRecord, Records, Written};
 use super::lease::Lease;
 use super::queue;
 use super::retry::Backoff;
@@ -72,12 +73,12 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// The table in `known`, checked as a read of `.lock` is.
-    fn table_of(&self, known: &Known) -> Result<(SlotTable, u64)> {
+    /// The table in `value` (`.lock` at `index`), checked as a read of `.lock` is.
+    fn table_of(&self, value: &[u8], index: u64) -> Result<(SlotTable, u64)> {
         read_table(
             &self.prefix,
             self.limit,
-            &[known_entry(&self.lock_key, known)],
+            &[known_entry(&self.lock_key, value, index)],
         )
     }
 
@@ -200,20 +201,19 @@ impl Kind for Slot {
         let contender = contender_key(&self.prefix, session);
         // This client's writers of `.lock` take turns, each starting from what the last one
         // wrote: they never race each other, and need not read it first.
-        let record = attempt.records.as_slice().first();
-        let mut known = match record {
+        let mut written = match attempt.records.as_slice().first() {
             Some(record) => Some(record.writer().await),
             None => None,
         };
-        let cached = known.as_deref_mut().and_then(Option::take);
-        // A fresh read when the last one showed the slots full (dead holders are pruned only
-        // from a read of the prefix), or when nothing is known.
-        let cached = cached.map(|k| (self.table_of(&k), k)).filter(
-            |(table, _)| matches!(table, Ok((t, _)) if t.holders.len() < self.limit as usize),
-        );
-        let (entries, table) = match (attempt.seen, cached) {
+        let remembered = written.as_deref_mut().and_then(|w| w.value.take());
+        // A fresh read when nothing is remembered, or when the memory shows the slots full
+        // (dead holders are pruned only from a read of the prefix).
+        let remembered = remembered
+            .map(|(value, index)| self.table_of(&value, index))
+            .filter(|table| matches!(table, Ok((t, _)) if t.holders.len() < self.limit as usize));
+        let (entries, table) = match (attempt.seen, remembered) {
             (Some(entries), _) => (entries, None),
-            (None, Some((table, _))) => (Vec::new(), Some(table)),
+            (None, Some(table)) => (Vec::new(), Some(table)),
             (None, None) => {
                 let read = client.kv_read_tree(&self.prefix, &self.tree, attempt.timeout);
                 (read.await?.0, None)
@@ -248,7 +248,7 @@ impl Kind for Slot {
             flags: SEMAPHORE_FLAGS,
             cas: Cas {
                 entry: &self.lock_key,
-                value: &holders,
+                value: Some(&holders),
                 flags: SEMAPHORE_FLAGS,
                 index,
             },
@@ -262,11 +262,9 @@ impl Kind for Slot {
                 contender_index,
                 lock_index,
             } => {
-                if let Some(known) = known.as_deref_mut() {
-                    *known = Some(Known {
-                        value: holders,
-                        index: lock_index,
-                    });
+                if let Some(written) = written.as_deref_mut() {
+                    written.value = Some((holders, lock_index));
+                    written.mine.insert(session.to_owned());
                 }
                 Attempt::Taken {
                     keys: vec![(contender, contender_index)],
@@ -276,6 +274,18 @@ impl Kind for Slot {
             // Another contender changed `.lock` first: read it again at once.
             SlotAttempt::Raced => Attempt::Raced,
         })
+    }
+
+    fn undo(&self, client: &Client, session: &str, records: &Records) -> Option<Undo> {
+        // A take whose answer was lost may have listed the session in `.lock`; its contender
+        // key goes with the session, but `.lock` would name a dead holder until a contender
+        // prunes it, and there may be none.
+        let (client, prefix, limit) = (client.clone(), self.prefix.clone(), self.limit);
+        let session = session.to_owned();
+        let record = records.as_slice().first().cloned();
+        Some(Box::pin(async move {
+            give_back(&client, &prefix, limit, &session, record.as_deref()).await;
+        }))
     }
 
     fn head<'a>(&'a self, _queue_of: &'a str) -> Head<'a> {
@@ -289,15 +299,15 @@ impl Kind for Slot {
     }
 }
 
-/// `.lock` as this client last wrote or read it.
-fn known_entry(lock_key: &str, known: &Known) -> KvEntry {
+/// `.lock` as this client last wrote it.
+fn known_entry(lock_key: &str, value: &[u8], index: u64) -> KvEntry {
     KvEntry {
         key: lock_key.to_owned(),
-        value: known.value.clone(),
+        value: value.to_vec(),
         session: None,
         lock_index: 0,
         create_index: 0,
-        modify_index: known.index,
+        modify_index: index,
         flags: SEMAPHORE_FLAGS,
     }
 }
@@ -310,82 +320,141 @@ fn queued(entries: &[KvEntry], lock_key: &str, session: &str) -> bool {
     })
 }
 
-/// Gives the slot of `lease` back: removes its session from `PREFIX/.lock` with check-and-set
-/// and deletes its contender key in the same transaction (one write, so waiters wake once),
-/// starting from what this client last wrote or read of `.lock`, and retrying conflicts and
-/// transient failures for up to one request timeout. The caller then ends the session; should
-/// this fail, the session's end deletes the contender key and the next contender prunes the
-/// dead holder, so a failure is only logged.
-///
-/// This process's next task for the semaphore may start as soon as this holds the right to
-/// write `.lock` (the lease passes its turn then): it makes its session while the slot is
-/// given back, and its take, which waits for that right, starts from what this write left.
+/// Gives the slot of `lease` back ([`give_back`]); this process's next task for the semaphore
+/// may start as soon as this holds the right to write `.lock` (the lease passes its turn
+/// then): it makes its session while the slot is given back, and its take, which waits for
+/// that right, starts from what this write left.
 pub(crate) async fn leave(lease: &Lease, prefix: &str, limit: u32) {
-    let (client, session) = (&lease.client, lease.session_id.as_str());
     let record = lease.records().and_then(|r| r.as_slice().first());
-    let mut known = match record {
+    let written = match record {
         Some(record) => Some(record.writer().await),
         None => None,
     };
     lease.pass_turn();
+    let (client, session) = (&lease.client, lease.session_id.as_str());
+    remove_holder(client, prefix, limit, session, written).await;
+}
+
+/// Takes `session` out of the semaphore at `prefix` (after a lost answer, or as [`leave`]).
+async fn give_back(
+    client: &Client,
+    prefix: &str,
+    limit: u32,
+    session: &str,
+    record: Option<&KeyRecord>,
+) {
+    let written = match record {
+        Some(record) => Some(record.writer().await),
+        None => None,
+    };
+    remove_holder(client, prefix, limit, session, written).await;
+}
+
+/// Removes `session` from `PREFIX/.lock` with check-and-set and deletes its contender key in
+/// the same transaction (one write, so waiters wake once); when no live holder is left,
+/// `.lock` itself is deleted (check-and-set too, as Go's `Semaphore.Destroy` does), so that a
+/// semaphore nobody holds leaves no key behind. It starts from what this client last wrote
+/// of `.lock` when the holders left are this process's own (so alive); otherwise it reads the
+/// prefix and prunes the dead. Conflicts and transient failures are retried for up to one
+/// request timeout. Should this fail, the session's end deletes the contender key and the
+/// next contender prunes the dead holder, so a failure is only logged.
+async fn remove_holder(
+    client: &Client,
+    prefix: &str,
+    limit: u32,
+    session: &str,
+    mut written: Option<MutexGuard<'_, Written>>,
+) {
     let key = lock_key(prefix);
     let contender = contender_key(prefix, session);
+    let tree = format!("{prefix}/");
     let give_up_at = Instant::now() + client.request_timeout();
     let mut backoff = Backoff::between(Duration::from_millis(10), Duration::from_millis(500));
     loop {
         let timeout = give_up_at
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
-        let cached = known.as_deref_mut().and_then(Option::take);
-        let result: Result<Option<Option<Known>>> = async {
-            let entries: Vec<KvEntry> = match &cached {
-                Some(k) => vec![known_entry(&key, k)],
-                None => client.kv_read(&key, timeout).await?.0.into_iter().collect(),
+        let mine: BTreeSet<String> = written
+            .as_deref()
+            .map(|w| w.mine.clone())
+            .unwrap_or_default();
+        let remembered = written.as_deref_mut().and_then(|w| w.value.take());
+        let result: Result<Step> = async {
+            let from_memory = remembered.is_some();
+            let entries: Vec<KvEntry> = match &remembered {
+                Some((value, index)) => vec![known_entry(&key, value, *index)],
+                None => client.kv_read_tree(prefix, &tree, timeout).await?.0,
             };
             let (mut table, index) = read_table(prefix, limit, &entries)?;
-            if table.holders.remove(session).is_none() {
-                // Not (or no longer) a holder; a stale memory of `.lock` proves nothing.
-                return Ok(cached.is_none().then_some(None));
+            if index == 0 || table.holders.remove(session).is_none() {
+                // Not (or no longer) a holder; a memory of `.lock` proves nothing.
+                return Ok(if from_memory {
+                    Step::Read
+                } else {
+                    Step::Done(None)
+                });
             }
-            if index == 0 {
-                return Ok(Some(None));
+            if from_memory {
+                if !table.holders.keys().all(|h| mine.contains(h)) {
+                    // Another process's holders may be dead: read the prefix to prune them.
+                    return Ok(Step::Read);
+                }
+            } else {
+                prune_dead(&mut table, &entries);
             }
             let value = serde_json::to_vec(&table).unwrap_or_default();
+            let last = table.holders.is_empty();
             let cas = Cas {
                 entry: &key,
-                value: &value,
+                value: (!last).then_some(&value[..]),
                 flags: SEMAPHORE_FLAGS,
                 index,
             };
-            let written = client
+            let done = client
                 .txn_cas_and_delete(prefix, cas, &contender, timeout)
                 .await?;
-            Ok(written.map(|index| Some(Known { value, index })))
+            Ok(match done {
+                Some(index) => Step::Done((!last).then_some((value, index))),
+                None => Step::Read,
+            })
         }
         .await;
         match result {
-            Ok(Some(written)) => {
-                if let Some(known) = known.as_deref_mut() {
-                    *known = written;
+            Ok(Step::Done(value)) => {
+                if let Some(written) = written.as_deref_mut() {
+                    written.value = value;
                 }
-                return;
+                break;
             }
-            // Another writer came first, or the memory was stale: read `.lock` again.
-            Ok(None) => {}
+            // Another writer came first, or the memory could not decide: read `.lock` again.
+            Ok(Step::Read) => {}
             Err(e) if e.is_transient() && Instant::now() < give_up_at => {
                 tracing::debug!(key = %key, error = %e, "leaving the semaphore failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
             }
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "could not remove this holder from the semaphore; the next contender prunes it once its session ends");
-                return;
+                break;
             }
         }
         if Instant::now() >= give_up_at {
             tracing::warn!(key = %key, "could not remove this holder from the semaphore in time; the next contender prunes it once its session ends");
-            return;
+            break;
         }
     }
+    // Given back or not, the session ends next: it is no longer one of this process's live
+    // holders.
+    if let Some(written) = written.as_deref_mut() {
+        written.mine.remove(session);
+    }
+}
+
+/// What one try of [`remove_holder`] ended with.
+enum Step {
+    /// Done: `.lock`'s value and index now, if it is still there.
+    Done(Option<(Vec<u8>, u64)>),
+    /// Read `.lock` (the prefix) again.
+    Read,
 }
 
 #[cfg(test)]

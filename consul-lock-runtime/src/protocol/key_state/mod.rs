@@ -25,7 +25,7 @@
 //! whose TTL ran out without a renewal, passes its turn on when Consul may have freed the key
 //! ([`LeaseEnd`]), so local waiters are never stuck behind a lock Consul no longer holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -82,7 +82,7 @@ impl KeyTable {
             turns: Turns::new(slots),
             memory: Mutex::new(Memory::default()),
             holders: Mutex::new(Vec::new()),
-            known: tokio::sync::Mutex::new(None),
+            written: tokio::sync::Mutex::new(Written::default()),
         });
         table.records.insert(key.to_owned(), record.clone());
         record
@@ -97,14 +97,16 @@ pub(crate) struct KeyRecord {
     memory: Mutex<Memory>,
     /// One entry per lock held (a holder of several of a semaphore's slots has several).
     holders: Mutex<Vec<(Holder, StillHeld)>>,
-    known: tokio::sync::Mutex<Option<Known>>,
+    written: tokio::sync::Mutex<Written>,
 }
 
-/// The key's value and `ModifyIndex` as this client last wrote or read them.
-#[derive(Clone, Debug)]
-pub(crate) struct Known {
-    pub(crate) value: Vec<u8>,
-    pub(crate) index: u64,
+/// What this client last wrote of the key itself (a semaphore's `.lock`).
+#[derive(Default)]
+pub(crate) struct Written {
+    /// Its value and `ModifyIndex` after this client's last write; `None`: read it first.
+    pub(crate) value: Option<(Vec<u8>, u64)>,
+    /// This client's sessions the value names (a semaphore's holders in this process).
+    pub(crate) mine: BTreeSet<String>,
 }
 
 /// What the queue remembers of the key.
@@ -145,10 +147,10 @@ impl KeyRecord {
     }
 
     /// The right to write the key itself with check-and-set, among this client's writers, in
-    /// the order they asked, with what this client last wrote or read of it (`None`: read it
-    /// first). Whoever writes it sets what it wrote, or `None` when the write failed.
-    pub(crate) async fn writer(&self) -> tokio::sync::MutexGuard<'_, Option<Known>> {
-        self.known.lock().await
+    /// the order they asked, with what this client last wrote of it. Whoever writes it sets
+    /// what it wrote, or `None` when it does not know.
+    pub(crate) async fn writer(&self) -> tokio::sync::MutexGuard<'_, Written> {
+        self.written.lock().await
     }
 
     /// The one eviction rule: nothing but the table and `users` other references use the
