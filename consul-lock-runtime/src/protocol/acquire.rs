@@ -446,13 +446,14 @@ impl Kind for LockKey {
             } => {
                 if attempt.yield_to_older && queue::older_waiter(&waiters, &queue, session) {
                     // Taken ahead of older waiters (a releaser overtaking the queue): give it
-                    // back and queue up, so that waiters are served in order. Should the
-                    // give-back fail, dropping the session destroys it, which frees the key.
+                    // back (deleted, as a release does, so that no key stays without a
+                    // session) and queue up, so that waiters are served in order. Should the
+                    // give-back fail, dropping the session destroys it, which deletes the key.
                     tracing::trace!(
                         fencing_token = modify_index,
                         "yielding the key to an older waiter"
                     );
-                    client.txn_unlock(key, session, attempt.timeout).await?;
+                    client.txn_give_back(key, session, attempt.timeout).await?;
                     return Ok(Attempt::Held {
                         queue_of: key.clone(),
                     });
