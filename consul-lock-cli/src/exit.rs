@@ -1,6 +1,6 @@
 //! Exit statuses and the one-line errors that go with them.
 //!
-//! The table in `cli.rs` (`--help`) and in the README must list the same values.
+//! The table in `cli.rs` (`--help`) and in `docs/operations.md` must list the same values.
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! The metrics as `metrics-exporter-prometheus` renders them, configured by default and as
 //! the docs say: by default a histogram is a summary (quantiles, no `_bucket` series), so the
-//! README's `histogram_quantile(…_bucket…)` needs buckets set with `set_buckets_for_metric`.
+//! docs' `histogram_quantile(…_bucket…)` needs buckets set with `set_buckets_for_metric`.
 
 mod common;
 
