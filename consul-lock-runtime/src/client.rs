@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::tls::TlsConfig;
 use crate::config::{check_header_value, read_file, ClientBuilder, Token};
 use crate::exec::pools::{HttpConfig, Pools};
 use crate::session_policy::SessionPolicy;
@@ -114,12 +115,11 @@ impl Client {
             roots.push((origin.ca_cert_file, read_file(origin.ca_cert_file, path)?));
         }
         let identity = match (&b.client_cert_file, &b.client_key_file) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read_file(origin.client_cert, cert)?;
-                pem.push(b'\n');
-                pem.extend(read_file(origin.client_cert, key)?);
-                Some((origin.client_cert, pem))
-            }
+            (Some(cert), Some(key)) => Some((
+                origin.client_cert,
+                read_file(origin.client_cert, cert)?,
+                read_file(origin.client_cert, key)?,
+            )),
             (None, None) => None,
             _ => {
                 return Err(Error::InvalidOption {
@@ -129,9 +129,11 @@ impl Client {
             }
         };
         let http_config = HttpConfig {
-            verify_tls: b.verify_tls,
-            roots,
-            identity,
+            tls: TlsConfig {
+                verify: b.verify_tls,
+                roots,
+                identity,
+            },
         };
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Client {

@@ -26,6 +26,9 @@ struct Shared {
     /// Whether the timer that reports the TTL running out has been started (without renewal
     /// it is started by the first `lost()`: `is_held()` needs no task).
     expiry_timer: AtomicBool,
+    /// Without renewal: the key watch, started by the first `lost()` (with the expiry
+    /// timer), so that a holder waiting to hear of a loss hears of a forced release at once.
+    idle_watch: Mutex<Option<BoxFuture<'static, ()>>>,
     /// The renewal, key watch and expiry timer running for this lock.
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -158,7 +161,15 @@ impl LockHandle {
     }
 
     /// A future that completes when the lock is lost (or released), with the reason. Use it
-    /// to stop work that must only run under the lock:
+    /// to stop work that must only run under the lock.
+    ///
+    /// With [`renew`](crate::Lock::renew), the session's renewal and a watch of the key run
+    /// from the acquisition. Without it, the first call starts a watch of the key (one
+    /// blocking query at a time, on the library's worker) and the timer of the lock timeout:
+    /// a release forced from outside (`consul-lock release --force`, a destroyed session, a
+    /// deleted key) completes it at once with [`LostReason::KeyTakenOver`], the TTL running
+    /// out with [`LostReason::Expired`]. Before the first call such a holder is told nothing:
+    /// [`is_held`](Self::is_held) makes no request and stays true until the TTL.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -182,6 +193,14 @@ impl LockHandle {
         {
             let lease = shared.lease.clone();
             shared.add_task(async move { lease::expire_at_ttl(&lease).await });
+            let watch = shared
+                .idle_watch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(watch) = watch {
+                shared.add_task(watch);
+            }
         }
         Lost {
             inner: Box::pin(shared.lease.lost()),
@@ -287,17 +306,26 @@ impl LockGuard {
     {
         let lease = Arc::new(lease);
         lease.start_turn();
+        let span = tracing::debug_span!("consul_lock.monitor", key = %lease.key);
+        // Built now, started now with renewal, or by the first `lost()` without it.
+        let key_watch: BoxFuture<'static, ()> =
+            Box::pin(watch(lease.clone()).instrument(span.clone()));
+        let (now, later) = if renew {
+            (Some(key_watch), None)
+        } else {
+            (None, Some(key_watch))
+        };
         let shared = Arc::new(Shared {
             lease,
             renew,
             expiry_timer: AtomicBool::new(false),
+            idle_watch: Mutex::new(later),
             tasks: Mutex::new(Vec::new()),
         });
-        if renew {
-            let span = tracing::debug_span!("consul_lock.monitor", key = %shared.lease.key);
-            let (renewed, watched) = (shared.lease.clone(), shared.lease.clone());
-            shared.add_task(async move { lease::renew(&renewed).await }.instrument(span.clone()));
-            shared.add_task(watch(watched).instrument(span));
+        if let Some(key_watch) = now {
+            let renewed = shared.lease.clone();
+            shared.add_task(async move { lease::renew(&renewed).await }.instrument(span));
+            shared.add_task(key_watch);
         } else if shared.lease.node_bound().is_some() {
             // Its node's failure can end the session at any moment: keep confirming it.
             let span = tracing::debug_span!("consul_lock.confirm", key = %shared.lease.key);

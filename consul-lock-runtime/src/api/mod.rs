@@ -16,6 +16,7 @@ pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod kv_write;
 pub(crate) mod session;
+pub(crate) mod tls;
 pub(crate) mod txn;
 pub(crate) mod waiters;
 
