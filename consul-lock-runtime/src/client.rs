@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::agent::AgentKind;
 use crate::config::{read_file, ClientBuilder, Token};
 use crate::exec::pools::{HttpConfig, Pools};
 use crate::session_policy::SessionPolicy;
@@ -44,6 +45,8 @@ pub(crate) struct ClientInner {
     pub(crate) request_timeout: Duration,
     pub(crate) session_ttl_min: Duration,
     pub(crate) sessions: SessionPolicy,
+    /// What kind of agent this is, once learnt (or said by the builder).
+    pub(crate) agent: tokio::sync::OnceCell<AgentKind>,
     pub(crate) requests_sent: AtomicU64,
 }
 
@@ -136,6 +139,7 @@ impl Client {
                 request_timeout: b.request_timeout,
                 session_ttl_min: b.session_ttl_min,
                 sessions: b.sessions,
+                agent: tokio::sync::OnceCell::new_with(b.agent),
                 requests_sent: AtomicU64::new(0),
             }),
         })

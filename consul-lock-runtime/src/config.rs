@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::agent::AgentKind;
 use crate::session_policy::SessionPolicy;
 use crate::{Client, Error, Result};
 
@@ -119,6 +120,8 @@ pub struct ClientBuilder {
     pub(crate) session_ttl_min: Duration,
     /// What the sessions are tied to (`danger_node_health_check`, `node_lease`).
     pub(crate) sessions: SessionPolicy,
+    /// What kind of agent this is, when the code says so (`agent_is_server`).
+    pub(crate) agent: Option<AgentKind>,
 }
 
 impl Default for ClientBuilder {
@@ -138,6 +141,7 @@ impl Default for ClientBuilder {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             session_ttl_min: DEFAULT_SESSION_TTL_MIN,
             sessions: SessionPolicy::default(),
+            agent: None,
         }
     }
 }

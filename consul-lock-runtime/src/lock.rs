@@ -377,7 +377,11 @@ impl Lock {
         // The holder: the caller's task or thread, here (the acquisition may run elsewhere).
         let caller = reentry::Caller::check(&plan.client, &plan.key)?;
         Ok(async move {
-            let taken = acquire::acquire(&plan, Exec).await?;
+            // What kind of agent this is decides what can end the lease (once per client).
+            let client = plan.client.clone();
+            let (taken, ()) =
+                tokio::join!(acquire::acquire(&plan, Exec), client.learn_agent(&plan.key));
+            let taken = taken?;
             let Plan {
                 client,
                 key,

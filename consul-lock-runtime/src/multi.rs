@@ -262,7 +262,11 @@ impl MultiLock {
         let name = self.base.metrics_label();
         Ok(async move {
             let started = std::time::Instant::now();
-            let taken = multi::acquire_all(&plan, Exec).await;
+            let client = plan.client.clone();
+            let (taken, ()) = tokio::join!(
+                multi::acquire_all(&plan, Exec),
+                client.learn_agent(&plan.label)
+            );
             metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
             let taken = taken?;
             let MultiPlan {

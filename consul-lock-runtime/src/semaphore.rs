@@ -187,7 +187,11 @@ impl Semaphore {
         let name = self.base.metrics_label();
         Ok(async move {
             let started = std::time::Instant::now();
-            let taken = protocol::acquire(&plan, Exec).await;
+            let client = plan.client.clone();
+            let (taken, ()) = tokio::join!(
+                protocol::acquire(&plan, Exec),
+                client.learn_agent(&plan.prefix)
+            );
             metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
             let taken = taken?;
             let contender = protocol::contender_key(&plan.prefix, &taken.session_id);

@@ -1,5 +1,5 @@
-//! ACLs: tokens with `key`/`key_prefix`/`session`/`session_prefix` rules, a default policy and
-//! a management token, resolved from `X-Consul-Token`, `Authorization: Bearer` or `?token=`.
+//! ACLs: tokens with `key`/`key_prefix`/`session`/`session_prefix`/`agent`/`agent_prefix`
+//! rules, a default policy and a management token, resolved from `X-Consul-Token`, `Authorization: Bearer` or `?token=`.
 
 use crate::error::Error;
 
@@ -63,6 +63,8 @@ pub(crate) enum Kind {
     KeyPrefix,
     Session,
     SessionPrefix,
+    Agent,
+    AgentPrefix,
 }
 
 #[derive(Clone, Debug)]
@@ -240,8 +242,19 @@ impl AclToken {
     pub fn session(self, node: &str, access: Access) -> Self {
         self.rule(Kind::Session, node, access)
     }
-    /// A token from Consul's HCL rules text (the `key`, `key_prefix`, `session` and
-    /// `session_prefix` blocks; other blocks are refused).
+    /// `agent_prefix "node-prefix" { policy = ... }`: what the token may do with the agents
+    /// whose node names start with the prefix (`read` lets a client ask `/v1/agent/self`).
+    ///
+    /// ```
+    /// use consul_lock_testkit::{Access, AclToken};
+    /// let app = AclToken::new("app").agent_prefix("", Access::Read); // every agent
+    /// assert_eq!(app.secret(), "app");
+    /// ```
+    pub fn agent_prefix(self, prefix: &str, access: Access) -> Self {
+        self.rule(Kind::AgentPrefix, prefix, access)
+    }
+    /// A token from Consul's HCL rules text (the `key`, `key_prefix`, `session`,
+    /// `session_prefix`, `agent` and `agent_prefix` blocks; other blocks are refused).
     ///
     /// ```
     /// use consul_lock_testkit::{AclToken, Error};
@@ -263,6 +276,8 @@ impl AclToken {
                 "key_prefix" => Kind::KeyPrefix,
                 "session" => Kind::Session,
                 "session_prefix" => Kind::SessionPrefix,
+                "agent" => Kind::Agent,
+                "agent_prefix" => Kind::AgentPrefix,
                 other => return Err(err(&format!("unsupported rule block `{other}`"))),
             };
             let name = toks
@@ -559,6 +574,12 @@ impl Authz {
     }
     pub(crate) fn session(&self, node: &str, need: Need) -> bool {
         match self.lookup(Kind::Session, Kind::SessionPrefix, node) {
+            Some(a) => a.allows(need),
+            None => self.default_allows(),
+        }
+    }
+    pub(crate) fn agent(&self, node: &str, need: Need) -> bool {
+        match self.lookup(Kind::Agent, Kind::AgentPrefix, node) {
             Some(a) => a.allows(need),
             None => self.default_allows(),
         }

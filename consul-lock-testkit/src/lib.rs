@@ -32,6 +32,7 @@ mod go;
 mod harness;
 mod harness_faults;
 mod kv;
+mod kv_table;
 mod limits;
 pub mod real;
 mod request;
@@ -47,7 +48,7 @@ mod txn;
 mod wire;
 
 pub use acl::{Access, AclConfig, AclToken};
-pub use config::ServerConfig;
+pub use config::{AgentRole, ServerConfig};
 pub use error::Error;
 pub use fault_api::NodeHealth;
 pub use harness::TestConsul;
