@@ -25,7 +25,9 @@ use crate::{Error, Result};
 /// let client = Client::builder().address(server.url()).build()?;
 /// let same_pool = client.clone();
 /// Lock::new("client-example").client(&same_pool).hold(|_| async {}).await?;
-/// assert_eq!(client.requests_sent(), 3); // clones share the pool and the count
+/// // Clones share the pool and the count: create a session, lock, release, and, on a
+/// // client's first lock, two requests asking what kind of agent this is.
+/// assert_eq!(client.requests_sent(), 3 + 2);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -174,7 +176,9 @@ impl Client {
     }
 
     /// How many HTTP requests this client (and its clones) has sent so far: a way to see what
-    /// a lock cycle costs (an uncontended acquire + release is 3).
+    /// a lock cycle costs (an uncontended acquire + release is 3; a client's first lock also
+    /// asks once what kind of agent it talks to, one or two requests, unless
+    /// [`ClientBuilder::agent_is_server`] says it).
     #[must_use]
     pub fn requests_sent(&self) -> u64 {
         self.inner.requests_sent.load(Ordering::Relaxed)

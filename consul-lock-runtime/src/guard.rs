@@ -23,9 +23,11 @@ use crate::{Error, Fence, LostReason, Result};
 struct Shared {
     lease: Arc<Lease>,
     renew: bool,
-    /// Whether the timer that reports the TTL running out has been started (without renewal
-    /// it is started by the first `lost()`: `is_held()` needs no task).
+    /// Whether the timer that reports the TTL running out and the key watch have been started
+    /// (without renewal they are started by the first `lost()`: `is_held()` needs no task).
     expiry_timer: AtomicBool,
+    /// The key watch, for a lock without renewal to start at its first `lost()`.
+    watch: Mutex<Option<BoxFuture<'static, ()>>>,
     /// The renewal, key watch and expiry timer running for this lock.
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -180,8 +182,19 @@ impl LockHandle {
             && !shared.lease.is_lost()
             && !shared.expiry_timer.swap(true, Ordering::SeqCst)
         {
+            // Someone waits for the loss: report the TTL running out, and watch the key (a
+            // blocking query a minute, no Raft write) so that a session ended from outside, a
+            // node deregistered or the key deleted is reported at once.
             let lease = shared.lease.clone();
             shared.add_task(async move { lease::expire_at_ttl(&lease).await });
+            let watch = shared
+                .watch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(watch) = watch {
+                shared.add_task(watch);
+            }
         }
         Lost {
             inner: Box::pin(shared.lease.lost()),
@@ -287,17 +300,25 @@ impl LockGuard {
     {
         let lease = Arc::new(lease);
         lease.start_turn();
+        let span = tracing::debug_span!("consul_lock.monitor", key = %lease.key);
+        let watch: BoxFuture<'static, ()> = Box::pin(watch(lease.clone()).instrument(span.clone()));
+        // With renewal the key is watched from the start; without, from the first `lost()`.
+        let (watch_now, watch_later) = if renew {
+            (Some(watch), None)
+        } else {
+            (None, Some(watch))
+        };
         let shared = Arc::new(Shared {
             lease,
             renew,
             expiry_timer: AtomicBool::new(false),
+            watch: Mutex::new(watch_later),
             tasks: Mutex::new(Vec::new()),
         });
-        if renew {
-            let span = tracing::debug_span!("consul_lock.monitor", key = %shared.lease.key);
-            let (renewed, watched) = (shared.lease.clone(), shared.lease.clone());
-            shared.add_task(async move { lease::renew(&renewed).await }.instrument(span.clone()));
-            shared.add_task(watch(watched).instrument(span));
+        if let Some(watch) = watch_now {
+            let renewed = shared.lease.clone();
+            shared.add_task(async move { lease::renew(&renewed).await }.instrument(span));
+            shared.add_task(watch);
         } else if shared.lease.node_bound().is_some() {
             // Its node's failure can end the session at any moment: keep confirming it.
             let span = tracing::debug_span!("consul_lock.confirm", key = %shared.lease.key);
@@ -355,7 +376,7 @@ impl LockGuard {
     /// let guard = Lock::new("guard-lost-example").client(&client).renew(true).acquire().await?;
     /// client.destroy_session(guard.session_id()).await?; // the lock is taken away
     /// let reason = tokio::time::timeout(Duration::from_secs(5), guard.lost()).await?;
-    /// assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    /// assert_eq!(reason, LostReason::SessionInvalidated);
     /// assert_eq!(guard.lost_reason(), Some(reason));
     /// # Ok(()) }
     /// ```

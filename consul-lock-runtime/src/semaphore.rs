@@ -373,7 +373,7 @@ impl SemaphoreGuard {
     /// let guard = Semaphore::new("sem-lost-example", 2).client(&client).renew(true).acquire().await?;
     /// client.destroy_session(guard.session_id()).await?; // taken away from outside
     /// let reason = tokio::time::timeout(std::time::Duration::from_secs(5), guard.lost()).await?;
-    /// assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    /// assert_eq!(reason, LostReason::SessionInvalidated);
     /// # Ok(()) }
     /// ```
     pub fn lost(&self) -> Lost {
