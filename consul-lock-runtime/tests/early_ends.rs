@@ -1,10 +1,11 @@
 //! Everything that ends a lock before its TTL, besides a node health check
-//! (`session_checks.rs`), as the holder learns it from `lost()`: an operator's session
-//! destroy, the node deregistered, the key deleted or released from outside, and an ACL token
-//! deleted; and what does not end it (the key overwritten). With `renew` the key watch
+//! (`session_checks.rs`) and the node deregistered (`node_deregistered.rs`, a test binary of
+//! its own: on a real agent it ends every session of the node), as the holder learns it from
+//! `lost()`: an operator's session destroy, the key deleted or released from outside, and an
+//! ACL token deleted; and what does not end it (the key overwritten). With `renew` the key watch
 //! reports each at once; without it, the key is watched from the first `lost()` on. Against
-//! the test server and, with `CONSUL_HTTP_ADDR` set, a real agent (the node and ACL faults
-//! there only as `session_checks.rs` says).
+//! the test server and, with `CONSUL_HTTP_ADDR` set, a real agent (the ACL test on its own
+//! embedded server).
 
 mod common;
 
@@ -16,9 +17,6 @@ use consul_lock_testkit::{Access, AclConfig, AclToken, ServerConfig, TestServer}
 
 /// How long a loss may take to be reported when the holder can reach Consul.
 const AT_ONCE: Duration = Duration::from_secs(5);
-
-/// One node fault at a time: on a real agent they share the node.
-static NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The held lock, with renewal or not: a lock without renewal is watched once someone waits
 /// for its loss.
@@ -118,37 +116,6 @@ async fn a_key_overwritten_from_outside_stays_locked() {
     let reason = tokio::time::timeout(AT_ONCE, lost).await.expect("reported");
     assert_eq!(reason, LostReason::SessionInvalidated);
     guard.release().await.unwrap(); // before the test server stops
-}
-
-#[tokio::test]
-async fn the_node_deregistered_is_reported_with_or_without_renewal() {
-    let env = Env::new("ends-deregistered");
-    let _node = NODE.lock().await;
-    for renew in [true, false] {
-        let guard = hold(&env, renew).await;
-        let lost = guard.lost();
-        let made = env.consul.set_node_registered(false).expect("node fault");
-        if !made {
-            eprintln!(
-                "the_node_deregistered_is_reported_with_or_without_renewal: cannot deregister this \
-                 agent's node (set CONSUL_LOCK_TEST_NODE_FAULTS=1 on an agent of the tests' own); \
-                 skipped"
-            );
-            return guard.release().await.unwrap();
-        }
-        let reason = tokio::time::timeout(AT_ONCE, lost).await.expect("reported");
-        assert_eq!(reason, LostReason::SessionInvalidated, "renew {renew}");
-        assert!(!guard.is_held());
-        // No session can be created for the node until it is registered again.
-        let refused = env.lock("other").acquire().await.unwrap_err();
-        assert!(
-            matches!(&refused, Error::ConsulRefused { message, .. } if message.contains("Missing node registration")),
-            "{refused:?}"
-        );
-        env.consul.set_node_registered(true).expect("node fault");
-        drop(guard);
-    }
-    assert!(env.my_sessions().await.is_empty());
 }
 
 #[tokio::test]
