@@ -7,9 +7,15 @@
 //! `SIGSTOP` of one of 3 servers on Consul 1.10.12). A lease whose session was created through
 //! such a server is therefore node-bound, as one with the node's health check is.
 
+use std::future::Future;
 use std::time::Duration;
 
 use crate::{Client, ClientBuilder, Error};
+
+/// How long a successful acquisition waits for the agent's answer when it came first: Consul
+/// answered the acquisition, so it answers this at once; past it the lease is taken as
+/// node-bound (the safe side) and the next acquisition asks again.
+const LEARN_AFTER: Duration = Duration::from_secs(1);
 
 /// The kind of agent behind a client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +79,30 @@ impl Client {
         if let Err(e) = asked {
             tracing::debug!(error = %e, "could not learn what kind of agent this is; asking again later");
         }
+    }
+
+    /// Runs `acquire` while learning what kind of agent this is (see
+    /// [`learn_agent`](Self::learn_agent)), without holding up the acquisition's outcome: a
+    /// failed acquisition stops asking, a successful one waits at most a second for the
+    /// answer.
+    pub(crate) async fn acquire_learning<T>(
+        &self,
+        key: &str,
+        acquire: impl Future<Output = crate::Result<T>>,
+    ) -> crate::Result<T> {
+        let learn = self.learn_agent(key);
+        tokio::pin!(learn, acquire);
+        let mut learnt = false;
+        let result = loop {
+            tokio::select! {
+                result = &mut acquire => break result,
+                () = &mut learn, if !learnt => learnt = true,
+            }
+        };
+        if result.is_ok() && !learnt {
+            let _ = tokio::time::timeout(LEARN_AFTER, learn).await;
+        }
+        result
     }
 
     /// What kind of agent this is: [`AgentKind::Unknown`] until learnt.

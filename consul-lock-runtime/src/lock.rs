@@ -381,9 +381,9 @@ impl Lock {
         Ok(async move {
             // What kind of agent this is decides what can end the lease (once per client).
             let client = plan.client.clone();
-            let (taken, ()) =
-                tokio::join!(acquire::acquire(&plan, Exec), client.learn_agent(&plan.key));
-            let taken = taken?;
+            let taken = client
+                .acquire_learning(&plan.key, acquire::acquire(&plan, Exec))
+                .await?;
             let Plan {
                 client,
                 key,

@@ -263,10 +263,9 @@ impl MultiLock {
         Ok(async move {
             let started = std::time::Instant::now();
             let client = plan.client.clone();
-            let (taken, ()) = tokio::join!(
-                multi::acquire_all(&plan, Exec),
-                client.learn_agent(&plan.label)
-            );
+            let taken = client
+                .acquire_learning(&plan.label, multi::acquire_all(&plan, Exec))
+                .await;
             metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
             let taken = taken?;
             let MultiPlan {

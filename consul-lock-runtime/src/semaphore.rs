@@ -188,10 +188,9 @@ impl Semaphore {
         Ok(async move {
             let started = std::time::Instant::now();
             let client = plan.client.clone();
-            let (taken, ()) = tokio::join!(
-                protocol::acquire(&plan, Exec),
-                client.learn_agent(&plan.prefix)
-            );
+            let taken = client
+                .acquire_learning(&plan.prefix, protocol::acquire(&plan, Exec))
+                .await;
             metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
             let taken = taken?;
             let contender = protocol::contender_key(&plan.prefix, &taken.session_id);
