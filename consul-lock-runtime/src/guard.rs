@@ -17,7 +17,7 @@ use crate::error::DisplayDuration;
 use crate::exec;
 use crate::protocol::lease::{self, Lease};
 use crate::reentry::{Caller, HeldMark};
-use crate::{Error, Fence, LostReason, Result};
+use crate::{Fence, LostReason, Result};
 
 /// The guard's and its handles' view of one held lock.
 struct Shared {
@@ -414,11 +414,17 @@ impl LockGuard {
     /// Releases the lock: destroys its session, which deletes the key. The release runs to
     /// completion even if this future is dropped.
     ///
+    /// A release that Consul does not confirm within the client's request timeout (a leader
+    /// election, the agent unreachable) is not an error: it goes on in the background until
+    /// Consul confirms it ([`pending_releases`](crate::pending_releases) counts it,
+    /// [`flush_releases`](crate::flush_releases) waits for it), and the TTL frees the key at
+    /// the latest.
+    ///
     /// # Errors
     ///
-    /// [`Error::Unreachable`], [`Error::ConsulRefused`]
-    /// or [`Error::PermissionDenied`] when the session could
-    /// not be destroyed; the key is then freed by the TTL.
+    /// [`Error::PermissionDenied`](crate::Error::PermissionDenied) or
+    /// [`Error::ConsulRefused`](crate::Error::ConsulRefused) (4xx) when Consul refused to
+    /// destroy the session (no retry mends that); the key is then freed by the TTL.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -505,25 +511,26 @@ impl fmt::Debug for LockGuard {
 
 /// An explicit release: waits for Consul's confirmation up to the client's request timeout;
 /// past that the release goes on in the background (counted by
-/// [`flush_releases`](crate::flush_releases)) and the caller hears so.
+/// [`flush_releases`](crate::flush_releases)) and the caller is not held up by it. Only a
+/// refusal no retry mends is an error: a release given up on transient failures ends when
+/// Consul would have ended the session on its own.
 async fn release_patiently(lease: Arc<Lease>) -> Result<()> {
     let patience = lease.client.request_timeout();
     let key = lease.key.clone();
-    let address = lease.client.address().to_owned();
     let mut work = exec::MustFinish::new(async move { lease::release(&lease).await });
     match tokio::time::timeout(patience, &mut work).await {
-        Ok(result) => result,
+        Ok(Err(e)) if !e.is_transient() => Err(e),
+        Ok(_) => Ok(()),
         // Dropping the unfinished release hands the rest of it to the worker.
-        Err(_) => Err(Error::Unreachable {
-            key,
-            operation: "destroy the session (release)",
-            address,
-            reason: format!(
+        Err(_) => {
+            tracing::info!(
+                key = %key,
                 "Consul did not confirm the release within {}; it goes on in the background \
                  until Consul confirms it (flush_releases() waits for it), and the TTL frees \
                  the key at the latest",
                 DisplayDuration(patience)
-            ),
-        }),
+            );
+            Ok(())
+        }
     }
 }

@@ -408,8 +408,9 @@ impl SemaphoreGuard {
     ///
     /// # Errors
     ///
-    /// As [`LockGuard::release`]: the session could not be destroyed; its TTL then ends it and
-    /// the next contender prunes the holder.
+    /// As [`LockGuard::release`]: Consul refused to destroy the session (a release it does not
+    /// confirm in time goes on in the background and is not an error); its TTL then ends it
+    /// and the next contender prunes the holder.
     pub async fn release(mut self) -> Result<()> {
         let inner = self.inner.take();
         let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
