@@ -110,9 +110,14 @@ impl Holders {
         })
     }
 
-    /// Waits until holder `name` says it took a key (it prints `HOLDING` then), up to
-    /// `timeout`; returns whether it did.
+    /// Waits until holder `name` says it took a key (it prints `HOLDING` then), from now on
+    /// (what holders said before is set aside), up to `timeout`; returns whether it did.
     pub fn wait_holding(&mut self, name: &str, timeout: Duration) -> bool {
+        while let Ok(event) = self.events.try_recv() {
+            if let Event::Record(r) = event {
+                self.records.push(r);
+            }
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

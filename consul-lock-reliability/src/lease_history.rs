@@ -101,6 +101,50 @@ pub struct HistoryVerdict {
     pub violations: Vec<String>,
 }
 
+/// The acquisitions worth a look: those whose holder found the lock gone, or whose fenced
+/// write was not applied, one line each (when relative to `begin_ns`).
+#[must_use]
+pub fn notable(acquisitions: &[Acquisition], begin_ns: u64) -> Vec<String> {
+    let secs = |ns: u64| ns.saturating_sub(begin_ns) as f64 / 1e9;
+    acquisitions
+        .iter()
+        .filter(|a| a.found_lost || a.writes.iter().any(|w| w.applied_index.is_none()))
+        .map(|a| {
+            let writes: Vec<String> = a
+                .writes
+                .iter()
+                .map(|w| match (&w.applied_index, w.refused, &w.error) {
+                    (Some(i), _, _) => format!("applied at {i}"),
+                    (None, true, _) => format!("refused by Consul at +{:.1} s", secs(w.at_ns)),
+                    (None, false, e) => format!(
+                        "failed at +{:.1} s: {}",
+                        secs(w.at_ns),
+                        e.as_deref().unwrap_or("?")
+                    ),
+                })
+                .collect();
+            format!(
+                "{} on {}: {} token {} acquired +{:.1} s, is_held() last true +{:.1} s, \
+                 ended +{:.1} s; lost(): {}; write {}",
+                a.holder,
+                a.agent,
+                a.key.rsplit('/').next().unwrap_or(&a.key),
+                a.token,
+                secs(a.acquired_ns),
+                secs(a.last_held_ns),
+                secs(a.ended_ns),
+                a.lost
+                    .as_ref()
+                    .map_or("nothing".to_owned(), |(at, why)| format!(
+                        "+{:.1} s {why}",
+                        secs(*at)
+                    )),
+                writes.join(", ")
+            )
+        })
+        .collect()
+}
+
 impl HistoryVerdict {
     /// Whether the history holds no violation, nothing was left and no acquire or release
     /// failed.

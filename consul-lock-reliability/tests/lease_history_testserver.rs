@@ -11,9 +11,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use consul_lock_reliability::clock::monotonic_ns;
 use consul_lock_reliability::holder::HolderConfig;
 use consul_lock_reliability::holders::{HolderSpec, Holders};
-use consul_lock_reliability::lease_history::check_history;
+use consul_lock_reliability::lease_history::{check_history, notable};
 use consul_lock_reliability::support::{client, consul, leftovers, run, ttl, unique_prefix};
 use consul_lock_testkit::NodeHealth;
 
@@ -47,6 +48,7 @@ fn holders_under_test_server_faults_keep_the_lease_promise() {
         let exe = Path::new(env!("CARGO_BIN_EXE_history-holder"));
         let mut holders = Holders::spawn(exe, &specs).expect("start the holders");
         let begin = Instant::now();
+        let begin_ns = monotonic_ns();
         let mut faults = Vec::new();
         let pause = ttl * 2 + ttl / 2;
         if let Some(server) = consul.server() {
@@ -95,6 +97,10 @@ fn holders_under_test_server_faults_keep_the_lease_promise() {
         let verdict = check_history(&acquisitions, &acquire_errors, left);
         println!("{}", verdict.table("lease history, test server"));
         println!("ran {ran:?}; faults: {}", faults.join("; "));
+        println!(
+            "acquisitions to look at:\n  {}",
+            notable(&acquisitions, begin_ns).join("\n  ")
+        );
         assert!(
             verdict.ok(),
             "{}",

@@ -231,7 +231,10 @@ async fn a_release_not_confirmed_in_time_goes_on_in_the_background() {
     let started = Instant::now();
     // Not an error to the caller: the release returns after the request timeout, and goes
     // on in the background, where it is counted.
-    guard.release().await.expect("a release that goes on is not an error");
+    guard
+        .release()
+        .await
+        .expect("a release that goes on is not an error");
     assert!(started.elapsed() < patience + Duration::from_millis(100));
     assert!(
         consul_lock_runtime::pending_releases() >= 1,
