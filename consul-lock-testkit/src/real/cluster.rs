@@ -7,7 +7,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use super::process::{free_ports_on, io_error, leader_of, AgentProc, TempDir};
+use super::process::{free_ports_on, io_error, leader_of, node_count, AgentProc, TempDir};
 use super::{ConsulBinary, Partition, DEV_START, POLL};
 use crate::error::Error;
 
@@ -227,7 +227,10 @@ impl RealCluster {
             }
             Ok(())
         })();
-        if let Err(e) = spawned.and_then(|()| cluster.wait_for_leader(CLUSTER_START).map(drop)) {
+        let ready = spawned
+            .and_then(|()| cluster.wait_for_leader(CLUSTER_START).map(drop))
+            .and_then(|()| cluster.wait_for_nodes(CLUSTER_START));
+        if let Err(e) = ready {
             let lost_a_port = cluster.agents().any(AgentProc::lost_a_port);
             if !lost_a_port {
                 for s in cluster.agents() {
@@ -237,6 +240,24 @@ impl RealCluster {
             return Err((e, lost_a_port));
         }
         Ok(cluster)
+    }
+
+    /// Waits until the catalog lists every agent's node (before that, Consul refuses to
+    /// create a session through an agent whose node it does not know).
+    fn wait_for_nodes(&mut self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let want = self.servers.len() + self.clients.len();
+        while node_count(self.servers[0].http) < want {
+            if Instant::now() >= deadline {
+                return Err(Error::RealConsul(format!(
+                    "the catalog did not list all {want} agents' nodes after {timeout:?}; the \
+                     agents' logs are in {}",
+                    self.dir.path().display()
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(())
     }
 
     fn agents(&self) -> impl Iterator<Item = &AgentProc> {

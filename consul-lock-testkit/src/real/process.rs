@@ -192,6 +192,16 @@ pub(super) fn has_node(addr: SocketAddr) -> bool {
     }
 }
 
+/// How many nodes the catalog of the agent at `addr` lists (0 when it cannot be asked): an
+/// agent's node is registered a moment after it joins, and until then Consul refuses to
+/// create a session through it (`Missing node registration`).
+pub(super) fn node_count(addr: SocketAddr) -> usize {
+    match get(addr, "/v1/catalog/nodes") {
+        Ok((200, body)) => body.matches("\"Node\"").count(),
+        _ => 0,
+    }
+}
+
 /// One `GET` over HTTP/1.0 (the server closes the connection after its answer).
 pub(super) fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     request(addr, "GET", path, &[], "")
