@@ -94,11 +94,36 @@ impl LockHandle {
         self.shared.lease.fencing_token
     }
 
-    /// Whether the lock is still held: not released, no loss seen, and the lease has not run
-    /// out: the TTL since the last successful renewal (or the acquire) or, while renewals fail
-    /// because Consul has no leader (an election), 2 × TTL less a tenth, as Consul's leader
-    /// ends a session only 2 × TTL after its last renewal and a new leader restarts that timer.
-    /// It never answers `true` after the moment Consul may have freed the key.
+    /// Whether the lock is still held, by what the holder knows: not released, no loss seen,
+    /// and the lease has not run out. Answered locally, without a request.
+    ///
+    /// **What it promises.** While it answers `true`, no other session can hold the key,
+    /// because Consul ends a session without checks only by its TTL (at the earliest a TTL
+    /// after the send time of the last successful create or renew), a destroy, or the
+    /// deregistration of its node. The lease runs:
+    ///
+    /// - the TTL from the send time of the last successful create or renewal;
+    /// - while renewals fail because Consul has no working leader (5xx, or no answer, as in an
+    ///   election or a frozen or cut-off client agent), 2 × TTL less a tenth of it: Consul's
+    ///   leader ends a session only 2 × TTL after the last renewal it applied, and a new leader
+    ///   restarts that timer;
+    /// - for a lease its node's failure can end (sessions with the node's health check, see
+    ///   [`danger_node_health_check`](crate::ClientBuilder::danger_node_health_check), or taken
+    ///   through a server of a cluster, whose node the leader deregisters when it fails): at
+    ///   most the [node lease](crate::ClientBuilder::node_lease), 3 s, after the last request
+    ///   Consul answered with the session alive.
+    ///
+    /// **What it cannot promise.** It cannot see what others do to the lock: an operator's
+    /// session destroy, the node deregistered (`consul force-leave`, `PUT
+    /// /v1/catalog/deregister`, a client agent's graceful leave, reaping after
+    /// `reconnect_timeout`), the key deleted; [`lost`](Self::lost) reports those as soon as the
+    /// holder reaches Consul. It relies on this machine's monotonic clock advancing as Consul's
+    /// does (a machine suspended to memory, or a VM whose clock does not catch up after a
+    /// pause, breaks it). And `true` says nothing about the next moment: a holder paused
+    /// between this check and its write (a GC pause, a stopped VM, `SIGSTOP`) writes later,
+    /// perhaps after the lease ended. Write to Consul through the lock's [`fence`](Self::fence),
+    /// which Consul refuses once the session no longer holds the key, and give other systems
+    /// the [fencing token](Self::fencing_token).
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -160,7 +185,17 @@ impl LockHandle {
     }
 
     /// A future that completes when the lock is lost (or released), with the reason. Use it
-    /// to stop work that must only run under the lock:
+    /// to stop work that must only run under the lock.
+    ///
+    /// It completes when the holder learns the lock is gone: at once when its session is
+    /// destroyed or invalidated (an operator, the node deregistered), the key deleted or
+    /// taken over, or a renewal refused for the ACL token, as soon as the holder can reach
+    /// Consul (the key is watched with blocking queries: from the acquisition with `renew`,
+    /// from the first call of `lost()` without it; reads, no Raft write); and when the lease
+    /// runs out by the holder's own count (see [`is_held`](Self::is_held)), within a moment of
+    /// `is_held()` turning false. A holder that cannot reach Consul (its agent frozen or cut
+    /// off) learns of a loss only when it can again, or when its lease runs out.
+    ///
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
