@@ -90,8 +90,10 @@ impl Client {
         key: &str,
         acquire: impl Future<Output = crate::Result<T>>,
     ) -> crate::Result<T> {
-        let learn = self.learn_agent(key);
-        tokio::pin!(learn, acquire);
+        // Boxed, both: an acquisition's future is large (over 16 KiB), and the caller's future
+        // holds it; once on the heap, it is moved no more.
+        let mut learn = Box::pin(self.learn_agent(key));
+        let mut acquire = Box::pin(acquire);
         let mut learnt = false;
         let result = loop {
             tokio::select! {

@@ -267,7 +267,7 @@ impl AclToken {
     /// ```
     pub fn from_rules(secret: &str, rules: &str) -> Result<AclToken, Error> {
         let mut tok = AclToken::new(secret);
-        let toks = tokenize(rules)?;
+        let toks = crate::acl_hcl::tokenize(rules)?;
         let mut i = 0;
         while i < toks.len() {
             let err = |m: &str| Error::Config(format!("ACL rules: {m} in {rules:?}"));
@@ -302,55 +302,6 @@ impl AclToken {
         }
         Ok(tok)
     }
-}
-
-fn tokenize(s: &str) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '{' || c == '}' || c == '=' {
-            out.push(c.to_string());
-            chars.next();
-        } else if c == '"' {
-            chars.next();
-            let mut v = String::from("\"");
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => {
-                        if let Some(n) = chars.next() {
-                            v.push(n);
-                        }
-                    }
-                    Some(ch) => v.push(ch),
-                    None => {
-                        return Err(Error::Config(format!(
-                            "ACL rules: unterminated string in {s:?}"
-                        )))
-                    }
-                }
-            }
-            out.push(v);
-        } else if c.is_alphanumeric() || c == '_' {
-            let mut v = String::new();
-            while let Some(&ch) = chars.peek() {
-                if ch.is_alphanumeric() || ch == '_' {
-                    v.push(ch);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            out.push(v);
-        } else {
-            return Err(Error::Config(format!(
-                "ACL rules: unexpected {c:?} in {s:?}"
-            )));
-        }
-    }
-    Ok(out)
 }
 
 /// ACL settings: default policy, management token and the tokens known at start.

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod acl;
+mod acl_hcl;
 mod blocking;
 mod config;
 mod connlimit;
