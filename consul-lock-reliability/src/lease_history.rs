@@ -210,7 +210,7 @@ impl HistoryVerdict {
 ///     writes: vec![FencedWrite { at_ns: from, applied_index: Some(write), refused: false, error: None }],
 ///     release_error: None,
 /// };
-/// let left = Default::default();
+/// let left = consul_lock_reliability::support::Leftovers::default();
 /// assert!(check_history(&[acq(10, 0, 5, 11), acq(20, 6, 9, 21)], &[], left.clone()).ok());
 /// // The first holder's write applied at 25, after the second holder took the key at 20.
 /// assert!(!check_history(&[acq(10, 0, 5, 25), acq(20, 6, 9, 21)], &[], left).ok());
