@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::agent::AgentKind;
 use crate::session_policy::SessionPolicy;
 use crate::{Client, Error, Result};
 
@@ -126,6 +127,8 @@ pub struct ClientBuilder {
     /// `CONSUL_*` variables the Consul CLI reads and this client does not, when set: refused
     /// when the client is built for HTTPS, where they would matter.
     pub(crate) unsupported_tls_vars: Vec<(&'static str, &'static str)>,
+    /// What kind of agent this is, when the code says so (`agent_is_server`).
+    pub(crate) agent: Option<AgentKind>,
 }
 
 /// Where a builder's settings came from: the `CONSUL_*` variable [`ClientBuilder::from_env`]
@@ -176,6 +179,7 @@ impl Default for ClientBuilder {
             session_ttl_min: DEFAULT_SESSION_TTL_MIN,
             sessions: SessionPolicy::default(),
             unsupported_tls_vars: Vec::new(),
+            agent: None,
         }
     }
 }

@@ -145,7 +145,9 @@ impl Lock {
     /// let lock = Lock::new("client-example").client(&client); // or .client(client.clone())
     /// let guard = lock.acquire().await?;
     /// guard.release().await?;
-    /// assert_eq!(client.requests_sent(), 3); // create a session, lock, release
+    /// // Create a session, lock, release; and, on a client's first lock, two requests asking
+    /// // what kind of agent this is (a server's failure can end its node's sessions).
+    /// assert_eq!(client.requests_sent(), 3 + 2);
     /// # Ok(()) }
     /// ```
     #[must_use]
@@ -385,7 +387,11 @@ impl Lock {
         // The holder: the caller's task or thread, here (the acquisition may run elsewhere).
         let caller = reentry::Caller::check(&plan.client, &plan.key)?;
         Ok(async move {
-            let taken = acquire::acquire(&plan, Exec).await?;
+            // What kind of agent this is decides what can end the lease (once per client).
+            let client = plan.client.clone();
+            let taken = client
+                .acquire_learning(&plan.key, acquire::acquire(&plan, Exec))
+                .await?;
             let Plan {
                 client,
                 key,

@@ -270,12 +270,16 @@ async fn a_release_not_confirmed_in_time_goes_on_in_the_background() {
     // (10, 20, 40, 80, 160, 320 ms, each drawn from its upper half or less).
     server.fail_next(7, 500, "rpc error making call: EOF");
     let started = Instant::now();
-    let err = guard.release().await.unwrap_err();
+    // Not an error to the caller: the release returns after the request timeout, and goes
+    // on in the background, where it is counted.
+    guard
+        .release()
+        .await
+        .expect("a release that goes on is not an error");
     assert!(started.elapsed() < patience + Duration::from_millis(100));
-    let text = err.to_string();
     assert!(
-        matches!(err, Error::Unreachable { .. }) && text.contains("in the background"),
-        "{text}"
+        consul_lock_runtime::pending_releases() >= 1,
+        "counted as pending"
     );
     // The rest runs in the background; flush_releases() waits for it.
     consul_lock_runtime::flush_releases().await;
