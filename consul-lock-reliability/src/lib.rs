@@ -4,7 +4,7 @@
 //!
 //! The tests live in `tests/`; the binaries in `src/bin/` are the processes they start
 //! (`reliability-stress` for the stress workers and the long run, `crash-holder` for the
-//! crash test).
+//! crash test, `history-holder` for the lease holders of the history checker).
 
 #![warn(missing_docs)]
 
@@ -12,5 +12,8 @@ pub mod capture;
 pub mod clock;
 pub mod failover;
 pub mod history;
+pub mod holder;
+pub mod holders;
+pub mod lease_history;
 pub mod stress;
 pub mod support;

@@ -34,7 +34,14 @@ pub(crate) fn acquisition<K: Kind, G>(
         e => e,
     })?;
     Ok(async move {
-        let taken = acquire::acquire(&plan, caller.records(), Exec).await?;
+        // What kind of agent this is decides what can end the lease (learnt once per client).
+        let client = plan.client.clone();
+        let taken = client
+            .acquire_learning(
+                plan.kind.label(),
+                acquire::acquire(&plan, caller.records(), Exec),
+            )
+            .await?;
         let Plan {
             client,
             kind,

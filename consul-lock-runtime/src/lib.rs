@@ -74,6 +74,7 @@
 
 #![warn(missing_docs)]
 
+mod agent;
 mod api;
 mod client;
 mod config;

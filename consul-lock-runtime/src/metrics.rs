@@ -25,6 +25,36 @@
 //! // The names, for dashboards and alerts:
 //! assert_eq!(consul_lock_runtime::metrics::ACQUISITIONS_TOTAL, "consul_lock_acquisitions_total");
 //! ```
+//!
+//! ## With `metrics-exporter-prometheus`
+//!
+//! Configured by default, that exporter renders every histogram as a **summary**: quantiles
+//! computed in the process (`consul_lock_wait_seconds{quantile="0.99"}`), no `_bucket`
+//! series, so `histogram_quantile(…_bucket…)` finds nothing, and quantiles cannot be summed
+//! across instances. Give it buckets for this library's two histograms with
+//! `set_buckets_for_metric` ([`SECONDS_BUCKETS`] suits them), and they render as Prometheus
+//! histograms:
+//!
+//! ```
+//! use consul_lock_runtime::metrics::SECONDS_BUCKETS;
+//! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//!
+//! let recorder = PrometheusBuilder::new()
+//!     .set_buckets_for_metric(Matcher::Prefix("consul_lock_".into()), SECONDS_BUCKETS)?
+//!     .build_recorder(); // or `.install_recorder()?` for the whole process
+//! let handle = recorder.handle();
+//! metrics::with_local_recorder(&recorder, || {
+//!     metrics::histogram!(consul_lock_runtime::metrics::WAIT_SECONDS).record(0.004);
+//! });
+//! let text = handle.render(); // what `/metrics` serves
+//! assert!(text.contains("consul_lock_wait_seconds_bucket{le=\"0.005\"} 1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Then, for example, the p99 wait per template:
+//! `histogram_quantile(0.99, sum by (lock, le) (rate(consul_lock_wait_seconds_bucket{outcome="acquired"}[5m])))`.
+//! Without buckets, read `consul_lock_wait_seconds{quantile="0.99"}` per instance instead.
+//! (`consul-lock-runtime/tests/prometheus.rs` renders both configurations.)
 
 use std::time::Duration;
 
@@ -46,6 +76,20 @@ pub const RELEASE_RETRIES_TOTAL: &str = "consul_lock_release_retries_total";
 pub const RELEASE_FAILURES_TOTAL: &str = "consul_lock_release_failures_total";
 /// Counter: successful session renewals of held locks, by `lock`.
 pub const SESSION_RENEWALS_TOTAL: &str = "consul_lock_session_renewals_total";
+
+/// Bucket bounds (seconds) for the two histograms, [`WAIT_SECONDS`] and [`HELD_SECONDS`]:
+/// from 1 ms (an uncontended acquire on a local agent) to 10 minutes (a long hold), about
+/// three per decade. Exporters that render histograms as summaries unless told otherwise need
+/// them, as `metrics-exporter-prometheus` does (see the module docs).
+///
+/// ```
+/// use consul_lock_runtime::metrics::SECONDS_BUCKETS;
+/// assert!(SECONDS_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+/// ```
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    180.0, 600.0,
+];
 
 /// The `lock` label of a lock without a name.
 pub(crate) const UNNAMED: &str = "unnamed";

@@ -470,10 +470,13 @@ impl MultiLockGuard {
     /// Releases every key: destroys the session, which deletes them all, retrying until
     /// Consul confirms it. The release runs to completion even if this future is dropped.
     ///
+    /// A release Consul does not confirm in time goes on in the background (as
+    /// [`LockGuard::release`]'s), which is not an error.
+    ///
     /// # Errors
     ///
-    /// [`Error::Unreachable`], [`Error::ConsulRefused`] or [`Error::PermissionDenied`] when
-    /// the session could not be destroyed; the keys are then freed by the TTL.
+    /// [`Error::PermissionDenied`] or [`Error::ConsulRefused`] (4xx) when Consul refused to
+    /// destroy the session; the keys are then freed by the TTL.
     pub async fn release(self) -> Result<()> {
         self.inner.release().await
     }

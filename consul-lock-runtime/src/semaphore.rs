@@ -337,7 +337,7 @@ impl SemaphoreGuard {
     /// let guard = Semaphore::new("sem-lost-example", 2).client(&client).renew(true).acquire().await?;
     /// client.destroy_session(guard.session_id()).await?; // taken away from outside
     /// let reason = tokio::time::timeout(std::time::Duration::from_secs(5), guard.lost()).await?;
-    /// assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    /// assert_eq!(reason, LostReason::SessionInvalidated);
     /// # Ok(()) }
     /// ```
     pub fn lost(&self) -> Lost {
@@ -373,8 +373,9 @@ impl SemaphoreGuard {
     ///
     /// # Errors
     ///
-    /// As [`LockGuard::release`]: the session could not be destroyed; its TTL then ends it and
-    /// the next contender prunes the holder.
+    /// As [`LockGuard::release`]: Consul refused to destroy the session (a release it does not
+    /// confirm in time goes on in the background and is not an error); its TTL then ends it
+    /// and the next contender prunes the holder.
     pub async fn release(mut self) -> Result<()> {
         let Some(inner) = self.inner.take() else {
             return Ok(());

@@ -220,7 +220,7 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
         let (plan, client) = (self.plan, &self.plan.client);
         // 1. Local turns; they pass on when this acquisition gives up, or when its lock ends.
         let Some(turns) = key_state::take_turns(records, &self.out.deadline).await? else {
-            self.out.blocked_by = Some(Blocker::Holder);
+            self.out.blocked_by = Some(Blocker::LocalHolder);
             return Err(self.out.not_acquired());
         };
         // A client that released the lock a moment ago gives it back when it took it ahead of
