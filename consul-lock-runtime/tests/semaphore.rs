@@ -72,6 +72,47 @@ async fn a_holder_leaving_while_another_holds_keeps_the_table() {
     assert!(env.my_keys().await.is_empty());
 }
 
+/// A take that starts from what this client last wrote of `.lock` (no read first) keeps
+/// every holder listed there: another client's holder, whose contender key the memory does
+/// not show, is not taken for dead. (It was: the take pruned every holder, so `.lock` named
+/// only the newcomer and a further contender could take a slot that was held.)
+#[tokio::test]
+async fn a_take_from_this_clients_memory_keeps_the_other_holders() {
+    let env = Env::new("sem-memory");
+    let other = env.another_client();
+    let theirs = sem(&env, "pool", 3)
+        .client(&other)
+        .acquire()
+        .await
+        .expect("acquire");
+    // The first take of this client reads the prefix; the second starts from its memory.
+    let first = sem(&env, "pool", 3).acquire().await.expect("acquire");
+    let second = sem(&env, "pool", 3).acquire().await.expect("acquire");
+    let (value, _) = lock_value(&env, "pool").await.expect(".lock exists");
+    let holders = value["Holders"].as_object().unwrap();
+    for guard in [&theirs, &first, &second] {
+        assert!(
+            holders.contains_key(guard.session_id()),
+            "{} missing from {holders:?}",
+            guard.session_id()
+        );
+    }
+    assert_eq!(holders.len(), 3);
+    // All three slots are held: a fourth contender is refused.
+    let fourth = sem(&env, "pool", 3)
+        .client(env.another_client())
+        .acquire_timeout(Duration::ZERO)
+        .try_acquire()
+        .await
+        .expect("try");
+    assert!(fourth.is_none(), "a fourth holder of three slots");
+    for guard in [theirs, first, second] {
+        guard.release().await.expect("release");
+    }
+    assert!(env.my_keys().await.is_empty());
+    assert!(env.my_sessions().await.is_empty());
+}
+
 #[tokio::test]
 async fn never_more_than_n_holders_under_contention() {
     let env = Env::new("sem-contention");

@@ -221,9 +221,14 @@ impl Kind for Slot {
         };
         let (mut table, index) = match table {
             Some(table) => table?,
-            None => read_table(&self.prefix, self.limit, &entries)?,
+            None => {
+                // Dead holders are pruned from a read of the prefix only: a memory of `.lock`
+                // shows no contender key, and would make every other holder look dead.
+                let (mut table, index) = read_table(&self.prefix, self.limit, &entries)?;
+                prune_dead(&mut table, &entries);
+                (table, index)
+            }
         };
-        prune_dead(&mut table, &entries);
         let mine = entries
             .iter()
             .find(|e| e.key == contender && e.session.as_deref() == Some(session));
