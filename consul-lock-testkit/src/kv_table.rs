@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::go::quote::quote;
 use crate::go::uuid::check_uuid;
-use crate::store::Session;
+use crate::session_table::Session;
 
 /// A KV entry (`structs.DirEntry`).
 #[derive(Clone, Debug, PartialEq, Eq)]

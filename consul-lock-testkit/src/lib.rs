@@ -42,6 +42,7 @@ mod resp;
 mod router;
 mod server;
 mod session;
+mod session_table;
 mod shared;
 mod status;
 mod store;

@@ -27,17 +27,15 @@ use tracing::Instrument as _;
 use super::key_state::{self, Records, Turn};
 use super::outcome::Outcome;
 use super::pending::PendingSession;
-use super::queue::{self, Waited};
+use super::queue::{self, Waited, Waits};
 use super::retry::{Backoff, Deadline};
 use super::Background;
 use crate::api::LockAttempt;
 use crate::{metrics, Blocker, Client, Error, KvEntry, Result};
 
 /// What differs between the kinds of lock; the engine does the rest.
-pub(crate) trait Kind: Send + Sync + 'static {
-    /// How errors, logs and session names call it: the key, the keys, the prefix.
-    fn label(&self) -> &str;
-
+/// What the queue asks of it ([`Waits`]: its label, what the first waiter watches) is a part.
+pub(crate) trait Kind: Waits + Send + Sync + 'static {
     /// The span the acquire runs in, with the fields `waited_ms` and `attempts` (and
     /// `fencing_token`) left empty for the engine.
     fn span(&self) -> tracing::Span;
@@ -66,26 +64,12 @@ pub(crate) trait Kind: Send + Sync + 'static {
         attempt: Try<'_>,
     ) -> impl Future<Output = Result<Attempt>> + Send;
 
-    /// What the first waiter in the queue of `queue_of` watches.
-    fn head<'a>(&'a self, queue_of: &'a str) -> Head<'a> {
-        Head::Key(queue_of)
-    }
-
     /// What undoes the writes of an attempt with `session` whose outcome is unknown (its
     /// answer lost, or the acquire cancelled during it) that the session's end does not undo,
     /// should the acquire then end without the lock: a semaphore's place in `.lock`. `None`:
     /// nothing to undo (the session's end deletes everything it took).
     fn undo(&self, _client: &Client, _session: &str, _records: &Records) -> Option<Undo> {
         None
-    }
-
-    /// For [`Head::Tree`]: whether what was read there lets the first waiter in (a free slot).
-    ///
-    /// # Errors
-    ///
-    /// Whatever makes the lock unusable (a coordination key that is not the kind's).
-    fn head_free(&self, _tree: &[KvEntry]) -> Result<bool> {
-        Ok(false)
     }
 }
 
@@ -125,15 +109,6 @@ pub(crate) enum Attempt {
     LockDelay,
     /// Another writer came first (a check-and-set lost): try again at once.
     Raced,
-}
-
-/// What the first waiter in a queue watches.
-pub(crate) enum Head<'a> {
-    /// A key: the lock may be free once no session holds it.
-    Key(&'a str),
-    /// Everything under a prefix (a semaphore's): when anything changes there,
-    /// [`Kind::head_free`] decides.
-    Tree(&'a str),
 }
 
 /// Everything an acquisition needs, resolved and checked before any request.
@@ -410,11 +385,13 @@ pub(crate) struct LockKey {
     pub(crate) value: Vec<u8>,
 }
 
-impl Kind for LockKey {
+impl Waits for LockKey {
     fn label(&self) -> &str {
         &self.key
     }
+}
 
+impl Kind for LockKey {
     fn span(&self) -> tracing::Span {
         tracing::info_span!(
             "consul_lock.acquire",

@@ -6,6 +6,7 @@
 //! another key of the set keeps it out, it moves to that key's queue.
 
 use super::acquire::{Attempt, Kind, Try};
+use super::queue::Waits;
 use crate::api::MultiAttempt;
 use crate::{Client, Result};
 
@@ -28,11 +29,13 @@ pub(crate) fn label(keys: &[String]) -> String {
     keys.join(", ")
 }
 
-impl Kind for AllKeys {
+impl Waits for AllKeys {
     fn label(&self) -> &str {
         &self.label
     }
+}
 
+impl Kind for AllKeys {
     fn records(&self) -> (Vec<&str>, u32) {
         (self.keys.iter().map(String::as_str).collect(), 1)
     }

@@ -9,7 +9,6 @@
 
 use tokio::time::Instant;
 
-use super::acquire::{Head, Kind};
 use super::pending::PendingSession;
 use super::retry::{Backoff, Deadline, MIN_LEFT};
 use super::Background;
@@ -69,6 +68,35 @@ pub(crate) fn entry(queue_of: &str, session: &str) -> String {
     format!("{queue_of}{WAITERS_SUFFIX}{session}")
 }
 
+/// What the queue asks of the lock its waiters wait for (each kind of the engine is one).
+pub(crate) trait Waits {
+    /// How errors, logs and session names call it: the key, the keys, the prefix.
+    fn label(&self) -> &str;
+
+    /// What the first waiter in the queue of `queue_of` watches.
+    fn head<'a>(&'a self, queue_of: &'a str) -> Head<'a> {
+        Head::Key(queue_of)
+    }
+
+    /// For [`Head::Tree`]: whether what was read there lets the first waiter in (a free slot).
+    ///
+    /// # Errors
+    ///
+    /// Whatever makes the lock unusable (a coordination key that is not the kind's).
+    fn head_free(&self, _tree: &[KvEntry]) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// What the first waiter in a queue watches.
+pub(crate) enum Head<'a> {
+    /// A key: the lock may be free once no session holds it.
+    Key(&'a str),
+    /// Everything under a prefix (a semaphore's): when anything changes there,
+    /// [`Waits::head_free`] decides.
+    Tree(&'a str),
+}
+
 /// What waiting in a queue ended with.
 pub(crate) enum Waited {
     /// This waiter is first in the queue and the lock looks free: try again, with what the
@@ -98,7 +126,7 @@ enum Watching {
 /// entry queued right before its own, or, when it is first, what the kind's head watches.
 /// `Ok(None)`: its turn (the read is handed to the attempt for a tree). `Err(None)`: its own
 /// entry is missing (it must join again); `Err(Some(e))`: the kind refuses what it read.
-fn watch_from<K: Kind>(
+fn watch_from<K: Waits>(
     kind: &K,
     head: &Head<'_>,
     tree: &[KvEntry],
@@ -152,7 +180,7 @@ fn watch_from<K: Kind>(
 /// which its first waiter alone watches). Consul answers a blocking query on one key only when
 /// that key changes, so a join, a leave or a release wakes one waiter. It renews its session
 /// at TTL/2 so that it survives a wait longer than its TTL.
-pub(crate) async fn wait_in_queue<K: Kind, B: Background>(
+pub(crate) async fn wait_in_queue<K: Waits + Sync, B: Background>(
     kind: &K,
     client: &Client,
     queue_of: &str,

@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::MutexGuard;
 use tokio::time::Instant;
 
-use super::acquire::{Attempt, Head, Kind, Try, Undo};
+use super::acquire::{Attempt, Kind, Try, Undo};
 use super::key_state::{KeyRecord, Records, Written};
 use super::lease::Lease;
-use super::queue;
+use super::queue::{self, Head, Waits};
 use super::retry::Backoff;
 use crate::api::kv_write::{Cas, SlotAttempt, TakeSlot};
 use crate::{Client, Error, KvEntry, Result};
@@ -173,10 +173,6 @@ pub(crate) fn prune_dead(table: &mut SlotTable, entries: &[KvEntry]) {
 }
 
 impl Kind for Slot {
-    fn label(&self) -> &str {
-        &self.prefix
-    }
-
     fn records(&self) -> (Vec<&str>, u32) {
         (vec![self.lock_key.as_str()], self.limit)
     }
@@ -291,6 +287,12 @@ impl Kind for Slot {
         Some(Box::pin(async move {
             give_back(&client, &prefix, limit, &session, record.as_deref()).await;
         }))
+    }
+}
+
+impl Waits for Slot {
+    fn label(&self) -> &str {
+        &self.prefix
     }
 
     fn head<'a>(&'a self, _queue_of: &'a str) -> Head<'a> {
