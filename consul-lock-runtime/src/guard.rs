@@ -124,6 +124,17 @@ impl LockHandle {
         self.shared.lease.lost_reason()
     }
 
+    /// The moment after which Consul may have freed the key, as the lease stands now (a
+    /// renewal moves it on).
+    pub(crate) fn valid_until(&self) -> tokio::time::Instant {
+        self.shared.lease.valid_until()
+    }
+
+    /// The client the lock was taken with.
+    pub(crate) fn client(&self) -> &crate::Client {
+        &self.shared.lease.client
+    }
+
     /// A future that completes when the lock is lost (or released), with the reason. Use it
     /// to stop work that must only run under the lock:
     ///

@@ -72,6 +72,15 @@ impl TxnReply {
             .join("; ")
     }
 
+    /// The errors of a refused transaction: the index of each failed operation and its text.
+    pub(super) fn errors_at(&self) -> Vec<(usize, String)> {
+        self.errors
+            .iter()
+            .flatten()
+            .map(|e| (e.op_index, e.what.clone()))
+            .collect()
+    }
+
     /// The KV results in the order of the operations.
     pub(super) fn kv_results(self) -> impl Iterator<Item = RawEntry> {
         self.results.into_iter().flatten().filter_map(|r| r.kv)
@@ -165,6 +174,12 @@ impl<'a> TxnOp<'a> {
                 flags: None,
             },
         }
+    }
+
+    /// Sets the `Flags` written with the operation.
+    pub(super) fn with_flags(mut self, flags: u64) -> Self {
+        self.kv.flags = Some(flags);
+        self
     }
 }
 
