@@ -251,6 +251,19 @@ async fn a_lost_leadership_stops_the_work_at_once_and_the_runner_campaigns_again
     ));
     let second = terms.lock().unwrap()[1].clone();
     assert!(second.fencing_token() > first.fencing_token());
+    eventually(
+        Duration::from_secs(20),
+        "the observer sees the second term",
+        || {
+            let token = second.fencing_token();
+            events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| matches!(e, RunEvent::NewLeader(l) if l.fencing_token == token))
+        },
+    )
+    .await;
     stop.send(()).unwrap();
     assert_eq!(running.await.unwrap().unwrap(), None);
     assert!(!second.is_leader(), "resigned when stopped");
