@@ -58,9 +58,12 @@ async fn the_acl_token_never_shows_anywhere() {
     shown.push(format!("{err} {err:?}"));
     tokio::time::sleep(TEST_TTL_MIN).await;
     assert!(guard.is_held());
-    // A failed release (a refusal no retry mends).
+    guard.release().await.expect("release");
+    // A failed release (a refusal no retry mends), of a lock without renewal, so that no
+    // renewal in flight meets the injected answer instead.
+    let plain = lock.acquire().await.expect("acquire");
     server.fail_next(1, 403, "injected");
-    let err = guard.release().await.expect_err("injected 403");
+    let err = plain.release().await.expect_err("injected 403");
     shown.push(format!("{err} {err:?}"));
     // Permission denied: the token may only read `reliability/denied-*`.
     let err = Lock::new("k")

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::{read_file, ClientBuilder, Token};
 use crate::exec::pools::{HttpConfig, Pools};
+use crate::session_policy::SessionPolicy;
 use crate::{Error, Result};
 
 /// A handle to one Consul agent. Cheap to clone: clones share one connection pool.
@@ -42,6 +43,7 @@ pub(crate) struct ClientInner {
     pub(crate) namespace: Option<String>,
     pub(crate) request_timeout: Duration,
     pub(crate) session_ttl_min: Duration,
+    pub(crate) sessions: SessionPolicy,
     pub(crate) requests_sent: AtomicU64,
 }
 
@@ -82,6 +84,12 @@ impl Client {
             return Err(Error::InvalidOption {
                 option: "request_timeout",
                 reason: "must be greater than zero".into(),
+            });
+        }
+        if b.sessions.node_lease.is_zero() {
+            return Err(Error::InvalidOption {
+                option: "node_lease",
+                reason: "must be greater than zero (the default is 3 s)".into(),
             });
         }
         let mut token = b.token.clone();
@@ -127,6 +135,7 @@ impl Client {
                 namespace: b.namespace,
                 request_timeout: b.request_timeout,
                 session_ttl_min: b.session_ttl_min,
+                sessions: b.sessions,
                 requests_sent: AtomicU64::new(0),
             }),
         })
@@ -183,6 +192,7 @@ impl fmt::Debug for Client {
             .field("namespace", &self.inner.namespace)
             .field("request_timeout", &self.inner.request_timeout)
             .field("session_ttl_min", &self.inner.session_ttl_min)
+            .field("sessions", &self.inner.sessions)
             .finish_non_exhaustive()
     }
 }

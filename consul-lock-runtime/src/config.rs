@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::session_policy::SessionPolicy;
 use crate::{Client, Error, Result};
 
 /// Consul's default lower bound for session TTLs (the agent option `session_ttl_min`).
@@ -116,6 +117,8 @@ pub struct ClientBuilder {
     pub(crate) verify_tls: bool,
     pub(crate) request_timeout: Duration,
     pub(crate) session_ttl_min: Duration,
+    /// What the sessions are tied to (`danger_node_health_check`, `node_lease`).
+    pub(crate) sessions: SessionPolicy,
 }
 
 impl Default for ClientBuilder {
@@ -134,6 +137,7 @@ impl Default for ClientBuilder {
             verify_tls: true,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             session_ttl_min: DEFAULT_SESSION_TTL_MIN,
+            sessions: SessionPolicy::default(),
         }
     }
 }
@@ -431,7 +435,7 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidOption`] when the address is malformed, a file cannot be read, a
-    /// certificate or key cannot be parsed, or the request timeout is zero.
+    /// certificate or key cannot be parsed, or the request timeout or node lease is zero.
     ///
     /// ```
     /// use consul_lock_runtime::{Client, Error};

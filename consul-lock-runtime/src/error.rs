@@ -140,6 +140,33 @@ pub enum Error {
         key: String,
     },
 
+    /// The lock's session no longer holds the lock key (its lock timeout ran out while the
+    /// holder was paused, the session was destroyed or invalidated, the key was deleted or
+    /// taken over), so Consul refused a fenced write ([`Fence`](crate::Fence)): nothing of it
+    /// was written. Consul itself checked it, in the same transaction as the write.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{Error, Lock};
+    /// let guard = Lock::new("lock-lost-example").client(&client).acquire().await?;
+    /// client.destroy_session(guard.session_id()).await?; // an operator ends the lock
+    /// let err = guard.fence().put("jobs/state", "stale").await.unwrap_err();
+    /// assert!(matches!(&err, Error::LockLost { key, .. } if key == guard.key()));
+    /// assert!(err.to_string().contains("acquire the lock again"));
+    /// # Ok(()) }
+    /// ```
+    #[error(
+        "lock `{key}` is no longer held by this holder's session, so Consul applied nothing of          the fenced write ({message}); stop the work that needed the lock (lost() says why) and          acquire the lock again before writing"
+    )]
+    LockLost {
+        /// The full Consul key of the lock (for several keys, the one found not held).
+        key: String,
+        /// Consul's own text for the failed check.
+        message: String,
+    },
+
     /// An option or a configuration value is out of range or malformed.
     #[error("invalid option `{option}`: {reason}")]
     InvalidOption {
@@ -198,7 +225,8 @@ impl Error {
             | Error::ConsulRefused { key, .. }
             | Error::Unreachable { key, .. }
             | Error::InvalidKey { key, .. }
-            | Error::Reentrant { key } => Some(key),
+            | Error::Reentrant { key }
+            | Error::LockLost { key, .. } => Some(key),
             Error::InvalidOption { .. } | Error::Runtime { .. } => None,
         }
     }

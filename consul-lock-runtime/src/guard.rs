@@ -17,7 +17,7 @@ use crate::error::DisplayDuration;
 use crate::exec;
 use crate::protocol::lease::{self, Lease};
 use crate::reentry::{Caller, HeldMark};
-use crate::{Error, LostReason, Result};
+use crate::{Error, Fence, LostReason, Result};
 
 /// The guard's and its handles' view of one held lock.
 struct Shared {
@@ -133,6 +133,39 @@ impl LockHandle {
     /// The client the lock was taken with.
     pub(crate) fn client(&self) -> &crate::Client {
         &self.shared.lease.client
+    }
+
+    /// Writes that Consul applies only while this lock's session still holds the key (see
+    /// [`Fence`]): a holder that lost the lock, knowing it or not, is refused.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = consul_lock_runtime::Lock::new("handle-fence-example").client(&client).acquire().await?;
+    /// let handle = guard.handle();
+    /// let writer = tokio::spawn(async move { handle.fence().put("jobs/progress", "50%").await });
+    /// assert!(writer.await?.is_ok());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn fence(&self) -> Fence {
+        let lease = &self.shared.lease;
+        Fence::new(
+            lease.client.clone(),
+            vec![(lease.key.clone(), lease.session_id.clone())],
+        )
+    }
+
+    /// A fence that checks that this lock's session holds each of `keys` (a lock on several
+    /// keys).
+    pub(crate) fn fence_on<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Fence {
+        let lease = &self.shared.lease;
+        let checks = keys
+            .into_iter()
+            .map(|k| (k.to_owned(), lease.session_id.clone()))
+            .collect();
+        Fence::new(lease.client.clone(), checks)
     }
 
     /// A future that completes when the lock is lost (or released), with the reason. Use it
@@ -276,6 +309,11 @@ impl LockGuard {
             let (renewed, watched) = (shared.lease.clone(), shared.lease.clone());
             shared.add_task(async move { lease::renew(&renewed).await }.instrument(span.clone()));
             shared.add_task(watch(watched).instrument(span));
+        } else if shared.lease.node_bound().is_some() {
+            // Its node's failure can end the session at any moment: keep confirming it.
+            let span = tracing::debug_span!("consul_lock.confirm", key = %shared.lease.key);
+            let confirmed = shared.lease.clone();
+            shared.add_task(async move { lease::confirm(&confirmed).await }.instrument(span));
         }
         let handle = LockHandle { shared };
         let watched = handle.clone();
@@ -334,6 +372,27 @@ impl LockGuard {
     /// ```
     pub fn lost(&self) -> Lost {
         self.handle.lost()
+    }
+
+    /// Writes that Consul applies only while this lock's session still holds the key (see
+    /// [`Fence`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let guard = consul_lock_runtime::Lock::new("guard-fence-example").client(&client).acquire_blocking()?;
+    /// guard.fence().put_blocking("reports/daily/state", "done")?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn fence(&self) -> Fence {
+        self.handle.fence()
+    }
+
+    /// A fence on `keys` held by this guard's session.
+    pub(crate) fn fence_on<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Fence {
+        self.handle.fence_on(keys)
     }
 
     /// A cloneable, `'static` view of this lock, for tasks that need to check it.

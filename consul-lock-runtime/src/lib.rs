@@ -26,11 +26,12 @@
 //!
 //! # What a lock is here
 //!
-//! A lock is a Consul session (TTL = the lock timeout, `LockDelay` 0, `Behavior` delete) that
-//! holds the key. It is a lease, not a mutex: if the holder stops renewing, Consul frees the
-//! key between once and twice the TTL later, whether or not the holder is done. Use the
-//! [fencing token](LockGuard::fencing_token) to make the systems you write to reject a holder
-//! that lost its lock, and [`LockGuard::lost`] to stop work when it happens.
+//! A lock is a Consul session (TTL = the lock timeout, `LockDelay` 0, `Behavior` delete, no
+//! health checks) that holds the key. It is a lease, not a mutex: if the holder stops
+//! renewing, Consul frees the key between once and twice the TTL later, whether or not the
+//! holder is done. Write to Consul through the lock's [`Fence`] (Consul refuses a holder that
+//! lost its lock), use the [fencing token](LockGuard::fencing_token) to make other systems
+//! you write to reject such a holder, and [`LockGuard::lost`] to stop work when it happens.
 //!
 //! # A tour
 //!
@@ -40,8 +41,10 @@
 //!   `_blocking` form of each.
 //! - [`LockGuard`] is a held lock: its key, [fencing token](LockGuard::fencing_token),
 //!   [`is_held`](LockGuard::is_held), [`lost`](LockGuard::lost) (a future that completes when
-//!   the lock is lost), and [`release`](LockGuard::release); dropping it releases in the
-//!   background. [`LockHandle`] is a cloneable `'static` view of it for other tasks.
+//!   the lock is lost), [`fence`](LockGuard::fence) (KV writes that Consul applies only while
+//!   the lock is held: [`Fence`], [`KvOp`]) and [`release`](LockGuard::release); dropping it
+//!   releases in the background. [`LockHandle`] is a cloneable `'static` view of it for other
+//!   tasks.
 //! - [`MultiLock`] (or [`Lock::all`]) takes several keys at once, all or none, in one
 //!   transaction (no deadlock whatever the order); [`MultiLockGuard`] holds them.
 //! - [`Semaphore`] lets at most N holders in at once, in Consul's own semaphore layout (shared
@@ -84,6 +87,7 @@ pub mod defaults;
 mod election;
 mod error;
 mod exec;
+mod fence;
 mod guard;
 mod helpers;
 mod hold;
@@ -94,6 +98,7 @@ mod multi;
 mod protocol;
 mod reentry;
 mod semaphore;
+mod session_policy;
 mod value;
 
 pub use api::{KvEntry, SessionInfo, GO_LOCK_FLAG};
@@ -107,6 +112,7 @@ pub use election::{
     Stopping, DEFAULT_ELECTION_PREFIX, DEFAULT_ELECTION_TTL, LEADER_SUFFIX, RECORD_SUFFIX,
 };
 pub use error::{Blocker, Error, Result};
+pub use fence::{Fence, KvOp, MAX_TXN_OPS};
 pub use guard::{LockGuard, LockHandle, Lost};
 pub use lock::Lock;
 pub use multi::{MultiLock, MultiLockGuard};
@@ -116,6 +122,7 @@ pub use protocol::queue::WAITERS_SUFFIX;
 pub use semaphore::{
     Semaphore, SemaphoreGuard, MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY,
 };
+pub use session_policy::DEFAULT_NODE_LEASE;
 pub use value::{default_value, ValueGenerator, MAX_VALUE_SIZE};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every

@@ -16,7 +16,7 @@
 //! | `consul_lock_wait_seconds` | histogram | `lock`, `outcome` | time from the start of an acquire to its outcome |
 //! | `consul_lock_handoffs_total` | counter | `lock` | acquisitions that waited for another holder to release |
 //! | `consul_lock_held_seconds` | histogram | `lock` | time from the acquisition to the release or the loss |
-//! | `consul_lock_lost_total` | counter | `lock`, `reason` | locks lost while held: `expired`, `renewal_failed`, `session_invalidated`, `key_taken_over` |
+//! | `consul_lock_lost_total` | counter | `lock`, `reason` | locks lost while held: `expired`, `renewal_failed`, `session_invalidated`, `key_taken_over`, `unconfirmed` |
 //! | `consul_lock_release_retries_total` | counter | `lock` | release requests sent again after a transient failure |
 //! | `consul_lock_release_failures_total` | counter | `lock` | releases given up (the TTL frees the key) |
 //! | `consul_lock_session_renewals_total` | counter | `lock` | successful session renewals of held locks |
@@ -89,6 +89,7 @@ fn lost_reason(reason: &LostReason) -> &'static str {
         LostReason::RenewalFailed { .. } => "renewal_failed",
         LostReason::SessionInvalidated => "session_invalidated",
         LostReason::KeyTakenOver { .. } => "key_taken_over",
+        LostReason::Unconfirmed { .. } => "unconfirmed",
         _ => "other",
     }
 }

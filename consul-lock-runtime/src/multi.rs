@@ -441,6 +441,27 @@ impl MultiLockGuard {
         self.inner.session_id()
     }
 
+    /// Writes that Consul applies only while this guard's session still holds **every** key
+    /// (one `check-session` per key, counted against [`MAX_TXN_OPS`](crate::MAX_TXN_OPS); see
+    /// [`Fence`](crate::Fence)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{KvOp, Lock};
+    /// let guard = Lock::all(["accounts/17", "accounts/42"]).client(&client).acquire().await?;
+    /// let fence = guard.fence();
+    /// assert_eq!(fence.checks().len(), 2);
+    /// fence.txn([KvOp::set("balances/17", "90"), KvOp::set("balances/42", "110")]).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn fence(&self) -> crate::Fence {
+        self.inner
+            .fence_on(self.tokens.iter().map(|(k, _)| k.as_str()))
+    }
+
     /// Whether every key is still held (see [`LockGuard::is_held`]).
     #[must_use]
     pub fn is_held(&self) -> bool {

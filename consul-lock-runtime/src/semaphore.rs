@@ -376,6 +376,24 @@ impl SemaphoreGuard {
         self.inner().lost()
     }
 
+    /// Writes that Consul applies only while this holder's session still holds its slot (its
+    /// contender key, `PREFIX/<session>`; see [`Fence`](crate::Fence)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// let slot = consul_lock_runtime::Semaphore::new("sem-fence-example", 2).client(&client).acquire().await?;
+    /// let fence = slot.fence();
+    /// assert_eq!(fence.checks()[0].0, slot.contender_key());
+    /// fence.put("exports/17/state", "running").await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn fence(&self) -> crate::Fence {
+        self.inner().fence()
+    }
+
     /// A cloneable `'static` view of the slot (its key is the contender key).
     #[must_use]
     pub fn handle(&self) -> LockHandle {

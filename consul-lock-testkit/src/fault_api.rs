@@ -7,6 +7,16 @@ use std::time::{Duration, Instant};
 
 use crate::server::TestServer;
 
+/// The state of the server's node health check (`serfHealth`), for
+/// [`TestServer::set_node_health`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeHealth {
+    /// The node is alive and reachable (the state a server starts in).
+    Passing,
+    /// Consul's servers declared the node failed (its agent frozen, crashed or cut off).
+    Critical,
+}
+
 impl TestServer {
     /// While on, writes, default and consistent reads, sessions and transactions are held
     /// until the leader is back or `leaderless_hold` passes (then `500 No cluster leader`);
@@ -311,5 +321,48 @@ impl TestServer {
             .faults
             .apply_then_fail
             .store(n, Ordering::SeqCst);
+    }
+
+    /// Sets the node's `serfHealth` check, as Consul's servers do when they declare the
+    /// agent's node failed (its agent frozen, killed or cut off from them) and when it is back.
+    /// Going [`NodeHealth::Critical`] invalidates at once, in one write, every session that
+    /// carries the check (Consul's default for a session created without `NodeChecks`), with
+    /// its `Behavior` and `LockDelay`; sessions created with no checks (`"NodeChecks": []`)
+    /// live on until their TTL. While critical, a session naming the check cannot be created
+    /// (`500 apply failed: Check 'serfHealth' is in critical state`). Returns how many sessions
+    /// were invalidated.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::{ServerConfig, TestServer};
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer); // empty when the connection is dropped
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// use consul_lock_testkit::NodeHealth;
+    /// let server = TestServer::start().unwrap();
+    /// let id = |created: String| created.split('"').nth(3).unwrap().to_string(); // {"ID": "…"}
+    /// let tied = id(call(&server, "PUT", "/v1/session/create", "{}").1); // Consul's default checks
+    /// let free = id(call(&server, "PUT", "/v1/session/create", r#"{"NodeChecks": []}"#).1);
+    /// assert_eq!(server.set_node_health(NodeHealth::Critical), 1);
+    /// assert_eq!(call(&server, "GET", &format!("/v1/session/info/{tied}"), "").1, "[]\n"); // gone
+    /// assert!(call(&server, "GET", &format!("/v1/session/info/{free}"), "").1.contains(&free));
+    /// let refused = call(&server, "PUT", "/v1/session/create", "{}");
+    /// assert_eq!(refused, (500, "apply failed: Check 'serfHealth' is in critical state".into()));
+    /// server.set_node_health(NodeHealth::Passing);
+    /// assert_eq!(call(&server, "PUT", "/v1/session/create", "{}").0, 200);
+    /// ```
+    pub fn set_node_health(&self, health: NodeHealth) -> usize {
+        let node = self.shared.config.node_name.clone();
+        let critical = health == NodeHealth::Critical;
+        self.shared
+            .write(|st| st.set_node_health(&node, critical, Instant::now()))
     }
 }

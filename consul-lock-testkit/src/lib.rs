@@ -30,6 +30,7 @@ mod fault_api;
 mod faults;
 mod go;
 mod harness;
+mod harness_faults;
 mod kv;
 mod limits;
 pub mod real;
@@ -48,6 +49,7 @@ mod wire;
 pub use acl::{Access, AclConfig, AclToken};
 pub use config::ServerConfig;
 pub use error::Error;
+pub use fault_api::NodeHealth;
 pub use harness::TestConsul;
 pub use limits::raise_open_files_limit;
 #[doc(hidden)]

@@ -21,7 +21,7 @@
 //! `GET /v1/catalog/nodes` (its own node registered, without which Consul refuses sessions),
 //! because an external process offers no event for either.
 
-mod process;
+pub(crate) mod process;
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -16,12 +16,11 @@ use crate::go::uuid::check_uuid;
 use crate::request::Req;
 use crate::resp::{bool_resp, denied, method_not_allowed, not_found, Answer, Meta, Resp};
 use crate::shared::Shared;
-use crate::store::Session;
+use crate::store::{Session, SERF_HEALTH};
 use crate::wire::{SessionId, SessionJson};
 
 const SESSION_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_LOCK_DELAY_NS: i64 = 15_000_000_000;
-const SERF_HEALTH: &str = "serfHealth";
 
 pub(crate) async fn handle(shared: &Shared, req: &Req, rest: &str) -> Answer {
     // Go's ServeMux patterns: `create` and `list` exact, the others subtrees (`info/`, ...).
@@ -262,6 +261,20 @@ async fn create(shared: &Shared, req: &Req) -> Answer {
         return Err(failed_apply(
             shared,
             format!("Missing check '{bad}' registration"),
+        ));
+    }
+    // A session cannot be tied to a check that is critical now (`validateSessionChecksTxn`).
+    let node_critical = shared.store().node_critical;
+    if node_critical
+        && c.node_checks
+            .iter()
+            .flatten()
+            .chain(c.checks.iter().flatten())
+            .any(|ch| ch.eq_ignore_ascii_case(SERF_HEALTH))
+    {
+        return Err(failed_apply(
+            shared,
+            format!("Check '{SERF_HEALTH}' is in critical state"),
         ));
     }
     let s = Session {

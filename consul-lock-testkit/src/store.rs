@@ -305,7 +305,19 @@ pub(crate) struct Session {
     pub deadline: Option<Instant>,
 }
 
+/// The ID of the node health check every Consul agent's node has.
+pub(crate) const SERF_HEALTH: &str = "serfHealth";
+
 impl Session {
+    /// Whether the session is tied to the node check `check` (its `NodeChecks`; check IDs
+    /// are matched ignoring case, as Consul's index does).
+    pub(crate) fn carries(&self, check: &str) -> bool {
+        self.node_checks
+            .iter()
+            .flatten()
+            .any(|c| c.eq_ignore_ascii_case(check))
+    }
+
     fn renew_deadline(&mut self, now: Instant) {
         self.deadline = self.ttl_dur.map(|t| now + t * TTL_MULTIPLIER);
     }
@@ -319,6 +331,8 @@ pub(crate) struct Store {
     pub sessions: BTreeMap<String, Session>,
     pub sessions_index: u64,
     lock_delays: HashMap<String, Instant>,
+    /// Whether the node's `serfHealth` check is critical (the node-health fault).
+    pub node_critical: bool,
 }
 
 impl Default for Store {
@@ -330,6 +344,7 @@ impl Default for Store {
             sessions: BTreeMap::new(),
             sessions_index: 0,
             lock_delays: HashMap::new(),
+            node_critical: false,
         }
     }
 }
@@ -382,10 +397,41 @@ impl Store {
     /// Destroys or invalidates a session: its locks are released or their keys deleted
     /// (its `Behavior`), and its `LockDelay` starts on each key it held.
     pub(crate) fn invalidate_session(&mut self, id: &str, now: Instant) -> bool {
+        if self.session(id).is_none() {
+            return false;
+        }
+        let idx = self.next_index();
+        self.invalidate_session_at(id, idx, now)
+    }
+
+    /// Sets the node's `serfHealth` check critical or passing, in one write (as Consul's
+    /// catalog update of the check is one Raft entry). Going critical invalidates, at that
+    /// index, every session of `node` that carries the check, and only those; sessions created
+    /// without checks live on. Returns how many were invalidated.
+    pub(crate) fn set_node_health(&mut self, node: &str, critical: bool, now: Instant) -> usize {
+        let idx = self.next_index();
+        self.node_critical = critical;
+        if !critical {
+            return 0;
+        }
+        let bound: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.node == node && s.carries(SERF_HEALTH))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &bound {
+            self.invalidate_session_at(id, idx, now);
+        }
+        bound.len()
+    }
+
+    /// [`invalidate_session`](Self::invalidate_session) at the index `idx` of a write that
+    /// may invalidate several sessions.
+    fn invalidate_session_at(&mut self, id: &str, idx: u64, now: Instant) -> bool {
         let Some(sess) = self.sessions.remove(&id.to_ascii_lowercase()) else {
             return false;
         };
-        let idx = self.next_index();
         self.sessions_index = idx;
         let held: Vec<Entry> = self
             .kv

@@ -3,7 +3,8 @@
 //! error texts equal, JSON compared as values with UUIDs mapped (the n-th new UUID of the
 //! replay stands where the n-th new UUID of the recording stood), index values compared by
 //! their relations, `LastContact`/`Node`/leader address by type, blocking and held requests
-//! timed within ±150 ms, `concurrent` notes executed. The body's formatting is compared too,
+//! timed within ±150 ms, `concurrent` notes executed, `fault` steps (made on the real agent by
+//! the recorded request) made with the test server's fault injection instead. The body's formatting is compared too,
 //! with digits and hex runs (indexes, UUIDs) folded.
 //!
 //! Scaled scenarios (documented in the README): `session_ttl_expiry` and
@@ -14,7 +15,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use consul_lock_testkit::{AclConfig, AclToken, ServerConfig, TestServer};
+use consul_lock_testkit::{AclConfig, AclToken, NodeHealth, ServerConfig, TestServer};
 use serde_json::Value;
 
 const MARGIN_MS: f64 = 150.0;
@@ -347,6 +348,14 @@ fn compare(cmp: &mut Cmp, at: &str, path: &str, rec: &Value, got: &Got) {
                             .as_str()
                             .is_some_and(|id| mapped.iter().any(|k| k == id))
                     });
+                    // Consul lists sessions in the order of their (random) IDs: compare each
+                    // recorded session with the replay's session that stands for it.
+                    let place = |e: &Value| {
+                        let id = e["ID"].as_str().unwrap_or("");
+                        let recorded = cmp.rev.get(id).map_or("", String::as_str);
+                        ra.iter().position(|r| r["ID"].as_str() == Some(recorded))
+                    };
+                    ga.sort_by_key(place);
                 }
             } else if shape(rbody) != shape(&got.body) {
                 cmp.errors.push(format!(
@@ -564,6 +573,15 @@ async fn replay(name: &str, text: &str) {
             );
             continue;
         }
+        if let Some(fault) = step.get("fault") {
+            // Made on the real agent through the recorded request; here by fault injection.
+            match fault["node_health"].as_str() {
+                Some("critical") => drop(server.set_node_health(NodeHealth::Critical)),
+                Some("passing") => drop(server.set_node_health(NodeHealth::Passing)),
+                _ => panic!("{at}: unknown fault {fault}"),
+            }
+            continue;
+        }
         let Some(req) = step.get("request") else {
             continue;
         };
@@ -703,9 +721,11 @@ transcripts!(
     session_destroy_behavior_delete,
     session_id_case,
     session_lifecycle,
+    session_node_health,
     session_renew_keeps_alive,
     session_ttl_expiry,
     status_leader,
+    txn_check_session,
     txn_error_texts,
     txn_limits,
     txn_lock,

@@ -85,6 +85,12 @@ class Recorder:
         self.steps.append(step)
         return status, text
 
+    def fault(self, label, fault, method, path, body=None):
+        """A fault made on the real agent by this request; a replay makes `fault` with the
+        test server's fault injection instead of sending the request."""
+        self.step(label, method, path, body)
+        self.steps[-1]["fault"] = fault
+
     def note(self, text):
         self.steps.append({"note": text})
 
@@ -392,6 +398,138 @@ def failed_writes_take_an_index(r):
     r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
 
 
+def session_node_health(r):
+    """A node's serfHealth check going critical invalidates the sessions that carry it, and
+    only those: sessions created with no checks survive it. The fault steps are made on the
+    real agent by re-registering its node's serfHealth check through the catalog; a replay
+    makes them with the test server's node-health fault instead."""
+    node = r.doc["server"]["node_name"]
+    plain = '"TTL": "30s", "LockDelay": "0s", "Behavior": "delete"'
+    none = '"Checks": [], "NodeChecks": [], "ServiceChecks": []'
+    r.step("a session with Consul's default checks (the node's serfHealth)", "PUT",
+           "/v1/session/create", '{"Name": "default", %s}' % plain, capture={"sd": "json:.ID"})
+    r.step("a session with no checks at all", "PUT", "/v1/session/create",
+           '{"Name": "none", %s, %s}' % (plain, none), capture={"sn": "json:.ID"})
+    r.step("NodeChecks [] alone", "PUT", "/v1/session/create",
+           '{"Name": "node-checks-empty", "TTL": "30s", "NodeChecks": []}',
+           capture={"se": "json:.ID"})
+    r.step("the default checks, Behavior release and the default lock-delay", "PUT",
+           "/v1/session/create", '{"Name": "release", "TTL": "30s"}', capture={"sr": "json:.ID"})
+    r.step("the default session locks a key", "PUT", "/v1/kv/{{prefix}}/default?acquire={{sd}}",
+           "d")
+    r.step("the check-less session locks a key", "PUT", "/v1/kv/{{prefix}}/none?acquire={{sn}}",
+           "n")
+    r.step("the releasing session locks a key", "PUT",
+           "/v1/kv/{{prefix}}/release?acquire={{sr}}", "r")
+    r.step("each session shows its checks", "GET", "/v1/session/list")
+    r.step("the check-less session's own view", "GET", "/v1/session/info/{{sn}}")
+    critical = ('{"Node": "%s", "Address": "127.0.0.1", "Check": {"Node": "%s", '
+                '"CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "critical", '
+                '"Output": "the node failed"}}' % (node, node))
+    r.fault("the node's serfHealth goes critical", {"node_health": "critical"}, "PUT",
+            "/v1/catalog/register", critical)
+    r.step("only the check-less sessions are left", "GET", "/v1/session/list")
+    r.step("the default session's key is deleted, the releasing one's released, the "
+           "check-less one's still held", "GET", "/v1/kv/{{prefix}}/?recurse")
+    r.step("the released key is under its session's lock-delay", "PUT",
+           "/v1/kv/{{prefix}}/release?acquire={{sn}}", "n")
+    r.step("the invalidated session is gone", "GET", "/v1/session/info/{{sd}}")
+    r.step("renewing it: 404", "PUT", "/v1/session/renew/{{sd}}")
+    r.step("a session with the default checks cannot be created now", "PUT",
+           "/v1/session/create", '{%s}' % plain)
+    r.step("nor one naming serfHealth", "PUT", "/v1/session/create",
+           '{"TTL": "30s", "NodeChecks": ["serfHealth"]}')
+    r.step("a check-less one can", "PUT", "/v1/session/create", '{%s, %s}' % (plain, none),
+           capture={"sc": "json:.ID"})
+    r.step("destroy it", "PUT", "/v1/session/destroy/{{sc}}")
+    passing = critical.replace('"critical"', '"passing"').replace("the node failed",
+                                                                  "Agent alive and reachable")
+    r.fault("the node's serfHealth passes again", {"node_health": "passing"}, "PUT",
+            "/v1/catalog/register", passing)
+    r.step("sessions with the default checks can be created again", "PUT",
+           "/v1/session/create", '{%s}' % plain, capture={"sa": "json:.ID"})
+    r.step("destroy it", "PUT", "/v1/session/destroy/{{sa}}")
+    r.step("destroy the check-less session", "PUT", "/v1/session/destroy/{{sn}}")
+    r.step("destroy the other", "PUT", "/v1/session/destroy/{{se}}")
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+
+
+def txn_check_session(r):
+    """Fenced writes: a transaction whose check-session operation on a lock key makes Consul
+    apply the other operations only while that session holds the key; which operations
+    answer with a result; what a failed check says; the operation limit counts the checks."""
+    plain = ('"TTL": "30s", "LockDelay": "0s", "Behavior": "delete", "Checks": [], '
+             '"NodeChecks": [], "ServiceChecks": []')
+    r.step("the holder's session", "PUT", "/v1/session/create", '{%s}' % plain,
+           capture={"s": "json:.ID"})
+    r.step("another session", "PUT", "/v1/session/create", '{%s}' % plain,
+           capture={"o": "json:.ID"})
+    r.step("the holder locks the key", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "lock", "Key": "{{prefix}}/lock", "Value": "aA==", '
+           '"Session": "{{s}}"}}]')
+    check = '{"KV": {"Verb": "check-session", "Key": "{{prefix}}/lock", "Session": "%s"}}'
+    r.step("a fenced set: the check and the write both answer", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{s}}",
+                         '{"KV": {"Verb": "set", "Key": "{{prefix}}/data/a", "Value": "MQ=="}}'),
+           capture={"a": "json:.Results[1].KV.ModifyIndex"})
+    r.step("every verb in one fenced transaction: which answer with a result", "PUT",
+           "/v1/txn",
+           "[%s, %s]" % (check % "{{s}}", ", ".join([
+               '{"KV": {"Verb": "set", "Key": "{{prefix}}/data/b", "Value": "Mg=="}}',
+               '{"KV": {"Verb": "cas", "Key": "{{prefix}}/data/a", "Value": "Mw==", '
+               '"Index": {{a}}}}',
+               '{"KV": {"Verb": "get", "Key": "{{prefix}}/data/b"}}',
+               '{"KV": {"Verb": "delete", "Key": "{{prefix}}/data/none"}}',
+               '{"KV": {"Verb": "check-not-exists", "Key": "{{prefix}}/data/none"}}',
+               '{"KV": {"Verb": "get-tree", "Key": "{{prefix}}/data/"}}',
+               '{"KV": {"Verb": "delete-cas", "Key": "{{prefix}}/data/none", "Index": 5}}',
+           ])))
+    r.step("read back", "GET", "/v1/kv/{{prefix}}/data/?recurse",
+           capture={"b": "json:[1].ModifyIndex"})
+    r.step("a check and a check-index only: a read-only transaction", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{s}}",
+                         '{"KV": {"Verb": "check-index", "Key": "{{prefix}}/data/b", '
+                         '"Index": {{b}}}}'))
+    r.step("delete and delete-tree behind the check", "PUT", "/v1/txn",
+           "[%s, %s, %s]" % (check % "{{s}}",
+                             '{"KV": {"Verb": "delete-cas", "Key": "{{prefix}}/data/b", '
+                             '"Index": {{b}}}}',
+                             '{"KV": {"Verb": "delete-tree", "Key": "{{prefix}}/data/"}}'))
+    r.step("another session's check fails, nothing is written", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{o}}",
+                         '{"KV": {"Verb": "set", "Key": "{{prefix}}/data/c", "Value": "NA=="}}'))
+    r.step("a failing check and a failing write: both reported", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{o}}",
+                         '{"KV": {"Verb": "cas", "Key": "{{prefix}}/data/c", "Value": "NA==", '
+                         '"Index": 7}}'))
+    r.step("nothing was written", "GET", "/v1/kv/{{prefix}}/data/?recurse")
+    r.step("the check on a key nobody holds", "PUT", "/v1/txn",
+           "[%s, %s]" % (check.replace("/lock", "/free") % "{{s}}",
+                         '{"KV": {"Verb": "set", "Key": "{{prefix}}/data/c", "Value": "NA=="}}'))
+    sets = ['{"KV": {"Verb": "set", "Key": "{{prefix}}/many/%d", "Value": "eA=="}}' % i
+            for i in range(64)]
+    r.step("one check and 63 writes: 64 operations, accepted", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{s}}", ", ".join(sets[:63])))
+    r.step("one check and 64 writes: 65 operations, refused", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{s}}", ", ".join(sets)))
+    r.step("the holder's session ends: its key goes", "PUT", "/v1/session/destroy/{{s}}")
+    r.step("the stale holder's fenced write is refused", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{s}}",
+                         '{"KV": {"Verb": "set", "Key": "{{prefix}}/data/a", "Value": "NQ=="}}'))
+    r.step("the other session takes the key", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "lock", "Key": "{{prefix}}/lock", "Value": "bw==", '
+           '"Session": "{{o}}"}}]')
+    r.step("the stale holder is refused while another holds the key", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{s}}",
+                         '{"KV": {"Verb": "set", "Key": "{{prefix}}/data/a", "Value": "NQ=="}}'))
+    r.step("the new holder's fenced write is applied", "PUT", "/v1/txn",
+           "[%s, %s]" % (check % "{{o}}",
+                         '{"KV": {"Verb": "set", "Key": "{{prefix}}/data/a", "Value": "Ng=="}}'))
+    r.step("read back", "GET", "/v1/kv/{{prefix}}/data/a")
+    r.step("destroy the other session", "PUT", "/v1/session/destroy/{{o}}")
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+
+
 SCENARIOS = {
     "url_filter": url_filter,
     "txn_limits": txn_limits,
@@ -402,6 +540,8 @@ SCENARIOS = {
     "txn_error_texts": txn_error_texts,
     "kv_tree_tombstones": kv_tree_tombstones,
     "failed_writes_take_an_index": failed_writes_take_an_index,
+    "session_node_health": session_node_health,
+    "txn_check_session": txn_check_session,
 }
 
 
@@ -420,7 +560,8 @@ def main():
     version = cfg["Version"]
     for name in a.only or sorted(SCENARIOS):
         fn = SCENARIOS[name]
-        server = {"node_name": cfg["NodeName"]} if name == "txn_limits" else None
+        server = ({"node_name": cfg["NodeName"]}
+                  if name in ("txn_limits", "session_node_health") else None)
         r = Recorder(a.addr, name, fn.__doc__.strip(), server)
         fn(r)
         path = os.path.join(a.out, name + ".json")

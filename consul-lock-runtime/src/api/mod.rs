@@ -9,8 +9,10 @@
 //! - [`txn`]: the lock transaction (lock + leave the queue + read it), unlock, and the lock of
 //!   several keys at once;
 //! - [`relock`]: a leader's writes to its own keys, applied only while it holds the key;
-//! - [`waiters`]: the transaction that joins a key's queue and reads it.
+//! - [`waiters`]: the transaction that joins a key's queue and reads it;
+//! - [`fenced`]: a transaction that checks that sessions hold their keys, then writes.
 
+pub(crate) mod fenced;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod kv_write;

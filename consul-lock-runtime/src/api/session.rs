@@ -1,4 +1,5 @@
-//! Sessions: create (`LockDelay: 0s`, `Behavior: delete`), renew, destroy, list.
+//! Sessions: create (`LockDelay: 0s`, `Behavior: delete`, no health checks), renew, destroy,
+//! list, and a consistent read of one session (the confirmation of a node-bound lease).
 
 use std::time::Duration;
 
@@ -47,6 +48,30 @@ pub struct SessionInfo {
     /// `release` or `delete`.
     #[serde(default)]
     pub behavior: String,
+    /// The node checks that end the session when one goes critical (Consul's default is the
+    /// node's `serfHealth`; this library's sessions have none, unless the client was built
+    /// with [`danger_node_health_check`](crate::ClientBuilder::danger_node_health_check)).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub node_checks: Vec<String>,
+    /// The IDs of the service checks that end the session.
+    #[serde(default, deserialize_with = "service_check_ids")]
+    pub service_checks: Vec<String>,
+}
+
+/// Consul prints an absent list as `null`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `ServiceChecks` is `null` or a list of `{"ID": …, "Namespace": …}`.
+fn service_check_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct ServiceCheck {
+        #[serde(rename = "ID", default)]
+        id: String,
+    }
+    let checks = Option::<Vec<ServiceCheck>>::deserialize(d)?.unwrap_or_default();
+    Ok(checks.into_iter().map(|c| c.id).collect())
 }
 
 /// The body of `PUT /v1/session/create`.
@@ -58,6 +83,11 @@ struct SessionCreateBody<'a> {
     ttl: &'a str,
     lock_delay: &'a str,
     behavior: &'a str,
+    /// The deprecated form of `NodeChecks`, sent the same, so that Consul versions before
+    /// 1.7 (which know only `Checks`) make the same session.
+    checks: &'a [&'a str],
+    node_checks: &'a [&'a str],
+    service_checks: &'a [&'a str],
 }
 
 #[derive(Deserialize)]
@@ -69,7 +99,9 @@ struct CreatedSession {
 
 impl Client {
     /// `PUT /v1/session/create` with `LockDelay: 0s` (Consul's default is 15 s, and Go's
-    /// client cannot send 0) and `Behavior: delete` (the key is gone after release).
+    /// client cannot send 0), `Behavior: delete` (the key is gone after release) and no health
+    /// checks (Consul's default would tie the session to the node's `serfHealth`, which can end
+    /// it before its TTL), unless the client asks for the node's health check.
     pub(crate) async fn session_create(
         &self,
         key: &str,
@@ -82,6 +114,9 @@ impl Client {
             ttl: &go_duration(ttl),
             lock_delay: "0s",
             behavior: "delete",
+            checks: self.session_node_checks(),
+            node_checks: self.session_node_checks(),
+            service_checks: &[],
         };
         let path = "/v1/session/create".into();
         let call = Call::new(Method::PUT, path, key, "create a session", timeout).with_json(&body);
@@ -132,6 +167,25 @@ impl Client {
         let sessions: Option<Vec<SessionInfo>> = serde_json::from_slice(&reply.body)
             .map_err(|e| unexpected(key, "read a session", reply.status, &e.to_string()))?;
         Ok(sessions.and_then(|s| s.into_iter().next()))
+    }
+
+    /// `GET /v1/session/info/<id>?consistent`: `Ok(true)` when the session exists, as Consul's
+    /// leader confirms with a quorum at the time of the read (so a deposed leader that does
+    /// not know it yet cannot answer), `Ok(false)` when it is gone.
+    pub(crate) async fn session_confirm(
+        &self,
+        key: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let op = "confirm the session";
+        let path = format!("/v1/session/info/{}", encode_path(id));
+        let call =
+            Call::new(Method::GET, path, key, op, timeout).with_query("consistent", String::new());
+        let reply = call.send(self, &[]).await?;
+        let sessions: Vec<SessionInfo> = serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, op, reply.status, &e.to_string()))?;
+        Ok(sessions.iter().any(|s| s.id.eq_ignore_ascii_case(id)))
     }
 
     /// `GET /v1/session/list`; `key` names the lock the listing is for, in errors.

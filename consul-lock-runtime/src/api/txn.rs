@@ -94,7 +94,7 @@ pub(super) fn is_denied(what: &str) -> bool {
 
 /// The error for a transaction Consul refused (409) other than for a held key or a
 /// lock-delay: the token may not do it, or Consul refused the transaction for `message`.
-pub(super) fn refused(key: &str, op: &'static str, message: String) -> Error {
+pub(crate) fn refused(key: &str, op: &'static str, message: String) -> Error {
     if is_denied(&message) {
         Error::PermissionDenied {
             key: key.to_owned(),
@@ -156,6 +156,8 @@ struct TxnKv<'a> {
     session: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flags: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u64>,
 }
 
 impl<'a> TxnOp<'a> {
@@ -172,6 +174,7 @@ impl<'a> TxnOp<'a> {
                 value,
                 session,
                 flags: None,
+                index: None,
             },
         }
     }
@@ -179,6 +182,12 @@ impl<'a> TxnOp<'a> {
     /// Sets the `Flags` written with the operation.
     pub(super) fn with_flags(mut self, flags: u64) -> Self {
         self.kv.flags = Some(flags);
+        self
+    }
+
+    /// Sets the `Index` of a `cas`, `delete-cas` or `check-index`.
+    pub(super) fn with_index(mut self, index: Option<u64>) -> Self {
+        self.kv.index = index;
         self
     }
 }

@@ -39,6 +39,14 @@ pub enum LostReason {
         /// The session now holding the key, if any.
         by: Option<String>,
     },
+    /// The session can be ended by its node's failure (it carries the node's health check:
+    /// [`danger_node_health_check`](crate::ClientBuilder::danger_node_health_check)), and
+    /// Consul did not confirm it for the client's node lease: Consul's servers may have
+    /// declared the node failed and freed the key.
+    Unconfirmed {
+        /// The last error seen.
+        last_error: String,
+    },
     /// The guard released the lock.
     Released,
 }
@@ -58,6 +66,11 @@ impl fmt::Display for LostReason {
             }
             LostReason::KeyTakenOver { by: Some(by) } => write!(f, "the key is now held by session {by}"),
             LostReason::KeyTakenOver { by: None } => f.write_str("the key was deleted or released from outside"),
+            LostReason::Unconfirmed { last_error } => write!(
+                f,
+                "Consul did not confirm the session within the node lease, and its node's failure \
+                 may have ended it (last error: {last_error})"
+            ),
             LostReason::Released => f.write_str("it was released"),
         }
     }
@@ -71,6 +84,9 @@ pub(crate) struct Lease {
     pub(crate) session_id: String,
     pub(crate) fencing_token: u64,
     pub(crate) ttl: Duration,
+    /// When its node's failure can end the session (it carries the node's health check): how
+    /// long after the last confirmed contact the lock counts as held.
+    node_bound: Option<Duration>,
     life: Mutex<Life>,
     state: watch::Sender<Option<LostReason>>,
     /// The `lock` label of the metrics.
@@ -92,10 +108,17 @@ pub(crate) struct Lease {
 /// 2 × TTL less a tenth of the TTL: no leader can end the session meanwhile, and a new one
 /// restarts its timer. A refused connection (the local agent down) earns no such grace: Consul
 /// may end every session of an agent that fails its health check.
+///
+/// A session that its node's failure can end (one that carries the node's health check) gets
+/// no such grace: Consul's servers can declare the node failed within seconds of losing it,
+/// whatever the TTL. Such a lock counts as held only the client's node lease after the send
+/// time of the last request Consul answered with the session alive (`contact`: a create, a
+/// renewal, or a consistent read of the session), and never past the TTL.
 #[derive(Clone, Copy, Debug)]
 struct Life {
     renewed: Instant,
     consul_leaderless: bool,
+    contact: Instant,
 }
 
 impl Lease {
@@ -110,6 +133,7 @@ impl Lease {
         renewed: Instant,
     ) -> Lease {
         Lease {
+            node_bound: client.node_bound(),
             client,
             key,
             session_id,
@@ -118,6 +142,7 @@ impl Lease {
             life: Mutex::new(Life {
                 renewed,
                 consul_leaderless: false,
+                contact: renewed,
             }),
             state: watch::channel(None).0,
             metrics_name: Arc::from(metrics::UNNAMED),
@@ -166,11 +191,37 @@ impl Lease {
     /// The moment after which Consul may have freed the key.
     pub(crate) fn valid_until(&self) -> Instant {
         let life = self.life();
-        if life.consul_leaderless {
-            life.renewed + self.ttl * 2 - self.ttl / 10
-        } else {
-            life.renewed + self.ttl
+        match self.node_bound {
+            Some(node_lease) => (life.renewed + self.ttl).min(life.contact + node_lease),
+            None if life.consul_leaderless => life.renewed + self.ttl * 2 - self.ttl / 10,
+            None => life.renewed + self.ttl,
         }
+    }
+
+    /// When its node's failure can end the session: how long after the last confirmed
+    /// contact the lock counts as held.
+    pub(crate) fn node_bound(&self) -> Option<Duration> {
+        self.node_bound
+    }
+
+    /// Consul answered a request sent at `sent` with the session alive.
+    fn confirmed_at(&self, sent: Instant) {
+        let mut life = self.life.lock().unwrap_or_else(PoisonError::into_inner);
+        life.contact = life.contact.max(sent);
+    }
+
+    /// How often the lease is renewed (with `renew`): at TTL/2, and three times per node lease
+    /// when its node's failure can end it.
+    fn renew_interval(&self) -> Duration {
+        let half = self.ttl / 2;
+        self.node_bound.map_or(half, |node| half.min(node / 3))
+    }
+
+    /// How long before the lease ends a request about it stops waiting: a tenth of the TTL
+    /// (or of the node lease, for a node-bound one).
+    fn margin(&self) -> Duration {
+        let tenth = self.ttl / 10;
+        self.node_bound.map_or(tenth, |node| tenth.min(node / 10))
     }
 
     fn last_renewal(&self) -> Instant {
@@ -178,10 +229,10 @@ impl Lease {
     }
 
     fn renewed_at(&self, sent: Instant) {
-        *self.life.lock().unwrap_or_else(PoisonError::into_inner) = Life {
-            renewed: sent,
-            consul_leaderless: false,
-        };
+        let mut life = self.life.lock().unwrap_or_else(PoisonError::into_inner);
+        life.renewed = sent;
+        life.consul_leaderless = false;
+        life.contact = life.contact.max(sent);
     }
 
     /// A renewal failed in a way that shows Consul without a working leader.
@@ -202,7 +253,21 @@ impl Lease {
         if let Some(reason) = self.state.borrow().clone() {
             return Some(reason);
         }
-        (Instant::now() >= self.valid_until()).then_some(LostReason::Expired)
+        (Instant::now() >= self.valid_until()).then(|| self.ran_out())
+    }
+
+    /// Why a lease that ran out without a recorded loss is over: its TTL, or (node-bound)
+    /// Consul not confirming it in time.
+    fn ran_out(&self) -> LostReason {
+        let life = self.life();
+        match self.node_bound {
+            Some(node_lease) if life.contact + node_lease < life.renewed + self.ttl => {
+                LostReason::Unconfirmed {
+                    last_error: "no confirmation arrived in time".into(),
+                }
+            }
+            _ => LostReason::Expired,
+        }
     }
 
     /// Whether a loss has been recorded.
@@ -250,10 +315,50 @@ impl LeaseEnd for Lease {
     }
 }
 
-/// Reports [`LostReason::Expired`] when the lease runs out (a lock without renewal).
+/// Reports the loss when the lease runs out (a lock without renewal): [`LostReason::Expired`]
+/// at its TTL, or [`LostReason::Unconfirmed`] when a node-bound lease was not confirmed in
+/// time. A node-bound lease's end moves with each confirmation, so it is read again on waking.
 pub(crate) async fn expire_at_ttl(lease: &Lease) {
-    tokio::time::sleep_until(lease.valid_until()).await;
-    lease.lose(LostReason::Expired);
+    loop {
+        let until = lease.valid_until();
+        tokio::time::sleep_until(until).await;
+        if Instant::now() >= lease.valid_until() {
+            lease.lose(lease.ran_out());
+            return;
+        }
+    }
+}
+
+/// Keeps a node-bound lease without renewal confirmed: three times per node lease, a
+/// consistent read of the session (which does not extend its TTL), until the TTL runs out or
+/// the session is gone. A confirmation that fails is tried again at the next turn; the lease
+/// counts as held only the node lease after the last one that succeeded.
+pub(crate) async fn confirm(lease: &Lease) {
+    let Some(node_lease) = lease.node_bound else {
+        return;
+    };
+    let every = node_lease / 3;
+    let ttl_end = lease.last_renewal() + lease.ttl;
+    loop {
+        tokio::time::sleep(every).await;
+        let now = Instant::now();
+        if now >= ttl_end {
+            return;
+        }
+        let timeout = node_lease.min(lease.client.request_timeout());
+        match lease
+            .client
+            .session_confirm(&lease.key, &lease.session_id, timeout)
+            .await
+        {
+            Ok(true) => lease.confirmed_at(now),
+            Ok(false) => {
+                lease.lose(LostReason::SessionInvalidated);
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "confirming the session failed; retrying"),
+        }
+    }
 }
 
 /// Renews the session at TTL/2; retries failed renewals until the lease runs out (see
@@ -261,10 +366,12 @@ pub(crate) async fn expire_at_ttl(lease: &Lease) {
 /// waiting a tenth of the TTL before the lease ends, so that a request Consul holds during an
 /// election ends as "no answer" (which extends the lease) before the lease is over.
 pub(crate) async fn renew(lease: &Lease) {
-    let half = lease.ttl / 2;
+    let half = lease.renew_interval();
     // A failed renewal is retried after a tenth of the TTL: several tries fit in the half TTL
     // left, bounded to 50 ms..1 s so that short test TTLs and long TTLs both retry sensibly.
-    let retry = (lease.ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let retry = lease
+        .margin()
+        .clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut next = lease.last_renewal() + half;
     let mut last_error = String::new();
     loop {
@@ -272,11 +379,15 @@ pub(crate) async fn renew(lease: &Lease) {
         let valid_until = lease.valid_until();
         let now = Instant::now();
         if now >= valid_until {
-            lease.lose(LostReason::RenewalFailed { last_error });
+            let last_error = std::mem::take(&mut last_error);
+            lease.lose(match lease.ran_out() {
+                LostReason::Unconfirmed { .. } => LostReason::Unconfirmed { last_error },
+                _ => LostReason::RenewalFailed { last_error },
+            });
             return;
         }
         let timeout = (valid_until - now)
-            .saturating_sub(lease.ttl / 10)
+            .saturating_sub(lease.margin())
             .max(Duration::from_millis(50))
             .min(lease.client.request_timeout());
         let client = &lease.client;

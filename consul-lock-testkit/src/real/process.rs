@@ -160,10 +160,26 @@ pub(super) fn has_node(addr: SocketAddr) -> bool {
 
 /// One `GET` over HTTP/1.0 (the server closes the connection after its answer).
 pub(super) fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    request(addr, "GET", path, &[], "")
+}
+
+/// One request over HTTP/1.0 with `headers` and `body` (the server closes the connection
+/// after its answer).
+pub(crate) fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
     s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     s.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    write!(s, "{head}Content-Length: {}\r\n\r\n{body}", body.len())?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP answer");

@@ -1,0 +1,152 @@
+//! What may end this client's sessions besides their TTL and a release, and how the lease
+//! accounts for it: the sessions carry no health check (the default), or the node's health
+//! check ([`ClientBuilder::danger_node_health_check`]); a lease whose node's failure can end it
+//! counts as held only [`node_lease`](ClientBuilder::node_lease) after its last confirmed
+//! contact with Consul.
+
+use std::time::Duration;
+
+use crate::{Client, ClientBuilder};
+
+/// How long a lease that its node's failure can end counts as held after the holder's last
+/// confirmed contact with Consul, unless set with [`ClientBuilder::node_lease`]: 3 s, below the
+/// 4 s in which Consul's default gossip settings (`gossip_lan`: probe interval 1 s,
+/// `suspicion_mult` 4, fewer than 10 nodes) can declare a node failed.
+///
+/// ```
+/// use consul_lock_runtime::{Client, DEFAULT_NODE_LEASE};
+/// use std::time::Duration;
+/// assert_eq!(DEFAULT_NODE_LEASE, Duration::from_secs(3));
+/// assert_eq!(Client::builder().build()?.node_lease(), DEFAULT_NODE_LEASE);
+/// # Ok::<(), consul_lock_runtime::Error>(())
+/// ```
+pub const DEFAULT_NODE_LEASE: Duration = Duration::from_secs(3);
+
+/// The node check Consul ties sessions to by default.
+pub(crate) const SERF_HEALTH: &str = "serfHealth";
+
+/// This client's choices about what its sessions are tied to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SessionPolicy {
+    /// Sessions carry the node's `serfHealth` check (Consul's default) instead of none.
+    pub(crate) node_health_check: bool,
+    /// How long a node-bound lease counts as held after its last confirmed contact.
+    pub(crate) node_lease: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            node_health_check: false,
+            node_lease: DEFAULT_NODE_LEASE,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// **Gives up part of the lease's promise.** Create sessions with the agent node's
+    /// `serfHealth` check, as Consul does by default (and Go's `api.Lock`, `consul lock` and
+    /// the Python library do), instead of with no check at all (this library's default).
+    ///
+    /// What it buys: when Consul's servers declare the agent's node failed (the machine died,
+    /// the agent crashed), they end its sessions at once and free its keys, instead of after
+    /// the lock timeout (up to twice it). What it costs: the servers also declare a node failed
+    /// that is only slow or cut off from them (a frozen VM, a stuck agent, a network cut), while
+    /// the holder runs on; then another process can take the key before this holder's lock
+    /// timeout, at a moment the holder cannot learn (it cannot reach Consul).
+    ///
+    /// `is_held()` accounts for it as far as a client can: such a lease counts as held only
+    /// [`node_lease`](Self::node_lease) (3 s) after the last request that Consul answered with
+    /// the session alive, and the library confirms the session three times per node lease
+    /// (renewals with `renew`, `GET /v1/session/info/<id>?consistent` otherwise), so a lock
+    /// costs a request a second while held. What it cannot cover: a gossip failure that leaves
+    /// requests working (the servers declare the node failed while the holder still reaches
+    /// them; `lost()` reports it at the next confirmation, up to a second later), and gossip
+    /// settings that declare a node failed faster than the node lease (lower `node_lease` to
+    /// match). Use fenced writes ([`Fence`](crate::Fence)) for anything that must not happen
+    /// twice.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// use consul_lock_runtime::{Client, Lock};
+    /// let client = Client::builder().address(server.url()).danger_node_health_check(true).build()?;
+    /// let guard = Lock::new("node-health-example").client(&client).acquire().await?;
+    /// let sessions = client.sessions().await?;
+    /// let session = sessions.iter().find(|s| s.id == guard.session_id()).expect("listed");
+    /// assert_eq!(session.node_checks, ["serfHealth"]);
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn danger_node_health_check(mut self, on: bool) -> Self {
+        self.sessions.node_health_check = on;
+        self
+    }
+
+    /// How long a lease that its node's failure can end counts as held after the last
+    /// confirmed contact with Consul (default [`DEFAULT_NODE_LEASE`], 3 s). Such leases are
+    /// those of [`danger_node_health_check`](Self::danger_node_health_check) sessions. Keep it
+    /// below the shortest time in which your Consul's gossip can declare a node failed (4 s
+    /// with Consul's defaults, more with more nodes; `gossip_lan` settings change it). The
+    /// library confirms such a lease three times per node lease.
+    ///
+    /// ```
+    /// use consul_lock_runtime::Client;
+    /// use std::time::Duration;
+    /// let client = Client::builder().node_lease(Duration::from_millis(1500)).build()?;
+    /// assert_eq!(client.node_lease(), Duration::from_millis(1500));
+    /// // Zero is refused when the client is built.
+    /// assert!(Client::builder().node_lease(Duration::ZERO).build().is_err());
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    #[must_use]
+    pub fn node_lease(mut self, lease: Duration) -> Self {
+        self.sessions.node_lease = lease;
+        self
+    }
+}
+
+impl Client {
+    /// Whether this client's sessions carry the node's health check (see
+    /// [`ClientBuilder::danger_node_health_check`]).
+    ///
+    /// ```
+    /// let client = consul_lock_runtime::Client::builder().build()?;
+    /// assert!(!client.sessions_carry_node_health_check()); // no check, by default
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    #[must_use]
+    pub fn sessions_carry_node_health_check(&self) -> bool {
+        self.inner.sessions.node_health_check
+    }
+
+    /// How long a lease that its node's failure can end counts as held after its last
+    /// confirmed contact (see [`ClientBuilder::node_lease`]).
+    ///
+    /// ```
+    /// let client = consul_lock_runtime::Client::builder().build()?;
+    /// assert_eq!(client.node_lease(), consul_lock_runtime::DEFAULT_NODE_LEASE);
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    #[must_use]
+    pub fn node_lease(&self) -> Duration {
+        self.inner.sessions.node_lease
+    }
+
+    /// The node lease of this client's leases when its node's failure can end them (their
+    /// sessions carry the node's health check), `None` when only their TTL or a destroy can.
+    pub(crate) fn node_bound(&self) -> Option<Duration> {
+        let policy = &self.inner.sessions;
+        policy.node_health_check.then_some(policy.node_lease)
+    }
+
+    /// The `NodeChecks` a session is created with.
+    pub(crate) fn session_node_checks(&self) -> &'static [&'static str] {
+        if self.inner.sessions.node_health_check {
+            &[SERF_HEALTH]
+        } else {
+            &[]
+        }
+    }
+}
