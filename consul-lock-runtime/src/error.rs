@@ -158,7 +158,7 @@ pub enum Error {
     /// # Ok(()) }
     /// ```
     #[error(
-        "lock `{key}` is no longer held by this holder's session, so Consul applied nothing of          the fenced write ({message}); stop the work that needed the lock (lost() says why) and          acquire the lock again before writing"
+        "lock `{key}` is no longer held by this holder's session, so Consul applied nothing of the fenced write ({message}); stop the work that needed the lock (lost() says why) and acquire the lock again before writing"
     )]
     LockLost {
         /// The full Consul key of the lock (for several keys, the one found not held).

@@ -120,7 +120,7 @@ async fn the_record_goes_with_the_leadership_and_a_proclaim_keeps_the_token() {
         .unwrap();
     let refused = stale.proclaim("stale").await.unwrap_err();
     assert!(
-        matches!(refused, Error::ConsulRefused { status: 409, .. }),
+        matches!(&refused, Error::LockLost { key, .. } if key == leadership.key()),
         "{refused}"
     );
     assert!(refused.to_string().contains("no longer leads"), "{refused}");

@@ -8,7 +8,6 @@
 //! - [`kv_write`]: a check-and-set put and an acquire with flags (the semaphore's writes);
 //! - [`txn`]: the lock transaction (lock + leave the queue + read it), unlock, and the lock of
 //!   several keys at once;
-//! - [`relock`]: a leader's writes to its own keys, applied only while it holds the key;
 //! - [`waiters`]: the transaction that joins a key's queue and reads it;
 //! - [`fenced`]: a transaction that checks that sessions hold their keys, then writes.
 
@@ -16,7 +15,6 @@ pub(crate) mod fenced;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod kv_write;
-pub(crate) mod relock;
 pub(crate) mod session;
 pub(crate) mod txn;
 pub(crate) mod waiters;

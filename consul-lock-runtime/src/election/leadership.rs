@@ -229,6 +229,28 @@ impl Leadership {
         self.inner.stop.borrow().clone()
     }
 
+    /// Writes that Consul applies only while this process still leads (the lock's
+    /// [`Fence`](crate::Fence)): a deposed leader, knowing it or not, is refused with
+    /// [`Error::LockLost`](crate::Error::LockLost) and nothing is written.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).build()?;
+    /// use consul_lock_runtime::{Election, Error};
+    /// let leadership = Election::new("fence-example").client(&client).campaign().await?;
+    /// let fence = leadership.fence();
+    /// fence.put("jobs/schedule/next", "02:00").await?;
+    /// client.destroy_session(leadership.session_id()).await?; // deposed
+    /// assert!(matches!(fence.put("jobs/schedule/next", "03:00").await, Err(Error::LockLost { .. })));
+    /// assert_eq!(client.kv_get("jobs/schedule/next").await?.expect("kept").value, b"02:00");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn fence(&self) -> crate::Fence {
+        self.inner.handle.fence()
+    }
+
     /// A cloneable view of the lock behind this leadership, for code that takes a
     /// [`LockHandle`].
     #[must_use]
@@ -259,8 +281,8 @@ impl Leadership {
     ///
     /// # Errors
     ///
-    /// [`Error::ConsulRefused`](crate::Error::ConsulRefused) with status 409 when this process
-    /// no longer leads (nothing was written); [`Error::InvalidOption`](crate::Error::InvalidOption)
+    /// [`Error::LockLost`](crate::Error::LockLost) when this process no longer leads (Consul
+    /// refused it: nothing was written); [`Error::InvalidOption`](crate::Error::InvalidOption)
     /// for a value over Consul's size limit, before any request;
     /// [`Error::PermissionDenied`](crate::Error::PermissionDenied),
     /// [`Error::ConsulRefused`](crate::Error::ConsulRefused) (5xx) or

@@ -1,16 +1,13 @@
 //! The leader's own writes: the leadership record beside the leader key (written once, right
-//! after the key is taken) and a proclaim (a new value in the leader key). Both are one
-//! transaction that Consul applies only while the leader's session still holds the key, and
-//! both `lock` their key with that session, so that they go when the leadership goes.
-//!
-//! SEAM (issue 18): the transaction is [`Client::txn_relock`]; once issue 18's fenced writes
-//! are on `main`, it goes through their `Fence` (the one fenced write) and a refusal becomes
-//! their `Error::LockLost`.
+//! after the key is taken) and a proclaim (a new value in the leader key). Both are a fenced
+//! write (the lock's [`Fence`](crate::Fence): one transaction that Consul applies only while
+//! the leader's session still holds the key), whose operation `lock`s its key with that
+//! session, so that the record and the value go when the leadership goes.
 
 use std::time::{Duration, SystemTime};
 
 use super::leader::{record_key, Record};
-use crate::api::relock::Relocked;
+use crate::api::fenced::{FencedOutcome, WireOp};
 use crate::protocol::retry::Backoff;
 use crate::value::{txn_body_size, MAX_VALUE_SIZE};
 use crate::{Error, LockHandle, Result, GO_LOCK_FLAG};
@@ -31,31 +28,58 @@ pub(crate) fn check_value_size(key: &str, len: usize) -> Result<()> {
     Ok(())
 }
 
-/// The error for a leader write refused because the session no longer holds the key.
-fn not_leader(key: &str, what: &str) -> Error {
-    Error::ConsulRefused {
-        key: key.to_owned(),
-        operation: "write as the leader (fenced)",
-        status: 409,
-        message: format!(
-            "{what}: this process no longer leads the election, so nothing was written; \
-             campaign again"
-        ),
+/// `lock`s `key` with `value` and `flags` by the leadership's session, through the lock's
+/// fence: applied only while the session holds the leader key; [`Error::LockLost`] otherwise.
+async fn lock_fenced(
+    handle: &LockHandle,
+    key: &str,
+    value: &[u8],
+    flags: u64,
+    timeout: Duration,
+) -> Result<()> {
+    let fence = handle.fence();
+    let op = WireOp {
+        verb: "lock",
+        key,
+        value: Some(value),
+        index: None,
+        session: Some(handle.session_id()),
+        flags: Some(flags),
+    };
+    let client = handle.client();
+    let label = handle.key();
+    match client
+        .txn_fenced(label, fence.checks(), &[op], timeout)
+        .await?
+    {
+        FencedOutcome::Applied(_) => Ok(()),
+        FencedOutcome::Refused(errors) => {
+            let checks = fence.checks().len();
+            if let Some((_, what)) = errors.iter().find(|(i, _)| *i < checks) {
+                return Err(Error::LockLost {
+                    key: label.to_owned(),
+                    message: format!("{what}: this process no longer leads the election"),
+                });
+            }
+            let what = errors
+                .iter()
+                .map(|(_, what)| what.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            Err(crate::api::txn::refused(
+                label,
+                "write as the leader (fenced)",
+                what,
+            ))
+        }
     }
 }
 
-/// Writes `value` into the leader key, if the leadership's session still holds it.
+/// Writes `value` into the leader key, if the leadership's session still holds it. Go's lock
+/// flag stays on the key, so Go's `api.Lock` waiting on it goes on waiting.
 pub(crate) async fn proclaim(handle: &LockHandle, value: &[u8]) -> Result<()> {
-    let client = handle.client();
-    let key = handle.key();
-    let locks = [(key, value, GO_LOCK_FLAG)];
-    match client
-        .txn_relock(key, handle.session_id(), &locks, client.request_timeout())
-        .await?
-    {
-        Relocked::Applied(_) => Ok(()),
-        Relocked::NotHeld(what) => Err(not_leader(key, &what)),
-    }
+    let timeout = handle.client().request_timeout();
+    lock_fenced(handle, handle.key(), value, GO_LOCK_FLAG, timeout).await
 }
 
 /// Whether the record was written.
@@ -69,10 +93,8 @@ pub(crate) enum Written {
 /// while the lease lasts.
 pub(crate) async fn write(handle: &LockHandle, since: SystemTime) -> Result<Written> {
     let client = handle.client();
-    let key = handle.key();
     let record = Record::new(handle.session_id(), handle.fencing_token(), since).to_json();
-    let record_key = record_key(key);
-    let locks = [(record_key.as_str(), record.as_slice(), 0)];
+    let record_key = record_key(handle.key());
     let mut backoff = Backoff::between(Duration::from_millis(10), Duration::from_millis(500));
     loop {
         if !handle.is_held() {
@@ -84,17 +106,14 @@ pub(crate) async fn write(handle: &LockHandle, since: SystemTime) -> Result<Writ
         let timeout = left
             .min(client.request_timeout())
             .max(Duration::from_millis(1));
-        match client
-            .txn_relock(key, handle.session_id(), &locks, timeout)
-            .await
-        {
-            Ok(Relocked::Applied(_)) => return Ok(Written::Yes),
-            Ok(Relocked::NotHeld(_)) => return Ok(Written::NotLeader),
+        match lock_fenced(handle, &record_key, &record, 0, timeout).await {
+            Ok(()) => return Ok(Written::Yes),
+            Err(Error::LockLost { .. }) => return Ok(Written::NotLeader),
+            Err(e) if e.is_invalid_session() => return Ok(Written::NotLeader),
             Err(e) if e.is_transient() => {
                 tracing::debug!(error = %e, "writing the leadership record failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
             }
-            Err(e) if e.is_invalid_session() => return Ok(Written::NotLeader),
             Err(e) => return Err(e),
         }
     }
