@@ -453,3 +453,48 @@ async fn bad_options_are_refused_before_any_request() {
     ));
     assert_eq!(env.client.requests_sent(), 0);
 }
+
+#[tokio::test]
+async fn a_deposed_leader_queues_behind_the_candidates_that_waited() {
+    let env = Env::new("election-deposed");
+    let e = election(&env, "deposed");
+    let terms = Arc::new(Mutex::new(Vec::new()));
+    let seen = terms.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = e.runner().until(async move {
+        let _ = stopped.await;
+    });
+    let running = tokio::spawn(runner.run(move |leadership| {
+        seen.lock().unwrap().push(leadership.clone());
+        async move {
+            leadership.stopping().await;
+            Ok::<(), Error>(())
+        }
+    }));
+    eventually(Duration::from_secs(20), "elected", || {
+        terms.lock().unwrap().len() == 1
+    })
+    .await;
+    let client = env.another_client();
+    let standby = e.clone().client(&client);
+    let waiting = tokio::spawn(async move { standby.campaign().await });
+    Env::until_waiting(&client).await;
+    let first = terms.lock().unwrap()[0].clone();
+    env.client
+        .destroy_session(first.session_id())
+        .await
+        .unwrap();
+    let next = waiting.await.unwrap().unwrap();
+    assert!(
+        next.is_leader(),
+        "the candidate that waited leads, not the deposed leader"
+    );
+    assert_eq!(
+        terms.lock().unwrap().len(),
+        1,
+        "the deposed leader waits its turn"
+    );
+    stop.send(()).unwrap();
+    assert_eq!(running.await.unwrap().unwrap(), None);
+    next.resign().await.unwrap();
+}

@@ -12,7 +12,7 @@ use futures::StreamExt as _;
 use tokio::time::Instant;
 
 use super::{campaign, Election, Leader, Leadership, Observation, StopCause};
-use crate::{exec, Error};
+use crate::{exec, Error, LostReason};
 
 /// What a [`Runner`] reports to its [`on_event`](Runner::on_event) callback.
 ///
@@ -242,13 +242,23 @@ impl Runner {
                         tracing::debug!(key = %plan.key, "the work returned an error after it was told to stop");
                     }
                     let took = told.elapsed();
-                    if matches!(cause, StopCause::Resigned) {
+                    // Given up, or taken away while Consul answers: the release is awaited, so
+                    // that the next campaign knows this process just left and queues behind
+                    // the candidates that waited (a deposed leader does not win again at once).
+                    // Renewals failing (Consul unreachable): the release goes on in the
+                    // background.
+                    let await_release = matches!(
+                        cause,
+                        StopCause::Resigned
+                            | StopCause::Lost(
+                                LostReason::KeyTakenOver { .. } | LostReason::SessionInvalidated
+                            )
+                    );
+                    if await_release {
                         if let Err(e) = leadership.clone().resign().await {
                             tracing::warn!(key = %plan.key, error = %e, "resigning failed; the lease ends by itself");
                         }
                     } else {
-                        // Lost or running out: the release (if Consul can still be asked)
-                        // goes on in the background.
                         drop(leadership);
                     }
                     emit(RunEvent::Stopped {
