@@ -103,10 +103,13 @@ pub fn leader_result<R: LeaderResult>() -> Conversions<R> {
     (R::into_result, R::from_result)
 }
 
+/// The conversions to and from `Result<T, E>` of a return type `R`.
+pub type Convert<R, T, E> = (fn(R) -> Result<T, E>, fn(Result<T, E>) -> R);
+
 /// [`Election::run`] for the attribute.
 pub async fn run_leader<F, Fut, R, T, E>(
     election: Election,
-    (into_result, from_result): (fn(R) -> Result<T, E>, fn(Result<T, E>) -> R),
+    (into_result, from_result): Convert<R, T, E>,
     mut work: F,
 ) -> R
 where
