@@ -171,8 +171,13 @@ pub fn run(
     let limit = ttl * 3 + Duration::from_secs(10);
     let (mut leader, _) = c.started(limit)?;
     let (mut kills, mut resigns) = (Samples::default(), Samples::default());
+    // The kills come at a uniform point of the leader's renewal period (it renews every half
+    // TTL), as a crash of a long-running leader would: right after the election every kill
+    // would meet a lease just renewed, the worst case.
+    let mut phase = XorShift(u64::from(std::process::id()) | 1);
     for round in 0..rounds * 2 {
         let (was, t0) = if round % 2 == 0 {
+            std::thread::sleep(ttl.mul_f64(phase.next() / 2.0)); // the kill's point in the period
             let t0 = mono_ns();
             c.kill(leader);
             (leader, t0)
