@@ -162,6 +162,7 @@ mod tests {
             key: String::new(),
             operation: "list sessions",
             address: "http://127.0.0.1:8500".into(),
+            cause: consul_lock_runtime::RequestFailure::NotConnected,
             reason: "tcp connect error: Connection refused (os error 111)".into(),
         });
         assert_eq!(f.status, CONSUL);

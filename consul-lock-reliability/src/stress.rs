@@ -366,24 +366,6 @@ impl RunOutput {
             .flat_map(|s| s.acquire_errors.clone())
             .collect()
     }
-    /// Acquire errors that are the acquire deadline cutting the last request short
-    /// (`Unreachable: no answer within <the time left>`) although Consul answered before:
-    /// in substance "not acquired in time", reported as unreachable by the library.
-    #[must_use]
-    pub fn deadline_cut_errors(&self) -> Vec<String> {
-        self.acquire_errors()
-            .into_iter()
-            .filter(|e| is_deadline_cut(e))
-            .collect()
-    }
-    /// Acquire errors other than [`deadline_cut_errors`](Self::deadline_cut_errors).
-    #[must_use]
-    pub fn other_acquire_errors(&self) -> Vec<String> {
-        self.acquire_errors()
-            .into_iter()
-            .filter(|e| !is_deadline_cut(e))
-            .collect()
-    }
     /// Every release error.
     #[must_use]
     pub fn release_errors(&self) -> Vec<String> {
@@ -397,10 +379,6 @@ impl RunOutput {
     pub fn requests(&self) -> u64 {
         self.summaries.iter().map(|s| s.requests).sum()
     }
-}
-
-fn is_deadline_cut(e: &str) -> bool {
-    e.contains("could not be reached") && e.contains("no answer within")
 }
 
 /// Starts `args.config.processes` worker processes (`exe worker '<json>'`), collects their
@@ -494,7 +472,7 @@ impl StressReport {
     pub fn describe(&self) -> String {
         format!(
             "{} processes x {} tasks x {} keys for {:?}: {} acquire calls, {} holds checked ({} handovers), \
-             {} not acquired in time, {} acquire errors ({} of them the deadline cutting the last request), {} release errors, {} HTTP requests, \
+             {} not acquired in time, {} acquire errors, {} release errors, {} HTTP requests, \
              {} holds reported lost by their guard, {} violations, {} sessions and {} keys left, {:.1} s",
             self.config.processes,
             self.config.tasks,
@@ -505,7 +483,6 @@ impl StressReport {
             self.verdict.handovers,
             self.output.not_acquired(),
             self.output.acquire_errors().len(),
-            self.output.deadline_cut_errors().len(),
             self.output.release_errors().len(),
             self.output.requests(),
             self.verdict.lost,

@@ -65,12 +65,12 @@ async fn no_two_processes_ever_hold_a_key_at_once() {
         "too few holds to mean much: {}",
         report.verdict.holds
     );
-    // Without faults the only acquire error allowed is the deadline cutting the last request
-    // (the library reports that as `Unreachable`; see the README's findings).
+    // Without faults no acquire fails: a deadline that cuts the last request short is "not
+    // acquired in time" (finding 4), not an error.
     assert!(
-        report.output.other_acquire_errors().is_empty(),
+        report.output.acquire_errors().is_empty(),
         "{:?}",
-        report.output.other_acquire_errors()
+        report.output.acquire_errors()
     );
     assert!(
         report.output.release_errors().is_empty(),

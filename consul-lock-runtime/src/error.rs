@@ -38,12 +38,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
-    /// The key stayed unavailable for the whole acquire timeout: held by another session, or
-    /// free but under a lock-delay (see [`Blocker`]).
+    /// The lock was not had within the acquire timeout: the key stayed held by another
+    /// session, or free but under a lock-delay, or the timeout ran out while Consul's answer
+    /// was on its way (see [`Blocker`]). The try and fail-soft forms answer `None` instead.
     #[error(
-        "lock `{key}` {blocked_by} within {} ({attempts} attempt(s)); \
-         raise the acquire timeout, or use the try/fail-soft form to treat this as a normal outcome",
-        DisplayDuration(*waited)
+        "{}; raise the acquire timeout, or use the try/fail-soft form to treat this as a normal outcome",
+        NotAcquiredText { key, waited: *waited, attempts: *attempts, blocked_by: *blocked_by }
     )]
     NotAcquired {
         /// The full Consul key.
@@ -87,7 +87,9 @@ pub enum Error {
         message: String,
     },
 
-    /// Consul could not be reached, or did not answer in time.
+    /// Consul could not be reached, or did not answer within the client's request timeout.
+    /// (An acquire whose own timeout runs out while a request is on its way reports
+    /// [`Error::NotAcquired`], not this.)
     #[error(
         "Consul at {address} could not be reached to {operation} for lock `{key}`: {reason}; \
          check CONSUL_HTTP_ADDR and that the agent is running and has a leader"
@@ -99,7 +101,9 @@ pub enum Error {
         operation: &'static str,
         /// The agent's address.
         address: String,
-        /// What the transport said (connection refused, timed out after …).
+        /// Why the request got no answer.
+        cause: RequestFailure,
+        /// What the transport said (connection refused, no answer within …).
         reason: String,
     },
 
@@ -195,17 +199,92 @@ pub enum Blocker {
     /// client whose sessions have a lock-delay, such as Go's `api.Lock` with Consul's default
     /// of 15 s). This library's own sessions set no lock-delay.
     LockDelay,
+    /// The acquire timeout ran out while a request was on its way and Consul had not answered
+    /// yet (each request of an acquire may take only the time left): Consul is slow, or the
+    /// timeout is short for it, not unreachable.
+    Unanswered {
+        /// The request whose answer did not come in time (`create a session`, `lock the key`, …).
+        operation: &'static str,
+    },
 }
 
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Blocker::Holder => "is held by another session and was not released",
-            Blocker::LockDelay => {
-                "is free, but under the lock-delay of a session that ended without releasing it \
-                 (Consul refuses every new holder until the delay runs out), and the delay did not end"
+        match self {
+            Blocker::Holder => f.write_str("held by another session"),
+            Blocker::LockDelay => f.write_str("under a lock-delay"),
+            Blocker::Unanswered { operation } => {
+                write!(
+                    f,
+                    "waiting for Consul's answer to the request to {operation}"
+                )
             }
-        })
+        }
+    }
+}
+
+/// Why a request got no answer from Consul (the `cause` of [`Error::Unreachable`]).
+///
+/// ```
+/// use consul_lock_runtime::{Error, RequestFailure};
+///
+/// fn agent_down(e: &Error) -> bool {
+///     matches!(e, Error::Unreachable { cause: RequestFailure::NotConnected, .. })
+/// }
+/// # assert!(!agent_down(&Error::Reentrant { key: "k".into() }));
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFailure {
+    /// The request went out and no answer came within the client's request timeout
+    /// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)): Consul
+    /// without a leader holds requests about 7 s before it answers, an overloaded agent
+    /// longer.
+    NoAnswer,
+    /// The request went out with only the time left before a deadline (an acquire's timeout,
+    /// the end of a lease for its renewal), and that ran out before the answer came. Consul
+    /// may be merely slow. An acquire reports this as [`Error::NotAcquired`] with
+    /// [`Blocker::Unanswered`].
+    DeadlineReached,
+    /// No connection could be made (refused, no route, unknown host): the request never
+    /// reached Consul.
+    NotConnected,
+    /// The connection failed otherwise (reset, closed mid-answer, a TLS failure): the request
+    /// may have reached Consul.
+    Broken,
+}
+
+/// The sentence of [`Error::NotAcquired`] before its advice.
+struct NotAcquiredText<'a> {
+    key: &'a str,
+    waited: Duration,
+    attempts: u32,
+    blocked_by: Blocker,
+}
+
+impl fmt::Display for NotAcquiredText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, waited, attempts) = (self.key, DisplayDuration(self.waited), self.attempts);
+        match self.blocked_by {
+            Blocker::Holder => write!(
+                f,
+                "lock `{key}` is held by another session and was not released within {waited} \
+                 ({attempts} attempt(s))"
+            ),
+            Blocker::LockDelay => write!(
+                f,
+                "lock `{key}` is free, but under the lock-delay of a session that ended without \
+                 releasing it (Consul refuses every new holder until the delay runs out), and the \
+                 delay did not end within {waited} ({attempts} attempt(s))"
+            ),
+            Blocker::Unanswered { operation } => write!(
+                f,
+                "lock `{key}` was not acquired within {waited} ({attempts} attempt(s)): the \
+                 acquire timeout ran out while waiting for Consul's answer to the request to \
+                 {operation} (Consul had not answered yet: it is slow, or has no leader and holds \
+                 requests; each request of an acquire gets only the time left)"
+            ),
+        }
     }
 }
 
@@ -263,7 +342,10 @@ impl Error {
             Error::ConsulRefused {
                 status, message, ..
             } => *status >= 500 && !is_invalid_session(message),
-            Error::Unreachable { reason, .. } => reason.starts_with(NO_ANSWER),
+            Error::Unreachable { cause, .. } => matches!(
+                cause,
+                RequestFailure::NoAnswer | RequestFailure::DeadlineReached
+            ),
             _ => false,
         }
     }
@@ -273,9 +355,20 @@ impl Error {
     pub(crate) fn may_have_reached_consul(&self) -> bool {
         match self {
             Error::ConsulRefused { .. } => true,
-            Error::Unreachable { reason, .. } => !reason.starts_with(NOT_CONNECTED),
+            Error::Unreachable { cause, .. } => *cause != RequestFailure::NotConnected,
             _ => false,
         }
+    }
+
+    /// Whether the request ran out of the time left before its deadline without an answer.
+    pub(crate) fn reached_deadline(&self) -> bool {
+        matches!(
+            self,
+            Error::Unreachable {
+                cause: RequestFailure::DeadlineReached,
+                ..
+            }
+        )
     }
 
     /// Whether Consul said the session does not exist (any more).
@@ -283,14 +376,6 @@ impl Error {
         matches!(self, Error::ConsulRefused { message, .. } if is_invalid_session(message))
     }
 }
-
-/// How [`Error::Unreachable`] begins its reason when the request went out and no answer came
-/// back in time.
-pub(crate) const NO_ANSWER: &str = "no answer within";
-
-/// How [`Error::Unreachable`] begins its reason when no connection could be made, so the
-/// request never reached Consul.
-pub(crate) const NOT_CONNECTED: &str = "could not connect";
 
 fn is_invalid_session(message: &str) -> bool {
     message.contains("invalid session")

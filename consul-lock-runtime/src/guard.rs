@@ -17,7 +17,7 @@ use crate::error::DisplayDuration;
 use crate::exec;
 use crate::protocol::lease::{self, Lease};
 use crate::reentry::{Caller, HeldMark};
-use crate::{Error, Fence, LostReason, Result};
+use crate::{Error, Fence, LostReason, RequestFailure, Result};
 
 /// The guard's and its handles' view of one held lock.
 struct Shared {
@@ -508,6 +508,7 @@ async fn release_patiently(lease: Arc<Lease>) -> Result<()> {
             key,
             operation: "destroy the session (release)",
             address,
+            cause: RequestFailure::NoAnswer,
             reason: format!(
                 "Consul did not confirm the release within {}; it goes on in the background \
                  until Consul confirms it (flush_releases() waits for it), and the TTL frees \

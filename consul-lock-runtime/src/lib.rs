@@ -111,7 +111,7 @@ pub use election::{
     Candidate, Election, Leader, Leadership, Observation, Observe, RunEvent, Runner, StopCause,
     Stopping, DEFAULT_ELECTION_PREFIX, DEFAULT_ELECTION_TTL, LEADER_SUFFIX, RECORD_SUFFIX,
 };
-pub use error::{Blocker, Error, Result};
+pub use error::{Blocker, Error, RequestFailure, Result};
 pub use fence::{Fence, KvOp, MAX_TXN_OPS};
 pub use guard::{LockGuard, LockHandle, Lost};
 pub use lock::Lock;

@@ -407,11 +407,14 @@ impl Lock {
     ///
     /// # Errors
     ///
-    /// - [`Error::NotAcquired`]: another session held the key for the whole timeout;
+    /// - [`Error::NotAcquired`]: another session held the key for the whole timeout, or the
+    ///   timeout ran out while Consul's answer to a request was on its way (each request gets
+    ///   only the time left; see [`Blocker`](crate::Blocker));
     /// - [`Error::InvalidKey`] / [`Error::InvalidOption`]: before any request;
     /// - [`Error::PermissionDenied`]: the ACL token may not create sessions or write the key;
     /// - [`Error::ConsulRefused`] / [`Error::Unreachable`]: Consul failed for the whole timeout
-    ///   (or on the one try).
+    ///   (or on the one try): it answered with an error status, gave no answer within the
+    ///   client's request timeout, or could not be connected to.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,7 +12,7 @@
 //!
 //! | name | type | labels | what |
 //! |---|---|---|---|
-//! | `consul_lock_acquisitions_total` | counter | `lock`, `outcome` | acquires by outcome: `acquired`, `not_acquired` (held, or under a lock-delay, for the whole acquire timeout), or the error kind (`unreachable`, `consul_refused`, `permission_denied`, `invalid_key`, `invalid_option`, `runtime`) |
+//! | `consul_lock_acquisitions_total` | counter | `lock`, `outcome` | acquires by outcome: `acquired`, `not_acquired` (held, or under a lock-delay, for the whole acquire timeout, or the timeout ran out while Consul's answer was on its way), or the error kind (`unreachable`: no answer within the client's request timeout, or no connection; `consul_refused`, `permission_denied`, `invalid_key`, `invalid_option`, `runtime`) |
 //! | `consul_lock_wait_seconds` | histogram | `lock`, `outcome` | time from the start of an acquire to its outcome |
 //! | `consul_lock_handoffs_total` | counter | `lock` | acquisitions that waited for another holder to release |
 //! | `consul_lock_held_seconds` | histogram | `lock` | time from the acquisition to the release or the loss |

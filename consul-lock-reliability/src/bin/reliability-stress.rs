@@ -130,7 +130,7 @@ fn main() {
             let failed = !report.verdict.ok()
                 || report.verdict.lost > 0
                 || !report.leftovers.is_empty()
-                || !report.output.other_acquire_errors().is_empty()
+                || !report.output.acquire_errors().is_empty()
                 || !report.output.release_errors().is_empty();
             if failed {
                 println!("leftovers: {:?}", report.leftovers);

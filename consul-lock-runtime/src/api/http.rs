@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Serialize;
 
-use crate::error::{DisplayDuration, NOT_CONNECTED, NO_ANSWER};
-use crate::{Client, Error, Result};
+use crate::error::DisplayDuration;
+use crate::{Client, Error, RequestFailure, Result};
 
 /// One request to Consul, built by its constructor and the `with_*` methods, then sent.
 pub(crate) struct Call<'a> {
@@ -65,7 +65,7 @@ impl<'a> Call<'a> {
 
     /// Sends the request. Statuses in `accept` (and 2xx) come back as `Ok`; any other status
     /// becomes [`Error::PermissionDenied`] (403) or [`Error::ConsulRefused`]; transport
-    /// failures and timeouts become [`Error::Unreachable`].
+    /// failures and timeouts become [`Error::Unreachable`], with a [`RequestFailure`] cause.
     pub(crate) async fn send(self, client: &Client, accept: &[u16]) -> Result<Reply> {
         let inner = &client.inner;
         let mut url = String::with_capacity(inner.base_url.len() + self.path.len());
@@ -93,33 +93,52 @@ impl<'a> Call<'a> {
         }
         inner.requests_sent.fetch_add(1, Ordering::Relaxed);
         let (key, operation, timeout) = (self.key, self.operation, self.timeout);
-        let unreachable = |reason: String| Error::Unreachable {
-            key: key.to_owned(),
-            operation,
-            address: inner.base_url.clone(),
-            reason,
-        };
-        let describe = |e: reqwest::Error| {
-            if e.is_timeout() {
-                format!("{NO_ANSWER} {}", DisplayDuration(timeout))
+        // A bound shorter than the client's request timeout comes from a deadline: the
+        // protocol cuts each request of an acquire to the time left, a renewal to the lease's
+        // end, a release to its give-up time. Running out of it is that deadline, not a
+        // Consul that does not answer.
+        let cut_by_deadline = timeout < client.request_timeout();
+        let unreachable = |e: reqwest::Error| {
+            let (cause, reason) = if e.is_timeout() && cut_by_deadline {
+                (
+                    RequestFailure::DeadlineReached,
+                    format!(
+                        "no answer within {}, the time left before the deadline",
+                        DisplayDuration(timeout)
+                    ),
+                )
+            } else if e.is_timeout() {
+                (
+                    RequestFailure::NoAnswer,
+                    format!(
+                        "no answer within {} (the request timeout)",
+                        DisplayDuration(timeout)
+                    ),
+                )
             } else if e.is_connect() {
-                format!("{NOT_CONNECTED}: {}", error_chain(&e))
+                (
+                    RequestFailure::NotConnected,
+                    format!("could not connect: {}", error_chain(&e)),
+                )
             } else {
-                error_chain(&e)
+                (RequestFailure::Broken, error_chain(&e))
+            };
+            Error::Unreachable {
+                key: key.to_owned(),
+                operation,
+                address: inner.base_url.clone(),
+                cause,
+                reason,
             }
         };
-        let resp = req.send().await.map_err(|e| unreachable(describe(e)))?;
+        let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status().as_u16();
         let index = resp
             .headers()
             .get("X-Consul-Index")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| unreachable(describe(e)))?
-            .to_vec();
+        let body = resp.bytes().await.map_err(unreachable)?.to_vec();
         let reply = Reply {
             status,
             index,

@@ -1,7 +1,7 @@
 //! Counted background work: cleanups handed to the worker (a release from `Drop`, the
 //! destroy of a session left by a cancelled acquire) count as pending until they are done, so
 //! that [`flush_releases`](crate::flush_releases) can wait for them; and [`MustFinish`], a
-//! future whose rest moves to the worker if it is dropped half-way.
+//! future whose rest goes on in the background if it is dropped half-way.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::worker;
@@ -82,17 +83,28 @@ pub(crate) fn pending() -> usize {
 }
 
 /// A future that finishes even if it is dropped half-way: polled in place (no task, no thread
-/// hop), and if dropped before it completes, the rest of it is handed to the worker, which
-/// runs it to the end and drops its output there (so an output's drop guard, such as a
-/// pending session's, still acts). Used for session creates and releases.
+/// hop), and if dropped before it completes, the rest of it is spawned, counted, on the runtime
+/// it was polled on, which runs it to the end and drops its output there (so an output's drop
+/// guard, such as a pending session's, still acts). Used for session creates and releases.
+///
+/// The rest stays on that runtime because what it is waiting for lives there: the request's
+/// timer and the connection (each runtime has its own pool, `pools.rs`). Moved to the worker,
+/// it failed once that runtime shut down: its timer panicked there ("A Tokio 1.x context was
+/// found, but it is being shutdown"), seen in tests whose runtime ended while an acquire's
+/// session create was still on its way. If the runtime shuts down first, the rest is dropped
+/// with it (its own drop guards then hand their cleanup to the worker, which starts it
+/// afresh). Not polled on any runtime yet: the rest goes to the worker.
 pub(crate) struct MustFinish<T: Send + 'static> {
     fut: Option<BoxFuture<'static, T>>,
+    /// The runtime it was polled on.
+    origin: Option<Handle>,
 }
 
 impl<T: Send + 'static> MustFinish<T> {
     pub(crate) fn new(fut: impl Future<Output = T> + Send + 'static) -> Self {
         MustFinish {
             fut: Some(Box::pin(fut)),
+            origin: None,
         }
     }
 }
@@ -101,6 +113,9 @@ impl<T: Send + 'static> Future for MustFinish<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if self.origin.is_none() {
+            self.origin = Handle::try_current().ok();
+        }
         let Some(fut) = self.fut.as_mut() else {
             // Polled after completion: a bug in the caller, never in this crate.
             return Poll::Pending;
@@ -115,10 +130,21 @@ impl<T: Send + 'static> Future for MustFinish<T> {
 
 impl<T: Send + 'static> Drop for MustFinish<T> {
     fn drop(&mut self) {
-        if let Some(fut) = self.fut.take() {
-            spawn_cleanup(async move {
-                drop(fut.await);
-            });
+        let Some(fut) = self.fut.take() else {
+            return;
+        };
+        let rest = async move {
+            drop(fut.await);
+        };
+        match self.origin.take() {
+            Some(origin) => {
+                let pending = Pending::new();
+                origin.spawn(async move {
+                    rest.await;
+                    drop(pending);
+                });
+            }
+            None => spawn_cleanup(rest),
         }
     }
 }

@@ -13,6 +13,9 @@ pub(crate) struct Outcome {
     pub(crate) blocked_by: Option<Blocker>,
     /// The last error Consul itself answered (a 5xx), more telling than a timeout.
     last_answer: Option<Error>,
+    /// The last transport failure that was not the deadline's (no answer within the client's
+    /// request timeout, no connection): Consul was unreachable then.
+    last_unreachable: Option<Error>,
 }
 
 impl Outcome {
@@ -23,6 +26,7 @@ impl Outcome {
             attempts: 0,
             blocked_by: None,
             last_answer: None,
+            last_unreachable: None,
         }
     }
 
@@ -44,20 +48,25 @@ impl Outcome {
         }
     }
 
-    /// The error to return for `e` when no retry is possible: a request cut off by the
-    /// deadline is reported as what was last known (held by another session, or Consul's
-    /// own last answer), not as "unreachable".
+    /// The error to return for `e` when no retry is possible. A request that ran out of the
+    /// time left before the deadline is explained by what was last known: the key held by
+    /// another session (or under a lock-delay): not acquired; else Consul's own last answer (a
+    /// 5xx); else an earlier request that got no answer within the client's request timeout,
+    /// or no connection: unreachable; else not acquired, waiting for that request's answer.
+    /// So Consul counts as unreachable only when it did not answer within the client's request
+    /// timeout or could not be connected to.
     pub(crate) fn give_up(&mut self, e: Error) -> Error {
-        let cut_by_deadline =
-            matches!(e, Error::Unreachable { .. }) && self.deadline.remaining().is_some();
-        if cut_by_deadline && self.blocked_by.is_some() {
-            return self.not_acquired();
-        }
-        if cut_by_deadline {
-            if let Some(answer) = self.last_answer.take() {
-                self.record();
-                return answer;
+        if e.reached_deadline() {
+            if self.blocked_by.is_none() {
+                if let Some(known) = self.last_answer.take().or(self.last_unreachable.take()) {
+                    self.record();
+                    return known;
+                }
+                if let Error::Unreachable { operation, .. } = e {
+                    self.blocked_by = Some(Blocker::Unanswered { operation });
+                }
             }
+            return self.not_acquired();
         }
         self.record();
         e
@@ -65,8 +74,12 @@ impl Outcome {
 
     /// Remembers a transient error; whether a retry may follow (after the backoff).
     pub(crate) async fn retry_after(&mut self, e: &Error, backoff: &mut Backoff) -> bool {
-        if matches!(e, Error::ConsulRefused { .. }) {
-            self.last_answer = Some(e.clone());
+        match e {
+            Error::ConsulRefused { .. } => self.last_answer = Some(e.clone()),
+            Error::Unreachable { .. } if !e.reached_deadline() => {
+                self.last_unreachable = Some(e.clone());
+            }
+            _ => {}
         }
         backoff.wait(&self.deadline).await
     }

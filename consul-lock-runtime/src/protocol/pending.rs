@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{teardown, Background};
-use crate::error::{DisplayDuration, NO_ANSWER};
-use crate::{Client, Error, KvEntry, Result};
+use crate::error::DisplayDuration;
+use crate::{Client, Error, KvEntry, RequestFailure, Result};
 
 /// A session created by an acquire that has not (yet) taken the key. Dropping it destroys the
 /// session in the background, so failed and cancelled acquires leak nothing.
@@ -44,7 +44,15 @@ impl<B: Background> PendingSession<B> {
             let name = teardown::session_name(&key);
             let sent = Instant::now();
             let timeout = client.request_timeout();
-            let id = match client.session_create(&key, &name, ttl, timeout).await {
+            // Dropped before the answer (its runtime shut down): Consul may have created the
+            // session all the same, so it is looked for by name.
+            let unanswered = SweepIfUnanswered {
+                bg,
+                call: Some((client.clone(), key.clone(), name.clone(), ttl)),
+            };
+            let created = client.session_create(&key, &name, ttl, timeout).await;
+            unanswered.answered();
+            let id = match created {
                 Ok(id) => id,
                 Err(e) => {
                     if teardown::create_may_have_happened(&e) {
@@ -75,7 +83,11 @@ impl<B: Background> PendingSession<B> {
                 key: key.to_owned(),
                 operation: "create a session",
                 address: client.address().to_owned(),
-                reason: format!("{NO_ANSWER} {}", DisplayDuration(wait)),
+                cause: RequestFailure::DeadlineReached,
+                reason: format!(
+                    "no answer within {}, the time left before the deadline",
+                    DisplayDuration(wait)
+                ),
             }),
         }
     }
@@ -140,6 +152,28 @@ impl<B: Background> PendingSession<B> {
     /// Consul has already dropped the session: nothing to destroy.
     pub(crate) fn forget(mut self) {
         self.armed = false;
+    }
+}
+
+/// A session create on its way: dropped before its answer, it has the session looked for by
+/// name and destroyed ([`teardown::sweep_unconfirmed_create`]).
+struct SweepIfUnanswered<B: Background> {
+    bg: B,
+    /// The client, key, session name and TTL of the create; `None` once answered.
+    call: Option<(Client, String, String, Duration)>,
+}
+
+impl<B: Background> SweepIfUnanswered<B> {
+    fn answered(mut self) {
+        self.call = None;
+    }
+}
+
+impl<B: Background> Drop for SweepIfUnanswered<B> {
+    fn drop(&mut self) {
+        if let Some((client, key, name, ttl)) = self.call.take() {
+            teardown::sweep_unconfirmed_create(self.bg, client, key, name, ttl);
+        }
     }
 }
 

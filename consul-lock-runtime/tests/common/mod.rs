@@ -9,6 +9,8 @@ use std::time::Duration;
 use consul_lock_runtime::{Client, Lock};
 use consul_lock_testkit::TestConsul;
 
+pub mod slow;
+
 /// Waiters queued by [`Env::queue_waiters`].
 pub struct Queued {
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
