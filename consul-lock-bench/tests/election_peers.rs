@@ -51,7 +51,12 @@ struct GuideRead {
 /// The guide's follower, with plain HTTP: `GET /v1/kv/<key>?index=<index>` (a blocking query
 /// once an index is known); the key's `Session` says whether someone leads, its `Value`
 /// (base64) who.
-async fn guide_follower_read(http: &reqwest::Client, url: &str, key: &str, index: u64) -> GuideRead {
+async fn guide_follower_read(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    index: u64,
+) -> GuideRead {
     let mut req = http.get(format!("{url}/v1/kv/{key}"));
     if index > 0 {
         req = req.query(&[("index", index.to_string()), ("wait", "30s".to_owned())]);
@@ -64,24 +69,32 @@ async fn guide_follower_read(http: &reqwest::Client, url: &str, key: &str, index
         .and_then(|v| v.parse().ok())
         .expect("X-Consul-Index");
     if reply.status() == 404 {
-        return GuideRead { index, leader: None };
+        return GuideRead {
+            index,
+            leader: None,
+        };
     }
     let body: Value = reply.json().await.expect("KV JSON");
     let entry = &body[0];
-    let leader = entry["Session"].as_str().filter(|s| !s.is_empty()).map(|_| {
-        let value = entry["Value"].as_str().unwrap_or_default();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(value)
-            .expect("base64 value");
-        String::from_utf8(bytes).expect("UTF-8 value")
-    });
+    let leader = entry["Session"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(|_| {
+            let value = entry["Value"].as_str().unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .expect("base64 value");
+            String::from_utf8(bytes).expect("UTF-8 value")
+        });
     GuideRead { index, leader }
 }
 
 #[test]
 fn a_follower_written_from_consuls_guide_sees_our_leader_come_and_go() {
     let (consul, client, run) = setup();
-    let election = Election::new(format!("guide-{run}")).client(&client).value("10.0.0.7:8080");
+    let election = Election::new(format!("guide-{run}"))
+        .client(&client)
+        .value("10.0.0.7:8080");
     let key = election.full_key().expect("key");
     let url = consul.url();
     rt().block_on(async {
@@ -90,17 +103,27 @@ fn a_follower_written_from_consuls_guide_sees_our_leader_come_and_go() {
         assert_eq!(none.leader, None, "nobody leads yet");
         // The follower blocks; the campaign wins; the follower wakes with the leader's value.
         let (h, u, k) = (http.clone(), url.clone(), key.clone());
-        let follower = tokio::spawn(async move { guide_follower_read(&h, &u, &k, none.index).await });
+        let follower =
+            tokio::spawn(async move { guide_follower_read(&h, &u, &k, none.index).await });
         let leadership = election.campaign().await.expect("elected");
-        let seen = tokio::time::timeout(PATIENT, follower).await.expect("woken").expect("join");
+        let seen = tokio::time::timeout(PATIENT, follower)
+            .await
+            .expect("woken")
+            .expect("join");
         assert_eq!(seen.leader.as_deref(), Some("10.0.0.7:8080"));
         // A proclaim is seen by the guide's follower too, the leadership unchanged.
-        leadership.proclaim("10.0.0.8:8080").await.expect("proclaim");
+        leadership
+            .proclaim("10.0.0.8:8080")
+            .await
+            .expect("proclaim");
         let moved = guide_follower_read(&http, &url, &key, seen.index).await;
         assert_eq!(moved.leader.as_deref(), Some("10.0.0.8:8080"));
         leadership.resign().await.expect("resign");
         let gone = guide_follower_read(&http, &url, &key, moved.index).await;
-        assert_eq!(gone.leader, None, "the guide's follower sees no leader after the resignation");
+        assert_eq!(
+            gone.leader, None,
+            "the guide's follower sees no leader after the resignation"
+        );
     });
 }
 
@@ -123,17 +146,24 @@ fn a_leader_taken_with_go_api_lock_and_ours_exclude_each_other() {
     let (consul, client, run) = setup();
     // `consul lock PREFIX` locks PREFIX/.lock: the election's whole key is that.
     let key = format!("service/go-{run}/leader/.lock");
-    let election = Election::new(format!("go-{run}")).key(key.clone()).client(&client);
+    let election = Election::new(format!("go-{run}"))
+        .key(key.clone())
+        .client(&client);
     let url = consul.url();
     rt().block_on(async {
         // Go leads: our campaign waits, and wins once Go lets go.
-        let held = peer.hold(&url, &key, PATIENT).expect("the peer takes the free key");
+        let held = peer
+            .hold(&url, &key, PATIENT)
+            .expect("the peer takes the free key");
         let e = election.clone();
         let campaign = tokio::spawn(async move { e.campaign().await });
         let leader = election.leader().await.expect("leader").expect("Go leads");
         assert_eq!(leader.since, None, "Go writes no leadership record");
         assert_eq!(leader.fencing_token, held.fencing_index());
-        assert!(!campaign.is_finished(), "our candidate waits while Go leads");
+        assert!(
+            !campaign.is_finished(),
+            "our candidate waits while Go leads"
+        );
         let index = held.fencing_index();
         held.release().expect("the peer unlocks");
         let ours = tokio::time::timeout(PATIENT, campaign)
@@ -150,7 +180,10 @@ fn a_leader_taken_with_go_api_lock_and_ours_exclude_each_other() {
         // Go's waiter shows as a session of its own (it has no place in our queue).
         loop {
             let sessions = client.sessions().await.expect("sessions");
-            if sessions.iter().any(|s| s.id != ours.session_id() && !s.name.starts_with("consul-lock:")) {
+            if sessions
+                .iter()
+                .any(|s| s.id != ours.session_id() && !s.name.starts_with("consul-lock:"))
+            {
                 break;
             }
             assert!(!waiting.is_finished(), "the peer gave up while we led");
@@ -158,7 +191,10 @@ fn a_leader_taken_with_go_api_lock_and_ours_exclude_each_other() {
         }
         assert!(ours.is_leader());
         ours.resign().await.expect("resign");
-        let go = waiting.join().expect("peer thread").expect("Go takes the key after our resignation");
+        let go = waiting
+            .join()
+            .expect("peer thread")
+            .expect("Go takes the key after our resignation");
         assert!(go.fencing_index() > token);
         go.release().expect("the peer unlocks");
     });
