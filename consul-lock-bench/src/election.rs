@@ -174,7 +174,7 @@ pub fn run(
     // The kills come at a uniform point of the leader's renewal period (it renews every half
     // TTL), as a crash of a long-running leader would: right after the election every kill
     // would meet a lease just renewed, the worst case.
-    let mut phase = XorShift(u64::from(std::process::id()) | 1);
+    let mut phase = XorShift::seeded(u64::from(std::process::id()) ^ mono_ns());
     for round in 0..rounds * 2 {
         let (was, t0) = if round % 2 == 0 {
             std::thread::sleep(ttl.mul_f64(phase.next() / 2.0)); // the kill's point in the period
@@ -307,6 +307,14 @@ fn client_go_model(n: usize) -> (Samples, Samples) {
 struct XorShift(u64);
 
 impl XorShift {
+    /// A generator from any seed (splitmix64 spreads it: small seeds would start near 0).
+    fn seeded(seed: u64) -> XorShift {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        XorShift((z ^ (z >> 31)) | 1)
+    }
+
     fn next(&mut self) -> f64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;

@@ -85,7 +85,7 @@ fn fallback(func: &LockedFn) -> Option<TokenStream> {
         inner_attrs,
         ..
     } = func;
-    let mut out = quote!(#(#attrs)* #[allow(unreachable_code)] #vis #sig);
+    let mut out = quote!(#(#attrs)* #[allow(unreachable_code, unused_variables)] #vis #sig);
     body.brace_token.surround(&mut out, |tokens| {
         tokens.extend(quote!(#(#inner_attrs)* let #pat: #ty = loop {}; #body));
     });
@@ -220,8 +220,10 @@ fn generate(args: &LeaderArgs, func: &LockedFn) -> syn::Result<TokenStream> {
         }
     });
     let conversions = Ident::new("consul_lock_conversions", Span::mixed_site());
+    // Every token of the check at the return type, so that a wrong type is reported there once.
+    let p_at_ret = respan(p.clone(), ret.span());
     let assert_ret = quote_spanned! {ret.span()=>
-        let #conversions = #p::leader_result::<#ret>();
+        let #conversions = #p_at_ret::leader_result::<#ret>();
     };
     let leadership_pat = match &params.leadership {
         FnArg::Typed(t) => {
@@ -278,4 +280,21 @@ fn generate(args: &LeaderArgs, func: &LockedFn) -> syn::Result<TokenStream> {
         tokens.extend(new_body);
     });
     Ok(out)
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(g) = &tree {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tree = proc_macro2::TokenTree::Group(group);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
