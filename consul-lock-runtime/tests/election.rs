@@ -498,3 +498,59 @@ async fn a_deposed_leader_queues_behind_the_candidates_that_waited() {
     assert_eq!(running.await.unwrap().unwrap(), None);
     next.resign().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_observer_survives_an_election_and_a_restart_that_loses_the_state() {
+    if std::env::var_os("CONSUL_HTTP_ADDR").is_some() {
+        eprintln!("observer restart test: restarts its own embedded server, also when CONSUL_HTTP_ADDR is set");
+    }
+    let config =
+        consul_lock_testkit::ServerConfig::default().session_ttl_min(Duration::from_secs(1));
+    let mut server = consul_lock_testkit::TestServer::start_with(config).unwrap();
+    let client = consul_lock_runtime::Client::builder()
+        .address(server.url())
+        .session_ttl_min(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let e = Election::new("restarts")
+        .client(&client)
+        .ttl(Duration::from_secs(1));
+    let mut observer = e.observe();
+    assert_eq!(next(&mut observer).await, Observation::NoLeader);
+    let a = e.campaign().await.unwrap();
+    assert!(
+        matches!(next(&mut observer).await, Observation::Leader(l) if l.fencing_token == a.fencing_token())
+    );
+
+    // A Consul election: the observer's reads fail for a second, then go on; nothing changed.
+    server.election_for(Duration::from_millis(500));
+    // Writes fail during the election (as Consul's do: at once, with a 5xx); a leader retries.
+    let started = Instant::now();
+    while let Err(e) = a.proclaim("after the election").await {
+        assert!(e.is_transient(), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still failing: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        matches!(next(&mut observer).await, Observation::Proclaimed(l) if l.value == b"after the election")
+    );
+
+    // The agent restarts without its state: the leader is gone (its index starts over).
+    server.restart(false).unwrap();
+    assert_eq!(next(&mut observer).await, Observation::NoLeader);
+    // Another process campaigns (in this task, `a` still counts as held: re-entry).
+    let other = consul_lock_runtime::Client::builder()
+        .address(server.url())
+        .session_ttl_min(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let b = e.clone().client(&other).campaign().await.unwrap();
+    assert!(
+        matches!(next(&mut observer).await, Observation::Leader(l) if l.session == b.session_id())
+    );
+    drop(a);
+    b.resign().await.unwrap();
+}

@@ -48,8 +48,9 @@ impl fmt::Display for Observation {
 ///
 /// It watches the leader key alone with blocking queries, so joins and leaves of candidates
 /// wake no observer. When Consul cannot be asked (an election among its servers, the agent
-/// restarting) it retries with backoff (100 ms up to 5 s) and goes on where it was; a
-/// restarted agent whose index went backwards is read afresh. An error that retrying cannot
+/// restarting) it retries with backoff (100 ms up to 5 s), first with a read that does not
+/// block (an agent that restarted without its state starts its index over, and a blocking
+/// query at the old index would wait its whole minute), then goes on watching. An error that retrying cannot
 /// cure (an invalid key, a token that may not read the key) is yielded once and ends the
 /// stream.
 ///
@@ -117,6 +118,9 @@ struct State {
     queue: VecDeque<Observation>,
     backoff: Backoff,
     ended: bool,
+    /// Whether the next read must not block: a read failed (the agent may have restarted, its
+    /// index started over, and a blocking query at the old index would wait its whole time).
+    reread: bool,
 }
 
 impl State {
@@ -129,6 +133,7 @@ impl State {
             queue: VecDeque::new(),
             backoff: Backoff::between(Duration::from_millis(100), Duration::from_secs(5)),
             ended: false,
+            reread: false,
         }
     }
 
@@ -144,6 +149,7 @@ impl State {
                 Ok(()) => self.backoff.reset(),
                 Err(e) if e.is_transient() => {
                     tracing::debug!(key = %self.key, error = %e, "observing the election failed; retrying");
+                    self.reread = true;
                     let delay = self.backoff.next_delay();
                     let _ = exec::run(async move {
                         tokio::time::sleep(delay).await;
@@ -161,15 +167,25 @@ impl State {
 
     /// One blocking read of the leader key, and what it shows.
     async fn step(&mut self) -> Result<()> {
-        let (client, key, index) = (self.client.clone(), self.key.clone(), self.index);
+        let index = if std::mem::take(&mut self.reread) {
+            0
+        } else {
+            self.index
+        };
+        let (client, key) = (self.client.clone(), self.key.clone());
         let (entry, new_index) = exec::run(async move {
             let wait = (index > 0).then_some((index, WAIT));
             let timeout = client.request_timeout() + WAIT + WAIT / 16;
             client.kv_read(&key, wait, timeout).await
         })
         .await?;
-        // Consul's rule: an index that goes backwards (a restarted agent) resets the watch.
-        self.index = if new_index < self.index { 0 } else { new_index };
+        // Consul's rule: an index that goes backwards (a restarted agent) resets the watch; a
+        // read after a failure takes the index it finds.
+        self.index = if index == 0 || new_index >= self.index {
+            new_index
+        } else {
+            0
+        };
         let holder = entry.as_ref().and_then(|e| e.session.clone());
         let Some(session) = holder else {
             if !matches!(self.last, Last::NoLeader) {
