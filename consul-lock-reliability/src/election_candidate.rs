@@ -160,7 +160,9 @@ async fn lead(
             if Duration::from_nanos(now.saturating_sub(told)) >= config.wind_down {
                 return Ok(());
             }
-        } else if now >= next_beat {
+        } else if leads && now >= next_beat {
+            // Only a sample that said "leader" is reported as one (a process resumed from a
+            // pause runs this step before it learns the leadership is gone).
             next_beat = now + BEAT.as_nanos() as u64;
             print(&ElectionRecord::Leading {
                 candidate: config.name.clone(),
