@@ -142,6 +142,13 @@ fn holders(s: &Setup) -> serde_json::Map<String, serde_json::Value> {
     value["Holders"].as_object().cloned().unwrap_or_default()
 }
 
+/// The last holder gone (ours or the CLI's), nothing is left under the prefix: `.lock` is
+/// deleted by whoever leaves last (this library, or the CLI, which calls Go's `Destroy`).
+fn assert_nothing_left(s: &Setup) {
+    let left = block(s.client.kv_keys(&format!("{}/", s.prefix))).expect("list");
+    assert!(left.is_empty(), "left under the prefix: {left:?}");
+}
+
 #[test]
 fn the_cli_and_this_library_share_the_slots() {
     let Some(s) = setup("share") else { return };
@@ -173,7 +180,7 @@ fn the_cli_and_this_library_share_the_slots() {
     let (got, stderr) = cli_try(&s, 2, Duration::from_secs(10));
     assert!(got, "the CLI did not get the slot we gave back: {stderr}");
     second.release_blocking().expect("release");
-    assert!(holders(&s).is_empty());
+    assert_nothing_left(&s);
 }
 
 /// `consul lock -n 1` is Go's `api.Lock`, not the semaphore, so the smallest shared
@@ -219,7 +226,7 @@ fn a_cli_waiter_wakes_on_our_release() {
     assert!(full.is_none(), "the CLI and we hold both slots");
     cli.release();
     other.release_blocking().expect("release");
-    assert!(holders(&s).is_empty());
+    assert_nothing_left(&s);
 }
 
 #[test]

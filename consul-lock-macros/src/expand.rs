@@ -12,7 +12,8 @@
 //! becomes the following. The locals `consul_lock_*` have mixed-site hygiene, so the body
 //! cannot name them; `FailHard` is spanned at the return type, so a type that cannot carry a
 //! lock error is reported there; the `if false` return makes `?` and `.into()` in the body
-//! infer against the return type as they did before.
+//! infer against the return type as they did before; the body's statements go into the
+//! `async move` block without the body's braces.
 //!
 //! ```text
 //! async fn run(id: u64) -> Result<u64, AppError> {
@@ -66,9 +67,9 @@
 //!             let consul_lock_fake_return: Result<u64, AppError> = loop {};
 //!             return consul_lock_fake_return;
 //!         }
-//!         {
-//!             Ok(lock.fencing_token() + id)
-//!         }
+//!         // The body's statements, without its braces (with them, a one-line body would
+//!         // get rustc's "unnecessary braces" warning).
+//!         Ok(lock.fencing_token() + id)
 //!     }
 //!     .await;
 //!     // `Steps::run_and_release`: the release is awaited, then the body's value returned.
@@ -137,11 +138,22 @@ fn generate(args: &Args, func: &LockedFn) -> syn::Result<TokenStream> {
     Ok(func.with_body(body, new_body))
 }
 
+/// The body's statements, without its braces, to go into a block of the expansion's own.
+/// Emitted with its braces, the body would be the tail of that block, and rustc's
+/// `unused_braces` lint would call the braces of a one-line body (`{ Ok(id) }`) unnecessary
+/// ("help: remove these braces", which breaks the code); the statements alone are the same
+/// code in the same scope (the block before them, the fake return, binds nothing).
+fn statements(body: &Block) -> TokenStream {
+    let stmts = &body.stmts;
+    quote!(#(#stmts)*)
+}
+
 /// `async fn`: lock, run the body as `async move { body }.await` (so `return` and `?` leave
 /// only the body), release.
 fn async_fn(s: &Steps, lock_result: TokenStream, body: &Block) -> TokenStream {
     let lock_and_acquire = s.lock_and_acquire(lock_result, Io::Async);
     let fake_return = s.fake_return();
+    let body = statements(body);
     let run = quote! {
         async move {
             #fake_return
@@ -158,6 +170,7 @@ fn sync_fn(s: &Steps, lock_result: TokenStream, body: &Block) -> TokenStream {
     let p = &s.p;
     let lock_and_acquire = s.lock_and_acquire(lock_result, Io::Blocking);
     let fake_return = s.fake_return();
+    let body = statements(body);
     let run = quote! {
         #p::call_once(move || {
             #fake_return

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{read_file, ClientBuilder, Token};
+use crate::config::{check_header_value, read_file, ClientBuilder, Token};
 use crate::exec::pools::{HttpConfig, Pools};
 use crate::session_policy::SessionPolicy;
 use crate::{Error, Result};
@@ -39,6 +39,8 @@ pub(crate) struct ClientInner {
     pools: Pools,
     pub(crate) base_url: String,
     pub(crate) token: Option<Token>,
+    /// HTTP basic authentication (user, password).
+    pub(crate) basic_auth: Option<(String, Token)>,
     pub(crate) datacenter: Option<String>,
     pub(crate) namespace: Option<String>,
     pub(crate) request_timeout: Duration,
@@ -80,6 +82,7 @@ impl Client {
 
     pub(crate) fn from_builder(b: ClientBuilder) -> Result<Client> {
         let base_url = b.base_url()?;
+        b.check_settings(&base_url)?;
         if b.request_timeout.is_zero() {
             return Err(Error::InvalidOption {
                 option: "request_timeout",
@@ -93,28 +96,34 @@ impl Client {
             });
         }
         let mut token = b.token.clone();
+        let origin = &b.origin;
         if let Some(path) = &b.token_file {
-            let text = read_file("token_file (CONSUL_HTTP_TOKEN_FILE)", path)?;
+            let text = read_file(origin.token_file, path)?;
             let text = String::from_utf8_lossy(&text).trim().to_owned();
+            check_header_value(origin.token_file, "the token in the file", &text)?;
             if !text.is_empty() {
                 token = Some(Token::new(text));
             }
         }
-        let mut roots = b.ca_cert_pem.clone();
+        let mut roots: Vec<(&'static str, Vec<u8>)> = b
+            .ca_cert_pem
+            .iter()
+            .map(|pem| ("ca_cert_pem", pem.clone()))
+            .collect();
         if let Some(path) = &b.ca_cert_file {
-            roots.push(read_file("ca_cert_file (CONSUL_CACERT)", path)?);
+            roots.push((origin.ca_cert_file, read_file(origin.ca_cert_file, path)?));
         }
         let identity = match (&b.client_cert_file, &b.client_key_file) {
             (Some(cert), Some(key)) => {
-                let mut pem = read_file("client_cert (CONSUL_CLIENT_CERT)", cert)?;
+                let mut pem = read_file(origin.client_cert, cert)?;
                 pem.push(b'\n');
-                pem.extend(read_file("client_key (CONSUL_CLIENT_KEY)", key)?);
-                Some(pem)
+                pem.extend(read_file(origin.client_cert, key)?);
+                Some((origin.client_cert, pem))
             }
             (None, None) => None,
             _ => {
                 return Err(Error::InvalidOption {
-                    option: "client_cert (CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY)",
+                    option: origin.client_cert,
                     reason: "give both the client certificate and its key, or neither".into(),
                 })
             }
@@ -131,6 +140,7 @@ impl Client {
                 pools: Pools::new(http_config)?,
                 base_url,
                 token,
+                basic_auth: b.basic_auth,
                 datacenter: b.datacenter,
                 namespace: b.namespace,
                 request_timeout: b.request_timeout,
@@ -188,6 +198,10 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("address", &self.inner.base_url)
             .field("token", &self.inner.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "basic_auth_user",
+                &self.inner.basic_auth.as_ref().map(|(user, _)| user),
+            )
             .field("datacenter", &self.inner.datacenter)
             .field("namespace", &self.inner.namespace)
             .field("request_timeout", &self.inner.request_timeout)

@@ -104,10 +104,14 @@ impl fmt::Debug for Token {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
+    /// Where each setting came from, to name it in errors.
+    pub(crate) origin: Origins,
     pub(crate) address: String,
     pub(crate) use_tls: bool,
     pub(crate) token: Option<Token>,
     pub(crate) token_file: Option<PathBuf>,
+    /// HTTP basic authentication (user, password), as `CONSUL_HTTP_AUTH`.
+    pub(crate) basic_auth: Option<(String, Token)>,
     pub(crate) datacenter: Option<String>,
     pub(crate) namespace: Option<String>,
     pub(crate) ca_cert_pem: Vec<Vec<u8>>,
@@ -119,15 +123,48 @@ pub struct ClientBuilder {
     pub(crate) session_ttl_min: Duration,
     /// What the sessions are tied to (`danger_node_health_check`, `node_lease`).
     pub(crate) sessions: SessionPolicy,
+    /// `CONSUL_*` variables the Consul CLI reads and this client does not, when set: refused
+    /// when the client is built for HTTPS, where they would matter.
+    pub(crate) unsupported_tls_vars: Vec<(&'static str, &'static str)>,
+}
+
+/// Where a builder's settings came from: the `CONSUL_*` variable [`ClientBuilder::from_env`]
+/// read, or the builder method that set it. Errors name it, so that a bad value is traced to
+/// the environment or to the code.
+#[derive(Clone, Debug)]
+pub(crate) struct Origins {
+    pub(crate) address: &'static str,
+    pub(crate) token: &'static str,
+    pub(crate) token_file: &'static str,
+    pub(crate) basic_auth: &'static str,
+    pub(crate) ca_cert_file: &'static str,
+    pub(crate) client_cert: &'static str,
+    pub(crate) namespace: &'static str,
+}
+
+impl Default for Origins {
+    fn default() -> Self {
+        Origins {
+            address: "address",
+            token: "token",
+            token_file: "token_file",
+            basic_auth: "basic_auth",
+            ca_cert_file: "ca_cert_file",
+            client_cert: "client_cert_files",
+            namespace: "namespace",
+        }
+    }
 }
 
 impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
+            origin: Origins::default(),
             address: "127.0.0.1:8500".to_owned(),
             use_tls: false,
             token: None,
             token_file: None,
+            basic_auth: None,
             datacenter: None,
             namespace: None,
             ca_cert_pem: Vec::new(),
@@ -138,16 +175,18 @@ impl Default for ClientBuilder {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             session_ttl_min: DEFAULT_SESSION_TTL_MIN,
             sessions: SessionPolicy::default(),
+            unsupported_tls_vars: Vec::new(),
         }
     }
 }
 
-fn env(name: &str) -> Option<String> {
+/// Reads the environment variable `name`: `None` when unset or blank.
+fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// A boolean `CONSUL_*` variable, read as the Consul CLI reads it (Go's `strconv.ParseBool`).
-fn env_bool(name: &'static str) -> Result<Option<bool>> {
+fn env_bool(env: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<bool>> {
     env(name)
         .map(|v| {
             consul_lock_syntax::parse_go_bool(v.trim()).ok_or_else(|| Error::InvalidOption {
@@ -165,12 +204,18 @@ impl ClientBuilder {
     /// A builder configured from the environment, like the Consul CLI:
     /// `CONSUL_HTTP_ADDR` (`host:port`, `http://…`, `https://…`; default `127.0.0.1:8500`),
     /// `CONSUL_HTTP_TOKEN`, `CONSUL_HTTP_TOKEN_FILE` (wins over the token, as in Consul's
-    /// client), `CONSUL_HTTP_SSL`, `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`,
-    /// `CONSUL_HTTP_SSL_VERIFY`, `CONSUL_NAMESPACE`.
+    /// client), `CONSUL_HTTP_AUTH` (`user:password`), `CONSUL_HTTP_SSL`, `CONSUL_CACERT`,
+    /// `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`, `CONSUL_HTTP_SSL_VERIFY`,
+    /// `CONSUL_NAMESPACE`. `CONSUL_CAPATH` and `CONSUL_TLS_SERVER_NAME` are not supported:
+    /// [`build`](Self::build) refuses them, naming them, when the address is HTTPS.
+    ///
+    /// Every value is checked when the client is built, and an error names the variable (a
+    /// value set later by a builder method is named by that method).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidOption`] naming the variable when a boolean variable is not a boolean.
+    /// (Addresses, tokens and files are checked by [`build`](Self::build).)
     ///
     /// ```
     /// use consul_lock_runtime::ClientBuilder;
@@ -182,24 +227,65 @@ impl ClientBuilder {
     /// # Ok::<(), consul_lock_runtime::Error>(())
     /// ```
     pub fn from_env() -> Result<ClientBuilder> {
+        ClientBuilder::from_vars(process_env)
+    }
+
+    /// [`from_env`](Self::from_env) over any source of variables (`None`: unset or blank).
+    pub(crate) fn from_vars(env: impl Fn(&str) -> Option<String>) -> Result<ClientBuilder> {
         let mut b = ClientBuilder::default();
         if let Some(addr) = env("CONSUL_HTTP_ADDR") {
             b.address = addr.trim().to_owned();
+            b.origin.address = "CONSUL_HTTP_ADDR";
         }
-        if let Some(ssl) = env_bool("CONSUL_HTTP_SSL")? {
+        if let Some(ssl) = env_bool(&env, "CONSUL_HTTP_SSL")? {
             b.use_tls = ssl;
         }
         if let Some(token) = env("CONSUL_HTTP_TOKEN") {
             b.token = Some(Token::new(token.trim()));
+            b.origin.token = "CONSUL_HTTP_TOKEN";
         }
-        b.token_file = env("CONSUL_HTTP_TOKEN_FILE").map(PathBuf::from);
-        b.ca_cert_file = env("CONSUL_CACERT").map(PathBuf::from);
+        if let Some(path) = env("CONSUL_HTTP_TOKEN_FILE") {
+            b.token_file = Some(PathBuf::from(path));
+            b.origin.token_file = "CONSUL_HTTP_TOKEN_FILE";
+        }
+        if let Some(auth) = env("CONSUL_HTTP_AUTH") {
+            // As the Consul CLI: `user:password`, or a user alone.
+            let (user, password) = auth.split_once(':').unwrap_or((&auth, ""));
+            b.basic_auth = Some((user.to_owned(), Token::new(password)));
+            b.origin.basic_auth = "CONSUL_HTTP_AUTH";
+        }
+        if let Some(path) = env("CONSUL_CACERT") {
+            b.ca_cert_file = Some(PathBuf::from(path));
+            b.origin.ca_cert_file = "CONSUL_CACERT";
+        }
         b.client_cert_file = env("CONSUL_CLIENT_CERT").map(PathBuf::from);
         b.client_key_file = env("CONSUL_CLIENT_KEY").map(PathBuf::from);
-        if let Some(verify) = env_bool("CONSUL_HTTP_SSL_VERIFY")? {
+        if b.client_cert_file.is_some() || b.client_key_file.is_some() {
+            b.origin.client_cert = "CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY";
+        }
+        if let Some(verify) = env_bool(&env, "CONSUL_HTTP_SSL_VERIFY")? {
             b.verify_tls = verify;
         }
-        b.namespace = env("CONSUL_NAMESPACE");
+        if let Some(ns) = env("CONSUL_NAMESPACE") {
+            b.namespace = Some(ns.trim().to_owned());
+            b.origin.namespace = "CONSUL_NAMESPACE";
+        }
+        let unsupported = [
+            (
+                "CONSUL_CAPATH",
+                "this client does not read a directory of CA certificates: put them in one PEM \
+                 file and set CONSUL_CACERT to it (or call ClientBuilder::ca_cert_file)",
+            ),
+            (
+                "CONSUL_TLS_SERVER_NAME",
+                "this client checks the certificate against the host of the address: use an \
+                 address with the certificate's name (CONSUL_HTTP_ADDR)",
+            ),
+        ];
+        b.unsupported_tls_vars = unsupported
+            .into_iter()
+            .filter(|(name, _)| env(name).is_some())
+            .collect();
         Ok(b)
     }
 
@@ -217,6 +303,7 @@ impl ClientBuilder {
     #[must_use]
     pub fn address(mut self, address: impl Into<String>) -> Self {
         self.address = address.into();
+        self.origin.address = "address";
         self
     }
 
@@ -254,6 +341,23 @@ impl ClientBuilder {
     #[must_use]
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(Token::new(token));
+        self.origin.token = "token";
+        self
+    }
+
+    /// HTTP basic authentication, for an agent behind a proxy that asks for it
+    /// (`CONSUL_HTTP_AUTH=user:password`). The password never shows in `Debug` or errors.
+    ///
+    /// ```
+    /// use consul_lock_runtime::Client;
+    /// let client = Client::builder().basic_auth("ops", "pa55word").build()?;
+    /// assert!(!format!("{client:?}").contains("pa55word"));
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    #[must_use]
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic_auth = Some((user.into(), Token::new(password)));
+        self.origin.basic_auth = "basic_auth";
         self
     }
 
@@ -275,6 +379,7 @@ impl ClientBuilder {
     #[must_use]
     pub fn token_file(mut self, path: impl AsRef<Path>) -> Self {
         self.token_file = Some(path.as_ref().to_owned());
+        self.origin.token_file = "token_file";
         self
     }
 
@@ -310,6 +415,7 @@ impl ClientBuilder {
     #[must_use]
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
         self.namespace = Some(ns.into());
+        self.origin.namespace = "namespace";
         self
     }
 
@@ -351,6 +457,7 @@ impl ClientBuilder {
     #[must_use]
     pub fn ca_cert_file(mut self, path: impl AsRef<Path>) -> Self {
         self.ca_cert_file = Some(path.as_ref().to_owned());
+        self.origin.ca_cert_file = "ca_cert_file";
         self
     }
 
@@ -369,6 +476,7 @@ impl ClientBuilder {
     pub fn client_cert_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
         self.client_cert_file = Some(cert.as_ref().to_owned());
         self.client_key_file = Some(key.as_ref().to_owned());
+        self.origin.client_cert = "client_cert_files";
         self
     }
 
@@ -430,12 +538,18 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. No request is made.
+    /// Builds the client, checking every setting. No request is made.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] when the address is malformed, a file cannot be read, a
-    /// certificate or key cannot be parsed, or the request timeout or node lease is zero.
+    /// [`Error::InvalidOption`], naming the `CONSUL_*` variable or the builder method the
+    /// value came from, when: the address is malformed (a bad host or port, a path, a
+    /// scheme other than `http`/`https`), a token holds characters an HTTP header cannot
+    /// carry, a datacenter or namespace is empty or holds other characters than letters,
+    /// digits, `-`, `_` and `.`, a file cannot be read, a certificate or key cannot be
+    /// parsed, the request timeout or node lease is zero, `session_ttl_min` is zero or above 24 h, an
+    /// unsupported TLS variable is set for an HTTPS address, or the address is HTTPS and the
+    /// crate was built without a TLS backend.
     ///
     /// ```
     /// use consul_lock_runtime::{Client, Error};
@@ -445,6 +559,9 @@ impl ClientBuilder {
     /// assert_eq!(client.requests_sent(), 0); // nothing was sent
     /// let err = Client::builder().request_timeout(Duration::ZERO).build().unwrap_err();
     /// assert!(matches!(err, Error::InvalidOption { option: "request_timeout", .. }));
+    /// // A port that is not one fails here, not at the first acquire.
+    /// let err = Client::builder().address("127.0.0.1:notaport").build().unwrap_err();
+    /// assert!(matches!(err, Error::InvalidOption { option: "address", .. }));
     /// # Ok::<(), consul_lock_runtime::Error>(())
     /// ```
     pub fn build(self) -> Result<Client> {
@@ -453,8 +570,74 @@ impl ClientBuilder {
 
     /// The base URL (`scheme://host:port`) this builder's address stands for.
     pub(crate) fn base_url(&self) -> Result<String> {
-        consul_base_url(&self.address, self.use_tls)
+        let option = self.origin.address;
+        consul_lock_syntax::consul_base_url(&self.address, self.use_tls)
+            .map_err(|reason| Error::InvalidOption { option, reason })
     }
+
+    /// Checks what the client keeps as it is: tokens, names, the TTL minimum, TLS variables.
+    pub(crate) fn check_settings(&self, base_url: &str) -> Result<()> {
+        if let Some(token) = &self.token {
+            check_header_value(self.origin.token, "the ACL token", token.expose())?;
+        }
+        if let Some(dc) = &self.datacenter {
+            check_name("datacenter", "datacenter", dc)?;
+        }
+        if let Some(ns) = &self.namespace {
+            check_name(self.origin.namespace, "namespace", ns)?;
+        }
+        if self.session_ttl_min.is_zero() || self.session_ttl_min > SESSION_TTL_MAX {
+            return Err(Error::InvalidOption {
+                option: "session_ttl_min",
+                reason: format!(
+                    "{:?} is outside what Consul accepts for session TTLs (above zero, at most \
+                     24 h); give the agent's own `session_ttl_min` (10 s unless configured)",
+                    self.session_ttl_min
+                ),
+            });
+        }
+        if base_url.starts_with("https://") {
+            if let Some((option, reason)) = self.unsupported_tls_vars.first() {
+                return Err(Error::InvalidOption {
+                    option,
+                    reason: format!("is set, but {reason}; or unset it"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A secret sent as an HTTP header: visible ASCII (and spaces) only. The value is never shown.
+pub(crate) fn check_header_value(option: &'static str, what: &str, value: &str) -> Result<()> {
+    if value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return Ok(());
+    }
+    Err(Error::InvalidOption {
+        option,
+        reason: format!(
+            "{what} holds a character an HTTP header cannot carry (a line break, a control \
+             character or a non-ASCII character); check its value (not shown here)"
+        ),
+    })
+}
+
+/// A datacenter or namespace name.
+fn check_name(option: &'static str, what: &str, name: &str) -> Result<()> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+    if !name.is_empty() && name.bytes().all(ok) {
+        return Ok(());
+    }
+    Err(Error::InvalidOption {
+        option,
+        reason: format!(
+            "{name:?} is not a {what} name: use letters, digits, '-', '_' and '.' (as Consul \
+             names them), or leave it unset for the agent's own"
+        ),
+    })
 }
 
 /// The base URL (`scheme://host:port`) of a Consul agent address as `CONSUL_HTTP_ADDR` gives
@@ -478,7 +661,7 @@ impl ClientBuilder {
 /// ```
 pub fn consul_base_url(address: &str, tls: bool) -> Result<String> {
     consul_lock_syntax::consul_base_url(address, tls).map_err(|reason| Error::InvalidOption {
-        option: "address (CONSUL_HTTP_ADDR)",
+        option: "address / CONSUL_HTTP_ADDR",
         reason,
     })
 }
@@ -514,14 +697,136 @@ mod tests {
         assert!(url("h:1/path").is_err());
     }
 
+    /// A builder from these variables only (the process environment is left alone).
+    fn from(vars: &[(&str, &str)]) -> Result<ClientBuilder> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ClientBuilder::from_vars(move |name| {
+            vars.iter()
+                .find(|(k, v)| k == name && !v.trim().is_empty())
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    /// The option an error names.
+    fn refused(result: Result<Client>) -> (&'static str, String) {
+        match result {
+            Err(Error::InvalidOption { option, reason }) => (option, reason),
+            Err(other) => panic!("not InvalidOption: {other:?}"),
+            Ok(client) => panic!("accepted: {client:?}"),
+        }
+    }
+
     #[test]
     fn booleans_are_read_as_go_reads_them() {
-        std::env::set_var("CONSUL_LOCK_TEST_BOOL", "T");
-        assert_eq!(env_bool("CONSUL_LOCK_TEST_BOOL").unwrap(), Some(true));
-        std::env::set_var("CONSUL_LOCK_TEST_BOOL", "yes");
-        let err = env_bool("CONSUL_LOCK_TEST_BOOL").unwrap_err().to_string();
-        assert!(err.contains("TRUE"), "{err}");
-        std::env::remove_var("CONSUL_LOCK_TEST_BOOL");
+        let b = from(&[("CONSUL_HTTP_SSL", "T"), ("CONSUL_HTTP_ADDR", "h:1")]).unwrap();
+        assert_eq!(b.build().unwrap().address(), "https://h:1");
+        let err = from(&[("CONSUL_HTTP_SSL", "yes")]).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidOption { option: "CONSUL_HTTP_SSL", reason } if reason.contains("TRUE")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_setting_is_checked_when_the_client_is_built_naming_its_origin() {
+        let env = |vars: &[(&str, &str)]| refused(from(vars).and_then(ClientBuilder::build));
+        // The issue's address: refused at once, naming the variable.
+        let (option, reason) = env(&[("CONSUL_HTTP_ADDR", "127.0.0.1:notaport")]);
+        assert_eq!(option, "CONSUL_HTTP_ADDR");
+        assert!(
+            reason.contains("\"notaport\", which is not a number from 1 to 65535"),
+            "{reason}"
+        );
+        // The same address from the code names the builder method.
+        let (option, _) = refused(
+            ClientBuilder::default()
+                .address("127.0.0.1:notaport")
+                .build(),
+        );
+        assert_eq!(option, "address");
+        // Set from the environment, then overridden in the code: the method is named.
+        let overridden = from(&[("CONSUL_HTTP_ADDR", "h:1")])
+            .unwrap()
+            .address("h:x")
+            .build();
+        assert_eq!(refused(overridden).0, "address");
+        assert_eq!(
+            env(&[("CONSUL_HTTP_ADDR", "ftp://h:1")]).0,
+            "CONSUL_HTTP_ADDR"
+        );
+
+        let (option, reason) = env(&[("CONSUL_HTTP_TOKEN", "abc\u{7f}def")]);
+        assert_eq!(option, "CONSUL_HTTP_TOKEN");
+        assert!(
+            !reason.contains("abc"),
+            "the token is never shown: {reason}"
+        );
+        assert_eq!(
+            refused(ClientBuilder::default().token("new\nline").build()).0,
+            "token"
+        );
+        let missing = std::env::temp_dir().join("consul-lock-no-such-token-file");
+        let missing = missing.to_str().unwrap();
+        assert_eq!(
+            env(&[("CONSUL_HTTP_TOKEN_FILE", missing)]).0,
+            "CONSUL_HTTP_TOKEN_FILE"
+        );
+        assert_eq!(env(&[("CONSUL_CACERT", missing)]).0, "CONSUL_CACERT");
+        assert_eq!(
+            env(&[("CONSUL_CLIENT_CERT", missing)]).0,
+            "CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY"
+        );
+        assert_eq!(
+            refused(ClientBuilder::default().ca_cert_file(missing).build()).0,
+            "ca_cert_file"
+        );
+        assert_eq!(env(&[("CONSUL_NAMESPACE", "team a")]).0, "CONSUL_NAMESPACE");
+        assert_eq!(
+            refused(ClientBuilder::default().datacenter("").build()).0,
+            "datacenter"
+        );
+        assert_eq!(
+            refused(
+                ClientBuilder::default()
+                    .session_ttl_min(Duration::ZERO)
+                    .build()
+            )
+            .0,
+            "session_ttl_min"
+        );
+        assert_eq!(
+            refused(
+                ClientBuilder::default()
+                    .request_timeout(Duration::ZERO)
+                    .build()
+            )
+            .0,
+            "request_timeout"
+        );
+        // TLS variables this client does not read: refused for HTTPS, ignored for HTTP.
+        let (option, reason) = env(&[
+            ("CONSUL_HTTP_ADDR", "https://consul:8501"),
+            ("CONSUL_CAPATH", "/etc/consul.d/ca"),
+        ]);
+        assert_eq!(option, "CONSUL_CAPATH");
+        assert!(reason.contains("CONSUL_CACERT"), "{reason}");
+        assert!(from(&[("CONSUL_CAPATH", "/etc/consul.d/ca")])
+            .unwrap()
+            .build()
+            .is_ok());
+    }
+
+    #[test]
+    fn basic_auth_is_read_as_the_consul_cli_reads_it() {
+        let b = from(&[("CONSUL_HTTP_AUTH", "ops:pa:ss")]).unwrap();
+        let (user, password) = b.basic_auth.clone().unwrap();
+        assert_eq!((user.as_str(), password.expose()), ("ops", "pa:ss"));
+        assert!(!format!("{b:?}").contains("pa:ss"));
+        let client = b.build().unwrap();
+        assert!(!format!("{client:?}").contains("pa:ss"));
     }
 
     #[test]

@@ -51,13 +51,25 @@ async fn the_layout_is_consuls_and_release_leaves_no_holder() {
     assert_eq!(value["Holders"][guard.session_id()], true);
     assert_eq!(value["Holders"].as_object().unwrap().len(), 1);
     guard.release().await.expect("release");
-    let (value, _) = lock_value(&env, "pool").await.expect(".lock stays");
-    assert!(value["Holders"].as_object().unwrap().is_empty());
+    // The last holder gone, `.lock` goes too (as Go's `Semaphore.Destroy` deletes it): a
+    // semaphore nobody holds leaves nothing in Consul.
+    assert!(lock_value(&env, "pool").await.is_none(), ".lock is deleted");
     assert!(env.my_sessions().await.is_empty());
-    assert_eq!(
-        env.my_keys().await,
-        vec![format!("{}pool/.lock", env.prefix)]
-    );
+    assert!(env.my_keys().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_holder_leaving_while_another_holds_keeps_the_table() {
+    let env = Env::new("sem-leave");
+    let first = sem(&env, "pool", 2).acquire().await.expect("acquire");
+    let second = sem(&env, "pool", 2).acquire().await.expect("acquire");
+    first.release().await.expect("release");
+    let (value, _) = lock_value(&env, "pool").await.expect(".lock stays");
+    let holders = value["Holders"].as_object().unwrap();
+    assert_eq!(holders.len(), 1);
+    assert!(holders.contains_key(second.session_id()));
+    second.release().await.expect("release");
+    assert!(env.my_keys().await.is_empty());
 }
 
 #[tokio::test]
@@ -247,8 +259,8 @@ async fn a_panicking_holder_gives_its_slot_back() {
     .await;
     assert!(result.is_err());
     consul_lock_runtime::flush_releases().await;
-    let (value, _) = lock_value(&env, "pool").await.unwrap();
-    assert!(value["Holders"].as_object().unwrap().is_empty());
+    // Given back: nobody holds it, so `.lock` is gone.
+    assert!(lock_value(&env, "pool").await.is_none());
     let guard = s.acquire_timeout(Duration::ZERO).acquire().await.unwrap();
     guard.release().await.unwrap();
 }

@@ -88,6 +88,9 @@ impl<'a> Call<'a> {
         if let Some(token) = &inner.token {
             req = req.header("X-Consul-Token", token.expose());
         }
+        if let Some((user, password)) = &inner.basic_auth {
+            req = req.basic_auth(user, Some(password.expose()));
+        }
         if let Some(body) = self.body {
             req = req.body(body);
         }

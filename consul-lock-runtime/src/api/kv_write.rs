@@ -14,10 +14,10 @@ use crate::key::encode_path;
 use crate::{Client, Error, Result};
 
 /// A check-and-set write: `entry` becomes `value` with `flags` if its `ModifyIndex` is still
-/// `index`.
+/// `index`; with no value, `entry` is deleted if its `ModifyIndex` is still `index`.
 pub(crate) struct Cas<'a> {
     pub(crate) entry: &'a str,
-    pub(crate) value: &'a [u8],
+    pub(crate) value: Option<&'a [u8]>,
     pub(crate) flags: u64,
     pub(crate) index: u64,
 }
@@ -88,8 +88,8 @@ impl Client {
         Ok(reply.text().trim() == "true")
     }
 
-    /// `PUT /v1/txn`: the check-and-set `cas`, and `delete` of `gone`, in one
-    /// write (so that watchers of the prefix wake once). `Ok(false)` when the check-and-set
+    /// `PUT /v1/txn`: the check-and-set `cas` (a `cas`, or a `delete-cas` when it has no
+    /// value), and `delete` of `gone`, in one write (so that watchers of the prefix wake once). `Ok(false)` when the check-and-set
     /// failed (another writer came first); nothing was changed then. `key` names the lock for
     /// errors.
     pub(crate) async fn txn_cas_and_delete(
@@ -109,9 +109,9 @@ impl Client {
         let body = [
             TxnOp {
                 kv: KvOp {
-                    verb: "cas",
+                    verb: if value.is_some() { "cas" } else { "delete-cas" },
                     key: entry,
-                    value: Some(base64::engine::general_purpose::STANDARD.encode(value)),
+                    value: value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
                     flags,
                     index,
                 },

@@ -238,21 +238,30 @@ impl Client {
         })
     }
 
-    /// `PUT /v1/txn` with an `unlock` of `key`: gives the key back without ending the session.
-    pub(crate) async fn txn_unlock(
+    /// `PUT /v1/txn` with a `check-session` and a `delete` of `key`: gives the key back
+    /// without ending the session. Deleted, not unlocked: an unlocked key stays in Consul
+    /// without a session, for good if its waiters then give up; deleted, the store is as after
+    /// a release (whose session end deletes the key, `Behavior = delete`), and a Go waiter
+    /// takes a deleted key as it takes a released one.
+    pub(crate) async fn txn_give_back(
         &self,
         key: &str,
         session: &str,
         timeout: Duration,
     ) -> Result<()> {
-        // The flags are written by an unlock too: a key left with flags 0 would be refused by
-        // a waiting Go client (`Existing key does not match lock use`).
-        let mut unlock = TxnOp::kv("unlock", key, None, Some(session));
-        unlock.kv.flags = Some(GO_LOCK_FLAG);
-        let body = [unlock];
-        let op = "give the key back to a waiter";
-        let call = Call::new(Method::PUT, "/v1/txn".into(), key, op, timeout).with_json(&body);
-        call.send(self, &[]).await.map(|_| ())
+        const OP: &str = "give the key back to a waiter";
+        let body = [
+            TxnOp::kv("check-session", key, None, Some(session)),
+            TxnOp::kv("delete", key, None, None),
+        ];
+        let call = Call::new(Method::PUT, "/v1/txn".into(), key, OP, timeout).with_json(&body);
+        let reply = call.send(self, &[409]).await?;
+        let what = reply.text();
+        if reply.status == 409 && is_denied(&what) {
+            return Err(refused(key, OP, what));
+        }
+        // Any other 409: this session no longer holds the key (it ended): nothing to give.
+        Ok(())
     }
 
     /// `PUT /v1/txn` with one `lock` per key, all with `session`: Consul applies all of them

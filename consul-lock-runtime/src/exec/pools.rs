@@ -20,8 +20,10 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// The TLS settings every connection pool of a client is built with.
 pub(crate) struct HttpConfig {
     pub(crate) verify_tls: bool,
-    pub(crate) roots: Vec<Vec<u8>>,
-    pub(crate) identity: Option<Vec<u8>>,
+    /// CA certificates (PEM), each with the option or variable it came from.
+    pub(crate) roots: Vec<(&'static str, Vec<u8>)>,
+    /// The client certificate and key (PEM), with the option or variable they came from.
+    pub(crate) identity: Option<(&'static str, Vec<u8>)>,
 }
 
 impl HttpConfig {
@@ -33,19 +35,19 @@ impl HttpConfig {
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(POOL_IDLE)
             .danger_accept_invalid_certs(!self.verify_tls);
-        for pem in &self.roots {
+        for (option, pem) in &self.roots {
             let certs =
                 reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::InvalidOption {
-                    option: "ca_cert (CONSUL_CACERT)",
+                    option,
                     reason: format!("not a PEM certificate: {e}"),
                 })?;
             for cert in certs {
                 http = http.add_root_certificate(cert);
             }
         }
-        if let Some(pem) = &self.identity {
+        if let Some((option, pem)) = &self.identity {
             let identity = reqwest::Identity::from_pem(pem).map_err(|e| Error::InvalidOption {
-                option: "client_cert (CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY)",
+                option,
                 reason: format!("not a PEM certificate and private key: {e}"),
             })?;
             http = http.identity(identity);

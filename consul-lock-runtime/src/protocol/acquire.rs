@@ -141,14 +141,15 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
                 && queue::older_waiter(&waiters, &queue, pending.id()) =>
             {
                 // Taken ahead of older waiters (a releaser overtaking the queue): give it back
-                // and queue up, so that waiters are served in order. Should the unlock fail,
-                // dropping `pending` destroys the session, which frees the key.
+                // (delete it, as a release does, so that no key stays without a session) and
+                // queue up, so that waiters are served in order. Should that fail, dropping
+                // `pending` destroys the session, which deletes the key.
                 tracing::trace!(
                     fencing_token = modify_index,
                     "yielding the key to an older waiter"
                 );
                 client
-                    .txn_unlock(&plan.key, pending.id(), timeout)
+                    .txn_give_back(&plan.key, pending.id(), timeout)
                     .await
                     .map(|()| LockAttempt::Held)
             }

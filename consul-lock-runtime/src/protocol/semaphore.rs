@@ -184,6 +184,9 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
     let mut contending = false;
     // The index of the last read of the prefix; 0: read at once.
     let mut index = 0u64;
+    // Set while `.lock` may list this session without the acquire knowing it (a
+    // check-and-set on its way, or unanswered): ended without the slot, it leaves the table.
+    let mut listed: Option<MaybeListed<_>> = None;
     loop {
         // 1. A session (kept from the last round, renewed at TTL/2) and its contender key.
         let round = round::session(
@@ -285,8 +288,11 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
         prune_dead(&mut table, &entries);
         if table.holders.contains_key(pending.id()) {
             // A check-and-set whose answer was lost had gone through.
+            MaybeListed::disarm(&mut listed);
             return Ok(taken(&out, pending, new_index));
         }
+        // Not listed: a check-and-set whose answer was lost did not go through.
+        MaybeListed::disarm(&mut listed);
 
         // 3. Full: wait for a change. Free: take a slot with check-and-set.
         if table.holders.len() >= plan.limit as usize {
@@ -309,6 +315,13 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
         };
         out.attempts += 1;
         let value = serde_json::to_vec(&table).unwrap_or_default();
+        listed = Some(MaybeListed {
+            bg,
+            client: client.clone(),
+            prefix: plan.prefix.clone(),
+            limit: plan.limit,
+            session: Some(pending.id().to_owned()),
+        });
         let set = client
             .kv_cas(
                 &plan.prefix,
@@ -319,6 +332,9 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
                 timeout,
             )
             .await;
+        if set.is_ok() {
+            MaybeListed::disarm(&mut listed);
+        }
         match set {
             Ok(true) => return Ok(taken(&out, pending, new_index)),
             // Another contender changed `.lock` first: read again at once.
@@ -338,6 +354,40 @@ async fn acquire_loop(plan: &SemPlan, bg: impl Background) -> Result<Taken> {
     }
 }
 
+/// A session that `.lock` may list although its acquire does not know it yet: a check-and-set
+/// on its way, or one whose answer was lost. Dropped armed (the acquire ended without the slot:
+/// an error, the deadline, a cancellation), it takes the session out of the table again
+/// ([`leave`]), so that a semaphore nobody holds leaves no `.lock` behind; the next contender
+/// would prune the dead holder, but there may be none.
+struct MaybeListed<B: Background> {
+    bg: B,
+    client: Client,
+    prefix: String,
+    limit: u32,
+    /// `None` once disarmed.
+    session: Option<String>,
+}
+
+impl<B: Background> MaybeListed<B> {
+    /// The outcome is known: nothing to undo.
+    fn disarm(listed: &mut Option<Self>) {
+        if let Some(mut l) = listed.take() {
+            l.session = None;
+        }
+    }
+}
+
+impl<B: Background> Drop for MaybeListed<B> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);
+            self.bg.detach(async move {
+                leave(&client, &prefix, limit, &session).await;
+            });
+        }
+    }
+}
+
 fn taken<B: Background>(out: &Outcome, pending: PendingSession<B>, index: u64) -> Taken {
     out.record();
     let (session_id, renewed) = pending.into_parts();
@@ -350,9 +400,11 @@ fn taken<B: Background>(out: &Outcome, pending: PendingSession<B>, index: u64) -
 
 /// Gives a slot back: removes `session` from `PREFIX/.lock` with check-and-set and deletes
 /// its contender key in the same transaction (one write, so waiters wake once), retrying
-/// conflicts and transient failures for up to one request timeout. The caller then ends the
-/// session; should this fail, the session's end deletes the contender key and the next
-/// contender prunes the dead holder, so a failure is only logged.
+/// conflicts and transient failures for up to one request timeout. When no live holder is
+/// left, `.lock` itself is deleted (check-and-set too, as Go's `Semaphore.Destroy` does), so
+/// that a semaphore nobody holds leaves no key behind; a contender creates it again. The
+/// caller then ends the session; should this fail, the session's end deletes the contender
+/// key and the next contender prunes the dead holder, so a failure is only logged.
 pub(crate) async fn leave(client: &Client, prefix: &str, limit: u32, session: &str) {
     let key = lock_key(prefix);
     let contender = contender_key(prefix, session);
@@ -363,19 +415,21 @@ pub(crate) async fn leave(client: &Client, prefix: &str, limit: u32, session: &s
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
         let result = async {
-            let (entry, _) = client.kv_read(&key, None, timeout).await?;
-            let entries: Vec<KvEntry> = entry.into_iter().collect();
+            let (entries, _) = client
+                .kv_read_tree(prefix, &format!("{prefix}/"), None, timeout)
+                .await?;
             let (mut table, index) = read_table(prefix, limit, &entries)?;
             if index == 0 || table.holders.remove(session).is_none() {
                 return Ok(true);
             }
+            prune_dead(&mut table, &entries);
             let value = serde_json::to_vec(&table).unwrap_or_default();
             client
                 .txn_cas_and_delete(
                     prefix,
                     Cas {
                         entry: &key,
-                        value: &value,
+                        value: (!table.holders.is_empty()).then_some(&value[..]),
                         flags: SEMAPHORE_FLAGS,
                         index,
                     },
