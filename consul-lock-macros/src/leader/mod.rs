@@ -252,6 +252,9 @@ fn generate(args: &LeaderArgs, func: &LockedFn) -> syn::Result<TokenStream> {
             return #fake;
         }
     };
+    // The body's statements without its braces (same scope: the fake return binds nothing), so
+    // that a one-line body draws no `unused_braces`.
+    let stmts = &body.stmts;
     let new_body = quote! {
         let #election = #p::election(#name, #key, #ttl, #grace);
         #client
@@ -261,7 +264,7 @@ fn generate(args: &LeaderArgs, func: &LockedFn) -> syn::Result<TokenStream> {
             #(#clones)*
             async move {
                 #fake_return
-                #body
+                #(#stmts)*
             }
         })
         .await

@@ -12,6 +12,12 @@ pub async fn scheduler(leadership: Leadership) -> Result<u64, consul_lock::Error
     Ok(leadership.fencing_token())
 }
 
+/// Docs: a one-line body.
+#[consul_lock::leader(name = "one-line")]
+pub async fn one_line(leadership: Leadership) -> Result<u64, consul_lock::Error> {
+    Ok(leadership.fencing_token())
+}
+
 /// Docs.
 #[derive(Clone)]
 pub struct Jobs(u32);
@@ -43,6 +49,7 @@ impl Service {
 
 fn main() {
     drop(scheduler());
+    drop(one_line());
     let service = Service { client: Client::builder().build().unwrap(), address: "a".into() };
     drop(service.compact(Jobs(1), 2));
 }
