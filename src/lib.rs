@@ -49,8 +49,9 @@
 //! mutex. A holder that stalls past its TTL loses the key to the next waiter while it may
 //! still be running. Give the systems you write to the [fencing
 //! token](LockGuard::fencing_token), stop work when [`LockGuard::lost`] completes, or renew
-//! the session (`renew`) for long work. The README covers the Consul semantics that bite
-//! (TTL up to 2x, lock-delay, leader elections).
+//! the session (`renew`) for long work. The repository's `docs/consul-semantics.md` covers
+//! the Consul semantics that bite (TTL up to 2x, lock-delay, leader elections), and
+//! `docs/guide.md` the building of a service with it.
 
 pub use consul_lock_runtime::*;
 

@@ -57,7 +57,7 @@ impl Bank {
     }
 }
 
-/// The README's example: both accounts are locked, in one transaction, whatever the order.
+/// The example of `docs/attribute.md`: both accounts are locked, in one transaction, whatever the order.
 #[consul_lock(
     key = "bank/<bank.run>/accounts/<from>",
     key = "bank/<bank.run>/accounts/<to>",

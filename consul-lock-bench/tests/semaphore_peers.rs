@@ -144,7 +144,39 @@ fn holders(s: &Setup) -> serde_json::Map<String, serde_json::Value> {
 
 /// The last holder gone (ours or the CLI's), nothing is left under the prefix: `.lock` is
 /// deleted by whoever leaves last (this library, or the CLI, which calls Go's `Destroy`).
+///
+/// One exception, Go's and not ours: a `consul lock -n N` that gives up waiting closes its
+/// session's renewal and exits, and the goroutine that would destroy the session may not run
+/// before the process ends (seen on a real agent). Its contender key then stays, held by that
+/// live session, until the session's TTL ends it and Consul deletes the key (behaviour
+/// `delete`). So a key may be left only if a live `delete` session that is not one of ours
+/// holds it; such sessions are ended here, as an operator would, and the prefix must then be
+/// empty.
 fn assert_nothing_left(s: &Setup) {
+    let left = block(s.client.kv_list(&format!("{}/", s.prefix))).expect("list");
+    if left.is_empty() {
+        return;
+    }
+    let sessions = block(s.client.sessions()).expect("list sessions");
+    for entry in &left {
+        let holder = entry
+            .session
+            .as_deref()
+            .and_then(|id| sessions.iter().find(|info| info.id == id));
+        let Some(holder) = holder else {
+            panic!("left under the prefix with no live session: {}", entry.key);
+        };
+        assert!(
+            holder.behavior == "delete" && !holder.name.starts_with("consul-lock"),
+            "left under the prefix, held by {holder:?}: {}",
+            entry.key
+        );
+        eprintln!(
+            "left by the Go CLI until its session's TTL ({}) ends: {}; ending session {}",
+            holder.ttl, entry.key, holder.id
+        );
+        block(s.client.destroy_session(&holder.id)).expect("destroy the CLI's session");
+    }
     let left = block(s.client.kv_keys(&format!("{}/", s.prefix))).expect("list");
     assert!(left.is_empty(), "left under the prefix: {left:?}");
 }

@@ -184,8 +184,11 @@ pub struct RunArgs {
 pub struct ReleaseArgs {
     /// The lock key, as written in the attribute.
     pub key: String,
-    /// Really destroy the holder's session. The holder is not told: it may go on working
-    /// until it notices the loss.
+    /// Really destroy the holder's session. Consul tells the holder nothing; holders that
+    /// watch their key notice at once (this library with renewal or waiting on `lost()`,
+    /// `consul-lock run`, Go's `api.Lock` through its lost channel); a holder of this library
+    /// without renewal and not waiting on `lost()` notices only at its lock timeout and may
+    /// go on working until then: protect writes with fencing tokens.
     #[arg(long)]
     pub force: bool,
     /// Placeholder values.

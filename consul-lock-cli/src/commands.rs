@@ -66,8 +66,10 @@ pub async fn release(client: &Client, args: &ReleaseArgs) -> Outcome {
             REFUSED,
             format!(
                 "refusing to release `{}` without --force: it is held by {}; --force would destroy \
-                 that session, which deletes the key and lets the next waiter take it, while the \
-                 holder is not told and may go on working; re-run with --force if that is what you want",
+                 that session, which deletes the key and lets the next waiter take it; a holder \
+                 that does not watch its key (this library without renewal and not waiting on \
+                 lost()) is not told until its lock timeout and may go on working; re-run with \
+                 --force if that is what you want",
                 target.key,
                 render::whose(&lock)
             ),

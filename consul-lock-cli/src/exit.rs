@@ -1,6 +1,6 @@
 //! Exit statuses and the one-line errors that go with them.
 //!
-//! The table in `cli.rs` (`--help`) and in the README must list the same values.
+//! The table in `cli.rs` (`--help`) and in `docs/operations.md` must list the same values.
 
 use std::fmt;
 
@@ -85,12 +85,40 @@ fn from_runtime(e: &Error) -> Failure {
             key,
             operation,
             message,
+        } if message.contains("ACL not found") => Failure::new(
+            CONSUL,
+            format!(
+                "Consul does not know the ACL token sent to {operation}{} ({message}): the token \
+                 does not exist (mistyped, deleted, expired, or made in another cluster); set \
+                 CONSUL_HTTP_TOKEN (or CONSUL_HTTP_TOKEN_FILE) to an existing token",
+                about(key)
+            ),
+        ),
+        Error::PermissionDenied {
+            key,
+            operation,
+            message,
         } => Failure::new(
             CONSUL,
             format!(
                 "Consul denied permission to {operation}{}: {message}: set CONSUL_HTTP_TOKEN (or \
                  CONSUL_HTTP_TOKEN_FILE) to a token with key_prefix read on the lock prefix (write \
                  for run) and session_prefix read (write for run and release)",
+                about(key)
+            ),
+        ),
+        Error::ConsulRefused {
+            key,
+            operation,
+            status: 404,
+            ..
+        } => Failure::new(
+            CONSUL,
+            format!(
+                "the server at CONSUL_HTTP_ADDR answered 404 when asked to {operation}{}: it is \
+                 not a Consul agent's HTTP API (or a proxy in front of it changes the path); set \
+                 CONSUL_HTTP_ADDR to the agent's HTTP address without a path (port 8500 by \
+                 default)",
                 about(key)
             ),
         ),

@@ -4,8 +4,8 @@
 //!
 //! The tests live in `tests/`; the binaries in `src/bin/` are the processes they start
 //! (`reliability-stress` for the stress workers and the long run, `crash-holder` for the
-//! crash test, `election-candidate` for the candidates and observers of the election
-//! workload).
+//! crash test, `history-holder` for the lease holders of the history checker,
+//! `election-candidate` for the candidates and observers of the election workload).
 
 #![warn(missing_docs)]
 
@@ -16,5 +16,8 @@ pub mod election_candidate;
 pub mod election_history;
 pub mod failover;
 pub mod history;
+pub mod holder;
+pub mod holders;
+pub mod lease_history;
 pub mod stress;
 pub mod support;

@@ -12,7 +12,7 @@ use consul_lock::{flush_releases, Client, Lock};
 use consul_lock_reliability::clock::monotonic_ns;
 use consul_lock_reliability::failover::{FailoverSummary, Outage, Workload, WorkloadConfig};
 use consul_lock_reliability::support::{leftovers, run, unique_prefix};
-use consul_lock_testkit::real::{ConsulBinary, RealCluster};
+use consul_lock_testkit::real::{ClusterConfig, ConsulBinary, RealCluster};
 
 /// A fault every 12 s, the killed agent back 4 s later.
 const PERIOD: Duration = Duration::from_secs(12);
@@ -56,8 +56,12 @@ async fn on_cluster<T: Send + 'static>(
 }
 
 async fn start_cluster(bin: ConsulBinary) -> Shared {
+    start_cluster_with(bin, ClusterConfig::default()).await
+}
+
+async fn start_cluster_with(bin: ConsulBinary, config: ClusterConfig) -> Shared {
     let started = Instant::now();
-    let cluster = tokio::task::spawn_blocking(move || RealCluster::start(&bin))
+    let cluster = tokio::task::spawn_blocking(move || RealCluster::start_with(&bin, config))
         .await
         .expect("join")
         .expect("start a 3-server Consul cluster and a client agent");
@@ -135,19 +139,30 @@ async fn outage(cluster: &Shared, fault: Fault) -> Outage {
 /// Scenario A or B: the workload for `ROUNDS` outages, one every `PERIOD`.
 async fn failover_scenario(bin: ConsulBinary, name: &str, fault: Fault) -> FailoverSummary {
     let cluster = start_cluster(bin).await;
+    timed_failover(cluster, name, fault, PERIOD, ROUNDS).await
+}
+
+/// The workload for `rounds` outages, one every `period`, on `cluster`.
+async fn timed_failover(
+    cluster: Shared,
+    name: &str,
+    fault: Fault,
+    period: Duration,
+    rounds: usize,
+) -> FailoverSummary {
     let client = client_for(&cluster);
     let prefix = unique_prefix(name);
     let config = WorkloadConfig::failover();
     let workload = Workload::start(&client, &prefix, &config);
     let begin = Instant::now();
     let mut outages = Vec::new();
-    for round in 1..=ROUNDS {
-        tokio::time::sleep_until((begin + PERIOD * round as u32).into()).await;
+    for round in 1..=rounds {
+        tokio::time::sleep_until((begin + period * round as u32).into()).await;
         outages.push(outage(&cluster, fault).await);
     }
     // The last outage ended about 4 s after its start; keep the workload running until
-    // PERIOD after it began, so acquisitions after it are measured too.
-    tokio::time::sleep_until((begin + PERIOD * (ROUNDS as u32 + 1) - DOWN).into()).await;
+    // `period` after it began, so acquisitions after it are measured too.
+    tokio::time::sleep_until((begin + period * (rounds as u32 + 1) - DOWN).into()).await;
     let report = workload.stop().await;
     on_cluster(&cluster, |c| c.wait_for_leader(ELECTION_LIMIT))
         .await
@@ -185,6 +200,44 @@ fn real_cluster_failover_b_client_agent_killed_loses_no_lock_and_leaves_nothing(
         Fault::KillClientAgent,
     ));
     summary.assert_ok(MAX_WAIT_AFTER_OUTAGE);
+}
+
+/// Scenario D: scenario A with Consul's default election timing (`raft_multiplier` 5, where an
+/// election can take more than 10 s): the leader SIGKILLed every 16 s, 3 times. No acquire may
+/// fail (the acquire timeout is 15 s), no release may return an error (one Consul does not
+/// confirm in time goes on in the background), and every acquire after an outage must be done
+/// within that outage's election time and 5 s.
+#[test]
+fn real_cluster_failover_d_default_election_timing_loses_no_lock() {
+    let Some(bin) = binary("real_cluster_failover_d_default_election_timing") else {
+        return;
+    };
+    let _serial = serial();
+    let summary = run(async move {
+        let config = ClusterConfig::default().raft_multiplier(5);
+        let cluster = start_cluster_with(bin, config).await;
+        let name = "failover-D-leader-killed-raft-multiplier-5";
+        timed_failover(cluster, name, Fault::KillLeader, Duration::from_secs(16), 3).await
+    });
+    let elections: Vec<Duration> = summary
+        .outages
+        .iter()
+        .map(|o| Duration::from_nanos(o.back_ns - o.start_ns))
+        .collect();
+    for (i, (wait, election)) in summary
+        .longest_wait_after
+        .iter()
+        .zip(&elections)
+        .enumerate()
+    {
+        assert!(
+            *wait <= *election + Duration::from_secs(5),
+            "after outage {}: an acquire waited {wait:?}, the election took {election:?}\n{}",
+            i + 1,
+            summary.table()
+        );
+    }
+    summary.assert_ok(Duration::from_secs(15));
 }
 
 /// Scenario C: one renewed lock (lock timeout 10 s) held 45 s while the leader is killed

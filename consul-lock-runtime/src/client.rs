@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::agent::AgentKind;
+use crate::api::tls::TlsConfig;
 use crate::config::{check_header_value, read_file, ClientBuilder, Token};
 use crate::exec::pools::{HttpConfig, Pools};
 use crate::session_policy::SessionPolicy;
@@ -24,7 +26,9 @@ use crate::{Error, Result};
 /// let client = Client::builder().address(server.url()).build()?;
 /// let same_pool = client.clone();
 /// Lock::new("client-example").client(&same_pool).hold(|_| async {}).await?;
-/// assert_eq!(client.requests_sent(), 3); // clones share the pool and the count
+/// // Clones share the pool and the count: create a session, lock, release, and, on a
+/// // client's first lock, two requests asking what kind of agent this is.
+/// assert_eq!(client.requests_sent(), 3 + 2);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -46,6 +50,8 @@ pub(crate) struct ClientInner {
     pub(crate) request_timeout: Duration,
     pub(crate) session_ttl_min: Duration,
     pub(crate) sessions: SessionPolicy,
+    /// What kind of agent this is, once learnt (or said by the builder).
+    pub(crate) agent: tokio::sync::OnceCell<AgentKind>,
     pub(crate) requests_sent: AtomicU64,
 }
 
@@ -114,12 +120,11 @@ impl Client {
             roots.push((origin.ca_cert_file, read_file(origin.ca_cert_file, path)?));
         }
         let identity = match (&b.client_cert_file, &b.client_key_file) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read_file(origin.client_cert, cert)?;
-                pem.push(b'\n');
-                pem.extend(read_file(origin.client_cert, key)?);
-                Some((origin.client_cert, pem))
-            }
+            (Some(cert), Some(key)) => Some((
+                origin.client_cert,
+                read_file(origin.client_cert, cert)?,
+                read_file(origin.client_cert, key)?,
+            )),
             (None, None) => None,
             _ => {
                 return Err(Error::InvalidOption {
@@ -129,9 +134,11 @@ impl Client {
             }
         };
         let http_config = HttpConfig {
-            verify_tls: b.verify_tls,
-            roots,
-            identity,
+            tls: TlsConfig {
+                verify: b.verify_tls,
+                roots,
+                identity,
+            },
         };
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Client {
@@ -146,6 +153,7 @@ impl Client {
                 request_timeout: b.request_timeout,
                 session_ttl_min: b.session_ttl_min,
                 sessions: b.sessions,
+                agent: tokio::sync::OnceCell::new_with(b.agent),
                 requests_sent: AtomicU64::new(0),
             }),
         })
@@ -180,7 +188,9 @@ impl Client {
     }
 
     /// How many HTTP requests this client (and its clones) has sent so far: a way to see what
-    /// a lock cycle costs (an uncontended acquire + release is 3).
+    /// a lock cycle costs (an uncontended acquire + release is 3; a client's first lock also
+    /// asks once what kind of agent it talks to, one or two requests, unless
+    /// [`ClientBuilder::agent_is_server`] says it).
     #[must_use]
     pub fn requests_sent(&self) -> u64 {
         self.inner.requests_sent.load(Ordering::Relaxed)

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::agent::AgentKind;
 use crate::session_policy::SessionPolicy;
 use crate::{Client, Error, Result};
 
@@ -126,6 +127,8 @@ pub struct ClientBuilder {
     /// `CONSUL_*` variables the Consul CLI reads and this client does not, when set: refused
     /// when the client is built for HTTPS, where they would matter.
     pub(crate) unsupported_tls_vars: Vec<(&'static str, &'static str)>,
+    /// What kind of agent this is, when the code says so (`agent_is_server`).
+    pub(crate) agent: Option<AgentKind>,
 }
 
 /// Where a builder's settings came from: the `CONSUL_*` variable [`ClientBuilder::from_env`]
@@ -176,6 +179,7 @@ impl Default for ClientBuilder {
             session_ttl_min: DEFAULT_SESSION_TTL_MIN,
             sessions: SessionPolicy::default(),
             unsupported_tls_vars: Vec::new(),
+            agent: None,
         }
     }
 }
@@ -597,6 +601,12 @@ impl ClientBuilder {
             });
         }
         if base_url.starts_with("https://") {
+            if let Some(reason) = crate::api::tls::missing_backend() {
+                return Err(Error::InvalidOption {
+                    option: self.origin.address,
+                    reason: format!("{base_url:?} {reason}"),
+                });
+            }
             if let Some((option, reason)) = self.unsupported_tls_vars.first() {
                 return Err(Error::InvalidOption {
                     option,
@@ -722,7 +732,7 @@ mod tests {
     #[test]
     fn booleans_are_read_as_go_reads_them() {
         let b = from(&[("CONSUL_HTTP_SSL", "T"), ("CONSUL_HTTP_ADDR", "h:1")]).unwrap();
-        assert_eq!(b.build().unwrap().address(), "https://h:1");
+        assert_eq!(b.base_url().unwrap(), "https://h:1");
         let err = from(&[("CONSUL_HTTP_SSL", "yes")]).unwrap_err();
         assert!(
             matches!(&err, Error::InvalidOption { option: "CONSUL_HTTP_SSL", reason } if reason.contains("TRUE")),
@@ -806,15 +816,47 @@ mod tests {
             .0,
             "request_timeout"
         );
-        // TLS variables this client does not read: refused for HTTPS, ignored for HTTP.
-        let (option, reason) = env(&[
-            ("CONSUL_HTTP_ADDR", "https://consul:8501"),
-            ("CONSUL_CAPATH", "/etc/consul.d/ca"),
-        ]);
-        assert_eq!(option, "CONSUL_CAPATH");
-        assert!(reason.contains("CONSUL_CACERT"), "{reason}");
+        // TLS variables this client does not read: refused for HTTPS (where a TLS backend is
+        // compiled in: else HTTPS itself is refused first), ignored for HTTP.
+        if crate::api::tls::BACKEND.is_some() {
+            let (option, reason) = env(&[
+                ("CONSUL_HTTP_ADDR", "https://consul:8501"),
+                ("CONSUL_CAPATH", "/etc/consul.d/ca"),
+            ]);
+            assert_eq!(option, "CONSUL_CAPATH");
+            assert!(reason.contains("CONSUL_CACERT"), "{reason}");
+        }
         assert!(from(&[("CONSUL_CAPATH", "/etc/consul.d/ca")])
             .unwrap()
+            .build()
+            .is_ok());
+    }
+
+    /// Runs in every feature set: CI runs the library's tests without a TLS backend too.
+    #[test]
+    fn an_https_address_needs_a_tls_backend() {
+        let https = ClientBuilder::default()
+            .address("https://consul:8501")
+            .build();
+        let tls_env = from(&[
+            ("CONSUL_HTTP_ADDR", "consul:8501"),
+            ("CONSUL_HTTP_SSL", "1"),
+        ])
+        .and_then(ClientBuilder::build);
+        if crate::api::tls::BACKEND.is_some() {
+            assert!(https.is_ok() && tls_env.is_ok());
+            return;
+        }
+        let (option, reason) = refused(https);
+        assert_eq!(option, "address");
+        assert!(
+            reason.contains("without a TLS backend") && reason.contains("`rustls`"),
+            "{reason}"
+        );
+        assert_eq!(refused(tls_env).0, "CONSUL_HTTP_ADDR");
+        // Plain HTTP works without one.
+        assert!(ClientBuilder::default()
+            .address("127.0.0.1:8500")
             .build()
             .is_ok());
     }

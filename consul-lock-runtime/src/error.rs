@@ -56,12 +56,9 @@ pub enum Error {
         blocked_by: Blocker,
     },
 
-    /// Consul's ACLs refused the request (HTTP 403, or `Permission denied` inside a transaction).
-    #[error(
-        "Consul denied permission to {operation} for lock `{key}`: {message}; give the token \
-         `key_prefix` write on the key's prefix and `session_prefix` write for the agent's node \
-         (CONSUL_HTTP_TOKEN / CONSUL_HTTP_TOKEN_FILE)"
-    )]
+    /// Consul's ACLs refused the request (HTTP 403, or `Permission denied` inside a
+    /// transaction), or Consul does not know the token (`ACL not found`).
+    #[error("{}", DeniedText { key, operation, message })]
     PermissionDenied {
         /// The full Consul key.
         key: String,
@@ -71,9 +68,11 @@ pub enum Error {
         message: String,
     },
 
-    /// Consul answered with an error status (for example 500 `No cluster leader`).
+    /// Consul answered with an error status (for example 500 `No cluster leader`), or the
+    /// server at the address is not Consul (404 to a request Consul serves).
     #[error(
-        "Consul refused to {operation} for lock `{key}`: HTTP {status}: {message}{}",
+        "Consul refused to {operation} for lock `{key}`: HTTP {status}{}{}",
+        answer_text(message),
         hint_for_status(*status, message)
     )]
     ConsulRefused {
@@ -162,7 +161,9 @@ pub enum Error {
     /// # Ok(()) }
     /// ```
     #[error(
-        "lock `{key}` is no longer held by this holder's session, so Consul applied nothing of the fenced write ({message}); stop the work that needed the lock (lost() says why) and acquire the lock again before writing"
+        "lock `{key}` is no longer held by this holder's session, so Consul applied nothing of \
+         the fenced write ({message}); stop the work that needed the lock (lost() says why) and \
+         acquire the lock again before writing"
     )]
     LockLost {
         /// The full Consul key of the lock (for several keys, the one found not held).
@@ -194,6 +195,10 @@ pub enum Error {
 pub enum Blocker {
     /// Another session held the key.
     Holder,
+    /// Another task of this process held the key (or was acquiring it) for the whole acquire
+    /// timeout: tasks of one process take a key in turn, one at a time, before they send
+    /// anything to Consul, so nothing was sent for this acquire.
+    LocalHolder,
     /// The key was free, but Consul refused new holders because a lock-delay was running: a
     /// session that held the key ended without releasing it (invalidated, or destroyed by a
     /// client whose sessions have a lock-delay, such as Go's `api.Lock` with Consul's default
@@ -212,6 +217,7 @@ impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Blocker::Holder => f.write_str("held by another session"),
+            Blocker::LocalHolder => f.write_str("held by another task of this process"),
             Blocker::LockDelay => f.write_str("under a lock-delay"),
             Blocker::Unanswered { operation } => {
                 write!(
@@ -270,6 +276,12 @@ impl fmt::Display for NotAcquiredText<'_> {
                 f,
                 "lock `{key}` is held by another session and was not released within {waited} \
                  ({attempts} attempt(s))"
+            ),
+            Blocker::LocalHolder => write!(
+                f,
+                "lock `{key}` is held by another task of this process and was not released \
+                 within {waited} (tasks of one process take a key in turn; this one waited for \
+                 its turn and sent nothing to Consul)"
             ),
             Blocker::LockDelay => write!(
                 f,
@@ -381,8 +393,53 @@ fn is_invalid_session(message: &str) -> bool {
     message.contains("invalid session")
 }
 
+/// Consul's text after the status: `: text`, or a note that the body was empty.
+fn answer_text(message: &str) -> String {
+    if message.is_empty() {
+        " with an empty body".to_owned()
+    } else {
+        format!(": {message}")
+    }
+}
+
+/// The sentence of [`Error::PermissionDenied`]: an unknown token is not a missing permission.
+struct DeniedText<'a> {
+    key: &'a str,
+    operation: &'static str,
+    message: &'a str,
+}
+
+impl fmt::Display for DeniedText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, operation, message) = (self.key, self.operation, self.message);
+        if message.contains("ACL not found") {
+            write!(
+                f,
+                "Consul does not know the ACL token sent to {operation} for lock `{key}` \
+                 ({message}): the token does not exist (mistyped, deleted, expired, or made in \
+                 another cluster); set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE (or \
+                 ClientBuilder::token) to an existing token with `key_prefix` write on the \
+                 key's prefix and `session_prefix` write for the agent's node"
+            )
+        } else {
+            write!(
+                f,
+                "Consul denied permission to {operation} for lock `{key}`: {message}; give the \
+                 token `key_prefix` write on the key's prefix and `session_prefix` write for the \
+                 agent's node (CONSUL_HTTP_TOKEN / CONSUL_HTTP_TOKEN_FILE)"
+            )
+        }
+    }
+}
+
 fn hint_for_status(status: u16, message: &str) -> &'static str {
-    if message.contains("No cluster leader") {
+    if status == 404 {
+        // Every request this library sends is one Consul serves (a missing key is handled
+        // before this): a 404 comes from another server, or a proxy that rewrites the path.
+        "; Consul serves this request, so the server at this address is not a Consul agent's \
+         HTTP API (or a proxy in front of it changes the path): check CONSUL_HTTP_ADDR, the \
+         agent's HTTP address without a path (port 8500 by default)"
+    } else if message.contains("No cluster leader") {
         "; the Consul cluster has no leader: retry later or raise the acquire timeout"
     } else if status == 413 {
         "; the request is too large: keep the lock value under 512 KiB"
@@ -404,5 +461,80 @@ impl fmt::Display for DisplayDuration {
         } else {
             write!(f, "{:.1} s", ms / 1000.0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_acquired(blocked_by: Blocker, attempts: u32) -> String {
+        Error::NotAcquired {
+            key: "locks/ephemeral/k".into(),
+            waited: Duration::from_millis(503),
+            attempts,
+            blocked_by,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn each_blocker_reads_as_what_happened() {
+        assert_eq!(
+            not_acquired(Blocker::Holder, 3),
+            "lock `locks/ephemeral/k` is held by another session and was not released within \
+             503 ms (3 attempt(s)); raise the acquire timeout, or use the try/fail-soft form \
+             to treat this as a normal outcome"
+        );
+        // A wait for the local turn made no attempt: no "(0 attempt(s))".
+        let local = not_acquired(Blocker::LocalHolder, 0);
+        assert!(
+            local.contains("held by another task of this process"),
+            "{local}"
+        );
+        assert!(!local.contains("attempt(s)"), "{local}");
+        let slow = not_acquired(
+            Blocker::Unanswered {
+                operation: "create a session",
+            },
+            0,
+        );
+        assert!(
+            slow.contains("waiting for Consul's answer to the request to create a session"),
+            "{slow}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_token_is_not_a_missing_permission() {
+        let denied = |message: &str| {
+            Error::PermissionDenied {
+                key: "k".into(),
+                operation: "create a session",
+                message: message.into(),
+            }
+            .to_string()
+        };
+        let unknown = denied("ACL not found");
+        assert!(unknown.contains("the token does not exist"), "{unknown}");
+        assert!(!unknown.contains("give the token"), "{unknown}");
+        let missing = denied("Permission denied");
+        assert!(
+            missing.contains("give the token `key_prefix` write"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn a_404_says_the_server_is_not_consul() {
+        let text = Error::ConsulRefused {
+            key: "k".into(),
+            operation: "create a session",
+            status: 404,
+            message: String::new(),
+        }
+        .to_string();
+        assert!(text.contains("HTTP 404 with an empty body"), "{text}");
+        assert!(text.contains("not a Consul agent's HTTP API"), "{text}");
     }
 }

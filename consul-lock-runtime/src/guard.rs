@@ -17,15 +17,17 @@ use crate::error::DisplayDuration;
 use crate::exec;
 use crate::protocol::lease::{self, Lease};
 use crate::reentry::{Caller, HeldMark};
-use crate::{Error, Fence, LostReason, RequestFailure, Result};
+use crate::{Fence, LostReason, Result};
 
 /// The guard's and its handles' view of one held lock.
 struct Shared {
     lease: Arc<Lease>,
     renew: bool,
-    /// Whether the timer that reports the TTL running out has been started (without renewal
-    /// it is started by the first `lost()`: `is_held()` needs no task).
+    /// Whether the timer that reports the TTL running out and the key watch have been started
+    /// (without renewal they are started by the first `lost()`: `is_held()` needs no task).
     expiry_timer: AtomicBool,
+    /// The key watch, for a lock without renewal to start at its first `lost()`.
+    watch: Mutex<Option<BoxFuture<'static, ()>>>,
     /// The renewal, key watch and expiry timer running for this lock.
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -92,11 +94,36 @@ impl LockHandle {
         self.shared.lease.fencing_token
     }
 
-    /// Whether the lock is still held: not released, no loss seen, and the lease has not run
-    /// out: the TTL since the last successful renewal (or the acquire) or, while renewals fail
-    /// because Consul has no leader (an election), 2 × TTL less a tenth, as Consul's leader
-    /// ends a session only 2 × TTL after its last renewal and a new leader restarts that timer.
-    /// It never answers `true` after the moment Consul may have freed the key.
+    /// Whether the lock is still held, by what the holder knows: not released, no loss seen,
+    /// and the lease has not run out. Answered locally, without a request.
+    ///
+    /// **What it promises.** While it answers `true`, no other session can hold the key,
+    /// because Consul ends a session without checks only by its TTL (at the earliest a TTL
+    /// after the send time of the last successful create or renew), a destroy, or the
+    /// deregistration of its node. The lease runs:
+    ///
+    /// - the TTL from the send time of the last successful create or renewal;
+    /// - while renewals fail because Consul has no working leader (5xx, or no answer, as in an
+    ///   election or a frozen or cut-off client agent), 2 × TTL less a tenth of it: Consul's
+    ///   leader ends a session only 2 × TTL after the last renewal it applied, and a new leader
+    ///   restarts that timer;
+    /// - for a lease its node's failure can end (sessions with the node's health check, see
+    ///   [`danger_node_health_check`](crate::ClientBuilder::danger_node_health_check), or taken
+    ///   through a server of a cluster, whose node the leader deregisters when it fails): at
+    ///   most the [node lease](crate::ClientBuilder::node_lease), 3 s, after the last request
+    ///   Consul answered with the session alive.
+    ///
+    /// **What it cannot promise.** It cannot see what others do to the lock: an operator's
+    /// session destroy, the node deregistered (`consul force-leave`, `PUT
+    /// /v1/catalog/deregister`, a client agent's graceful leave, reaping after
+    /// `reconnect_timeout`), the key deleted; [`lost`](Self::lost) reports those as soon as the
+    /// holder reaches Consul. It relies on this machine's monotonic clock advancing as Consul's
+    /// does (a machine suspended to memory, or a VM whose clock does not catch up after a
+    /// pause, breaks it). And `true` says nothing about the next moment: a holder paused
+    /// between this check and its write (a GC pause, a stopped VM, `SIGSTOP`) writes later,
+    /// perhaps after the lease ended. Write to Consul through the lock's [`fence`](Self::fence),
+    /// which Consul refuses once the session no longer holds the key, and give other systems
+    /// the [fencing token](Self::fencing_token).
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -169,7 +196,17 @@ impl LockHandle {
     }
 
     /// A future that completes when the lock is lost (or released), with the reason. Use it
-    /// to stop work that must only run under the lock:
+    /// to stop work that must only run under the lock.
+    ///
+    /// It completes when the holder learns the lock is gone: at once when its session is
+    /// destroyed or invalidated (an operator, the node deregistered), the key deleted or
+    /// taken over, or a renewal refused for the ACL token, as soon as the holder can reach
+    /// Consul (the key is watched with blocking queries: from the acquisition with `renew`,
+    /// from the first call of `lost()` without it; reads, no Raft write); and when the lease
+    /// runs out by the holder's own count (see [`is_held`](Self::is_held)), within a moment of
+    /// `is_held()` turning false. A holder that cannot reach Consul (its agent frozen or cut
+    /// off) learns of a loss only when it can again, or when its lease runs out.
+    ///
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -191,8 +228,19 @@ impl LockHandle {
             && !shared.lease.is_lost()
             && !shared.expiry_timer.swap(true, Ordering::SeqCst)
         {
+            // Someone waits for the loss: report the TTL running out, and watch the key (a
+            // blocking query a minute, no Raft write) so that a session ended from outside, a
+            // node deregistered or the key deleted is reported at once.
             let lease = shared.lease.clone();
             shared.add_task(async move { lease::expire_at_ttl(&lease).await });
+            let watch = shared
+                .watch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(watch) = watch {
+                shared.add_task(watch);
+            }
         }
         Lost {
             inner: Box::pin(shared.lease.lost()),
@@ -298,17 +346,25 @@ impl LockGuard {
     {
         let lease = Arc::new(lease);
         lease.start_turn();
+        let span = tracing::debug_span!("consul_lock.monitor", key = %lease.key);
+        let watch: BoxFuture<'static, ()> = Box::pin(watch(lease.clone()).instrument(span.clone()));
+        // With renewal the key is watched from the start; without, from the first `lost()`.
+        let (watch_now, watch_later) = if renew {
+            (Some(watch), None)
+        } else {
+            (None, Some(watch))
+        };
         let shared = Arc::new(Shared {
             lease,
             renew,
             expiry_timer: AtomicBool::new(false),
+            watch: Mutex::new(watch_later),
             tasks: Mutex::new(Vec::new()),
         });
-        if renew {
-            let span = tracing::debug_span!("consul_lock.monitor", key = %shared.lease.key);
-            let (renewed, watched) = (shared.lease.clone(), shared.lease.clone());
-            shared.add_task(async move { lease::renew(&renewed).await }.instrument(span.clone()));
-            shared.add_task(watch(watched).instrument(span));
+        if let Some(watch) = watch_now {
+            let renewed = shared.lease.clone();
+            shared.add_task(async move { lease::renew(&renewed).await }.instrument(span));
+            shared.add_task(watch);
         } else if shared.lease.node_bound().is_some() {
             // Its node's failure can end the session at any moment: keep confirming it.
             let span = tracing::debug_span!("consul_lock.confirm", key = %shared.lease.key);
@@ -366,7 +422,7 @@ impl LockGuard {
     /// let guard = Lock::new("guard-lost-example").client(&client).renew(true).acquire().await?;
     /// client.destroy_session(guard.session_id()).await?; // the lock is taken away
     /// let reason = tokio::time::timeout(Duration::from_secs(5), guard.lost()).await?;
-    /// assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    /// assert_eq!(reason, LostReason::SessionInvalidated);
     /// assert_eq!(guard.lost_reason(), Some(reason));
     /// # Ok(()) }
     /// ```
@@ -404,11 +460,17 @@ impl LockGuard {
     /// Releases the lock: destroys its session, which deletes the key. The release runs to
     /// completion even if this future is dropped.
     ///
+    /// A release that Consul does not confirm within the client's request timeout (a leader
+    /// election, the agent unreachable) is not an error: it goes on in the background until
+    /// Consul confirms it ([`pending_releases`](crate::pending_releases) counts it,
+    /// [`flush_releases`](crate::flush_releases) waits for it), and the TTL frees the key at
+    /// the latest.
+    ///
     /// # Errors
     ///
-    /// [`Error::Unreachable`], [`Error::ConsulRefused`]
-    /// or [`Error::PermissionDenied`] when the session could
-    /// not be destroyed; the key is then freed by the TTL.
+    /// [`Error::PermissionDenied`](crate::Error::PermissionDenied) or
+    /// [`Error::ConsulRefused`](crate::Error::ConsulRefused) (4xx) when Consul refused to
+    /// destroy the session (no retry mends that); the key is then freed by the TTL.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -495,26 +557,26 @@ impl fmt::Debug for LockGuard {
 
 /// An explicit release: waits for Consul's confirmation up to the client's request timeout;
 /// past that the release goes on in the background (counted by
-/// [`flush_releases`](crate::flush_releases)) and the caller hears so.
+/// [`flush_releases`](crate::flush_releases)) and the caller is not held up by it. Only a
+/// refusal no retry mends is an error: a release given up on transient failures ends when
+/// Consul would have ended the session on its own.
 async fn release_patiently(lease: Arc<Lease>) -> Result<()> {
     let patience = lease.client.request_timeout();
     let key = lease.key.clone();
-    let address = lease.client.address().to_owned();
     let mut work = exec::MustFinish::new(async move { lease::release(&lease).await });
     match tokio::time::timeout(patience, &mut work).await {
-        Ok(result) => result,
+        Ok(Err(e)) if !e.is_transient() => Err(e),
+        Ok(_) => Ok(()),
         // Dropping the unfinished release hands the rest of it to the worker.
-        Err(_) => Err(Error::Unreachable {
-            key,
-            operation: "destroy the session (release)",
-            address,
-            cause: RequestFailure::NoAnswer,
-            reason: format!(
+        Err(_) => {
+            tracing::info!(
+                key = %key,
                 "Consul did not confirm the release within {}; it goes on in the background \
                  until Consul confirms it (flush_releases() waits for it), and the TTL frees \
                  the key at the latest",
                 DisplayDuration(patience)
-            ),
-        }),
+            );
+            Ok(())
+        }
     }
 }

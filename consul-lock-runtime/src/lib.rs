@@ -79,6 +79,7 @@
 
 #![warn(missing_docs)]
 
+mod agent;
 mod api;
 mod client;
 mod config;

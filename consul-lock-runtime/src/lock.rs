@@ -145,7 +145,9 @@ impl Lock {
     /// let lock = Lock::new("client-example").client(&client); // or .client(client.clone())
     /// let guard = lock.acquire().await?;
     /// guard.release().await?;
-    /// assert_eq!(client.requests_sent(), 3); // create a session, lock, release
+    /// // Create a session, lock, release; and, on a client's first lock, two requests asking
+    /// // what kind of agent this is (a server's failure can end its node's sessions).
+    /// assert_eq!(client.requests_sent(), 3 + 2);
     /// # Ok(()) }
     /// ```
     #[must_use]
@@ -222,6 +224,14 @@ impl Lock {
 
     /// Renew the session at TTL/2 while the lock is held, and watch the key, so that a lock
     /// can be held longer than its lock timeout and a loss is reported at once (default off).
+    ///
+    /// **Without renewal nothing is sent while the lock is held**, so a holder learns of a
+    /// release forced from outside (`consul-lock release --force`, a destroyed session, a
+    /// deleted key) only where it asks: the first [`LockGuard::lost`](crate::LockGuard::lost)
+    /// starts a watch of the key and completes at once on such a release; without a `lost()`,
+    /// [`is_held`](crate::LockGuard::is_held) stays true until the lock timeout runs out,
+    /// because it makes no request. Protect writes with the
+    /// [fencing token](crate::LockGuard::fencing_token) when a stale holder must not win.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -377,7 +387,11 @@ impl Lock {
         // The holder: the caller's task or thread, here (the acquisition may run elsewhere).
         let caller = reentry::Caller::check(&plan.client, &plan.key)?;
         Ok(async move {
-            let taken = acquire::acquire(&plan, Exec).await?;
+            // What kind of agent this is decides what can end the lease (once per client).
+            let client = plan.client.clone();
+            let taken = client
+                .acquire_learning(&plan.key, acquire::acquire(&plan, Exec))
+                .await?;
             let Plan {
                 client,
                 key,

@@ -35,6 +35,36 @@
 //! // The names, for dashboards and alerts:
 //! assert_eq!(consul_lock_runtime::metrics::ACQUISITIONS_TOTAL, "consul_lock_acquisitions_total");
 //! ```
+//!
+//! ## With `metrics-exporter-prometheus`
+//!
+//! Configured by default, that exporter renders every histogram as a **summary**: quantiles
+//! computed in the process (`consul_lock_wait_seconds{quantile="0.99"}`), no `_bucket`
+//! series, so `histogram_quantile(…_bucket…)` finds nothing, and quantiles cannot be summed
+//! across instances. Give it buckets for this library's histograms with
+//! `set_buckets_for_metric` ([`SECONDS_BUCKETS`] suits them), and they render as Prometheus
+//! histograms:
+//!
+//! ```
+//! use consul_lock_runtime::metrics::SECONDS_BUCKETS;
+//! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//!
+//! let recorder = PrometheusBuilder::new()
+//!     .set_buckets_for_metric(Matcher::Prefix("consul_lock_".into()), SECONDS_BUCKETS)?
+//!     .build_recorder(); // or `.install_recorder()?` for the whole process
+//! let handle = recorder.handle();
+//! metrics::with_local_recorder(&recorder, || {
+//!     metrics::histogram!(consul_lock_runtime::metrics::WAIT_SECONDS).record(0.004);
+//! });
+//! let text = handle.render(); // what `/metrics` serves
+//! assert!(text.contains("consul_lock_wait_seconds_bucket{le=\"0.005\"} 1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Then, for example, the p99 wait per template:
+//! `histogram_quantile(0.99, sum by (lock, le) (rate(consul_lock_wait_seconds_bucket{outcome="acquired"}[5m])))`.
+//! Without buckets, read `consul_lock_wait_seconds{quantile="0.99"}` per instance instead.
+//! (`consul-lock-runtime/tests/prometheus.rs` renders both configurations.)
 
 use std::time::Duration;
 
@@ -65,6 +95,20 @@ pub const LEADERSHIP_CHANGES_TOTAL: &str = "consul_lock_leadership_changes_total
 pub const LEADER_SECONDS: &str = "consul_lock_leader_seconds";
 /// Gauge: 1 while this process leads the election, by `election`.
 pub const IS_LEADER: &str = "consul_lock_is_leader";
+
+/// Bucket bounds (seconds) for the histograms, [`WAIT_SECONDS`], [`HELD_SECONDS`] and
+/// [`LEADER_SECONDS`]: from 1 ms (an uncontended acquire on a local agent) to 10 minutes (a
+/// long hold; longer ones fall in `+Inf`), about three per decade. Exporters that render histograms as summaries unless told otherwise need
+/// them, as `metrics-exporter-prometheus` does (see the module docs).
+///
+/// ```
+/// use consul_lock_runtime::metrics::SECONDS_BUCKETS;
+/// assert!(SECONDS_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+/// ```
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    180.0, 600.0,
+];
 
 /// The `lock` label of a lock without a name.
 pub(crate) const UNNAMED: &str = "unnamed";

@@ -262,7 +262,10 @@ impl MultiLock {
         let name = self.base.metrics_label();
         Ok(async move {
             let started = std::time::Instant::now();
-            let taken = multi::acquire_all(&plan, Exec).await;
+            let client = plan.client.clone();
+            let taken = client
+                .acquire_learning(&plan.label, multi::acquire_all(&plan, Exec))
+                .await;
             metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
             let taken = taken?;
             let MultiPlan {
@@ -483,10 +486,13 @@ impl MultiLockGuard {
     /// Releases every key: destroys the session, which deletes them all, retrying until
     /// Consul confirms it. The release runs to completion even if this future is dropped.
     ///
+    /// A release Consul does not confirm in time goes on in the background (as
+    /// [`LockGuard::release`]'s), which is not an error.
+    ///
     /// # Errors
     ///
-    /// [`Error::Unreachable`], [`Error::ConsulRefused`] or [`Error::PermissionDenied`] when
-    /// the session could not be destroyed; the keys are then freed by the TTL.
+    /// [`Error::PermissionDenied`] or [`Error::ConsulRefused`] (4xx) when Consul refused to
+    /// destroy the session; the keys are then freed by the TTL.
     pub async fn release(self) -> Result<()> {
         self.inner.release().await
     }

@@ -187,7 +187,10 @@ impl Semaphore {
         let name = self.base.metrics_label();
         Ok(async move {
             let started = std::time::Instant::now();
-            let taken = protocol::acquire(&plan, Exec).await;
+            let client = plan.client.clone();
+            let taken = client
+                .acquire_learning(&plan.prefix, protocol::acquire(&plan, Exec))
+                .await;
             metrics::acquire_finished(&name, metrics::outcome(&taken), started.elapsed());
             let taken = taken?;
             let contender = protocol::contender_key(&plan.prefix, &taken.session_id);
@@ -369,7 +372,7 @@ impl SemaphoreGuard {
     /// let guard = Semaphore::new("sem-lost-example", 2).client(&client).renew(true).acquire().await?;
     /// client.destroy_session(guard.session_id()).await?; // taken away from outside
     /// let reason = tokio::time::timeout(std::time::Duration::from_secs(5), guard.lost()).await?;
-    /// assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    /// assert_eq!(reason, LostReason::SessionInvalidated);
     /// # Ok(()) }
     /// ```
     pub fn lost(&self) -> Lost {
@@ -405,8 +408,9 @@ impl SemaphoreGuard {
     ///
     /// # Errors
     ///
-    /// As [`LockGuard::release`]: the session could not be destroyed; its TTL then ends it and
-    /// the next contender prunes the holder.
+    /// As [`LockGuard::release`]: Consul refused to destroy the session (a release it does not
+    /// confirm in time goes on in the background and is not an error); its TTL then ends it
+    /// and the next contender prunes the holder.
     pub async fn release(mut self) -> Result<()> {
         let inner = self.inner.take();
         let (client, prefix, limit) = (self.client.clone(), self.prefix.clone(), self.limit);

@@ -135,10 +135,13 @@ impl Client {
     }
 
     /// The node lease of this client's leases when its node's failure can end them (their
-    /// sessions carry the node's health check), `None` when only their TTL or a destroy can.
+    /// sessions carry the node's health check, or the agent is a server of a cluster, whose
+    /// node the leader deregisters when it fails), `None` when only their TTL or a destroy
+    /// can.
     pub(crate) fn node_bound(&self) -> Option<Duration> {
         let policy = &self.inner.sessions;
-        policy.node_health_check.then_some(policy.node_lease)
+        let removable = self.agent_kind().node_removed_on_failure();
+        (policy.node_health_check || removable).then_some(policy.node_lease)
     }
 
     /// The `NodeChecks` a session is created with.

@@ -596,3 +596,33 @@ async fn a_join_or_a_release_wakes_one_waiter_only() {
     assert!(env.my_keys().await.is_empty());
     assert!(env.my_sessions().await.is_empty());
 }
+
+/// A holder without renewal that waits on `lost()` hears of a release forced from outside
+/// (`consul-lock release --force` destroys its session) at once, not at its lock timeout: the
+/// first `lost()` starts a watch of the key.
+#[tokio::test]
+async fn a_forced_release_reaches_a_holder_without_renewal_that_waits_on_lost() {
+    let env = Env::new("forced");
+    let guard = env
+        .lock("job")
+        .lock_timeout(Duration::from_secs(60))
+        .acquire()
+        .await
+        .unwrap();
+    let lost = guard.lost();
+    // The watch is started by `lost()`; it has sent its blocking query once the client has
+    // made 3 requests (create the session, lock, the watch's read). (A destroy before that
+    // read would be seen by the read itself.)
+    while env.client.requests_sent() < 3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let operator = env.another_client();
+    let forced = Instant::now();
+    operator.destroy_session(guard.session_id()).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), lost)
+        .await
+        .expect("reported long before the 60 s lock timeout");
+    assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    assert!(!guard.is_held());
+    eprintln!("forced release reported after {:?}", forced.elapsed());
+}

@@ -239,11 +239,14 @@ async fn renewals_and_a_loss_are_counted() {
         .await
         .expect("loss reported");
     assert!(
-        matches!(reason, LostReason::KeyTakenOver { .. }),
+        matches!(reason, LostReason::SessionInvalidated),
         "{reason:?}"
     );
     assert_eq!(
-        counter(LOST_TOTAL, &[("lock", l), ("reason", "key_taken_over")]),
+        counter(
+            LOST_TOTAL,
+            &[("lock", l), ("reason", "session_invalidated")]
+        ),
         1
     );
     assert_eq!(

@@ -246,7 +246,7 @@ async fn a_renewed_multi_lock_reports_its_keys_taken_away() {
     let reason = tokio::time::timeout(Duration::from_secs(5), guard.lost())
         .await
         .expect("the loss is seen at once");
-    assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    assert_eq!(reason, LostReason::SessionInvalidated);
     assert!(!guard.is_held());
     drop(guard);
 }

@@ -298,7 +298,7 @@ async fn renewal_keeps_a_slot_and_loss_is_reported() {
     let reason = tokio::time::timeout(Duration::from_secs(5), guard.lost())
         .await
         .expect("loss reported at once");
-    assert_eq!(reason, LostReason::KeyTakenOver { by: None });
+    assert_eq!(reason, LostReason::SessionInvalidated);
     assert!(!guard.is_held());
     drop(guard);
 }

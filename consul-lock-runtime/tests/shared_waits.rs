@@ -226,3 +226,33 @@ async fn a_lost_lock_passes_the_local_turn_at_once() {
     next.release().await.expect("release");
     drop(holder);
 }
+
+/// A task that waited for its turn behind another task of the process says so, without "0
+/// attempt(s)" that read as if it had tried.
+#[tokio::test]
+async fn a_task_that_waited_for_its_local_turn_says_so() {
+    let env = common::Env::new("local-turn-message");
+    let lock = env.lock("k");
+    let guard = lock.acquire().await.unwrap();
+    let waiter = lock.clone().acquire_timeout(Duration::from_millis(100));
+    let err = tokio::spawn(async move { waiter.acquire().await })
+        .await
+        .unwrap()
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("{text}");
+    assert!(
+        matches!(
+            err,
+            consul_lock_runtime::Error::NotAcquired {
+                blocked_by: consul_lock_runtime::Blocker::LocalHolder,
+                attempts: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(text.contains("another task of this process"), "{text}");
+    assert!(!text.contains("attempt(s)"), "{text}");
+    guard.release().await.unwrap();
+}

@@ -1,5 +1,5 @@
-//! ACLs: tokens with `key`/`key_prefix`/`session`/`session_prefix` rules, a default policy and
-//! a management token, resolved from `X-Consul-Token`, `Authorization: Bearer` or `?token=`.
+//! ACLs: tokens with `key`/`key_prefix`/`session`/`session_prefix`/`agent`/`agent_prefix`
+//! rules, a default policy and a management token, resolved from `X-Consul-Token`, `Authorization: Bearer` or `?token=`.
 
 use crate::error::Error;
 
@@ -63,6 +63,8 @@ pub(crate) enum Kind {
     KeyPrefix,
     Session,
     SessionPrefix,
+    Agent,
+    AgentPrefix,
 }
 
 #[derive(Clone, Debug)]
@@ -240,8 +242,19 @@ impl AclToken {
     pub fn session(self, node: &str, access: Access) -> Self {
         self.rule(Kind::Session, node, access)
     }
-    /// A token from Consul's HCL rules text (the `key`, `key_prefix`, `session` and
-    /// `session_prefix` blocks; other blocks are refused).
+    /// `agent_prefix "node-prefix" { policy = ... }`: what the token may do with the agents
+    /// whose node names start with the prefix (`read` lets a client ask `/v1/agent/self`).
+    ///
+    /// ```
+    /// use consul_lock_testkit::{Access, AclToken};
+    /// let app = AclToken::new("app").agent_prefix("", Access::Read); // every agent
+    /// assert_eq!(app.secret(), "app");
+    /// ```
+    pub fn agent_prefix(self, prefix: &str, access: Access) -> Self {
+        self.rule(Kind::AgentPrefix, prefix, access)
+    }
+    /// A token from Consul's HCL rules text (the `key`, `key_prefix`, `session`,
+    /// `session_prefix`, `agent` and `agent_prefix` blocks; other blocks are refused).
     ///
     /// ```
     /// use consul_lock_testkit::{AclToken, Error};
@@ -254,7 +267,7 @@ impl AclToken {
     /// ```
     pub fn from_rules(secret: &str, rules: &str) -> Result<AclToken, Error> {
         let mut tok = AclToken::new(secret);
-        let toks = tokenize(rules)?;
+        let toks = crate::acl_hcl::tokenize(rules)?;
         let mut i = 0;
         while i < toks.len() {
             let err = |m: &str| Error::Config(format!("ACL rules: {m} in {rules:?}"));
@@ -263,6 +276,8 @@ impl AclToken {
                 "key_prefix" => Kind::KeyPrefix,
                 "session" => Kind::Session,
                 "session_prefix" => Kind::SessionPrefix,
+                "agent" => Kind::Agent,
+                "agent_prefix" => Kind::AgentPrefix,
                 other => return Err(err(&format!("unsupported rule block `{other}`"))),
             };
             let name = toks
@@ -287,55 +302,6 @@ impl AclToken {
         }
         Ok(tok)
     }
-}
-
-fn tokenize(s: &str) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '{' || c == '}' || c == '=' {
-            out.push(c.to_string());
-            chars.next();
-        } else if c == '"' {
-            chars.next();
-            let mut v = String::from("\"");
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => {
-                        if let Some(n) = chars.next() {
-                            v.push(n);
-                        }
-                    }
-                    Some(ch) => v.push(ch),
-                    None => {
-                        return Err(Error::Config(format!(
-                            "ACL rules: unterminated string in {s:?}"
-                        )))
-                    }
-                }
-            }
-            out.push(v);
-        } else if c.is_alphanumeric() || c == '_' {
-            let mut v = String::new();
-            while let Some(&ch) = chars.peek() {
-                if ch.is_alphanumeric() || ch == '_' {
-                    v.push(ch);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            out.push(v);
-        } else {
-            return Err(Error::Config(format!(
-                "ACL rules: unexpected {c:?} in {s:?}"
-            )));
-        }
-    }
-    Ok(out)
 }
 
 /// ACL settings: default policy, management token and the tokens known at start.
@@ -559,6 +525,12 @@ impl Authz {
     }
     pub(crate) fn session(&self, node: &str, need: Need) -> bool {
         match self.lookup(Kind::Session, Kind::SessionPrefix, node) {
+            Some(a) => a.allows(need),
+            None => self.default_allows(),
+        }
+    }
+    pub(crate) fn agent(&self, node: &str, need: Need) -> bool {
+        match self.lookup(Kind::Agent, Kind::AgentPrefix, node) {
             Some(a) => a.allows(need),
             None => self.default_allows(),
         }

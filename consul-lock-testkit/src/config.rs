@@ -30,6 +30,21 @@ pub struct ServerConfig {
     pub(crate) log_requests: bool,
     pub(crate) txn_max_ops: usize,
     pub(crate) http_max_conns_per_client: usize,
+    pub(crate) role: AgentRole,
+}
+
+/// What kind of Consul agent a [`TestServer`](crate::TestServer) says it is, in
+/// `/v1/agent/self` (`Config.Server`) and `/v1/status/peers` (the servers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AgentRole {
+    /// A lone server, as `consul agent -dev` is (the default): `Server` true, one peer.
+    #[default]
+    DevAgent,
+    /// A client agent of a cluster: `Server` false, three peers.
+    ClientAgent,
+    /// One server of a 3-server cluster: `Server` true, three peers (Consul's leader
+    /// deregisters such a server's node when it removes the server as failed).
+    ClusterServer,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +60,7 @@ impl Default for ServerConfig {
             log_requests: false,
             txn_max_ops: 64,
             http_max_conns_per_client: 200,
+            role: AgentRole::DevAgent,
         }
     }
 }
@@ -291,6 +307,24 @@ impl ServerConfig {
     /// ```
     pub fn log_requests(mut self, on: bool) -> Self {
         self.log_requests = on;
+        self
+    }
+
+    /// What kind of agent the server says it is (default [`AgentRole::DevAgent`], a lone
+    /// server): `Config.Server` in `/v1/agent/self` and the servers in `/v1/status/peers`.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use consul_lock_testkit::{AgentRole, ServerConfig, TestServer};
+    /// let server = TestServer::start_with(ServerConfig::default().role(AgentRole::ClusterServer)).unwrap();
+    /// let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// write!(s, "GET /v1/status/peers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    /// let mut answer = String::new();
+    /// s.read_to_string(&mut answer).unwrap();
+    /// assert_eq!(answer.matches(":8300").count(), 3); // three servers
+    /// ```
+    pub fn role(mut self, role: AgentRole) -> Self {
+        self.role = role;
         self
     }
 }

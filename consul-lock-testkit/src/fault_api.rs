@@ -365,4 +365,83 @@ impl TestServer {
         self.shared
             .write(|st| st.set_node_health(&node, critical, Instant::now()))
     }
+
+    /// Deletes an ACL token, as an operator's `consul acl token delete` does: from now on every
+    /// request carrying it is answered `403 ACL not found`. The sessions it created live on (a
+    /// token's deletion ends no session), so a lock taken with it stays held until its TTL runs
+    /// out, and can no longer be renewed or released with that token. Returns whether the
+    /// server has ACLs (without them every token is accepted and this does nothing).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// use consul_lock_testkit::{Access, AclConfig, AclToken, ServerConfig, TestServer};
+    /// # fn call(server: &TestServer, path: &str, token: &str) -> u16 {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nX-Consul-Token: {token}\r\nConnection: close\r\n\r\n").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     s.read_to_string(&mut answer).unwrap();
+    /// #     answer[9..12].parse().unwrap()
+    /// # }
+    /// let acl = AclConfig::deny_by_default().token(AclToken::new("app").key_prefix("", Access::Read));
+    /// let server = TestServer::start_with(ServerConfig::default().acl(acl)).unwrap();
+    /// assert_eq!(call(&server, "/v1/kv/a", "app"), 404); // allowed: the key does not exist
+    /// assert!(server.revoke_token("app"));
+    /// assert_eq!(call(&server, "/v1/kv/a", "app"), 403); // ACL not found
+    /// ```
+    pub fn revoke_token(&self, secret: &str) -> bool {
+        let mut revoked = self
+            .shared
+            .revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        revoked.push(secret.to_owned());
+        self.shared.config.acl.is_some()
+    }
+
+    /// Deregisters the server's node from the catalog, as `PUT /v1/catalog/deregister`, an
+    /// operator's `consul force-leave`, a client agent's graceful leave (`consul leave`, or
+    /// `SIGTERM` with Consul's default `leave_on_terminate` for clients), Consul's reaping of a
+    /// node failed for `reconnect_timeout`, or the leader's removal of a failed server do:
+    /// every session of the node ends at once, in one write, whatever its checks (their
+    /// `Behavior` and `LockDelay` apply), and until [`register_node`](Self::register_node) a
+    /// session create answers `500 apply failed: Missing node registration`. Returns how many
+    /// sessions ended.
+    ///
+    /// ```
+    /// # use consul_lock_testkit::TestServer;
+    /// # use std::io::{Read, Write};
+    /// # fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16, String) {
+    /// #     let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// #     let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
+    /// #     write!(s, "{head}Connection: close\r\n\r\n{body}").unwrap();
+    /// #     let mut answer = String::new();
+    /// #     let _ = s.read_to_string(&mut answer);
+    /// #     match answer.split_once("\r\n\r\n") {
+    /// #         Some((head, body)) => (head[9..12].parse().unwrap(), body.to_string()),
+    /// #         None => (0, String::new()),
+    /// #     }
+    /// # }
+    /// let server = TestServer::start().unwrap();
+    /// let created = call(&server, "PUT", "/v1/session/create", r#"{"NodeChecks": []}"#).1;
+    /// let id = created.split('"').nth(3).unwrap().to_string();
+    /// assert_eq!(server.deregister_node(), 1); // check-less, and still ended
+    /// assert_eq!(call(&server, "GET", &format!("/v1/session/info/{id}"), "").1, "[]\n");
+    /// let refused = call(&server, "PUT", "/v1/session/create", "{}");
+    /// assert_eq!(refused, (500, "apply failed: Missing node registration".into()));
+    /// server.register_node(); // as the agent's anti-entropy sync does a minute later
+    /// assert_eq!(call(&server, "PUT", "/v1/session/create", "{}").0, 200);
+    /// ```
+    pub fn deregister_node(&self) -> usize {
+        let node = self.shared.config.node_name.clone();
+        self.shared
+            .write(|st| st.set_node_registered(&node, false, Instant::now()))
+    }
+
+    /// Registers the node again after [`deregister_node`](Self::deregister_node) (its
+    /// `serfHealth` passing), as the agent's anti-entropy sync does about a minute later.
+    pub fn register_node(&self) {
+        let node = self.shared.config.node_name.clone();
+        self.shared
+            .write(|st| st.set_node_registered(&node, true, Instant::now()));
+    }
 }

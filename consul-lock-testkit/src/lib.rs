@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod acl;
+mod acl_hcl;
 mod blocking;
 mod config;
 mod connlimit;
@@ -32,6 +33,7 @@ mod go;
 mod harness;
 mod harness_faults;
 mod kv;
+mod kv_table;
 mod limits;
 pub mod real;
 mod request;
@@ -47,7 +49,7 @@ mod txn;
 mod wire;
 
 pub use acl::{Access, AclConfig, AclToken};
-pub use config::ServerConfig;
+pub use config::{AgentRole, ServerConfig};
 pub use error::Error;
 pub use fault_api::NodeHealth;
 pub use harness::TestConsul;

@@ -243,7 +243,8 @@ async fn create(shared: &Shared, req: &Req) -> Answer {
             ttl_dur = Some(Duration::from_nanos(ns as u64));
         }
     }
-    if node != shared.config.node_name {
+    let registered = shared.store().node_registered;
+    if node != shared.config.node_name || !registered {
         return Err(failed_apply(shared, "Missing node registration".into()));
     }
     let lookups = c.node_checks.iter().flatten();

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub live_tasks: Arc<AtomicUsize>,
     /// Open connections per client IP (for `http_max_conns_per_client`).
     pub conns_per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// ACL tokens deleted since the start (`revoke_token`): unknown from then on.
+    pub revoked: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
             requests: AtomicU64::new(0),
             live_tasks: Arc::new(AtomicUsize::new(0)),
             conns_per_ip: Arc::new(Mutex::new(HashMap::new())),
+            revoked: Mutex::new(Vec::new()),
         }
     }
 
@@ -140,7 +143,13 @@ impl Shared {
     }
 
     pub(crate) fn authz(&self, req: &Req) -> Result<Authz, Resp> {
-        acl::resolve(self.config.acl.as_ref(), &req.token()).map_err(|m| Resp::text(403, m))
+        let token = req.token();
+        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        if self.config.acl.is_some() && revoked.contains(&token) {
+            return Err(Resp::text(403, acl::ACL_NOT_FOUND));
+        }
+        drop(revoked);
+        acl::resolve(self.config.acl.as_ref(), &token).map_err(|m| Resp::text(403, m))
     }
 
     /// `?dc=` naming another datacenter.

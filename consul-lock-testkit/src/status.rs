@@ -3,8 +3,10 @@
 use hyper::Method;
 use serde::Serialize;
 
+use crate::acl::Need;
+use crate::config::AgentRole;
 use crate::request::Req;
-use crate::resp::{method_not_allowed, Answer, Resp};
+use crate::resp::{denied, method_not_allowed, Answer, Resp};
 use crate::shared::Shared;
 use crate::wire::Empty;
 
@@ -26,9 +28,21 @@ pub(crate) fn handle(shared: &Shared, req: &Req, path: &str) -> Answer {
             };
             Resp::json(200, &v)
         }
-        "/v1/status/peers" => Resp::json(200, &[leader_addr]),
+        "/v1/status/peers" => {
+            // The other two servers of a cluster stand on the next loopback addresses.
+            let mut peers = vec![leader_addr];
+            if shared.config.role != AgentRole::DevAgent {
+                peers.extend((2..=3).map(|i| format!("127.0.0.{i}:8300")));
+            }
+            Resp::json(200, &peers)
+        }
         _ => {
             let c = &shared.config;
+            // `/v1/agent/self` needs `agent:read` on the agent's node.
+            let authz = shared.authz(req)?;
+            if !authz.agent(&c.node_name, Need::Read) {
+                return Err(denied());
+            }
             Resp::json(
                 200,
                 &AgentSelf {
@@ -37,7 +51,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req, path: &str) -> Answer {
                         node_name: &c.node_name,
                         node_id: NODE_ID,
                         revision: "consul-lock-testkit",
-                        server: true,
+                        server: c.role != AgentRole::ClientAgent,
                         version: "1.10.12",
                     },
                     member: Member { name: &c.node_name },

@@ -575,9 +575,19 @@ async fn replay(name: &str, text: &str) {
         }
         if let Some(fault) = step.get("fault") {
             // Made on the real agent through the recorded request; here by fault injection.
-            match fault["node_health"].as_str() {
-                Some("critical") => drop(server.set_node_health(NodeHealth::Critical)),
-                Some("passing") => drop(server.set_node_health(NodeHealth::Passing)),
+            match (
+                fault["node_health"].as_str(),
+                fault["node"].as_str(),
+                fault["acl_token_deleted"].as_str(),
+            ) {
+                (Some("critical"), _, _) => drop(server.set_node_health(NodeHealth::Critical)),
+                (Some("passing"), _, _) => drop(server.set_node_health(NodeHealth::Passing)),
+                (_, Some("deregistered"), _) => drop(server.deregister_node()),
+                (_, Some("registered"), _) => server.register_node(),
+                (_, _, Some(var)) => {
+                    let secret = vars.get(var).unwrap_or_else(|| panic!("{at}: no {var}"));
+                    assert!(server.revoke_token(secret), "{at}: the server has no ACLs");
+                }
                 _ => panic!("{at}: unknown fault {fault}"),
             }
             continue;
@@ -704,6 +714,7 @@ macro_rules! transcripts {
 
 transcripts!(
     acl_denials,
+    acl_token_deleted,
     blocking_on_lock_release,
     blocking_query,
     failed_writes_take_an_index,
@@ -721,6 +732,7 @@ transcripts!(
     session_destroy_behavior_delete,
     session_id_case,
     session_lifecycle,
+    session_node_deregistered,
     session_node_health,
     session_renew_keeps_alive,
     session_ttl_expiry,

@@ -113,3 +113,74 @@ async fn a_cluster_elects_a_new_leader_when_the_leader_is_killed() {
 async fn leader_addr(cluster: &RealCluster, i: usize) -> String {
     leader_through(&format!("http://{}", cluster.server_addr(i))).await
 }
+
+/// Two client agents, each on a loopback address of its own; one frozen and thawed, one cut
+/// off from the servers by a partition and healed. The partition needs nftables and root:
+/// without them the test says so and skips that part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_agents_can_be_frozen_and_partitioned() {
+    use consul_lock_testkit::real::{ClusterConfig, Partition};
+    let Some(bin) = binary("client_agents_can_be_frozen_and_partitioned") else {
+        return;
+    };
+    let mut cluster = tokio::task::spawn_blocking(move || {
+        RealCluster::start_with(&bin, ClusterConfig::default().clients(2))
+    })
+    .await
+    .unwrap()
+    .expect("start 3 servers and 2 client agents");
+    assert_eq!(cluster.client_count(), 2);
+    assert_ne!(cluster.client_ip(0), cluster.client_ip(1));
+    assert!(cluster.client_ip(1).is_loopback());
+    let (c1, c2) = (cluster.client_url_of(0), cluster.client_url_of(1));
+    assert!(!leader_through(&c2).await.is_empty());
+
+    cluster.freeze_client(0);
+    let frozen = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+        .get(format!("{c1}/v1/status/leader"))
+        .send()
+        .await;
+    assert!(frozen.is_err(), "a frozen agent answers nothing");
+    cluster.thaw_client(0);
+    assert!(!leader_through(&c1).await.is_empty());
+
+    if let Err(why) = Partition::available() {
+        eprintln!("client_agents_can_be_frozen_and_partitioned: no loopback partitions here ({why}); skipped that part");
+        return;
+    }
+    let cut = cluster.partition_client(1).expect("partition");
+    // Cut off from the servers, the agent has no server to reach: a consistent read hangs
+    // (its RPC gives up after about 39 s on Consul 1.10.12, then answers 500), while the other
+    // agent answers at once.
+    let patient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let answer = patient.get(format!("{c2}/v1/kv/x?consistent")).send().await;
+    assert!(answer.is_err(), "a cut-off agent answered: {answer:?}");
+    assert_eq!(
+        reqwest::get(format!("{c1}/v1/kv/x"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    cut.heal();
+    let healed = Instant::now();
+    loop {
+        let answer = reqwest::get(format!("{c2}/v1/kv/x?consistent"))
+            .await
+            .unwrap();
+        if answer.status() == 404 {
+            break;
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(30),
+            "no leader after healing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -49,9 +49,11 @@ class Recorder:
     def fill(self, s):
         return re.sub(r"\{\{(\w+)\}\}", lambda m: self.vars[m.group(1)], s)
 
-    def call(self, method, path, body=None):
+    def call(self, method, path, body=None, token=None):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         headers = {}
+        if token:
+            headers["X-Consul-Token"] = token
         data = None
         if body is not None:
             data = body.encode("utf-8")
@@ -65,19 +67,24 @@ class Recorder:
         conn.close()
         return r.status, r.getheaders(), raw
 
-    def step(self, label, method, path, body=None, capture=None):
+    def step(self, label, method, path, body=None, capture=None, token=None, setup=False):
         at = (time.monotonic() - self.start) * 1000
         t0 = time.monotonic()
         status, headers, raw = self.call(method, self.fill(path),
-                                         None if body is None else self.fill(body))
+                                         None if body is None else self.fill(body),
+                                         None if token is None else self.fill(token))
         elapsed = (time.monotonic() - t0) * 1000
         kept = {k: v for k, v in headers
                 if k.lower() in KEPT_HEADERS or k.lower().startswith("x-consul-")}
         text = raw.decode("utf-8", errors="replace")
-        step = {"label": label, "at_ms": round(at, 1),
-                "request": {"method": method, "path": path, "body": body},
+        request = {"method": method, "path": path, "body": body}
+        if token is not None:
+            request["token"] = token
+        step = {"label": label, "at_ms": round(at, 1), "request": request,
                 "response": {"status": status, "headers": kept, "body": text},
                 "elapsed_ms": round(elapsed, 1)}
+        if setup:
+            step["setup"] = True
         if capture:
             step["capture"] = capture
             for var, spec in capture.items():
@@ -85,10 +92,10 @@ class Recorder:
         self.steps.append(step)
         return status, text
 
-    def fault(self, label, fault, method, path, body=None):
+    def fault(self, label, fault, method, path, body=None, token=None):
         """A fault made on the real agent by this request; a replay makes `fault` with the
         test server's fault injection instead of sending the request."""
-        self.step(label, method, path, body)
+        self.step(label, method, path, body, token=token)
         self.steps[-1]["fault"] = fault
 
     def note(self, text):
@@ -530,6 +537,72 @@ def txn_check_session(r):
     r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
 
 
+def session_node_deregistered(r):
+    """A node deregistered from the catalog (an operator's force-leave or catalog deregister,
+    a client agent's graceful leave, reaping, a failed server's removal) ends every session of
+    the node at once, check-less ones too, and refuses new sessions until it is registered
+    again. The fault steps are made on the real agent through the catalog; a replay makes them
+    with the test server's deregistration fault instead."""
+    node = r.doc["server"]["node_name"]
+    none = ('"TTL": "30s", "LockDelay": "0s", "Behavior": "delete", "Checks": [], '
+            '"NodeChecks": [], "ServiceChecks": []')
+    r.step("a session with no checks", "PUT", "/v1/session/create",
+           '{"Name": "none", %s}' % none, capture={"sn": "json:.ID"})
+    r.step("it locks a key", "PUT", "/v1/kv/{{prefix}}/none?acquire={{sn}}", "n")
+    r.fault("the node is deregistered", {"node": "deregistered"}, "PUT",
+            "/v1/catalog/deregister", '{"Node": "%s"}' % node)
+    r.step("the session is gone", "GET", "/v1/session/info/{{sn}}")
+    r.step("and its key with it (Behavior delete)", "GET", "/v1/kv/{{prefix}}/?recurse")
+    r.step("renewing it: 404", "PUT", "/v1/session/renew/{{sn}}")
+    r.step("no session can be created for the node now", "PUT", "/v1/session/create",
+           '{%s}' % none)
+    register = ('{"Node": "%s", "Address": "127.0.0.1", "Check": {"Node": "%s", '
+                '"CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing", '
+                '"Output": "Agent alive and reachable"}}' % (node, node))
+    r.fault("the node is registered again (as the agent's anti-entropy sync does)",
+            {"node": "registered"}, "PUT", "/v1/catalog/register", register)
+    r.step("sessions can be created again", "PUT", "/v1/session/create", '{%s}' % none,
+           capture={"s2": "json:.ID"})
+    r.step("destroy it", "PUT", "/v1/session/destroy/{{s2}}")
+    r.step("clean up", "DELETE", "/v1/kv/{{prefix}}?recurse")
+
+
+def acl_token_deleted(r):
+    """Needs an agent with ACLs on, default policy deny, and CONSUL_MGMT_TOKEN set. A token
+    deleted while its session holds a lock ends no session: the lock stays held until its TTL,
+    and every request with the token is refused (renewals, fenced writes). Reading the agent
+    needs agent:read."""
+    mgmt = "{{mgmt}}"
+    rules = ('key_prefix \\"locks/\\" { policy = \\"write\\" }\\n'
+             'session_prefix \\"\\" { policy = \\"write\\" }')
+    r.step("setup: policy allowing locks/ and sessions", "PUT", "/v1/acl/policy",
+           '{"Name": "locks-%s", "Rules": "%s"}' % (r.prefix[-6:], rules),
+           capture={"pol": "json:.ID"}, token=mgmt, setup=True)
+    r.step("setup: token with that policy", "PUT", "/v1/acl/token",
+           '{"Policies": [{"ID": "{{pol}}"}]}',
+           capture={"tok": "json:.SecretID", "acc": "json:.AccessorID"}, token=mgmt,
+           setup=True)
+    r.step("the token may not read the agent", "GET", "/v1/agent/self", token="{{tok}}")
+    none = ('"TTL": "30s", "LockDelay": "0s", "Behavior": "delete", "Checks": [], '
+            '"NodeChecks": [], "ServiceChecks": []')
+    r.step("a session with the token", "PUT", "/v1/session/create", '{%s}' % none,
+           capture={"s": "json:.ID"}, token="{{tok}}")
+    r.step("it locks a key", "PUT", "/v1/kv/locks/{{prefix}}/a?acquire={{s}}", "v",
+           token="{{tok}}")
+    r.fault("an operator deletes the token", {"acl_token_deleted": "tok"}, "DELETE",
+            "/v1/acl/token/{{acc}}", token=mgmt)
+    r.step("renewing with it: ACL not found", "PUT", "/v1/session/renew/{{s}}",
+           token="{{tok}}")
+    r.step("a fenced write with it: ACL not found", "PUT", "/v1/txn",
+           '[{"KV": {"Verb": "check-session", "Key": "locks/{{prefix}}/a", "Session": "{{s}}"}},'
+           ' {"KV": {"Verb": "set", "Key": "locks/{{prefix}}/b", "Value": "eA=="}}]',
+           token="{{tok}}")
+    r.step("the session lives on", "GET", "/v1/session/info/{{s}}", token=mgmt)
+    r.step("and still holds the key", "GET", "/v1/kv/locks/{{prefix}}/a", token=mgmt)
+    r.step("destroy it", "PUT", "/v1/session/destroy/{{s}}", token=mgmt)
+    r.step("clean up", "DELETE", "/v1/kv/locks/{{prefix}}?recurse", token=mgmt)
+
+
 SCENARIOS = {
     "url_filter": url_filter,
     "txn_limits": txn_limits,
@@ -542,7 +615,13 @@ SCENARIOS = {
     "failed_writes_take_an_index": failed_writes_take_an_index,
     "session_node_health": session_node_health,
     "txn_check_session": txn_check_session,
+    "session_node_deregistered": session_node_deregistered,
+    "acl_token_deleted": acl_token_deleted,
 }
+
+
+# The management token of an agent with ACLs on (`acl_token_deleted`).
+MGMT = os.environ.get("CONSUL_MGMT_TOKEN", "")
 
 
 def main():
@@ -555,14 +634,23 @@ def main():
                     help="record only this scenario (repeatable)")
     a = ap.parse_args()
     probe = Recorder(a.addr, "probe", "")
-    _, _, raw = probe.call("GET", "/v1/agent/self")
+    _, _, raw = probe.call("GET", "/v1/agent/self", token=MGMT or None)
     cfg = json.loads(raw)["Config"]
     version = cfg["Version"]
     for name in a.only or sorted(SCENARIOS):
         fn = SCENARIOS[name]
         server = ({"node_name": cfg["NodeName"]}
-                  if name in ("txn_limits", "session_node_health") else None)
+                  if name in ("txn_limits", "session_node_health", "session_node_deregistered")
+                  else None)
+        if name == "acl_token_deleted":
+            server = {"acl_default_policy": "deny", "management_token": MGMT,
+                      "note": "steps marked setup create a policy and a token through Consul's "
+                              "ACL API; a server without that API starts with the equivalent "
+                              "token; the fault step deletes the token"}
         r = Recorder(a.addr, name, fn.__doc__.strip(), server)
+        if name == "acl_token_deleted":
+            r.vars["mgmt"] = MGMT
+            r.doc["vars"] = {"mgmt": MGMT}
         fn(r)
         path = os.path.join(a.out, name + ".json")
         with open(path, "w") as f:

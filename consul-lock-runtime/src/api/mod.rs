@@ -9,13 +9,16 @@
 //! - [`txn`]: the lock transaction (lock + leave the queue + read it), unlock, and the lock of
 //!   several keys at once;
 //! - [`waiters`]: the transaction that joins a key's queue and reads it;
-//! - [`fenced`]: a transaction that checks that sessions hold their keys, then writes.
+//! - [`fenced`]: a transaction that checks that sessions hold their keys, then writes;
+//! - [`agent`]: whether the agent is a server, and how many servers the cluster has.
 
+pub(crate) mod agent;
 pub(crate) mod fenced;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod kv_write;
 pub(crate) mod session;
+pub(crate) mod tls;
 pub(crate) mod txn;
 pub(crate) mod waiters;
 

@@ -62,14 +62,17 @@ impl TxnReply {
             .map_err(|e| unexpected(key, op, reply.status, &e.to_string()))
     }
 
-    /// The errors of a refused transaction, joined with `; `.
+    /// The errors of a refused transaction, each text once (Consul repeats the same text for
+    /// every operation it refuses: `Permission denied` for the lock and for the read of the
+    /// queue), joined with `; `.
     pub(super) fn errors_text(&self) -> String {
-        self.errors
-            .iter()
-            .flatten()
-            .map(|e| e.what.as_str())
-            .collect::<Vec<_>>()
-            .join("; ")
+        let mut texts: Vec<&str> = Vec::new();
+        for e in self.errors.iter().flatten() {
+            if !texts.contains(&e.what.as_str()) {
+                texts.push(&e.what);
+            }
+        }
+        texts.join("; ")
     }
 
     /// The errors of a refused transaction: the index of each failed operation and its text.
@@ -349,5 +352,14 @@ mod tests {
             body,
             r#"[{"KV":{"Verb":"lock","Key":"locks/a","Value":"YQ==","Session":"s-1"}},{"KV":{"Verb":"lock","Key":"locks/b","Value":"Yg==","Session":"s-1"}}]"#
         );
+    }
+
+    #[test]
+    fn a_refusal_repeated_for_each_operation_is_said_once() {
+        let reply: TxnReply = serde_json::from_str(
+            r#"{"Results":null,"Errors":[{"OpIndex":0,"What":"Permission denied"},{"OpIndex":2,"What":"Permission denied"},{"OpIndex":1,"What":"key too large"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(reply.errors_text(), "Permission denied; key too large");
     }
 }

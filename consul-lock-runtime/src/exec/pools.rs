@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::runtime::Id;
 
 use super::worker::caller_runtime_id;
+use crate::api::tls::{self, TlsConfig};
 use crate::{Error, Result};
 
 /// How many per-runtime pools a client keeps: runtime ids are never reused, so the oldest
@@ -17,45 +18,24 @@ const MAX_POOLS: usize = 64;
 /// idle timeouts of the proxies in front of agents.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-/// The TLS settings every connection pool of a client is built with.
+/// The settings every connection pool of a client is built with.
 pub(crate) struct HttpConfig {
-    pub(crate) verify_tls: bool,
-    /// CA certificates (PEM), each with the option or variable it came from.
-    pub(crate) roots: Vec<(&'static str, Vec<u8>)>,
-    /// The client certificate and key (PEM), with the option or variable they came from.
-    pub(crate) identity: Option<(&'static str, Vec<u8>)>,
+    pub(crate) tls: TlsConfig,
 }
 
 impl HttpConfig {
     fn build(&self) -> Result<reqwest::Client> {
-        let mut http = reqwest::Client::builder()
-            .use_rustls_tls()
+        let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(POOL_IDLE)
-            .danger_accept_invalid_certs(!self.verify_tls);
-        for (option, pem) in &self.roots {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::InvalidOption {
-                    option,
-                    reason: format!("not a PEM certificate: {e}"),
-                })?;
-            for cert in certs {
-                http = http.add_root_certificate(cert);
-            }
-        }
-        if let Some((option, pem)) = &self.identity {
-            let identity = reqwest::Identity::from_pem(pem).map_err(|e| Error::InvalidOption {
-                option,
-                reason: format!("not a PEM certificate and private key: {e}"),
-            })?;
-            http = http.identity(identity);
-        }
-        http.build().map_err(|e| Error::InvalidOption {
-            option: "client",
-            reason: format!("the HTTP client could not be built: {e}"),
-        })
+            .pool_idle_timeout(POOL_IDLE);
+        tls::configure(http, &self.tls)?
+            .build()
+            .map_err(|e| Error::InvalidOption {
+                option: "client",
+                reason: format!("the HTTP client could not be built: {e}"),
+            })
     }
 }
 

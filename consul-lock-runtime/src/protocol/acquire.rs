@@ -82,7 +82,7 @@ async fn acquire_loop(plan: &Plan, bg: impl Background) -> Result<Acquired> {
     // Tasks of this process locking the same key go through Consul one at a time; the turn
     // passes on when this acquisition gives up, or when the lock it takes ends.
     let Some(turn) = local_turn::take(client, &plan.key, &out.deadline).await else {
-        out.blocked_by = Some(Blocker::Holder);
+        out.blocked_by = Some(Blocker::LocalHolder);
         return Err(out.not_acquired());
     };
     let mut backoff = Backoff::new();

@@ -27,12 +27,15 @@ pub enum LostReason {
     /// The lock timeout (session TTL) ran out without a renewal: Consul may free the key from
     /// now on. Without renewal this is the normal end of a lock that was not released.
     Expired,
-    /// Renewals failed (Consul unreachable or without a leader) until the TTL ran out.
+    /// Renewals failed (Consul unreachable or without a leader) until the TTL ran out, or
+    /// Consul refused one for the ACL token (its rules changed, or it was deleted).
     RenewalFailed {
         /// The last error seen.
         last_error: String,
     },
-    /// Consul no longer knows the session: it was destroyed from outside or invalidated.
+    /// Consul no longer knows the session: it was destroyed from outside (an operator, another
+    /// client), invalidated (a health check it carries went critical), or its node was
+    /// deregistered (`consul force-leave`, a graceful leave of the agent, reaping).
     SessionInvalidated,
     /// The key was deleted, or is now held by another session.
     KeyTakenOver {
@@ -61,9 +64,9 @@ impl fmt::Display for LostReason {
                 f,
                 "the session could not be renewed before its TTL ran out (last error: {last_error})"
             ),
-            LostReason::SessionInvalidated => {
-                f.write_str("Consul no longer knows the session (destroyed from outside or invalidated)")
-            }
+            LostReason::SessionInvalidated => f.write_str(
+                "Consul no longer knows the session (destroyed from outside, invalidated, or its node deregistered)",
+            ),
             LostReason::KeyTakenOver { by: Some(by) } => write!(f, "the key is now held by session {by}"),
             LostReason::KeyTakenOver { by: None } => f.write_str("the key was deleted or released from outside"),
             LostReason::Unconfirmed { last_error } => write!(
@@ -405,6 +408,14 @@ pub(crate) async fn renew(lease: &Lease) {
                 lease.lose(LostReason::SessionInvalidated);
                 return;
             }
+            Err(e @ crate::Error::PermissionDenied { .. }) => {
+                // The token may no longer renew (its ACLs changed, or it was deleted): the
+                // lock cannot be kept, so the holder hears it now rather than at the TTL.
+                lease.lose(LostReason::RenewalFailed {
+                    last_error: e.to_string(),
+                });
+                return;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "renewal failed; retrying");
                 if e.shows_no_leader() {
@@ -444,8 +455,16 @@ pub(crate) async fn watch_entry(lease: &Lease, key: &str, index: u64) {
                         return;
                     }
                     None => {
-                        // With Behavior=delete a destroyed or expired session deletes the key.
-                        lease.lose(LostReason::KeyTakenOver { by: None });
+                        // With Behavior=delete a session that ended (destroyed, invalidated, its
+                        // node deregistered) deletes the key; a key deleted from outside leaves
+                        // the session. One read tells them apart, for `lost()` to say which.
+                        let timeout = lease.client.request_timeout();
+                        let session = &lease.session_id;
+                        let alive = lease.client.session_confirm(key, session, timeout).await;
+                        lease.lose(match alive {
+                            Ok(false) => LostReason::SessionInvalidated,
+                            _ => LostReason::KeyTakenOver { by: None },
+                        });
                         return;
                     }
                 }

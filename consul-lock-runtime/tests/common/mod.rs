@@ -30,11 +30,16 @@ impl Env {
     pub fn new(name: &str) -> Env {
         let consul = TestConsul::from_env_or_start()
             .expect("start the test server or reach CONSUL_HTTP_ADDR");
-        // From the environment, so that a real agent's token and TLS settings apply.
+        // From the environment, so that a real agent's token and TLS settings apply. These
+        // tests count the lock protocol's requests, so the client is told that the agent is no
+        // server instead of asking (the two requests a client sends once otherwise, tested in
+        // `tests/agent_kind.rs`); the test server and a dev agent are lone servers, which
+        // make no difference to a lease.
         let client = consul_lock_runtime::ClientBuilder::from_env()
             .expect("CONSUL_* variables")
             .address(consul.url())
             .session_ttl_min(consul.session_ttl_min())
+            .agent_is_server(false)
             .build()
             .expect("client");
         let prefix = format!("test/runtime/{name}-{:08x}/", fastrand::u32(..));
@@ -51,6 +56,7 @@ impl Env {
             .expect("CONSUL_* variables")
             .address(self.consul.url())
             .session_ttl_min(self.min_ttl())
+            .agent_is_server(false)
             .build()
             .expect("client")
     }

@@ -18,6 +18,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(super) struct AgentProc {
     pub(super) name: String,
+    /// The loopback address it binds (HTTP, serf and RPC).
+    pub(super) ip: Ipv4Addr,
     pub(super) http: SocketAddr,
     /// The server RPC port (what `/v1/status/leader` names); 0 for a client agent.
     pub(super) server_port: u16,
@@ -25,12 +27,15 @@ pub(super) struct AgentProc {
     pub(super) log: PathBuf,
     pub(super) extra: Vec<String>,
     pub(super) child: Option<Child>,
+    /// Stopped with `SIGSTOP` (until `thaw`).
+    pub(super) frozen: bool,
 }
 
 impl AgentProc {
     pub(super) fn new(
         dir: &TempDir,
         name: &str,
+        ip: Ipv4Addr,
         http: u16,
         server_port: u16,
         hcl: &str,
@@ -39,13 +44,36 @@ impl AgentProc {
         write_file(&config, hcl)?;
         Ok(AgentProc {
             name: name.into(),
-            http: SocketAddr::from((Ipv4Addr::LOCALHOST, http)),
+            ip,
+            http: SocketAddr::from((ip, http)),
             server_port,
             config,
             log: dir.path().join(format!("{name}.log")),
             extra: Vec::new(),
             child: None,
+            frozen: false,
         })
+    }
+
+    /// Stops the agent (`SIGSTOP`): it keeps its sockets but answers nothing.
+    pub(super) fn freeze(&mut self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), "STOP");
+            self.frozen = true;
+        }
+    }
+
+    /// Resumes a frozen agent (`SIGCONT`).
+    pub(super) fn thaw(&mut self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), "CONT");
+        }
+        self.frozen = false;
+    }
+
+    /// Whether the agent's log says it could not bind a port another process took.
+    pub(super) fn lost_a_port(&self) -> bool {
+        fs::read_to_string(&self.log).is_ok_and(|log| log.contains("address already in use"))
     }
 
     pub(super) fn spawn(&mut self, bin: &ConsulBinary) -> Result<(), Error> {
@@ -75,12 +103,13 @@ impl AgentProc {
         Ok(())
     }
 
-    /// SIGKILL (what `Child::kill` sends on Unix) and reap.
+    /// SIGKILL (what `Child::kill` sends on Unix; it ends a stopped process too) and reap.
     pub(super) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+        self.frozen = false;
     }
 
     pub(super) fn check_running(&mut self) -> Result<(), Error> {
@@ -90,7 +119,7 @@ impl AgentProc {
             _ => return Ok(()),
         };
         self.child = None;
-        Err(self.failed(&format!("the agent exited ({status})")))
+        Err(self.error(&format!("the agent exited ({status})")))
     }
 
     pub(super) fn wait_http(&mut self, timeout: Duration) -> Result<(), Error> {
@@ -119,6 +148,11 @@ impl AgentProc {
     /// Prints the log and builds the error, with the log's last lines in it.
     pub(super) fn failed(&self, what: &str) -> Error {
         self.print_log();
+        self.error(what)
+    }
+
+    /// The error, with the log's last lines in it (the log is not printed).
+    pub(super) fn error(&self, what: &str) -> Error {
         let log = fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(8).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -158,6 +192,16 @@ pub(super) fn has_node(addr: SocketAddr) -> bool {
     }
 }
 
+/// How many nodes the catalog of the agent at `addr` lists (0 when it cannot be asked): an
+/// agent's node is registered a moment after it joins, and until then Consul refuses to
+/// create a session through it (`Missing node registration`).
+pub(super) fn node_count(addr: SocketAddr) -> usize {
+    match get(addr, "/v1/catalog/nodes") {
+        Ok((200, body)) => body.matches("\"Node\"").count(),
+        _ => 0,
+    }
+}
+
 /// One `GET` over HTTP/1.0 (the server closes the connection after its answer).
 pub(super) fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     request(addr, "GET", path, &[], "")
@@ -193,14 +237,20 @@ pub(crate) fn request(
 }
 
 /// `n` distinct loopback ports free for TCP and UDP now (serf uses both). Another process
-/// may take one before the agent binds it; the agent's start then fails and says so.
+/// may take one before the agent binds it; the agent's start then fails and says so
+/// (`address already in use`), and the harness tries again on fresh ports.
 pub(super) fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
+    free_ports_on(Ipv4Addr::LOCALHOST, n)
+}
+
+/// [`free_ports`] on the loopback address `ip`.
+pub(super) fn free_ports_on(ip: Ipv4Addr, n: usize) -> Result<Vec<u16>, Error> {
     let mut held = Vec::new();
     let mut ports = Vec::new();
     while ports.len() < n {
-        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_error)?;
+        let tcp = TcpListener::bind((ip, 0)).map_err(io_error)?;
         let port = tcp.local_addr().map_err(io_error)?.port();
-        if let Ok(udp) = UdpSocket::bind((Ipv4Addr::LOCALHOST, port)) {
+        if let Ok(udp) = UdpSocket::bind((ip, port)) {
             ports.push(port);
             held.push((tcp, udp));
         }
@@ -208,6 +258,17 @@ pub(super) fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
     Ok(ports)
 }
 
+/// Sends the signal named `sig` (`STOP`, `CONT`) to the process `pid`, a child of this
+/// process, with the system's `kill` command (this crate has no unsafe code).
+pub(super) fn signal(pid: u32, sig: &str) {
+    let sent = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+    if !sent.is_ok_and(|s| s.success()) {
+        eprintln!("consul-lock-testkit: could not send SIG{sig} to the Consul agent {pid}");
+    }
+}
 pub(super) fn io_error(e: std::io::Error) -> Error {
     Error::RealConsul(format!(
         "cannot prepare a Consul agent (temporary directory, file or loopback port): {e}; \
