@@ -4,11 +4,8 @@
 //! server). Faults, one after another: the leader process killed (SIGKILL), the leader process
 //! paused longer than twice the TTL, Consul's leader server killed (and restarted), the
 //! client agent killed for twice the TTL (its candidates and observer cut off) and restarted,
-//! and a resignation. The checker is `election_history::check`, as on the test server
+//! the client agent frozen (`SIGSTOP`) for twice the TTL, and a resignation. The checker is `election_history::check`, as on the test server
 //! (`election_testserver.rs`); nothing may be left in Consul.
-//!
-//! Built to move into the lease-safety history checker's cluster harness (client agents that
-//! can be frozen, loopback partitions) once it is on `main`.
 //!
 //! It needs a Consul binary (`CONSUL_BIN`, or `consul` on `PATH`, or the project's
 //! `../shared/consul/consul`) and says plainly that it skipped without one.
@@ -134,6 +131,13 @@ fn real_cluster_failover_election_no_two_leaders_through_kills_pauses_and_consul
     cluster
         .restart_client_agent()
         .expect("restart the client agent");
+    procs.run_for(TTL * 2);
+
+    // The client agent frozen for twice the TTL (its requests held, no answer), then thawed.
+    cluster.freeze_client(0);
+    faults.push(format!("client agent frozen for {:?}", TTL * 2));
+    procs.run_for(TTL * 2);
+    cluster.thaw_client(0);
     procs.run_for(TTL * 2);
 
     // The leader resigns: the newest leader so far, or the one that led through it all.
