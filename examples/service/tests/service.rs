@@ -188,10 +188,7 @@ async fn the_nightly_report_stops_when_its_lock_is_taken_away() {
         .expect("stopped long before its 60 s of work")
         .expect("the job")
         .expect("no Consul error");
-    assert_eq!(
-        report,
-        Report::Stopped(LostReason::KeyTakenOver { by: None })
-    );
+    assert_eq!(report, Report::Stopped(LostReason::SessionInvalidated));
 }
 // ANCHOR_END: test_lost
 
