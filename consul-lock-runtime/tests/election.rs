@@ -245,9 +245,10 @@ async fn a_lost_leadership_stops_the_work_at_once_and_the_runner_campaigns_again
     })
     .await;
     assert!(!first.is_leader());
+    // The session destroyed: the key watch tells it from a deleted key.
     assert!(matches!(
         first.stop_cause(),
-        Some(StopCause::Lost(LostReason::KeyTakenOver { .. }))
+        Some(StopCause::Lost(LostReason::SessionInvalidated))
     ));
     let second = terms.lock().unwrap()[1].clone();
     assert!(second.fencing_token() > first.fencing_token());

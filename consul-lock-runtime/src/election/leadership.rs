@@ -207,7 +207,7 @@ impl Leadership {
     /// let leadership = Election::new("stopping-example").client(&client).campaign().await?;
     /// client.destroy_session(leadership.session_id()).await?; // an operator ends it
     /// let cause = leadership.stopping().await;
-    /// assert!(matches!(cause, StopCause::Lost(LostReason::KeyTakenOver { .. })));
+    /// assert!(matches!(cause, StopCause::Lost(LostReason::SessionInvalidated)));
     /// assert!(!leadership.is_leader());
     /// # Ok(()) }
     /// ```
