@@ -89,6 +89,30 @@ async fn guide_follower_read(
     GuideRead { index, leader }
 }
 
+/// The guide's follower loop: blocking reads from `index` on, each from the index the last one
+/// returned, until the leader it reads satisfies `wanted` (the guide's follower acts on a
+/// change of leader; a read can also wake for a write beside the key, such as a candidate
+/// joining the queue under it, and then reads the same leader again). Panics after
+/// [`PATIENT`].
+async fn guide_follower_until(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    mut index: u64,
+    wanted: impl Fn(Option<&str>) -> bool,
+) -> GuideRead {
+    let deadline = tokio::time::Instant::now() + PATIENT;
+    loop {
+        let read = tokio::time::timeout_at(deadline, guide_follower_read(http, url, key, index))
+            .await
+            .expect("the follower saw the change within PATIENT");
+        if wanted(read.leader.as_deref()) {
+            return read;
+        }
+        index = read.index;
+    }
+}
+
 #[test]
 fn a_follower_written_from_consuls_guide_sees_our_leader_come_and_go() {
     let (consul, client, run) = setup();
@@ -103,27 +127,29 @@ fn a_follower_written_from_consuls_guide_sees_our_leader_come_and_go() {
         assert_eq!(none.leader, None, "nobody leads yet");
         // The follower blocks; the campaign wins; the follower wakes with the leader's value.
         let (h, u, k) = (http.clone(), url.clone(), key.clone());
-        let follower =
-            tokio::spawn(async move { guide_follower_read(&h, &u, &k, none.index).await });
+        let follower = tokio::spawn(async move {
+            guide_follower_until(&h, &u, &k, none.index, |l| l.is_some()).await
+        });
         let leadership = election.campaign().await.expect("elected");
-        let seen = tokio::time::timeout(PATIENT, follower)
-            .await
-            .expect("woken")
-            .expect("join");
+        let seen = follower.await.expect("join");
         assert_eq!(seen.leader.as_deref(), Some("10.0.0.7:8080"));
         // A proclaim is seen by the guide's follower too, the leadership unchanged.
         leadership
             .proclaim("10.0.0.8:8080")
             .await
             .expect("proclaim");
-        let moved = guide_follower_read(&http, &url, &key, seen.index).await;
+        let moved = guide_follower_until(&http, &url, &key, seen.index, |l| {
+            l != Some("10.0.0.7:8080")
+        })
+        .await;
         assert_eq!(moved.leader.as_deref(), Some("10.0.0.8:8080"));
         leadership.resign().await.expect("resign");
-        let gone = guide_follower_read(&http, &url, &key, moved.index).await;
-        assert_eq!(
-            gone.leader, None,
-            "the guide's follower sees no leader after the resignation"
-        );
+        // The guide's follower sees no leader after the resignation (within PATIENT).
+        let gone = guide_follower_until(&http, &url, &key, moved.index, |l| {
+            l != Some("10.0.0.8:8080")
+        })
+        .await;
+        assert_eq!(gone.leader, None, "no leader after the resignation");
     });
 }
 
