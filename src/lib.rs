@@ -35,6 +35,9 @@
 //!   tokens and lock-loss detection.
 //! - [`MultiLock`] (or [`Lock::all`]), [`MultiLockGuard`]: several keys at once, all or
 //!   none in one transaction (the attribute's `key` repeated), so no order can deadlock.
+//! - [`Election`], [`Leadership`], [`leader`](macro@leader): leader election (one process at a
+//!   time runs a job), with fencing tokens, observers that say when nobody leads, and a
+//!   bounded hand-over.
 //! - [`Client`], [`ClientBuilder`]: the Consul agent, from `CONSUL_HTTP_ADDR` and the other
 //!   `CONSUL_*` variables or built by hand.
 //! - [`defaults`]: the process-wide client, key prefix, timeouts and value generator.
@@ -85,3 +88,21 @@ pub mod __private;
 /// }
 /// ```
 pub use consul_lock_macros::consul_lock;
+
+/// The attribute for leader election: `#[consul_lock::leader(name = "...")]` on an `async fn`
+/// that takes a [`Leadership`] runs its body only while this process leads, stops it within
+/// the grace when the leadership ends, and campaigns again ([`Election::run`]).
+///
+/// ```no_run
+/// use consul_lock::Leadership;
+///
+/// #[consul_lock::leader(name = "scheduler", grace_ms = 2000)]
+/// async fn scheduler(leadership: Leadership) -> Result<(), consul_lock::Error> {
+///     while leadership.stop_cause().is_none() {
+///         // … one round of scheduling, fenced with leadership.fencing_token() …
+///         # break;
+///     }
+///     Ok(())
+/// }
+/// ```
+pub use consul_lock_macros::leader;

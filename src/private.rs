@@ -9,6 +9,10 @@ pub use consul_lock_runtime::{
 };
 pub use core::time::Duration;
 
+#[path = "private_leader.rs"]
+mod leader;
+pub use leader::{election, leader_result, leader_value, run_leader, Conversions, LeaderResult};
+
 /// A key value as `&dyn Display`. The generated call is spanned at the key template, so a
 /// value that is not `Display` is reported there.
 #[inline]

@@ -6,7 +6,14 @@ use std::time::Duration;
 use clap::Parser;
 
 /// The sections of a run, in order.
-pub const SECTIONS: [&str; 5] = ["cycle", "contention", "many", "memory", "semaphore"];
+pub const SECTIONS: [&str; 6] = [
+    "cycle",
+    "contention",
+    "many",
+    "memory",
+    "semaphore",
+    "election",
+];
 
 /// What clap parses; [`Args`] resolves the defaults that depend on `--smoke`.
 #[derive(Parser, Debug)]
@@ -44,7 +51,8 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     locks: Option<u64>,
 
-    /// Run only these sections, comma-separated, of: cycle, contention, many, memory, semaphore (default
+    /// Run only these sections, comma-separated, of: cycle, contention, many, memory, semaphore,
+    /// election (default
     /// all; targets are checked on what ran)
     #[arg(long, value_name = "LIST", value_parser = parse_sections)]
     sections: Option<Sections>,
@@ -79,6 +87,20 @@ struct Cli {
     /// worker process of a spread row)
     #[arg(long, hide = true, value_name = "KEY")]
     contention_child: Option<String>,
+
+    /// Election: the leader's lease (TTL) in seconds, 1..=86400 (default 10, Consul's shortest by
+    /// default; 1 with --smoke, which needs an agent with session_ttl_min 1s or the embedded server)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    election_ttl_secs: Option<u64>,
+
+    /// Election: how many leader kills, and as many resignations, to measure (default 20; 1 with
+    /// --smoke)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    election_rounds: Option<u64>,
+
+    /// Internal: run as one candidate of the election section, on this key
+    #[arg(long, hide = true, value_name = "KEY")]
+    election_candidate: Option<String>,
 
     /// Internal: run as the embedded server (the bench starts itself with this in a child process)
     #[arg(long, hide = true)]
@@ -133,6 +155,12 @@ pub struct Args {
     pub peer_python: Option<PathBuf>,
     /// Internal: run as the embedded server (see `server.rs`).
     pub serve: bool,
+    /// Election: the lease.
+    pub election_ttl: Duration,
+    /// Election: kills (and resignations) to measure.
+    pub election_rounds: usize,
+    /// Internal: run as an election candidate, on this key.
+    pub election_candidate: Option<String>,
 }
 
 fn parse_seconds(v: &str) -> Result<Duration, String> {
@@ -197,6 +225,15 @@ impl From<Cli> for Args {
             peer_go: c.peer_go,
             peer_python: c.peer_python,
             serve: c.serve,
+            election_ttl: Duration::from_secs(c.election_ttl_secs.unwrap_or(if c.smoke {
+                1
+            } else {
+                10
+            })),
+            election_rounds: c
+                .election_rounds
+                .map_or(if c.smoke { 1 } else { 20 }, |n| n as usize),
+            election_candidate: c.election_candidate,
         }
     }
 }

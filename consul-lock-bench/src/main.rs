@@ -12,6 +12,7 @@ mod args;
 mod bare;
 mod contention;
 mod cycle;
+mod election;
 mod memory;
 mod peer_runs;
 mod report;
@@ -31,6 +32,16 @@ fn main() -> ExitCode {
     let args = args::parse_env();
     if args.serve {
         return match server::serve() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(key) = &args.election_candidate {
+        let run = Target::from_env().and_then(|t| election::child(&t, key, args.election_ttl));
+        return match run {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -327,6 +338,36 @@ fn run(args: &Args) -> Result<Report, String> {
         }
         semaphore.push(r);
     }
+    let mut election = None;
+    if want("election") {
+        // The Raft windows need seconds of quiet; the smoke run leaves them out.
+        let window = if args.smoke {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(30)
+        };
+        progress!(
+            "{} election: 3 candidate processes, TTL {:?}, {} kill(s) and {} resignation(s) of the leader{}",
+            next_step(),
+            args.election_ttl,
+            args.election_rounds,
+            args.election_rounds,
+            if window.is_zero() { String::new() } else { format!(", Raft writes over {window:?} idle") }
+        );
+        let key = format!("{peer_base}/election/leader");
+        let r = election::run(
+            &target,
+            &key,
+            args.election_ttl,
+            args.election_rounds,
+            window,
+        )
+        .map_err(|e| format!("election: {e}"))?;
+        if r.after_kill.count == 0 || r.after_resign.count == 0 {
+            broken.push("election: no hand-over measured".into());
+        }
+        election = Some(r);
+    }
     consul_lock::flush_releases_blocking().map_err(|e| e.to_string())?;
 
     machine.load_average_end = sys::load_average();
@@ -350,6 +391,7 @@ fn run(args: &Args) -> Result<Report, String> {
         peers,
         many_keys,
         semaphore,
+        election,
         memory,
         cpu_note: report::CPU_NOTE,
         targets,

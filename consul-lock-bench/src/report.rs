@@ -39,6 +39,8 @@ pub struct Report {
     pub many_keys: Vec<ContentionResult>,
     /// Semaphore contention (N slots, M contenders).
     pub semaphore: Vec<crate::semaphore::SemaphoreResult>,
+    /// Leader hand-overs and an idle election's Raft writes.
+    pub election: Option<crate::election::ElectionResult>,
     pub memory: Option<MemoryResult>,
     pub cpu_note: &'static str,
     pub targets: Vec<Check>,
@@ -171,6 +173,10 @@ impl Report {
             }
         }
 
+        if let Some(e) = &self.election {
+            election_section(&mut s, e);
+        }
+
         let _ = writeln!(s, "\n### Client cost\n");
         let _ = writeln!(s, "| what | value |\n|---|---:|");
         for c in &self.cycle {
@@ -297,4 +303,56 @@ fn contention_table(s: &mut String, rows: &[&ContentionResult]) {
             c.connections_max.map_or("–".into(), |n| n.to_string())
         );
     }
+}
+
+/// The election section: hand-overs measured here, next to client-go's defaults (modelled).
+fn election_section(s: &mut String, e: &crate::election::ElectionResult) {
+    let secs = |us: f64| format!("{:.2}", us / 1e6);
+    let _ = writeln!(
+        s,
+        "\n### Leader election ({} candidate processes, TTL {} s)\n",
+        e.candidates, e.ttl_s
+    );
+    let _ = writeln!(
+        s,
+        "| hand-over | samples | p50 s | p99 s | max s |\n|---|---:|---:|---:|---:|"
+    );
+    let rows = [
+        (
+            "this library: leader SIGKILLed → next leader started (measured)",
+            &e.after_kill,
+        ),
+        (
+            "this library: `resign()` → next leader started (measured)",
+            &e.after_resign,
+        ),
+        (
+            "client-go defaults (lease 15 s, retry 2 s): leader dies → standby leads (modelled)",
+            &e.client_go_after_kill,
+        ),
+        (
+            "client-go with ReleaseOnCancel: release → standby leads (modelled)",
+            &e.client_go_after_release,
+        ),
+    ];
+    for (what, sum) in rows {
+        let _ = writeln!(
+            s,
+            "| {what} | {} | {} | {} | {} |",
+            sum.count,
+            secs(sum.p50_us),
+            secs(sum.p99_us),
+            secs(sum.max_us)
+        );
+    }
+    let rate = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
+    let _ = writeln!(
+        s,
+        "\nRaft writes per second (`Stats.raft.commit_index`, {} s windows): {} with nobody campaigning, \
+         {} with a leader and 2 candidates waiting, idle{}",
+        e.raft_window_s,
+        rate(e.baseline_raft_writes_per_s),
+        rate(e.idle_raft_writes_per_s),
+        e.raft_note.as_deref().map_or(String::new(), |n| format!(" ({n})"))
+    );
 }

@@ -143,7 +143,9 @@ impl Drop for Target {
 
 /// The `--serve` mode: runs the embedded server until stdin closes.
 pub fn serve() -> Result<(), String> {
-    let config = consul_lock_testkit::ServerConfig::default();
+    // A 1 s TTL floor, so that the election section's smoke run hands over in seconds.
+    let config =
+        consul_lock_testkit::ServerConfig::default().session_ttl_min(Duration::from_secs(1));
     let server = consul_lock_testkit::TestServer::start_with(config)
         .map_err(|e| format!("cannot start the test server: {e}"))?;
     let mut out = std::io::stdout().lock();

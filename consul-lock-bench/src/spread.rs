@@ -22,7 +22,7 @@ struct ChildReport {
 }
 
 /// `CLOCK_MONOTONIC` in ns: one clock for every process of the machine.
-fn mono_ns() -> u64 {
+pub(crate) fn mono_ns() -> u64 {
     // SAFETY: `clock_gettime` only writes into the zeroed struct we own.
     let ts = unsafe {
         let mut ts: libc::timespec = std::mem::zeroed();

@@ -17,8 +17,9 @@ Consul is found as the library and the Consul CLI find it: CONSUL_HTTP_ADDR (def
 CONSUL_CLIENT_CERT / CONSUL_CLIENT_KEY, CONSUL_HTTP_SSL_VERIFY, CONSUL_NAMESPACE.
 
 Exit status:
-    0    success (run: the command exited 0 and the lock was held throughout)
-    1    show, release: the lock is not held
+    0    success (run: the command exited 0 and the lock was held throughout; elect: the
+         command exited 0 by itself)
+    1    show, release: the lock is not held; leader: nobody leads
     2    usage error: bad arguments, an invalid key, duration or CONSUL_* setting
     3    release: refused without --force (nothing was changed)
   123    run: the lock was lost while the command ran
@@ -74,6 +75,22 @@ pub enum Command {
     /// Free means free at that moment: a queued waiter may take it right after.
     #[command(after_help = AFTER_HELP)]
     Wait(WaitArgs),
+    /// Who leads an election (`service/<NAME>/leader`): the leader's value, session and node,
+    /// since when, its fencing token, and the candidates waiting. Exit status 1 when nobody
+    /// leads. With --watch, print every change (each new leader, and "no leader").
+    #[command(after_help = AFTER_HELP)]
+    Leader(crate::election::LeaderArgs),
+    /// Run a command while this process leads an election: campaign (waiting in line behind
+    /// other candidates), run CMD once elected, stop it when the leadership ends (SIGTERM
+    /// when the lease is about to run out or on SIGINT/SIGTERM, SIGKILL after the grace; SIGKILL
+    /// at once when the leadership is lost), and campaign again.
+    ///
+    /// The command gets CONSUL_LOCK_KEY, CONSUL_LOCK_FENCING_TOKEN (pass it to the systems
+    /// you write to) and CONSUL_LOCK_SESSION. When it exits by itself, `elect` resigns and
+    /// exits with its status; SIGINT or SIGTERM stop the command and resign (exit 128+N);
+    /// SIGHUP is forwarded.
+    #[command(after_help = AFTER_HELP)]
+    Elect(crate::election::ElectArgs),
 }
 
 /// How a key given on the command line becomes a Consul key.
@@ -202,7 +219,7 @@ pub struct WaitArgs {
 const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Parses `500ms`, `30s`, `2m`, `1h 30m` (humantime); a bare `0` is zero.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);

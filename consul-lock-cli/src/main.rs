@@ -1,10 +1,12 @@
 //! `consul-lock`: the command line for the people on call. Who holds a lock, since when, on
 //! which host (`list`, `show`); run a command under a lock (`run`); wait for a lock to be free
-//! (`wait`); release a stuck one (`release --force`). `consul-lock --help` documents every
+//! (`wait`); release a stuck one (`release --force`); who leads an election (`leader`), run a
+//! command while leading one (`elect`). `consul-lock --help` documents every
 //! option and the exit statuses.
 
 mod cli;
 mod commands;
+mod election;
 mod exit;
 mod queue;
 mod render;
@@ -45,6 +47,8 @@ fn execute(cli: &Cli) -> Outcome {
             Command::Run(args) => run::run(&client, args).await,
             Command::Release(args) => commands::release(&client, args).await,
             Command::Wait(args) => commands::wait(&client, args).await,
+            Command::Leader(args) => election::leader(&client, args).await,
+            Command::Elect(args) => election::elect(&client, args).await,
         }
     })
 }

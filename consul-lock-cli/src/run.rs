@@ -35,14 +35,14 @@ const WATCH_WAIT: Duration = Duration::from_secs(300);
 const WATCH_RETRY: Duration = Duration::from_secs(1);
 
 /// The signals forwarded to the command.
-struct Signals {
+pub(crate) struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn install() -> Result<Signals, Failure> {
+    pub(crate) fn install() -> Result<Signals, Failure> {
         let one = |kind: SignalKind, name: &str| {
             signal(kind).map_err(|e| {
                 Failure::new(
@@ -59,7 +59,7 @@ impl Signals {
     }
 
     /// The next signal received.
-    async fn next(&mut self) -> Signal {
+    pub(crate) async fn next(&mut self) -> Signal {
         tokio::select! {
             _ = self.int.recv() => Signal::SIGINT,
             _ = self.term.recv() => Signal::SIGTERM,
@@ -69,12 +69,12 @@ impl Signals {
 }
 
 /// The exit status a shell reports for a signal.
-fn signal_status(signal: Signal) -> u8 {
+pub(crate) fn signal_status(signal: Signal) -> u8 {
     128u8.saturating_add(u8::try_from(signal as i32).unwrap_or(0))
 }
 
 /// The command's exit status as a shell reports it: its code, or 128+N for signal N.
-fn status_of(status: ExitStatus) -> u8 {
+pub(crate) fn status_of(status: ExitStatus) -> u8 {
     match (status.code(), status.signal()) {
         (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
         (None, Some(signal)) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(0)),
@@ -83,7 +83,7 @@ fn status_of(status: ExitStatus) -> u8 {
 }
 
 /// `exited with status 3` / `was killed by signal 15 (SIGTERM)`.
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(n)) => match Signal::try_from(n) {
@@ -157,20 +157,25 @@ fn spawn(args: &RunArgs, guard: &LockGuard) -> Result<Child, Failure> {
         .env(ENV_FENCING_TOKEN, guard.fencing_token().to_string())
         .env(ENV_SESSION, guard.session_id())
         .spawn()
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => Failure::new(
-                NOT_FOUND,
-                format!("command `{program}` not found: check its name and PATH; the lock was released"),
-            ),
-            ErrorKind::PermissionDenied => Failure::new(
-                CANNOT_EXECUTE,
-                format!("command `{program}` cannot be executed ({e}): check its permissions; the lock was released"),
-            ),
-            _ => Failure::new(
-                CANNOT_EXECUTE,
-                format!("command `{program}` could not be started: {e}; the lock was released"),
-            ),
-        })
+        .map_err(|e| spawn_error(program, &e))
+}
+
+/// The failure for a command that could not be started.
+pub(crate) fn spawn_error(program: &str, e: &std::io::Error) -> Failure {
+    match e.kind() {
+        ErrorKind::NotFound => Failure::new(
+            NOT_FOUND,
+            format!("command `{program}` not found: check its name and PATH; the lock was released"),
+        ),
+        ErrorKind::PermissionDenied => Failure::new(
+            CANNOT_EXECUTE,
+            format!("command `{program}` cannot be executed ({e}): check its permissions; the lock was released"),
+        ),
+        _ => Failure::new(
+            CANNOT_EXECUTE,
+            format!("command `{program}` could not be started: {e}; the lock was released"),
+        ),
+    }
 }
 
 /// Sends `signal` to the command; it may have exited already, which is not an error.

@@ -98,7 +98,7 @@ impl Args {
     }
 }
 
-fn already_set(name: &Ident) -> syn::Error {
+pub(crate) fn already_set(name: &Ident) -> syn::Error {
     syn::Error::new(
         name.span(),
         format!("`{name}` is set more than once: keep one"),
@@ -106,7 +106,7 @@ fn already_set(name: &Ident) -> syn::Error {
 }
 
 /// A value after `=`, or nothing for a bare flag.
-enum Value {
+pub(crate) enum Value {
     Flag,
     Expr(Expr),
 }
@@ -326,7 +326,7 @@ fn value_span(name: &Ident, value: &Value) -> Span {
     }
 }
 
-fn expect_str(name: &Ident, value: Value, example: &str) -> syn::Result<LitStr> {
+pub(crate) fn expect_str(name: &Ident, value: Value, example: &str) -> syn::Result<LitStr> {
     match lit_of(&value) {
         Some(Lit::Str(s)) => Ok(s.clone()),
         _ => Err(syn::Error::new(
@@ -336,7 +336,7 @@ fn expect_str(name: &Ident, value: Value, example: &str) -> syn::Result<LitStr> 
     }
 }
 
-fn expect_int(
+pub(crate) fn expect_int(
     name: &Ident,
     value: Value,
     min: u64,
@@ -375,7 +375,7 @@ fn parse_int(lit: &LitInt) -> Option<u64> {
     }
 }
 
-fn expect_bool(name: &Ident, value: Value) -> syn::Result<(bool, Span)> {
+pub(crate) fn expect_bool(name: &Ident, value: Value) -> syn::Result<(bool, Span)> {
     match (&value, lit_of(&value)) {
         (Value::Flag, _) => Ok((true, name.span())),
         (_, Some(Lit::Bool(LitBool { value: b, span }))) => Ok((*b, *span)),

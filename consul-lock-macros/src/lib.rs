@@ -1,11 +1,13 @@
-//! The `#[consul_lock]` attribute. Use it through the `consul-lock` crate, which
-//! re-exports it as `consul_lock::consul_lock`; its documentation is there.
+//! The `#[consul_lock]` and `#[leader]` attributes. Use them through the `consul-lock` crate,
+//! which re-exports them as `consul_lock::consul_lock` and `consul_lock::leader`; their
+//! documentation is there.
 
 mod args;
 mod check;
 mod expand;
 mod func;
 mod key;
+mod leader;
 mod placeholder;
 mod shape;
 mod steps;
@@ -220,4 +222,53 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn consul_lock(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::consul_lock(attr.into(), item.into()).into()
+}
+
+/// Runs an `async fn` only while this process leads an election, cancels it within the grace
+/// when the leadership ends, and campaigns again.
+///
+/// ```no_run
+/// use consul_lock::Leadership;
+///
+/// # #[derive(Debug)] enum AppError { Lock(consul_lock::Error) }
+/// # impl From<consul_lock::Error> for AppError { fn from(e: consul_lock::Error) -> Self { AppError::Lock(e) } }
+/// #[consul_lock::leader(name = "scheduler")]
+/// async fn scheduler(leadership: Leadership) -> Result<(), AppError> {
+///     // One process in the cluster runs this at a time.
+///     leadership.stopping().await; // … schedule until told to stop …
+///     Ok(())
+/// }
+/// ```
+///
+/// Calling `scheduler()` campaigns (key `service/scheduler/leader`, waiting in the key's
+/// queue behind other candidates), runs the body with the [`Leadership`] once elected, and
+/// when the leadership ends tells the body to stop (`leadership.stopping()` completes), waits
+/// for it at most the grace (never longer than the lease has left; not at all once the
+/// leadership is lost), drops it, and campaigns again. It returns when the body returns by
+/// itself (after resigning), with the body's value. It is `consul_lock::Election::run`.
+///
+/// # Options
+///
+/// | option | value | when omitted |
+/// | --- | --- | --- |
+/// | `name = "…"` | **required**: the election's name; the key is `service/<name>/leader` | |
+/// | `key = "…"` | the whole leader key instead (for `consul lock PREFIX`: `"PREFIX/.lock"`) | `service/<name>/leader` |
+/// | `lock_timeout_seconds = N` | the lease (session TTL), `10..=86400`: a dead leader is replaced 1–2 × this later | 15 |
+/// | `grace_ms = N` | how long before the lease would run out the body is told to stop, and how long it then has; at most a third of the lease | a fifth of the lease |
+/// | `value = <expr>` | the leader's value in the key (a `String` or `&str`; an address, a host) | the library's JSON (host, pid, time) |
+/// | `client = <expr>` | the `consul_lock::Client` to use (as the lock attribute's) | `consul_lock::defaults::client()` |
+/// | `crate = "path"` | where the `consul-lock` crate is, when renamed | `::consul_lock` |
+///
+/// # The function
+///
+/// - an `async fn` returning `Result<T, E>` with `E: From<consul_lock::Error>`;
+/// - one parameter of type `Leadership` (`consul_lock::Leadership`): it is taken out of the
+///   signature (callers call `scheduler()`), and the body gets it for each leadership;
+/// - other parameters are plain names (`jobs: Jobs`) of `Clone` types (references are):
+///   the body runs once per leadership, with a clone of each; methods take `&self`.
+///
+/// [`Leadership`]: https://docs.rs/consul-lock/latest/consul_lock/struct.Leadership.html
+#[proc_macro_attribute]
+pub fn leader(attr: TokenStream, item: TokenStream) -> TokenStream {
+    leader::leader(attr.into(), item.into()).into()
 }

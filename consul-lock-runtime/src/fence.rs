@@ -222,6 +222,8 @@ impl KvOp {
             key: self.key(),
             value,
             index,
+            session: None,
+            flags: None,
         }
     }
 

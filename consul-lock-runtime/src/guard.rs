@@ -151,6 +151,17 @@ impl LockHandle {
         self.shared.lease.lost_reason()
     }
 
+    /// The moment after which Consul may have freed the key, as the lease stands now (a
+    /// renewal moves it on).
+    pub(crate) fn valid_until(&self) -> tokio::time::Instant {
+        self.shared.lease.valid_until()
+    }
+
+    /// The client the lock was taken with.
+    pub(crate) fn client(&self) -> &crate::Client {
+        &self.shared.lease.client
+    }
+
     /// Writes that Consul applies only while this lock's session still holds the key (see
     /// [`Fence`]): a holder that lost the lock, knowing it or not, is refused.
     ///

@@ -49,6 +49,11 @@
 //!   transaction (no deadlock whatever the order); [`MultiLockGuard`] holds them.
 //! - [`Semaphore`] lets at most N holders in at once, in Consul's own semaphore layout (shared
 //!   with Go's `api.Semaphore` and `consul lock -n N`); [`SemaphoreGuard`] is a held slot.
+//! - [`Election`] elects one leader among processes (`service/<name>/leader`, as in Consul's
+//!   guide): [`campaign`](Election::campaign) gives a [`Leadership`] (fencing token,
+//!   `is_leader`, `stopping`, `proclaim`, `resign`), [`leader`](Election::leader) and
+//!   [`observe`](Election::observe) tell anyone who leads, and [`run`](Election::run) runs
+//!   work while leading, stopping it within a grace when the leadership ends.
 //! - [`Client`] is one Consul agent ([`ClientBuilder`], [`Client::from_env`]); it also reads
 //!   keys and sessions for tools and tests: [`kv_get`](Client::kv_get),
 //!   [`kv_watch`](Client::kv_watch), [`kv_keys`](Client::kv_keys),
@@ -80,6 +85,7 @@ mod client;
 mod config;
 mod consul_cli;
 pub mod defaults;
+mod election;
 mod entry;
 mod error;
 mod exec;
@@ -101,6 +107,10 @@ pub use client::Client;
 pub use config::{
     consul_base_url, ClientBuilder, Token, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL_MIN,
     SESSION_TTL_MAX,
+};
+pub use election::{
+    Candidate, Election, Leader, Leadership, Observation, Observe, RunEvent, Runner, StopCause,
+    Stopping, DEFAULT_ELECTION_PREFIX, DEFAULT_ELECTION_TTL, LEADER_SUFFIX, RECORD_SUFFIX,
 };
 pub use error::{Blocker, Error, RequestFailure, Result};
 pub use fence::{Fence, KvOp, MAX_TXN_OPS};

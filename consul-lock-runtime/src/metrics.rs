@@ -21,6 +21,16 @@
 //! | `consul_lock_release_failures_total` | counter | `lock` | releases given up (the TTL frees the key) |
 //! | `consul_lock_session_renewals_total` | counter | `lock` | successful session renewals of held locks |
 //!
+//! An [election](crate::Election) records its own series, labelled `election` with the
+//! election's name (the lock under it records the series above with `lock` = that name too):
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `consul_lock_campaigns_total` | counter | `election`, `outcome` | campaigns by outcome: `elected`, `not_elected` (the campaign timeout passed), or the error kind as above |
+//! | `consul_lock_leadership_changes_total` | counter | `election`, `change` | this process became leader (`elected`) or stopped leading (`ended`) |
+//! | `consul_lock_leader_seconds` | histogram | `election` | time from being elected to resigning or the leadership's end |
+//! | `consul_lock_is_leader` | gauge | `election` | 1 while this process leads, else 0 |
+//!
 //! ```
 //! // The names, for dashboards and alerts:
 //! assert_eq!(consul_lock_runtime::metrics::ACQUISITIONS_TOTAL, "consul_lock_acquisitions_total");
@@ -31,7 +41,7 @@
 //! Configured by default, that exporter renders every histogram as a **summary**: quantiles
 //! computed in the process (`consul_lock_wait_seconds{quantile="0.99"}`), no `_bucket`
 //! series, so `histogram_quantile(…_bucket…)` finds nothing, and quantiles cannot be summed
-//! across instances. Give it buckets for this library's two histograms with
+//! across instances. Give it buckets for this library's histograms with
 //! `set_buckets_for_metric` ([`SECONDS_BUCKETS`] suits them), and they render as Prometheus
 //! histograms:
 //!
@@ -77,9 +87,18 @@ pub const RELEASE_FAILURES_TOTAL: &str = "consul_lock_release_failures_total";
 /// Counter: successful session renewals of held locks, by `lock`.
 pub const SESSION_RENEWALS_TOTAL: &str = "consul_lock_session_renewals_total";
 
-/// Bucket bounds (seconds) for the two histograms, [`WAIT_SECONDS`] and [`HELD_SECONDS`]:
-/// from 1 ms (an uncontended acquire on a local agent) to 10 minutes (a long hold), about
-/// three per decade. Exporters that render histograms as summaries unless told otherwise need
+/// Counter: campaigns of an election by `election` and `outcome`.
+pub const CAMPAIGNS_TOTAL: &str = "consul_lock_campaigns_total";
+/// Counter: this process becoming leader or ending its leadership, by `election` and `change`.
+pub const LEADERSHIP_CHANGES_TOTAL: &str = "consul_lock_leadership_changes_total";
+/// Histogram (seconds): time as leader, by `election`.
+pub const LEADER_SECONDS: &str = "consul_lock_leader_seconds";
+/// Gauge: 1 while this process leads the election, by `election`.
+pub const IS_LEADER: &str = "consul_lock_is_leader";
+
+/// Bucket bounds (seconds) for the histograms, [`WAIT_SECONDS`], [`HELD_SECONDS`] and
+/// [`LEADER_SECONDS`]: from 1 ms (an uncontended acquire on a local agent) to 10 minutes (a
+/// long hold; longer ones fall in `+Inf`), about three per decade. Exporters that render histograms as summaries unless told otherwise need
 /// them, as `metrics-exporter-prometheus` does (see the module docs).
 ///
 /// ```
@@ -155,6 +174,27 @@ mod record {
     pub(crate) fn session_renewed(lock: &str) {
         metrics::counter!(SESSION_RENEWALS_TOTAL, "lock" => lock.to_owned()).increment(1);
     }
+
+    pub(crate) fn campaign_finished(election: &str, outcome: &'static str) {
+        metrics::counter!(CAMPAIGNS_TOTAL, "election" => election.to_owned(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    pub(crate) fn elected(election: &str) {
+        let election = election.to_owned();
+        metrics::counter!(LEADERSHIP_CHANGES_TOTAL, "election" => election.clone(), "change" => "elected")
+            .increment(1);
+        metrics::gauge!(IS_LEADER, "election" => election).set(1.0);
+    }
+
+    pub(crate) fn leadership_ended(election: &str, led: Duration) {
+        let election = election.to_owned();
+        metrics::counter!(LEADERSHIP_CHANGES_TOTAL, "election" => election.clone(), "change" => "ended")
+            .increment(1);
+        metrics::histogram!(LEADER_SECONDS, "election" => election.clone())
+            .record(led.as_secs_f64());
+        metrics::gauge!(IS_LEADER, "election" => election).set(0.0);
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -171,8 +211,12 @@ mod record {
     pub(crate) fn release_retry(_: &str) {}
     pub(crate) fn release_failed(_: &str) {}
     pub(crate) fn session_renewed(_: &str) {}
+    pub(crate) fn campaign_finished(_: &str, _: &'static str) {}
+    pub(crate) fn elected(_: &str) {}
+    pub(crate) fn leadership_ended(_: &str, _: Duration) {}
 }
 
 pub(crate) use record::{
-    acquire_finished, handoff, held, lost, release_failed, release_retry, session_renewed,
+    acquire_finished, campaign_finished, elected, handoff, held, leadership_ended, lost,
+    release_failed, release_retry, session_renewed,
 };

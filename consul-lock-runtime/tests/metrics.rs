@@ -310,3 +310,53 @@ async fn locks_on_several_keys_and_semaphores_are_counted_under_their_names() {
         assert_eq!(samples(HELD_SECONDS, &[("lock", name)]).len(), 1, "{name}");
     }
 }
+
+#[tokio::test]
+async fn an_election_counts_campaigns_leadership_changes_and_time_as_leader() {
+    use consul_lock_runtime::metrics::{CAMPAIGNS_TOTAL, LEADERSHIP_CHANGES_TOTAL, LEADER_SECONDS};
+    let env = Env::new("metrics-election");
+    let name = label("election");
+    let e = consul_lock_runtime::Election::new(name.clone())
+        .key_prefix(env.prefix.clone())
+        .client(&env.client)
+        .ttl(env.min_ttl());
+    let leadership = e.campaign().await.unwrap();
+    let other = env.another_client();
+    let timed_out = e
+        .clone()
+        .client(&other)
+        .campaign_timeout(Duration::from_millis(50))
+        .campaign()
+        .await;
+    assert!(timed_out.is_err());
+    leadership.resign().await.unwrap();
+    let n = name.as_str();
+    assert_eq!(
+        counter(CAMPAIGNS_TOTAL, &[("election", n), ("outcome", "elected")]),
+        1
+    );
+    assert_eq!(
+        counter(
+            CAMPAIGNS_TOTAL,
+            &[("election", n), ("outcome", "not_elected")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            LEADERSHIP_CHANGES_TOTAL,
+            &[("election", n), ("change", "elected")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            LEADERSHIP_CHANGES_TOTAL,
+            &[("election", n), ("change", "ended")]
+        ),
+        1
+    );
+    assert_eq!(samples(LEADER_SECONDS, &[("election", n)]).len(), 1);
+    // The lock under the election records its own series with the election's name.
+    assert!(counter(ACQUISITIONS_TOTAL, &[("lock", n), ("outcome", "acquired")]) >= 1);
+}

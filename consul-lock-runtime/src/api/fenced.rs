@@ -17,6 +17,11 @@ pub(crate) struct WireOp<'a> {
     pub(crate) key: &'a str,
     pub(crate) value: Option<&'a [u8]>,
     pub(crate) index: Option<u64>,
+    /// The session of a `lock` (a holder rewriting a key it holds, or taking another with its
+    /// session: an election's leadership record and proclaim).
+    pub(crate) session: Option<&'a str>,
+    /// The flags written (0 when not given).
+    pub(crate) flags: Option<u64>,
 }
 
 /// What Consul did with a fenced transaction.
@@ -54,7 +59,11 @@ impl Client {
             .map(|(key, session)| TxnOp::kv("check-session", key, None, Some(session)))
             .collect();
         body.extend(ops.iter().zip(&encoded).map(|(op, value)| {
-            TxnOp::kv(op.verb, op.key, value.as_deref(), None).with_index(op.index)
+            let op_ = TxnOp::kv(op.verb, op.key, value.as_deref(), op.session).with_index(op.index);
+            match op.flags {
+                Some(flags) => op_.with_flags(flags),
+                None => op_,
+            }
         }));
         let call = Call::new(Method::PUT, "/v1/txn".into(), label, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;

@@ -152,6 +152,23 @@ impl Client {
         Ok(reply.status != 404)
     }
 
+    /// `GET /v1/session/info/<id>`: the session, or `None` when Consul does not know it (any
+    /// more). `key` names the lock (or election) the read is for, in errors.
+    pub(crate) async fn session_info(
+        &self,
+        key: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Option<SessionInfo>> {
+        let path = format!("/v1/session/info/{}", encode_path(id));
+        let call = Call::new(Method::GET, path, key, "read a session", timeout);
+        let reply = call.send(self, &[]).await?;
+        // Consul answers 200 with `null` or `[]` for an unknown session.
+        let sessions: Option<Vec<SessionInfo>> = serde_json::from_slice(&reply.body)
+            .map_err(|e| unexpected(key, "read a session", reply.status, &e.to_string()))?;
+        Ok(sessions.and_then(|s| s.into_iter().next()))
+    }
+
     /// `GET /v1/session/info/<id>?consistent`: `Ok(true)` when the session exists, as Consul's
     /// leader confirms with a quorum at the time of the read (so a deposed leader that does
     /// not know it yet cannot answer), `Ok(false)` when it is gone.

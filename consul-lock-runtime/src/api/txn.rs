@@ -182,7 +182,7 @@ impl<'a> TxnOp<'a> {
         }
     }
 
-    /// Sets the `Flags` the operation writes.
+    /// Sets the `Flags` written with the operation.
     pub(super) fn with_flags(mut self, flags: u64) -> Self {
         self.kv.flags = Some(flags);
         self

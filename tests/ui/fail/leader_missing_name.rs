@@ -1,0 +1,11 @@
+use consul_lock::Leadership;
+
+#[consul_lock::leader(lock_timeout_seconds = 20, grace_ms = 9000)]
+async fn f(leadership: Leadership) -> Result<(), consul_lock::Error> {
+    drop(leadership);
+    Ok(())
+}
+
+fn main() {
+    drop(f());
+}
