@@ -42,6 +42,9 @@ pub struct ElectionResult {
     pub raft_note: Option<String>,
 }
 
+/// How long candidates get to resign and end once told to, before they are killed.
+const CANDIDATE_EXIT_LIMIT: Duration = Duration::from_secs(30);
+
 /// One candidate process.
 struct Candidate {
     child: Child,
@@ -131,11 +134,26 @@ impl Candidates {
 
 impl Drop for Candidates {
     fn drop(&mut self) {
-        for who in 0..self.procs.len() {
-            if let Some(mut c) = self.procs[who].take() {
-                drop(c.stdin.take()); // resigns
-                let _ = c.child.wait();
+        // Every candidate is told at once (its stdin closes: it resigns), then each gets
+        // until a common deadline to end before it is killed, so a stuck one cannot hang the
+        // bench.
+        let mut left: Vec<Candidate> = self.procs.iter_mut().filter_map(Option::take).collect();
+        for c in &mut left {
+            drop(c.stdin.take());
+        }
+        let deadline = Instant::now() + CANDIDATE_EXIT_LIMIT;
+        for mut c in left {
+            while matches!(c.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
             }
+            if matches!(c.child.try_wait(), Ok(None)) {
+                eprintln!(
+                    "election bench: a candidate (pid {}) did not end within {CANDIDATE_EXIT_LIMIT:?} of being told to; killed",
+                    c.child.id()
+                );
+                let _ = c.child.kill();
+            }
+            let _ = c.child.wait();
         }
     }
 }
@@ -365,6 +383,9 @@ pub fn child(target: &Target, key: &str, ttl: Duration) -> Result<(), String> {
         Ok::<(), Error>(())
     }))
     .map_err(|e| e.to_string())?;
-    consul_lock::flush_releases_blocking().map_err(|e| e.to_string())?;
+    // On this runtime: a campaign stopped mid-request hands its clean-up to tasks of the
+    // runtime it ran on, which run only while the runtime is driven (a blocking flush after
+    // `block_on` returned would wait for them forever).
+    rt.block_on(consul_lock::flush_releases());
     Ok(())
 }
