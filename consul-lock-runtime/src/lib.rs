@@ -148,6 +148,12 @@ pub async fn flush_releases() {
 
 /// Blocking form of [`flush_releases`], safe inside a tokio runtime.
 ///
+/// A release or clean-up interrupted inside async code (a dropped guard, a cancelled
+/// acquire) finishes on the runtime it ran on. With a current-thread runtime, that runtime
+/// must still be driven for it to finish: after `rt.block_on(...)` has returned, call
+/// `rt.block_on(flush_releases())` instead of this function, which would wait for tasks that
+/// nobody runs.
+///
 /// # Errors
 ///
 /// [`Error::Runtime`] when the background worker is not available.
