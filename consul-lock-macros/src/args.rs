@@ -263,44 +263,47 @@ impl Args {
     }
 }
 
+/// The options of an attribute, `name [= expr], ...`, each handed to `set`; every error
+/// `set` returns is reported (combined), a malformed list at once. `options` names them in
+/// the error for something that is not an option name.
+pub(crate) fn parse_options(
+    input: ParseStream<'_>,
+    options: &[&str],
+    mut set: impl FnMut(&Ident, Value) -> syn::Result<()>,
+) -> syn::Result<()> {
+    let mut errors: Option<syn::Error> = None;
+    while !input.is_empty() {
+        let name = input.call(Ident::parse_any).map_err(|e| {
+            let names: Vec<String> = options.iter().map(|o| format!("`{o}`")).collect();
+            syn::Error::new(
+                e.span(),
+                format!("expected an option name: one of {}", names.join(", ")),
+            )
+        })?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Value::Expr(input.parse()?)
+        } else {
+            Value::Flag
+        };
+        if let Err(e) = set(&name, value) {
+            match &mut errors {
+                Some(all) => all.combine(e),
+                None => errors = Some(e),
+            }
+        }
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    errors.map_or(Ok(()), Err)
+}
+
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut args = Args::default();
-        let mut errors: Option<syn::Error> = None;
-        while !input.is_empty() {
-            let name = input.call(Ident::parse_any).map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    format!(
-                        "expected an option name: one of {}",
-                        OPTIONS
-                            .iter()
-                            .map(|o| format!("`{o}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
-            let value = if input.peek(Token![=]) {
-                input.parse::<Token![=]>()?;
-                Value::Expr(input.parse()?)
-            } else {
-                Value::Flag
-            };
-            if let Err(e) = args.set(&name, value) {
-                match &mut errors {
-                    Some(all) => all.combine(e),
-                    None => errors = Some(e),
-                }
-            }
-            if input.is_empty() {
-                break;
-            }
-            input.parse::<Token![,]>()?;
-        }
-        if let Some(e) = errors {
-            return Err(e);
-        }
+        parse_options(input, OPTIONS, |name, value| args.set(name, value))?;
         if args.keys.is_empty() {
             return Err(syn::Error::new(
                 Span::call_site(),

@@ -3,9 +3,11 @@
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, Ident, LitStr, Path, Token};
+use syn::{Expr, Ident, LitStr, Path};
 
-use crate::args::{already_set, expect_int, expect_str, Value, LOCK_TIMEOUT_MAX, LOCK_TIMEOUT_MIN};
+use crate::args::{
+    already_set, expect_int, expect_str, parse_options, Value, LOCK_TIMEOUT_MAX, LOCK_TIMEOUT_MIN,
+};
 use crate::suggest::did_you_mean;
 
 /// The options, in the order the docs list them.
@@ -207,34 +209,7 @@ fn check_name(lit: &LitStr, what: &str) -> syn::Result<()> {
 impl Parse for LeaderArgs {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut args = LeaderArgs::default();
-        let mut errors: Option<syn::Error> = None;
-        while !input.is_empty() {
-            let name = input.call(Ident::parse_any).map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    format!("expected an option name: one of {}", list()),
-                )
-            })?;
-            let value = if input.peek(Token![=]) {
-                input.parse::<Token![=]>()?;
-                Value::Expr(input.parse()?)
-            } else {
-                Value::Flag
-            };
-            if let Err(e) = args.set(&name, value) {
-                match &mut errors {
-                    Some(all) => all.combine(e),
-                    None => errors = Some(e),
-                }
-            }
-            if input.is_empty() {
-                break;
-            }
-            input.parse::<Token![,]>()?;
-        }
-        if let Some(e) = errors {
-            return Err(e);
-        }
+        parse_options(input, OPTIONS, |name, value| args.set(name, value))?;
         if args.name.is_none() {
             return Err(syn::Error::new(
                 Span::call_site(),
