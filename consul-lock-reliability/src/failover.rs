@@ -196,6 +196,11 @@ pub struct FailoverSummary {
     pub longest_wait_after: Vec<Duration>,
     /// Per outage: how many acquires started in that window.
     pub attempts_after: Vec<usize>,
+    /// The longest an acquire went on past the later of its start and the end of the last
+    /// outage it overlapped (the cluster answering with a leader again): the wait the outages
+    /// do not explain. An acquire that starts just before the next fault rides out that
+    /// fault's election, not the one of the outage it started after.
+    pub longest_wait_past_outage: Duration,
     /// What was left in Consul after the run.
     pub leftovers: Leftovers,
     /// The first distinct error texts, for the log.
@@ -223,6 +228,19 @@ impl FailoverSummary {
             let longest = window.map(|a| a.end_ns.saturating_sub(a.start_ns)).max();
             longest_wait_after.push(Duration::from_nanos(longest.unwrap_or(0)));
         }
+        let longest_wait_past_outage = report
+            .attempts
+            .iter()
+            .map(|a| {
+                let explained = outages
+                    .iter()
+                    .filter(|o| o.start_ns <= a.end_ns && o.back_ns >= a.start_ns)
+                    .map(|o| o.back_ns)
+                    .fold(a.start_ns, u64::max);
+                Duration::from_nanos(a.end_ns.saturating_sub(explained))
+            })
+            .max()
+            .unwrap_or_default();
         let mut error_samples: Vec<String> = Vec::new();
         for e in report.acquire_errors.iter().chain(&report.release_errors) {
             if error_samples.len() < 8 && !error_samples.contains(e) {
@@ -238,6 +256,7 @@ impl FailoverSummary {
             verdict: check(&report.holds),
             longest_wait_after,
             attempts_after,
+            longest_wait_past_outage,
             leftovers,
             error_samples,
         }
@@ -309,6 +328,11 @@ impl FailoverSummary {
                 ms_between(first, o.start_ns) / 1e3
             );
         }
+        let _ = writeln!(
+            t,
+            "longest wait past the end of the outages an acquire overlapped: {:.0} ms",
+            self.longest_wait_past_outage.as_secs_f64() * 1e3
+        );
         for e in &self.error_samples {
             let _ = writeln!(t, "error: {e}");
         }

@@ -172,12 +172,20 @@ pub async fn wait_clean(client: &Client, prefix: &str, within: Duration) -> Dura
     }
 }
 
-/// Runs an async test body on a multi-threaded tokio runtime (2 workers).
+/// Runs an async test body on a multi-threaded tokio runtime (2 workers). With `RUST_LOG`
+/// set (`RUST_LOG=consul_lock_runtime=debug`), the library's traces are printed to stderr.
 ///
 /// # Panics
 ///
 /// When the runtime cannot be built.
 pub fn run<F: std::future::Future>(body: F) -> F::Output {
+    // `RUST_LOG` set: the library's traces go to stderr (the first test to run installs it).
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

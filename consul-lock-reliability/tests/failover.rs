@@ -24,6 +24,8 @@ const ELECTION_LIMIT: Duration = Duration::from_secs(30);
 const MAX_WAIT_AFTER_OUTAGE: Duration = Duration::from_secs(8);
 /// Scenario D's acquire timeout: longer than an election at Consul's default timing.
 const D_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long scenario D's acquires may go on after the last election they overlapped ended.
+const D_WAIT_PAST_ELECTION: Duration = Duration::from_secs(5);
 
 /// One cluster at a time: the scenarios are timed and the machine may have 2 cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -210,7 +212,8 @@ fn real_cluster_failover_b_client_agent_killed_loses_no_lock_and_leaves_nothing(
 /// acquire timeout is longer than such an election (30 s: an acquire shorter than the election
 /// cannot ride it out, and reports that it was not acquired). No acquire may fail, no release
 /// may return an error (one Consul does not confirm in time goes on in the background), and
-/// every acquire after an outage must be done within that outage's election time and 5 s.
+/// every acquire must be done within 5 s of its start or of the end of the last election it
+/// overlapped (one that starts just before a kill rides out that kill's election).
 #[test]
 fn real_cluster_failover_d_default_election_timing_loses_no_lock() {
     let Some(bin) = binary("real_cluster_failover_d_default_election_timing") else {
@@ -228,24 +231,12 @@ fn real_cluster_failover_d_default_election_timing_loses_no_lock() {
         let period = Duration::from_secs(16);
         timed_failover(cluster, name, Fault::KillLeader, &workload, period, 3).await
     });
-    let elections: Vec<Duration> = summary
-        .outages
-        .iter()
-        .map(|o| Duration::from_nanos(o.back_ns - o.start_ns))
-        .collect();
-    for (i, (wait, election)) in summary
-        .longest_wait_after
-        .iter()
-        .zip(&elections)
-        .enumerate()
-    {
-        assert!(
-            *wait <= *election + Duration::from_secs(5),
-            "after outage {}: an acquire waited {wait:?}, the election took {election:?}\n{}",
-            i + 1,
-            summary.table()
-        );
-    }
+    assert!(
+        summary.longest_wait_past_outage <= D_WAIT_PAST_ELECTION,
+        "an acquire went on {:?} past the end of the elections it overlapped\n{}",
+        summary.longest_wait_past_outage,
+        summary.table()
+    );
     summary.assert_ok(D_ACQUIRE_TIMEOUT);
 }
 

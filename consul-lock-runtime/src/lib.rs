@@ -127,9 +127,12 @@ pub use session_policy::DEFAULT_NODE_LEASE;
 pub use value::{default_value, ValueGenerator, MAX_VALUE_SIZE};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every
-/// cleanup of a cancelled acquire has finished. Each is bounded by the client's request
-/// timeout, so this returns. Call it before the process exits to release what was dropped
-/// last, or in tests before checking that nothing is left in Consul.
+/// cleanup of a cancelled acquire has finished. Each retries until Consul confirms it or would
+/// have ended the session on its own: 2 × the lock timeout after its last renewal, moved on by
+/// leader elections (a new leader restarts the timer) by at most a minute; so this returns.
+/// Call it before the process exits to release what was dropped last, or in tests before
+/// checking that nothing is left in Consul; bound it with `tokio::time::timeout` when exiting
+/// soon matters more.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -196,6 +196,23 @@ impl Client {
     ) -> Result<Vec<SessionInfo>> {
         let path = "/v1/session/list".into();
         let call = Call::new(Method::GET, path, key, "list sessions", timeout);
+        self.decode_sessions(key, call).await
+    }
+
+    /// `GET /v1/session/list?consistent`: as [`session_list`](Self::session_list), answered
+    /// by a leader that has applied everything its predecessors committed.
+    pub(crate) async fn session_list_consistent(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Vec<SessionInfo>> {
+        let path = "/v1/session/list".into();
+        let call = Call::new(Method::GET, path, key, "list sessions", timeout)
+            .with_query("consistent", String::new());
+        self.decode_sessions(key, call).await
+    }
+
+    async fn decode_sessions(&self, key: &str, call: Call<'_>) -> Result<Vec<SessionInfo>> {
         let reply = call.send(self, &[]).await?;
         serde_json::from_slice(&reply.body)
             .map_err(|e| unexpected(key, "list sessions", reply.status, &e.to_string()))

@@ -522,13 +522,13 @@ pub(crate) async fn release(lease: &Lease) -> Result<()> {
     async move {
         let client = &lease.client;
         // Never give up sooner than one request timeout, even on a lease that looks over.
-        let give_up_at = teardown::session_end_bound(lease.last_renewal(), lease.ttl)
-            .max(Instant::now() + client.request_timeout());
+        let end = teardown::SessionEnd::after(lease.last_renewal(), lease.ttl)
+            .not_before(Instant::now() + client.request_timeout());
         let result = teardown::destroy_until_confirmed(
             client,
             &lease.label,
             &lease.session_id,
-            give_up_at,
+            end,
             || {
                 metrics::release_retry(&lease.metrics_name);
                 // Consul did not confirm at once (an election, a lost answer): the retries go

@@ -195,10 +195,10 @@ impl<B: Background> Drop for PendingSession<B> {
             let client = self.client.clone();
             let key = std::mem::take(&mut self.key);
             let id = std::mem::take(&mut self.id);
-            let give_up_at = teardown::session_end_bound(self.renewed, self.ttl);
+            let end = teardown::SessionEnd::after(self.renewed, self.ttl);
             self.bg.detach(async move {
                 if let Err(e) =
-                    teardown::destroy_until_confirmed(&client, &key, &id, give_up_at, || {}).await
+                    teardown::destroy_until_confirmed(&client, &key, &id, end, || {}).await
                 {
                     tracing::warn!(key = %key, error = %e, "could not destroy the session of an unfinished acquire; its TTL will end it");
                 }

@@ -6,7 +6,11 @@
 //! left the key held until its TTL, and every waiter stalled that long. So:
 //!
 //! - a session is destroyed with retries (jittered backoff up to 1 s) until Consul confirms it,
-//!   or until Consul has certainly ended the session on its own ([`session_end_bound`]);
+//!   or until Consul has certainly ended the session on its own ([`SessionEnd`]). A new leader
+//!   restarts every session's TTL timer, so each failure that shows Consul without a leader
+//!   moves that moment to 2 × TTL after it: with the leader killed more often than 2 × TTL,
+//!   a session given up on by its last renewal lived on, held its key, and stalled every
+//!   waiter until the elections stopped;
 //! - a session create that failed in a way Consul may still have carried out (a 5xx, or no
 //!   answer) is looked for by its unique name once Consul answers again, and destroyed.
 //!
@@ -22,10 +26,53 @@ use super::Background;
 use crate::{Client, Error, Result};
 
 /// Consul's leader ends a session whose TTL ran out 2 × TTL after its last renewal (it allows
-/// up to twice the TTL; a new leader restarts the timer). Past this bound from the last
-/// renewal, there is nothing left to destroy.
-pub(crate) fn session_end_bound(last_renewal: Instant, ttl: Duration) -> Instant {
-    last_renewal + ttl * 2
+/// up to twice the TTL), and a new leader restarts the timer. So the moment past which there
+/// is nothing left to destroy starts at 2 × TTL after the last renewal, and moves to 2 × TTL
+/// after each failure that shows Consul without a leader ([`SessionEnd::saw`]), up to
+/// [`MAX_ELECTIONS`] past the first bound.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SessionEnd {
+    at: Instant,
+    ttl: Duration,
+    limit: Instant,
+}
+
+/// How long elections may push a session's end past 2 × TTL after its last renewal before the
+/// retries give up all the same (and the TTL frees the key once Consul has a leader): so that
+/// a clean-up, and [`flush_releases`](crate::flush_releases), returns against a cluster
+/// that has lost its quorum for good.
+pub(crate) const MAX_ELECTIONS: Duration = Duration::from_secs(60);
+
+impl SessionEnd {
+    /// The end of a session last renewed at `last_renewal` (sent then) with `ttl`.
+    pub(crate) fn after(last_renewal: Instant, ttl: Duration) -> SessionEnd {
+        let at = last_renewal + ttl * 2;
+        SessionEnd {
+            at,
+            ttl,
+            limit: at + MAX_ELECTIONS,
+        }
+    }
+
+    /// Never sooner than `at` (a request timeout from now, for a lease that looks over).
+    pub(crate) fn not_before(mut self, at: Instant) -> SessionEnd {
+        self.at = self.at.max(at);
+        self.limit = self.limit.max(at);
+        self
+    }
+
+    /// The moment past which Consul has ended the session on its own.
+    pub(crate) fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// Notes a failure `e`: one that shows Consul without a leader means the next leader
+    /// restarts the session's timer, so it may live 2 × TTL after now.
+    pub(crate) fn saw(&mut self, e: &Error) {
+        if e.shows_no_leader() {
+            self.at = self.at.max(Instant::now() + self.ttl * 2).min(self.limit);
+        }
+    }
 }
 
 /// Retries start at 10 ms (an election's refusals are quick to clear) and stay under 1 s (a
@@ -45,7 +92,8 @@ fn retry_after(e: &Error, client: &Client, started: Instant, give_up_at: Instant
 }
 
 /// Destroys a session, retrying transient failures until Consul confirms (destroying an
-/// unknown session is confirmed too), a non-transient error, or `give_up_at`.
+/// unknown session is confirmed too), a non-transient error, or the session's `end`, which
+/// each failure that shows Consul without a leader moves on ([`SessionEnd::saw`]).
 ///
 /// Returns the last error when it gives up; the caller logs it. `on_retry` is called before
 /// each request sent again (the release counts them in its metrics).
@@ -53,7 +101,7 @@ pub(crate) async fn destroy_until_confirmed(
     client: &Client,
     key: &str,
     session: &str,
-    give_up_at: Instant,
+    mut end: SessionEnd,
     mut on_retry: impl FnMut(),
 ) -> Result<()> {
     let started = Instant::now();
@@ -63,17 +111,18 @@ pub(crate) async fn destroy_until_confirmed(
         let now = Instant::now();
         let timeout = client
             .request_timeout()
-            .min(give_up_at.saturating_duration_since(now))
+            .min(end.at().saturating_duration_since(now))
             // Below 100 ms a destroy cannot complete even on loopback under load.
             .max(Duration::from_millis(100));
         match client.session_destroy(key, session, timeout).await {
             Ok(()) => return Ok(()),
-            Err(e) if retry_after(&e, client, started, give_up_at) => {
+            Err(e) if retry_after(&e, client, started, end.at()) => {
                 tracing::debug!(error = %e, attempt, "destroying the session failed; retrying");
+                end.saw(&e);
                 attempt += 1;
                 on_retry();
                 let delay = backoff.next_delay();
-                tokio::time::sleep_until((Instant::now() + delay).min(give_up_at)).await;
+                tokio::time::sleep_until((Instant::now() + delay).min(end.at())).await;
             }
             Err(e) => return Err(e),
         }
@@ -103,16 +152,18 @@ pub(crate) fn sweep_unconfirmed_create(
 ) {
     bg.detach(async move {
         let started = Instant::now();
-        let give_up_at = session_end_bound(started, ttl) + client.request_timeout();
+        let mut end = SessionEnd::after(started, ttl).not_before(started + client.request_timeout());
         let mut backoff = retry_policy();
         loop {
             let timeout = client.request_timeout();
-            match client.session_list(&key, timeout).await {
+            // A consistent list: a new leader answers it only once it has applied what the
+            // last one left in the log, where a create answered `EOF` may still be.
+            match client.session_list_consistent(&key, timeout).await {
                 Ok(sessions) => {
                     for session in sessions.into_iter().filter(|s| s.name == name) {
                         tracing::debug!(key = %key, session = %session.id, "destroying a session whose create answer was lost");
                         if let Err(e) =
-                            destroy_until_confirmed(&client, &key, &session.id, give_up_at, || {})
+                            destroy_until_confirmed(&client, &key, &session.id, end, || {})
                                 .await
                         {
                             tracing::warn!(key = %key, error = %e, "could not destroy a session whose create answer was lost; its TTL will end it");
@@ -120,7 +171,8 @@ pub(crate) fn sweep_unconfirmed_create(
                     }
                     return;
                 }
-                Err(e) if retry_after(&e, &client, started, give_up_at) => {
+                Err(e) if retry_after(&e, &client, started, end.at()) => {
+                    end.saw(&e);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
