@@ -189,3 +189,37 @@ pub(crate) fn sweep_unconfirmed_create(
 pub(crate) fn session_name(key: &str) -> String {
     format!("consul-lock: {key} #{:016x}", fastrand::u64(..))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, message: &str) -> Error {
+        Error::ConsulRefused {
+            key: "k".into(),
+            operation: "destroy the session",
+            status,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn elections_move_a_sessions_end_up_to_a_limit() {
+        let ttl = Duration::from_secs(10);
+        let start = Instant::now() - Duration::from_secs(30);
+        let mut end = SessionEnd::after(start, ttl);
+        assert_eq!(end.at(), start + ttl * 2);
+        // Not a sign of an election: the end stays.
+        end.saw(&refused(403, "Permission denied"));
+        assert_eq!(end.at(), start + ttl * 2);
+        // No leader: the next one restarts the timer, so 2 × TTL from now.
+        let before = Instant::now();
+        end.saw(&refused(500, "rpc error making call: EOF"));
+        assert!(end.at() >= before + ttl * 2 && end.at() <= Instant::now() + ttl * 2);
+        // Never past the limit, however long the elections go on.
+        let long_ago = Instant::now() - Duration::from_secs(100);
+        let mut end = SessionEnd::after(long_ago, ttl);
+        end.saw(&refused(500, "No cluster leader"));
+        assert_eq!(end.at(), long_ago + ttl * 2 + MAX_ELECTIONS);
+    }
+}
