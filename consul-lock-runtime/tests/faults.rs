@@ -245,48 +245,6 @@ async fn a_release_keeps_going_through_an_election_until_consul_confirms() {
     assert!(env.my_sessions().await.is_empty());
 }
 
-/// A new leader restarts every session's TTL timer, so an election longer than 2 × TTL from
-/// the last renewal does not end the session: the release keeps trying until the election is
-/// over and Consul confirms, rather than giving up when the TTL would have run out (which left
-/// the key held, through elections, by a session nobody destroyed).
-#[tokio::test]
-async fn a_release_outlasts_an_election_longer_than_twice_the_ttl() {
-    let env = Env::new("release-long-election");
-    if !env.embedded_or_skip("release-long-election") {
-        return;
-    }
-    let server = env.consul.server().unwrap();
-    let ttl = Duration::from_secs(3).max(env.min_ttl());
-    // A request timeout well inside the election: the release gives up no sooner than one.
-    let client = Client::builder()
-        .address(env.consul.url())
-        .session_ttl_min(env.min_ttl())
-        .request_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let lock = env.lock("job").client(&client).lock_timeout(ttl);
-    let guard = lock.acquire().await.unwrap();
-    let election = ttl * 2 + Duration::from_secs(1);
-    let election_end = Instant::now() + election;
-    server.election_for(election);
-    guard
-        .release()
-        .await
-        .expect("a release that goes on in the background is not an error");
-    consul_lock_runtime::flush_releases().await;
-    assert!(
-        Instant::now() >= election_end,
-        "the release gave up during the election"
-    );
-    assert!(
-        env.client.kv_get(&env.key("job")).await.unwrap().is_none(),
-        "the key is free once the election is over"
-    );
-    // Freed by the release, not by the TTL the new leader gave the session.
-    assert!(Instant::now() < election_end + ttl);
-    assert!(env.my_sessions().await.is_empty());
-}
-
 #[tokio::test]
 async fn a_release_not_confirmed_in_time_goes_on_in_the_background() {
     let env = Env::new("release-background");
