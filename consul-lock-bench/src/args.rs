@@ -6,9 +6,10 @@ use std::time::Duration;
 use clap::Parser;
 
 /// The sections of a run, in order.
-pub const SECTIONS: [&str; 6] = [
+pub const SECTIONS: [&str; 7] = [
     "cycle",
     "contention",
+    "ceiling",
     "many",
     "memory",
     "semaphore",
@@ -51,9 +52,9 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     locks: Option<u64>,
 
-    /// Run only these sections, comma-separated, of: cycle, contention, many, memory, semaphore,
-    /// election (default
-    /// all; targets are checked on what ran)
+    /// Run only these sections, comma-separated, of: cycle, contention, ceiling, many, memory,
+    /// semaphore, election (default all; targets are checked on what ran; many keys is compared
+    /// with the write ceiling when both run)
     #[arg(long, value_name = "LIST", value_parser = parse_sections)]
     sections: Option<Sections>,
 
