@@ -415,6 +415,15 @@ fn run(args: &Args) -> Result<Report, String> {
         election = Some(r);
     }
     consul_lock::flush_releases_blocking().map_err(|e| e.to_string())?;
+    for kind in &args.require_peers {
+        for a in peers.skipped.iter().filter(|a| a.kind == *kind) {
+            broken.push(format!(
+                "{}: required (--require-peer) but skipped: {}",
+                kind.label(),
+                a.reason
+            ));
+        }
+    }
 
     machine.load_average_end = sys::load_average();
     let targets = targets::evaluate(&cycles, &contention, &many_keys, &ceiling);

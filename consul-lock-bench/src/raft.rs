@@ -192,3 +192,67 @@ impl RaftIndex {
 pub fn per(writes: Option<u64>, ops: u64) -> Option<f64> {
     writes.filter(|_| ops > 0).map(|w| w as f64 / ops as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bare::Bare;
+
+    /// On the embedded server the reader counts exactly the writes made between two readings:
+    /// 3 for a 3-call cycle, 2 per 2-call cycle (plus its session's creation once), 1 per
+    /// plain KV write, none for its own probes.
+    #[test]
+    fn counts_the_writes_between_two_readings_on_the_embedded_server() {
+        let server = consul_lock_testkit::TestServer::start().unwrap();
+        let target = Target::embedded_at(server.url());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let raft = rt.block_on(RaftIndex::new(&target, "bench-test/raft-probe".into()));
+        assert!(
+            raft.describe().contains("probe write"),
+            "{}",
+            raft.describe()
+        );
+        let bare = Bare::new(&server.url()).unwrap();
+        let count = |f: &dyn Fn() -> Result<(), String>| {
+            let before = rt.block_on(raft.mark());
+            f().unwrap();
+            raft.writes_between(before, rt.block_on(raft.mark()))
+        };
+        assert_eq!(count(&|| Ok(())), Some(0));
+        let three = || rt.block_on(bare.cycle("bench-test/three", b"v"));
+        assert_eq!(count(&three), Some(3));
+        let first_two = || rt.block_on(bare.cycle_reused("bench-test/two", b"v"));
+        assert_eq!(
+            count(&first_two),
+            Some(3),
+            "session create + take + give back"
+        );
+        let ten_cycles = || {
+            for _ in 0..10 {
+                rt.block_on(bare.cycle_reused("bench-test/two", b"v"))?;
+            }
+            Ok(())
+        };
+        assert_eq!(count(&ten_cycles), Some(20));
+        rt.block_on(bare.end_session()).unwrap();
+        let c = crate::ceiling::run(
+            &server.url(),
+            &raft,
+            &rt,
+            "bench-test/ceiling",
+            4,
+            Duration::from_millis(100),
+        )
+        .unwrap();
+        assert!(c.writes > 0);
+        assert_eq!(c.raft_writes_per_write, Some(1.0));
+        assert_eq!(raft.writes_between(None, Some(5)), None);
+        assert_eq!(per(Some(6), 3), Some(2.0));
+        assert_eq!(per(Some(6), 0), None);
+    }
+}
