@@ -99,3 +99,11 @@ pub fn run(
         raft_writes_per_write: crate::raft::per(raft_writes, writes),
     })
 }
+
+/// The ceiling: the highest rate of the rows (normally the 64 writers'; on a machine whose
+/// cores are busy with other work, more writers can be slower than one), with its row.
+pub fn highest(rows: &[CeilingResult]) -> Option<&CeilingResult> {
+    rows.iter()
+        .filter(|c| c.writes_per_s > 0.0)
+        .max_by(|a, b| a.writes_per_s.total_cmp(&b.writes_per_s))
+}

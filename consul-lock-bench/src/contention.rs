@@ -76,8 +76,8 @@ pub struct ContentionResult {
     /// Raft writes per acquisition (every holding of the run, waiters' writes included), from
     /// the server's Raft index before and after; `None` where it was not counted.
     pub raft_writes_per_acquisition: Option<f64>,
-    /// acquisitions/s ÷ (the write ceiling from 64 clients ÷ 2), the many-keys row only: the
-    /// share of what a 2-write lock could reach on this server in this run.
+    /// acquisitions/s ÷ (the write ceiling ÷ 2), the many-keys row only: the share of what a
+    /// 2-write lock could reach on this server in this run.
     pub share_of_half_ceiling: Option<f64>,
 }
 
