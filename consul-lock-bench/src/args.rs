@@ -4,11 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use consul_lock_bench::peers::PeerKind;
 
 /// The sections of a run, in order.
-pub const SECTIONS: [&str; 6] = [
+pub const SECTIONS: [&str; 7] = [
     "cycle",
     "contention",
+    "ceiling",
     "many",
     "memory",
     "semaphore",
@@ -19,11 +21,13 @@ pub const SECTIONS: [&str; 6] = [
 #[derive(Parser, Debug)]
 #[command(
     name = "consul-lock-bench",
-    about = "Measures consul-lock against the bare minimum (three plain HTTP calls per lock cycle) \
-             and against peer clients (Consul's Go api.Lock, the Python consul-lock 0.1.6)",
-    long_about = "Measures consul-lock against the bare minimum (three plain HTTP calls per lock \
-cycle): uncontended cycle, contention (hand-off, utilisation, fairness), many keys, client CPU and \
-memory. Peer clients found on this machine (peers/install.sh installs them: Consul's Go client \
+    about = "Measures consul-lock against the bare minimum (plain HTTP calls per lock cycle: three \
+             with a session per lock, two with a reused one) and against peer clients (Consul's Go \
+             api.Lock, the Python consul-lock 0.1.6)",
+    long_about = "Measures consul-lock against the bare minimum (plain HTTP calls per lock cycle: \
+three with a session per lock, two with one session reused): uncontended cycle, contention \
+(hand-off, utilisation, fairness), the server's write ceiling, many keys, Raft writes per cycle, \
+client CPU and memory. Peer clients found on this machine (peers/install.sh installs them: Consul's Go client \
 api.Lock, the Python library consul-lock 0.1.6) run in the same run against the same server, and \
 get their own rows.\n\nTalks to the Consul agent at CONSUL_HTTP_ADDR, or, when it is unset, to the \
 embedded test server, which it starts in a child process. Progress goes to stderr, results to \
@@ -51,9 +55,9 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     locks: Option<u64>,
 
-    /// Run only these sections, comma-separated, of: cycle, contention, many, memory, semaphore,
-    /// election (default
-    /// all; targets are checked on what ran)
+    /// Run only these sections, comma-separated, of: cycle, contention, ceiling, many, memory,
+    /// semaphore, election (default all; targets are checked on what ran; many keys is compared
+    /// with the write ceiling when both run)
     #[arg(long, value_name = "LIST", value_parser = parse_sections)]
     sections: Option<Sections>,
 
@@ -77,6 +81,11 @@ struct Cli {
     /// The Python peer script (peers/python/peer.py; needs consul-lock 0.1.6, see peers/install.sh)
     #[arg(long, value_name = "PATH", conflicts_with = "no_peers")]
     peer_python: Option<PathBuf>,
+
+    /// Fail the run (exit 1) when this peer (go or python) is not found or one of its runs
+    /// fails; repeatable (CI requires the Go peer when peers/install.sh built it)
+    #[arg(long = "require-peer", value_name = "PEER", value_parser = ["go", "python"], conflicts_with = "no_peers")]
+    require_peer: Vec<String>,
 
     /// Contention rows with at least this many workers run spread over 4 processes of this
     /// binary, a quarter of the workers each (default 128; 0: never)
@@ -153,6 +162,8 @@ pub struct Args {
     pub holds: Option<Vec<Duration>>,
     pub peer_go: Option<PathBuf>,
     pub peer_python: Option<PathBuf>,
+    /// Peers whose absence or failure makes the run fail.
+    pub require_peers: Vec<PeerKind>,
     /// Internal: run as the embedded server (see `server.rs`).
     pub serve: bool,
     /// Election: the lease.
@@ -224,6 +235,17 @@ impl From<Cli> for Args {
             }),
             peer_go: c.peer_go,
             peer_python: c.peer_python,
+            require_peers: c
+                .require_peer
+                .iter()
+                .map(|p| {
+                    if p == "go" {
+                        PeerKind::Go
+                    } else {
+                        PeerKind::Python
+                    }
+                })
+                .collect(),
             serve: c.serve,
             election_ttl: Duration::from_secs(c.election_ttl_secs.unwrap_or(if c.smoke {
                 1
@@ -302,6 +324,13 @@ mod tests {
         );
         assert_eq!(p(&[]).unwrap().sections, SECTIONS);
         assert!(!p(&["--no-peers"]).unwrap().peers);
+        assert!(p(&[]).unwrap().require_peers.is_empty());
+        assert_eq!(
+            p(&["--require-peer", "go", "--require-peer=python"])
+                .unwrap()
+                .require_peers,
+            [PeerKind::Go, PeerKind::Python]
+        );
     }
 
     #[test]
@@ -321,5 +350,7 @@ mod tests {
         names(&["--sections", ","], "--sections");
         names(&["--fast"], "--fast");
         names(&["--no-peers", "--peer-go", "x"], "--peer-go");
+        names(&["--require-peer", "rust"], "--require-peer");
+        names(&["--no-peers", "--require-peer", "go"], "--require-peer");
     }
 }

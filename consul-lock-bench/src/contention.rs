@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use consul_lock_bench::peers::ContentionRun;
 
+use crate::raft::RaftIndex;
 use crate::stats::{fairness, Samples, Summary};
 
 /// How long a waiter waits before giving up: far longer than any run's hand-off.
@@ -72,6 +73,12 @@ pub struct ContentionResult {
     pub per_worker_max: u64,
     /// For a peer: its acquisitions/s ÷ consul-lock's in the same scenario.
     pub acquisitions_ratio_to_library: Option<f64>,
+    /// Raft writes per acquisition (every holding of the run, waiters' writes included), from
+    /// the server's Raft index before and after; `None` where it was not counted.
+    pub raft_writes_per_acquisition: Option<f64>,
+    /// acquisitions/s ÷ (the write ceiling ÷ 2), the many-keys row only: the share of what a
+    /// 2-write lock could reach on this server in this run.
+    pub share_of_half_ceiling: Option<f64>,
 }
 
 /// One holding of a key.
@@ -122,13 +129,22 @@ fn server_port(address: &str) -> Option<u16> {
     host_port.rsplit(':').next()?.parse().ok()
 }
 
-/// Runs one scenario on the current runtime.
-pub async fn run(client: &Client, key_base: &str, s: Scenario) -> Result<ContentionResult, String> {
+/// Runs one scenario on the current runtime, counting its Raft writes with `raft` (whose
+/// readings must be made on this runtime).
+pub async fn run(
+    client: &Client,
+    key_base: &str,
+    s: Scenario,
+    raft: &RaftIndex,
+) -> Result<ContentionResult, String> {
+    let raft0 = raft.mark().await;
     let raw = run_raw(client, key_base, s).await?;
+    let raft_writes = raft.writes_between(raft0, raft.mark().await);
     let mut holds = raw.holds;
     let mut r = analyse(&mut holds, s, raw.workers, raw.start, raw.end);
     r.client_requests_per_acquisition = raw.requests as f64 / holds.len().max(1) as f64;
     r.connections_max = raw.connections_max;
+    r.raft_writes_per_acquisition = crate::raft::per(raft_writes, holds.len() as u64);
     Ok(r)
 }
 
@@ -279,6 +295,8 @@ fn analyse(
         per_worker_min: per_worker.iter().copied().min().unwrap_or(0),
         per_worker_max: per_worker.iter().copied().max().unwrap_or(0),
         acquisitions_ratio_to_library: None,
+        raft_writes_per_acquisition: None,
+        share_of_half_ceiling: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! (SIGKILL) and from its `resign()` to the next leader's start, measured with candidate
 //! processes (this binary with `--election-candidate`) on one machine clock; what client-go's
 //! defaults would give (modelled, not measured); and the Raft writes per second of an idle
-//! election (`/v1/agent/self` `Stats.raft.commit_index`, on a server agent).
+//! election (from the server's Raft index, `raft.rs`: `Stats.raft.commit_index` on a server agent).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use consul_lock::{Election, Error, RunEvent};
 use serde::Serialize;
 
+use tokio::runtime::Runtime;
+
+use crate::raft::RaftIndex;
 use crate::server::Target;
 use crate::spread::mono_ns;
 use crate::stats::{Samples, Summary};
@@ -162,6 +165,8 @@ impl Drop for Candidates {
 /// Raft windows of `window` each (skipped when zero).
 pub fn run(
     target: &Target,
+    rt: &Runtime,
+    raft: &RaftIndex,
     key: &str,
     ttl: Duration,
     rounds: usize,
@@ -170,7 +175,7 @@ pub fn run(
     let raft_before = if window.is_zero() {
         Err("not measured in this run (--smoke)".to_owned())
     } else {
-        raft_writes_per_s(&target.url, window)
+        raft_writes_per_s(rt, raft, window)
     };
     let (tx, rx) = channel();
     let n = 3;
@@ -225,7 +230,7 @@ pub fn run(
     let raft_idle = if window.is_zero() {
         Err("not measured in this run (--smoke)".to_owned())
     } else {
-        raft_writes_per_s(&target.url, window)
+        raft_writes_per_s(rt, raft, window)
     };
     drop(c);
     let raft_note = match (&raft_before, &raft_idle) {
@@ -247,37 +252,14 @@ pub fn run(
     })
 }
 
-/// Raft commits per second over `window`, from the agent's `Stats.raft.commit_index`.
-fn raft_writes_per_s(url: &str, window: Duration) -> Result<f64, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot build the tokio runtime: {e}"))?;
-    let http = reqwest::Client::new();
-    let read = || async {
-        let reply = http
-            .get(format!("{url}/v1/agent/self"))
-            .send()
-            .await
-            .map_err(|e| format!("cannot read /v1/agent/self: {e}"))?;
-        let json: serde_json::Value = reply
-            .json()
-            .await
-            .map_err(|e| format!("cannot read /v1/agent/self: {e}"))?;
-        json["Stats"]["raft"]["commit_index"]
-            .as_str()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| {
-                "the agent reports no Stats.raft.commit_index (not a server agent, or the \
-                 embedded test server)"
-                    .to_owned()
-            })
-    };
-    let before = rt.block_on(read())?;
+/// Raft commits per second over `window`, from the server's Raft index (see `raft.rs`).
+fn raft_writes_per_s(rt: &Runtime, raft: &RaftIndex, window: Duration) -> Result<f64, String> {
+    let before = rt.block_on(raft.read())?;
     let started = Instant::now();
     std::thread::sleep(window); // the measurement window itself
-    let after = rt.block_on(read())?;
-    Ok(after.saturating_sub(before) as f64 / started.elapsed().as_secs_f64())
+    let after = rt.block_on(raft.read())?;
+    let writes = raft.writes_between(Some(before), Some(after)).unwrap_or(0);
+    Ok(writes as f64 / started.elapsed().as_secs_f64())
 }
 
 /// client-go's defaults, modelled: lease 15 s, retry period 2 s with jitter factor 1.2 (each

@@ -10,11 +10,13 @@ macro_rules! progress {
 
 mod args;
 mod bare;
+mod ceiling;
 mod contention;
 mod cycle;
 mod election;
 mod memory;
 mod peer_runs;
+mod raft;
 mod report;
 mod semaphore;
 mod server;
@@ -160,6 +162,11 @@ fn run(args: &Args) -> Result<Report, String> {
     let base = format!("consul-lock-bench/{run_id}");
     // Peers get full keys: the library's prefix plus the same base.
     let peer_base = format!("{}{base}", consul_lock::defaults::key_prefix());
+    let raft = rt.block_on(raft::RaftIndex::new(
+        &target,
+        format!("{peer_base}/raft-index-probe"),
+    ));
+    println!("Raft writes: {}", raft.describe());
     let mut broken = Vec::new();
     let mut peers = peer_runs::Peers::find(args);
     for p in &peers.present {
@@ -184,15 +191,18 @@ fn run(args: &Args) -> Result<Report, String> {
             client: &client,
             bare: &bare,
             target: &target,
+            raft: &raft,
             run_id: &run_id,
         };
         cycles = cycle::run(&ctx, d, plan.rounds)?;
+        rt.block_on(bare.end_session())
+            .map_err(|e| format!("the 2-call bare minimum's session: {e}"))?;
         for c in &cycles {
             if c.cycles == 0 {
                 broken.push(format!("uncontended cycle: {} made no cycle", c.label));
             }
         }
-        peer_cycles = peer_runs::cycles(&mut peers, &target, &peer_base, d, &cycles);
+        peer_cycles = peer_runs::cycles(&mut peers, &target, &rt, &raft, &peer_base, d, &cycles);
     }
 
     let mut contention = Vec::new();
@@ -219,7 +229,7 @@ fn run(args: &Args) -> Result<Report, String> {
                 let r = if spread {
                     spread::run(client.address(), &key, s, 4)
                 } else {
-                    rt.block_on(contention::run(&client, &key, s))
+                    rt.block_on(contention::run(&client, &key, s, &raft))
                 }
                 .map_err(|e| format!("contention N={n} H={hold:?}: {e}"))?;
                 progress!(
@@ -249,6 +259,35 @@ fn run(args: &Args) -> Result<Report, String> {
         }
     }
 
+    let mut ceiling = Vec::new();
+    if want("ceiling") {
+        progress!(
+            "{} write ceiling: plain KV writes from 1 and from 64 concurrent clients, {:.2} s each",
+            next_step(),
+            d.as_secs_f64()
+        );
+        for clients in [1, 64] {
+            let r = ceiling::run(
+                client.address(),
+                &raft,
+                &rt,
+                &format!("{peer_base}/ceiling"),
+                clients,
+                d,
+            )
+            .map_err(|e| format!("write ceiling, {clients} client(s): {e}"))?;
+            progress!(
+                "  {clients:>2} client(s): {:.0} writes/s, p50 {:.3} ms",
+                r.writes_per_s,
+                r.latency.p50_us / 1e3
+            );
+            if r.writes == 0 {
+                broken.push(format!("write ceiling, {clients} client(s): no write"));
+            }
+            ceiling.push(r);
+        }
+    }
+
     let mut many_keys = Vec::new();
     if want("many") {
         let (keys, per_key) = plan.many_keys;
@@ -270,9 +309,11 @@ fn run(args: &Args) -> Result<Report, String> {
             hold: Duration::ZERO,
             duration: many_d,
         };
-        let many = rt
-            .block_on(contention::run(&client, &format!("{base}/many"), s))
+        let mut many = rt
+            .block_on(contention::run(&client, &format!("{base}/many"), s, &raft))
             .map_err(|e| format!("many keys: {e}"))?;
+        many.share_of_half_ceiling =
+            ceiling::highest(&ceiling).map(|c| many.acquisitions_per_s / (c.writes_per_s / 2.0));
         progress!("  {:.0} acquisitions/s in total", many.acquisitions_per_s);
         if many.acquisitions == 0 {
             broken.push("many keys: no acquisition".into());
@@ -357,6 +398,8 @@ fn run(args: &Args) -> Result<Report, String> {
         let key = format!("{peer_base}/election/leader");
         let r = election::run(
             &target,
+            &rt,
+            &raft,
             &key,
             args.election_ttl,
             args.election_rounds,
@@ -369,9 +412,18 @@ fn run(args: &Args) -> Result<Report, String> {
         election = Some(r);
     }
     consul_lock::flush_releases_blocking().map_err(|e| e.to_string())?;
+    for kind in &args.require_peers {
+        for a in peers.skipped.iter().filter(|a| a.kind == *kind) {
+            broken.push(format!(
+                "{}: required (--require-peer) but skipped: {}",
+                kind.label(),
+                a.reason
+            ));
+        }
+    }
 
     machine.load_average_end = sys::load_average();
-    let targets = targets::evaluate(&cycles, &contention);
+    let targets = targets::evaluate(&cycles, &contention, &many_keys, &ceiling);
     let command = std::iter::once("cargo run --release -p consul-lock-bench --".to_owned())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
@@ -383,12 +435,14 @@ fn run(args: &Args) -> Result<Report, String> {
         duration_per_measurement_s: d.as_secs_f64(),
         server_kind: target.kind,
         server: target.describe(),
+        raft_writes_source: raft.describe(),
         machine,
         cycle: cycles,
         peer_cycle: peer_cycles,
         contention,
         peer_contention,
         peers,
+        ceiling,
         many_keys,
         semaphore,
         election,

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use consul_lock_bench::peers::{Absent, CycleRun, Peer, PeerKind};
 use serde::Serialize;
+use tokio::runtime::Runtime;
 
 use crate::args::Args;
 use crate::contention::{self, ContentionResult, Scenario};
 use crate::cycle::CycleResult;
+use crate::raft::RaftIndex;
 use crate::server::Target;
 use crate::stats::{Samples, Summary};
 
@@ -94,6 +96,9 @@ pub struct PeerCycleResult {
     pub p50_ratio_to_library: Option<f64>,
     pub client_requests_per_cycle: f64,
     pub server_requests_per_cycle: Option<f64>,
+    /// Raft writes per cycle: the server's Raft index before and after the peer's run,
+    /// divided by all its cycles, warm-up included (the peer reports how many it ran).
+    pub raft_writes_per_cycle: Option<f64>,
     /// The peer process's CPU per cycle (its own getrusage over the measured cycles).
     pub cpu_us_per_cycle: f64,
     pub context_switches_per_cycle: f64,
@@ -108,6 +113,8 @@ fn ratio(a: f64, b: Option<f64>) -> Option<f64> {
 pub fn cycles(
     peers: &mut Peers,
     target: &Target,
+    rt: &Runtime,
+    raft: &RaftIndex,
     key_base: &str,
     duration: Duration,
     library: &[CycleResult],
@@ -121,6 +128,7 @@ pub fn cycles(
     for peer in &found {
         let kind = peer.kind();
         let key = format!("{key_base}/peer-{kind:?}-cycle").to_lowercase();
+        let raft0 = rt.block_on(raft.mark());
         let server0 = target.server_requests();
         let run = match peer.cycle(&target.url, &key, duration, warmup) {
             Ok(r) => r,
@@ -133,11 +141,13 @@ pub fn cycles(
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         };
+        let raft_writes = raft.writes_between(raft0, rt.block_on(raft.mark()));
         if run.cycles == 0 {
             peers.failed(kind, "the cycle", "it made no cycle");
             continue;
         }
-        let row = cycle_row(kind, run, server, bare, lib);
+        let mut row = cycle_row(kind, &run, server, bare, lib);
+        row.raft_writes_per_cycle = crate::raft::per(raft_writes, run.cycles + run.warmup_cycles);
         progress!(
             "  peer {:<44} {:>8.0} cycles/s",
             row.label,
@@ -150,7 +160,7 @@ pub fn cycles(
 
 fn cycle_row(
     kind: PeerKind,
-    run: CycleRun,
+    run: &CycleRun,
     server_requests: Option<u64>,
     bare: Option<&CycleResult>,
     lib: Option<&CycleResult>,
@@ -172,7 +182,7 @@ fn cycle_row(
     PeerCycleResult {
         peer: kind,
         label: kind.label(),
-        library: run.library,
+        library: run.library.clone(),
         cycles: run.cycles,
         seconds: run.seconds,
         cycles_per_s: rate,
@@ -189,9 +199,10 @@ fn cycle_row(
         ),
         client_requests_per_cycle: run.client_requests as f64 / n,
         server_requests_per_cycle: warm_and_measured,
+        raft_writes_per_cycle: None,
         cpu_us_per_cycle: run.cpu_ns as f64 / 1e3 / n,
         context_switches_per_cycle: run.context_switches as f64 / n,
-        notes: run.notes,
+        notes: run.notes.clone(),
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Report {
     pub duration_per_measurement_s: f64,
     pub server_kind: Kind,
     pub server: String,
+    /// Where the Raft write counts come from (or why there are none).
+    pub raft_writes_source: String,
     pub machine: Machine,
     pub cycle: Vec<CycleResult>,
     /// The peer clients' cycles (Go api.Lock, Python consul-lock 0.1.6), same server.
@@ -36,6 +38,8 @@ pub struct Report {
     pub peer_contention: Vec<ContentionResult>,
     /// Which peers ran and which were skipped, and why.
     pub peers: Peers,
+    /// Plain KV writes/s from 1 and from 64 concurrent clients: the server's write ceiling.
+    pub ceiling: Vec<crate::ceiling::CeilingResult>,
     pub many_keys: Vec<ContentionResult>,
     /// Semaphore contention (N slots, M contenders).
     pub semaphore: Vec<crate::semaphore::SemaphoreResult>,
@@ -64,6 +68,7 @@ impl Report {
         let _ = writeln!(s, "- command: `{}`", self.command);
         let _ = writeln!(s, "- started: {}", self.started_at);
         let _ = writeln!(s, "- server: {}", self.server);
+        let _ = writeln!(s, "- Raft writes: {}", self.raft_writes_source);
         let _ = writeln!(
             s,
             "- machine: {} cores ({}), target `{}`, {}, {}, {} build",
@@ -88,39 +93,56 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| variant | cycles/s | p50 ms | p99 ms | × bare (throughput) | × bare (p50) | × this library (throughput; p50) | HTTP req/cycle (client; server) | client CPU µs/cycle | context switches/cycle |"
+            "| variant | cycles/s | p50 ms | p99 ms | × bare 3-call (throughput; p50) | × bare 2-call (throughput; p50) | × this library (throughput; p50) | HTTP req/cycle (client; server) | Raft writes/cycle | client CPU µs/cycle | context switches/cycle |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let raft = |v: Option<f64>| opt(v, 2).replace('–', "n/a");
         for c in &self.cycle {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {} | {} | {} | {} | – | {:.2}; {} | {:.1} | {:.1} |",
+                "| {} | {:.0} | {} | {} | {}; {} | {}; {} | – | {:.2}; {} | {} | {:.1} | {:.1} |",
                 c.label,
                 c.cycles_per_s,
                 ms(c.latency.p50_us),
                 ms(c.latency.p99_us),
                 opt(c.ratio_to_bare, 3),
                 opt(c.p50_ratio_to_bare, 3),
+                opt(c.ratio_to_bare2, 3),
+                opt(c.p50_ratio_to_bare2, 3),
                 c.client_requests_per_cycle,
                 opt(c.server_requests_per_cycle, 2),
+                raft(c.raft_writes_per_cycle),
                 c.cpu_us_per_cycle,
                 c.context_switches_per_cycle
             );
         }
+        let bare2 = self
+            .cycle
+            .iter()
+            .find(|c| c.variant == "bare_reqwest_2call");
         for c in &self.peer_cycle {
+            let to_bare2 = bare2
+                .filter(|b| b.cycles_per_s > 0.0)
+                .map(|b| c.cycles_per_s / b.cycles_per_s);
+            let p50_to_bare2 = bare2
+                .filter(|_| c.latency.p50_us > 0.0)
+                .map(|b| b.latency.p50_us / c.latency.p50_us);
             let _ = writeln!(
                 s,
-                "| peer: {} | {:.0} | {} | {} | {}* | {}* | {}; {} | {:.2}; {}** | {:.1}*** | {:.1}*** |",
+                "| peer: {} | {:.0} | {} | {} | {}; {}* | {}; {}* | {}; {} | {:.2}; {}** | {}**** | {:.1}*** | {:.1}*** |",
                 c.label,
                 c.cycles_per_s,
                 ms(c.latency.p50_us),
                 ms(c.latency.p99_us),
                 opt(c.ratio_to_bare, 3),
                 opt(c.p50_ratio_to_bare, 3),
+                opt(to_bare2, 3),
+                opt(p50_to_bare2, 3),
                 opt(c.ratio_to_library, 3),
                 opt(c.p50_ratio_to_library, 3),
                 c.client_requests_per_cycle,
                 opt(c.server_requests_per_cycle, 2),
+                raft(c.raft_writes_per_cycle),
                 c.cpu_us_per_cycle,
                 c.context_switches_per_cycle
             );
@@ -128,9 +150,19 @@ impl Report {
         if !self.peer_cycle.is_empty() {
             let _ = writeln!(
                 s,
-                "\n\\* peers run once after the rounds: × bare and × this library (runtime API async) are ratios of whole-measurement rates and p50s, not per-round medians. \\*\\* server count includes the peer's warm-up cycles. \\*\\*\\* the peer process's own CPU and context switches (getrusage in the peer), measured cycles only."
+                "\n\\* peers run once after the rounds: × bare and × this library (runtime API async) are ratios of whole-measurement rates and p50s, not per-round medians. \\*\\* server count includes the peer's warm-up cycles. \\*\\*\\* the peer process's own CPU and context switches (getrusage in the peer), measured cycles only. \\*\\*\\*\\* Raft writes over the peer's whole run ÷ all its cycles, warm-up included."
             );
         }
+        let _ = writeln!(
+            s,
+            "\nRaft writes/cycle: {}{}.",
+            self.raft_writes_source,
+            if self.raft_writes_source.starts_with("n/a") {
+                ""
+            } else {
+                ", ÷ the measurement's cycles; the server's own writes in the window (an agent makes a few a minute) are included"
+            }
+        );
         peers_section(&mut s, &self.peers, &self.peer_cycle);
 
         let _ = writeln!(
@@ -147,11 +179,63 @@ impl Report {
             )
         });
         contention_table(&mut s, &rows);
+        if !self.ceiling.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n### Write ceiling (plain KV writes, each client its own key, as fast as answers come)\n"
+            );
+            let _ = writeln!(
+                s,
+                "| concurrent clients | writes/s | p50 ms | p99 ms | Raft writes/write |\n|---:|---:|---:|---:|---:|"
+            );
+            for c in &self.ceiling {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.0} | {} | {} | {} |",
+                    c.clients,
+                    c.writes_per_s,
+                    ms(c.latency.p50_us),
+                    ms(c.latency.p99_us),
+                    raft(c.raft_writes_per_write)
+                );
+            }
+            let _ = writeln!(
+                s,
+                "\nA lock cycle of W Raft writes cannot run faster, in all, than this ceiling ÷ W. Consul batches concurrent writes, so 64 clients normally reach the higher rate; the higher of the two rows is the ceiling the many-keys row is compared with."
+            );
+        }
         let _ = writeln!(
             s,
             "\n### Many keys (each key with its own workers, H = 0)\n"
         );
         contention_table(&mut s, &self.many_keys.iter().collect::<Vec<_>>());
+        for m in &self.many_keys {
+            match (
+                m.share_of_half_ceiling,
+                crate::ceiling::highest(&self.ceiling),
+            ) {
+                (Some(share), Some(c)) => {
+                    let _ = writeln!(
+                        s,
+                        "\n{} × {}: {:.0} acquisitions/s = {share:.3} × (the write ceiling, {:.0}/s from {} client(s), ÷ 2 writes per cycle = {:.0}/s); Raft writes per acquisition {}.",
+                        m.keys,
+                        m.workers_per_key,
+                        m.acquisitions_per_s,
+                        c.writes_per_s,
+                        c.clients,
+                        c.writes_per_s / 2.0,
+                        raft(m.raft_writes_per_acquisition)
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        s,
+                        "\n{} × {}: no share of the write ceiling (the ceiling section did not run).",
+                        m.keys, m.workers_per_key
+                    );
+                }
+            }
+        }
         if !self.semaphore.is_empty() {
             let _ = writeln!(s, "\n### Semaphore (N slots, M contenders, hold H)\n");
             let _ = writeln!(s, "| N slots | M contenders | H ms | acquisitions/s | utilisation of the N slots | hand-off p50 ms | hand-off p99 ms | most holders at once | HTTP req/acq |");
@@ -276,16 +360,16 @@ fn peers_section(s: &mut String, peers: &Peers, cycles: &[PeerCycleResult]) {
 fn contention_table(s: &mut String, rows: &[&ContentionResult]) {
     let _ = writeln!(
         s,
-        "| client | keys × workers | H ms | acquisitions/s | × this library (acq/s) | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms | HTTP req/acq | connections |"
+        "| client | keys × workers | H ms | acquisitions/s | × this library (acq/s) | utilisation | hand-off p50 ms | hand-off p99 ms | fairness (min ÷ max) | measured hold ms | HTTP req/acq | Raft writes/acq | connections |"
     );
     let _ = writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for c in rows {
         let _ = writeln!(
             s,
-            "| {} | {} × {} | {} | {:.0} | {} | {} | {} | {} | {} ({} ÷ {}) | {} | {:.1} | {} |",
+            "| {} | {} × {} | {} | {:.0} | {} | {} | {} | {} | {} ({} ÷ {}) | {} | {:.1} | {} | {} |",
             c.client,
             c.keys,
             c.workers_per_key,
@@ -300,6 +384,7 @@ fn contention_table(s: &mut String, rows: &[&ContentionResult]) {
             c.per_worker_max,
             ms(c.measured_hold_us),
             c.client_requests_per_acquisition,
+            opt(c.raft_writes_per_acquisition, 2),
             c.connections_max.map_or("–".into(), |n| n.to_string())
         );
     }
@@ -348,7 +433,7 @@ fn election_section(s: &mut String, e: &crate::election::ElectionResult) {
     let rate = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
     let _ = writeln!(
         s,
-        "\nRaft writes per second (`Stats.raft.commit_index`, {} s windows): {} with nobody campaigning, \
+        "\nRaft writes per second (the server's Raft index, see Raft writes above; {} s windows): {} with nobody campaigning, \
          {} with a leader and 2 candidates waiting, idle{}",
         e.raft_window_s,
         rate(e.baseline_raft_writes_per_s),

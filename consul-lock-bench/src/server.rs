@@ -87,6 +87,16 @@ impl Target {
         })
     }
 
+    /// An embedded server this process runs itself (tests): no request counter.
+    #[cfg(test)]
+    pub fn embedded_at(url: String) -> Target {
+        Target {
+            kind: Kind::Embedded,
+            url,
+            child: None,
+        }
+    }
+
     /// A client builder for this target: the `CONSUL_*` environment for an agent (token, TLS,
     /// …), the embedded server's URL otherwise.
     pub fn client_builder(&self) -> Result<ClientBuilder, String> {

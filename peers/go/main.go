@@ -71,6 +71,7 @@ type cycleOut struct {
 	Peer           string   `json:"peer"`
 	Library        string   `json:"library"`
 	Cycles         int      `json:"cycles"`
+	WarmupCycles   int      `json:"warmup_cycles"`
 	Seconds        float64  `json:"seconds"`
 	LatenciesNs    []int64  `json:"latencies_ns"`
 	ClientRequests uint64   `json:"client_requests"`
@@ -132,12 +133,13 @@ func runCycle(key string, cycles int, duration, warmup time.Duration) error {
 	if err != nil {
 		return err
 	}
-	for t := time.Now(); time.Since(t) < warmup; {
+	warm := 0
+	for t := time.Now(); time.Since(t) < warmup; warm++ {
 		if err := oneCycle(c, key); err != nil {
 			return fmt.Errorf("warm-up cycle: %w", err)
 		}
 	}
-	out := cycleOut{Peer: "go", Library: library, LatenciesNs: []int64{}, Notes: []string{
+	out := cycleOut{Peer: "go", Library: library, WarmupCycles: warm, LatenciesNs: []int64{}, Notes: []string{
 		"api.Lock per cycle: session create, blocking-query read, acquire, release; the session destroy runs in api.Lock's renewal goroutine after Unlock returns",
 	}}
 	req0 := rt.n.Load()

@@ -77,8 +77,10 @@ def run_cycle(args):
     c, count = client()
     configure(c)
     t0 = time.perf_counter()
+    warm = 0
     while time.perf_counter() - t0 < args.warmup:
         one_cycle(args.key)
+        warm += 1
     latencies = []
     req0 = count[0]
     cpu0, cs0 = usage()
@@ -97,6 +99,7 @@ def run_cycle(args):
         "peer": "python",
         "library": LIBRARY,
         "cycles": len(latencies),
+        "warmup_cycles": warm,
         "seconds": seconds,
         "latencies_ns": latencies,
         "client_requests": count[0] - req0,

@@ -155,7 +155,7 @@ impl Peer {
                     .unwrap_or_else(|| root.join("peers/go/bin/go-peer"));
                 if !bin.is_file() {
                     return Err(absent(format!(
-                        "{} is not built (peers/install.sh builds it; it needs Go and the Go module proxy), or set CONSUL_LOCK_PEER_GO",
+                        "{} is not built (peers/install.sh builds it; it needs Go, and the Go module proxy or a GOPATH holding Consul's Go client: CONSUL_LOCK_PEER_GOPATH), or set CONSUL_LOCK_PEER_GO",
                         bin.display()
                     )));
                 }

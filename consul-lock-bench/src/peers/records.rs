@@ -9,6 +9,9 @@ pub struct CycleRun {
     pub library: String,
     /// Cycles measured.
     pub cycles: u64,
+    /// Unmeasured warm-up cycles run before them (0 from a peer that does not say).
+    #[serde(default)]
+    pub warmup_cycles: u64,
     /// Wall time of the measured cycles.
     pub seconds: f64,
     /// One latency per cycle, nanoseconds.
