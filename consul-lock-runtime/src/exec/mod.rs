@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
 
 use crate::protocol::Background;
 use crate::Result;
 pub(crate) use tracked::{pending, settle, spawn_cleanup, MustFinish};
+pub(crate) use worker::spawn_task;
 
 /// Runs an operation where it should run: in place on the caller's tokio runtime, or on the
 /// worker when the caller uses another executor. Every public async entry point goes through
@@ -105,14 +105,6 @@ where
         let _ = tx.send(work.await);
     });
     rx.await.map_err(|_| worker::lost_worker())?
-}
-
-/// Spawns a long-running task (a renewal, a key watch, an expiry timer) on the worker.
-pub(crate) fn spawn_task<F>(fut: F) -> Result<AbortHandle>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    Ok(worker::spawn(fut)?.abort_handle())
 }
 
 /// The protocol's view of execution, as this module provides it.

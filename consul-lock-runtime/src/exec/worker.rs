@@ -70,6 +70,14 @@ pub(crate) fn caller_runtime_id() -> Option<Id> {
     caller_runtime().map(|h| h.id())
 }
 
+/// Spawns a long-running task (a renewal, a key watch, an expiry timer) on the worker.
+pub(crate) fn spawn_task<F>(fut: F) -> Result<tokio::task::AbortHandle>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    Ok(spawn(fut)?.abort_handle())
+}
+
 /// Spawns `fut` on the worker.
 pub(crate) fn spawn<F>(fut: F) -> Result<tokio::task::JoinHandle<()>>
 where
