@@ -10,6 +10,7 @@ use crate::api::tls::TlsConfig;
 use crate::config::{check_header_value, read_file, ClientBuilder, Token};
 use crate::exec::pools::{HttpConfig, Pools};
 use crate::protocol::key_state::KeyTable;
+use crate::protocol::shared_session::SharedSlot;
 use crate::session_policy::SessionPolicy;
 use crate::{Error, Result};
 
@@ -40,6 +41,8 @@ pub struct Client {
 pub(crate) struct ClientInner {
     /// What this client knows per key: local turns, queue memory, holders (shared by clones).
     pub(crate) keys: KeyTable,
+    /// The session this client's locks share, when one is alive.
+    pub(crate) shared: SharedSlot,
     /// The connection pools: the worker's, and one per caller runtime.
     pools: Pools,
     pub(crate) base_url: String,
@@ -102,6 +105,19 @@ impl Client {
                 reason: "must be greater than zero (the default is 3 s)".into(),
             });
         }
+        if let Some(ttl) = b.sessions.shared_ttl {
+            if ttl < b.session_ttl_min || ttl > crate::config::SESSION_TTL_MAX {
+                return Err(Error::InvalidOption {
+                    option: "shared_session_ttl",
+                    reason: format!(
+                        "{} is outside what Consul accepts for session TTLs (from the client's \
+                         session_ttl_min, {}, to 24 h); the default is 15 s",
+                        crate::error::DisplayDuration(ttl),
+                        crate::error::DisplayDuration(b.session_ttl_min)
+                    ),
+                });
+            }
+        }
         let mut token = b.token.clone();
         let origin = &b.origin;
         if let Some(path) = &b.token_file {
@@ -144,6 +160,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(ClientInner {
                 keys: KeyTable::default(),
+                shared: SharedSlot::default(),
                 pools: Pools::new(http_config)?,
                 base_url,
                 token,

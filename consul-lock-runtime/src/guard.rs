@@ -320,6 +320,7 @@ impl LockGuard {
     pub(crate) fn start(lease: Lease, renew: bool, caller: Caller) -> LockGuard {
         let lease = Arc::new(lease);
         lease.start_turn();
+        lease.watch_shared_session();
         let span = tracing::debug_span!("consul_lock.monitor", key = %lease.label);
         let watched = lease.clone();
         let watch: BoxFuture<'static, ()> =
@@ -337,9 +338,26 @@ impl LockGuard {
             watch: Mutex::new(watch_later),
             tasks: Mutex::new(Vec::new()),
         });
+        if let Some(deadline) = shared.lease.deadline() {
+            // A lock on the shared session ends at its deadline: the key is given back then
+            // (as a counted clean-up, which the guard's tasks stopping does not cut short), and
+            // `lost()` says the lock timeout ran out.
+            let ending = shared.lease.clone();
+            shared.add_task(async move {
+                tokio::time::sleep_until(deadline).await;
+                ending.lose(LostReason::Expired);
+                exec::spawn_cleanup(async move {
+                    // `release` logs a failure (and then ends the shared session).
+                    let _ = lease::release(&ending).await;
+                });
+            });
+        }
         if let Some(watch) = watch_now {
-            let renewed = shared.lease.clone();
-            shared.add_task(async move { lease::renew(&renewed).await }.instrument(span));
+            if !shared.lease.is_shared() {
+                // The shared session renews itself.
+                let renewed = shared.lease.clone();
+                shared.add_task(async move { lease::renew(&renewed).await }.instrument(span));
+            }
             shared.add_task(watch);
         } else if shared.lease.node_bound().is_some() {
             // Its node's failure can end the session at any moment: keep confirming it.

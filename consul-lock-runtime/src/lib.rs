@@ -123,7 +123,7 @@ pub use protocol::queue::WAITERS_SUFFIX;
 pub use semaphore::{
     Semaphore, SemaphoreGuard, MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY,
 };
-pub use session_policy::DEFAULT_NODE_LEASE;
+pub use session_policy::{DEFAULT_NODE_LEASE, DEFAULT_SHARED_SESSION_TTL};
 pub use value::{default_value, ValueGenerator, MAX_VALUE_SIZE};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every
