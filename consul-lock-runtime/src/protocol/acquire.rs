@@ -183,6 +183,7 @@ pub(crate) async fn acquire<K: Kind>(
         kept: None,
         undo: Vec::new(),
         shares: plan.shares_session(),
+        renewed_shared: false,
     };
     let result = round.run(records).instrument(span.clone()).await;
     let name = &plan.metrics_name;
@@ -213,6 +214,8 @@ struct Round<'a, K, B: Background> {
     undo: Vec<(String, Undo)>,
     /// Whether the round uses the client's shared session.
     shares: bool,
+    /// A shared session found gone has been replaced once already.
+    renewed_shared: bool,
 }
 
 impl<K, B: Background> Drop for Round<'_, K, B> {
@@ -389,8 +392,12 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
             }
             Miss::Failed(e) if e.is_invalid_session() => {
                 // Consul ended the session (its TTL ran out, or it was destroyed): start over.
+                // A shared session may have ended before this client noticed (an operator's
+                // destroy is seen at its next renewal): a one-try acquire, too, tries once more
+                // with a new one, as it would have made its own.
+                let shared = session.is_shared();
                 session.forget();
-                if out.deadline.can_retry() {
+                if out.deadline.can_retry() || (shared && !std::mem::replace(&mut self.renewed_shared, true)) {
                     Ok(())
                 } else {
                     Err(out.give_up(e))

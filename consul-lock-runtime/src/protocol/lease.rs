@@ -212,6 +212,21 @@ impl Lease {
         }
     }
 
+    /// Consul no longer knows the lease's session: the lock is lost, and so is every other lock
+    /// on the client's shared session, when it is that one (the next acquire makes a new one).
+    fn session_gone(&self) {
+        match &self.shared {
+            Some(shared) => {
+                self.client.inner.shared.end(&shared.session, Ended::Invalidated);
+                // Told by the session already, unless it had ended before this lock took it.
+                self.lose(LostReason::SessionInvalidated);
+            }
+            None => {
+                self.lose(LostReason::SessionInvalidated);
+            }
+        }
+    }
+
     /// The lock no longer uses the shared session (it may be retired once idle).
     fn stop_using_session(&self) {
         if let Some(shared) = &self.shared {
@@ -588,10 +603,12 @@ async fn watch_entry(lease: &Lease, key: &str, index: u64) {
                         let timeout = lease.client.request_timeout();
                         let session = &lease.session_id;
                         let alive = lease.client.session_confirm(key, session, timeout).await;
-                        lease.lose(match alive {
-                            Ok(false) => LostReason::SessionInvalidated,
-                            _ => LostReason::KeyTakenOver { by: None },
-                        });
+                        match alive {
+                            Ok(false) => lease.session_gone(),
+                            _ => {
+                                lease.lose(LostReason::KeyTakenOver { by: None });
+                            }
+                        }
                         return;
                     }
                 }

@@ -153,6 +153,11 @@ impl<B: Background> PendingSession<B> {
         &self.id
     }
 
+    /// Whether this is the client's shared session.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// Renews the session when half its TTL has passed, so that the lock taken with it has at
     /// least half a TTL left. `Ok(false)`: Consul no longer knows the session.
     /// A shared session is renewed by its own task: `Ok(false)` once it has ended.
