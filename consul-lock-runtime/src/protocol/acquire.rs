@@ -28,9 +28,9 @@ use tracing::Instrument as _;
 use super::key_state::{self, Records, Turn};
 use super::outcome::Outcome;
 use super::pending::PendingSession;
-use super::shared_session::SessionUse;
 use super::queue::{self, Waited, Waits};
 use super::retry::{Backoff, Deadline};
+use super::shared_session::SessionUse;
 use super::Background;
 use crate::api::LockAttempt;
 use crate::{metrics, Blocker, Client, Error, KvEntry, Result};
@@ -397,7 +397,9 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                 // with a new one, as it would have made its own.
                 let shared = session.is_shared();
                 session.forget();
-                if out.deadline.can_retry() || (shared && !std::mem::replace(&mut self.renewed_shared, true)) {
+                if out.deadline.can_retry()
+                    || (shared && !std::mem::replace(&mut self.renewed_shared, true))
+                {
                     Ok(())
                 } else {
                     Err(out.give_up(e))

@@ -217,7 +217,10 @@ impl Lease {
     fn session_gone(&self) {
         match &self.shared {
             Some(shared) => {
-                self.client.inner.shared.end(&shared.session, Ended::Invalidated);
+                self.client
+                    .inner
+                    .shared
+                    .end(&shared.session, Ended::Invalidated);
                 // Told by the session already, unless it had ended before this lock took it.
                 self.lose(LostReason::SessionInvalidated);
             }

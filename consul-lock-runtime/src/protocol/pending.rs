@@ -209,10 +209,7 @@ impl<B: Background> PendingSession<B> {
             leave: self.queue_entry(),
         };
         let read = self.client.txn_join(&self.key, join, timeout).await?;
-        let index = read
-            .iter()
-            .find(|e| e.key == entry)
-            .map(|e| e.modify_index);
+        let index = read.iter().find(|e| e.key == entry).map(|e| e.modify_index);
         self.queued = Some((entry.to_owned(), index));
         Ok(Some(read))
     }
