@@ -96,7 +96,10 @@ async fn crash_and_take_over(
     let old_token: u64 = acquired[1].parse().expect("token");
     let acquired_ns: u64 = acquired[2].parse().expect("ns");
     let sessions = client.sessions().await.expect("list sessions");
-    let session = sessions.iter().find(|s| s.id == acquired[3]).expect("the holder's session");
+    let session = sessions
+        .iter()
+        .find(|s| s.id == acquired[3])
+        .expect("the holder's session");
     assert_eq!(
         session.name.starts_with("consul-lock: shared #"),
         shared,

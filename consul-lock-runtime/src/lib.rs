@@ -120,6 +120,7 @@ pub use multi::{MultiLock, MultiLockGuard};
 pub use protocol::lease::LostReason;
 pub use protocol::multi::MAX_KEYS;
 pub use protocol::queue::WAITERS_SUFFIX;
+pub use protocol::teardown::SHARED_SESSION_NAME_PREFIX;
 pub use semaphore::{
     Semaphore, SemaphoreGuard, MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY,
 };

@@ -199,9 +199,25 @@ pub(crate) fn sweep_unconfirmed_create(
     });
 }
 
-/// A unique name for a client's shared session: `consul-lock: shared #<16 hex digits>`.
+/// How the name of a client's shared session starts: `consul-lock: shared #`, then 16 hex
+/// digits that make it unique (a lock's own session is named `consul-lock: <key> #…`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).agent_is_server(false).build()?;
+/// use consul_lock_runtime::{Lock, SHARED_SESSION_NAME_PREFIX};
+/// let guard = Lock::new("jobs/f").client(&client).acquire().await?;
+/// let sessions = client.sessions().await?;
+/// let session = sessions.iter().find(|s| s.id == guard.session_id()).expect("listed");
+/// assert!(session.name.starts_with(SHARED_SESSION_NAME_PREFIX));
+/// # Ok(()) }
+/// ```
+pub const SHARED_SESSION_NAME_PREFIX: &str = "consul-lock: shared #";
+
+/// A unique name for a client's shared session ([`SHARED_SESSION_NAME_PREFIX`]).
 pub(crate) fn shared_session_name() -> String {
-    session_name("shared")
+    format!("{SHARED_SESSION_NAME_PREFIX}{:016x}", fastrand::u64(..))
 }
 
 /// A unique session name for a lock on `key`: `consul-lock: <key> #<16 hex digits>`. The
