@@ -291,6 +291,11 @@ pub struct Fence {
     checks: Arc<[(String, String)]>,
     /// The lock's key(s), for errors.
     label: Arc<str>,
+    /// For a lock on the client's shared session: the index each key was taken at, checked
+    /// instead of the session (`check-index`: the key unchanged since this lock took it), so
+    /// that a lock of this client that has ended is refused even when a later lock of the same
+    /// client holds the key with the same session.
+    indexes: Option<Arc<[u64]>>,
 }
 
 impl Fence {
@@ -305,7 +310,20 @@ impl Fence {
             client,
             checks: checks.into(),
             label: label.into(),
+            indexes: None,
         }
+    }
+
+    /// Checks that each key is still at the index it was taken at (`indexes[i]` for
+    /// `checks[i]`) instead of its session: a lock on the client's shared session.
+    pub(crate) fn at_indexes(mut self, indexes: Vec<u64>) -> Fence {
+        self.indexes = Some(indexes.into());
+        self
+    }
+
+    /// How many check operations each fenced write starts with.
+    fn check_count(&self) -> usize {
+        self.checks.len()
     }
 
     /// The `(lock key, session)` pairs that each write checks.
@@ -474,7 +492,7 @@ impl Fence {
     /// What is refused before any request: too many operations, a key Consul cannot serve,
     /// an empty tree prefix, too large a transaction.
     fn check_ops(&self, ops: &[KvOp]) -> Result<()> {
-        let total = self.checks.len() + ops.len();
+        let total = self.check_count() + ops.len();
         if total > MAX_TXN_OPS {
             return Err(Error::InvalidOption {
                 option: "ops",
@@ -484,7 +502,7 @@ impl Fence {
                      transaction; split it into several fenced writes",
                     self.label,
                     ops.len(),
-                    self.checks.len()
+                    self.check_count()
                 ),
             });
         }
@@ -528,7 +546,13 @@ impl Fence {
         let timeout = self.client.request_timeout();
         let outcome = self
             .client
-            .txn_fenced(&self.label, &self.checks, &wire, timeout)
+            .txn_fenced(
+                &self.label,
+                &self.checks,
+                self.indexes.as_deref(),
+                &wire,
+                timeout,
+            )
             .await?;
         match outcome {
             FencedOutcome::Applied(entries) => {
@@ -538,14 +562,27 @@ impl Fence {
                     .map(|op| if op.answers() { entries.next() } else { None })
                     .collect())
             }
-            FencedOutcome::Refused(errors) => Err(self.refusal(&ops, &errors)),
+            FencedOutcome::Refused(errors) => {
+                let mut err = self.refusal(&ops, &errors);
+                if let (Error::LockLost { key, message }, Some(_)) = (&mut err, &self.indexes) {
+                    // An index check says only that the key changed: say who holds it now.
+                    let timeout = self.client.request_timeout();
+                    if let Ok((entry, _)) = self.client.kv_read(key, timeout).await {
+                        message.push_str(&match entry.and_then(|e| e.session) {
+                            Some(s) => format!("; the key is now held by session {s}"),
+                            None => "; the key is no longer held".to_owned(),
+                        });
+                    }
+                }
+                Err(err)
+            }
         }
     }
 
     /// The error for a refused transaction: the lost lock first (a failed check), else the
     /// operations that failed.
     fn refusal(&self, ops: &[KvOp], errors: &[(usize, String)]) -> Error {
-        let n = self.checks.len();
+        let n = self.check_count();
         if let Some((i, what)) = errors.iter().find(|(i, _)| *i < n) {
             return Error::LockLost {
                 key: self.checks[*i].0.clone(),

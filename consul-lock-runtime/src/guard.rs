@@ -183,7 +183,12 @@ impl LockHandle {
             .iter()
             .map(|(key, _)| (key.clone(), lease.session_id.clone()))
             .collect();
-        Fence::new(lease.client.clone(), checks)
+        let fence = Fence::new(lease.client.clone(), checks);
+        if lease.is_shared() {
+            // Another lock of this client may hold the key later with the same session.
+            return fence.at_indexes(lease.keys.iter().map(|(_, index)| *index).collect());
+        }
+        fence
     }
 
     /// A future that completes when the lock is lost (or released), with the reason. Use it

@@ -241,6 +241,16 @@ async fn no_path_of_one_client_takes_a_key_twice_with_its_shared_session() {
     assert_eq!(second.session_id(), first.session_id(), "the same session");
     let token = second.fencing_token(&env.key("k")).expect("k");
     assert!(token > first.fencing_token(), "a new fencing token");
+    // The first lock's fence is refused though the session holds the key: it checks the index
+    // the first lock took it at.
+    let data = format!("{}data", env.prefix);
+    let stale = first.fence().put(&data, "first").await;
+    assert!(matches!(stale, Err(Error::LockLost { .. })), "{stale:?}");
+    second
+        .fence()
+        .put(&data, "second")
+        .await
+        .expect("the holder writes");
     consul_lock_runtime::flush_releases().await;
     first.release().await.unwrap();
     let entry = env
@@ -253,5 +263,32 @@ async fn no_path_of_one_client_takes_a_key_twice_with_its_shared_session() {
     assert_eq!(entry.modify_index, token);
     assert!(second.is_held());
     second.release().await.unwrap();
-    assert!(env.my_keys().await.is_empty());
+    let url = format!("{}/v1/kv/{data}", env.client.address());
+    reqwest::Client::new()
+        .delete(url)
+        .send()
+        .await
+        .expect("delete the data");
+    assert!(env.my_keys().await.is_empty(), "{:?}", env.my_keys().await);
+}
+
+#[tokio::test]
+async fn a_lock_on_the_shared_session_whose_key_was_rewritten_still_gives_it_back() {
+    let env = Env::new("shared-rewritten");
+    let guard = env.lock("job").acquire().await.unwrap();
+    let key = guard.key().to_owned();
+    // The holder rewrites its own key through its fence: the key's index moves.
+    guard
+        .fence()
+        .put(&key, "rewritten")
+        .await
+        .expect("fenced write");
+    let entry = env.client.kv_get(&key).await.unwrap().expect("held");
+    assert_eq!(entry.session.as_deref(), Some(guard.session_id()));
+    assert_ne!(entry.modify_index, guard.fencing_token());
+    guard.release().await.unwrap();
+    assert!(
+        env.client.kv_get(&key).await.unwrap().is_none(),
+        "given back"
+    );
 }

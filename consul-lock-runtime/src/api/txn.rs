@@ -272,13 +272,14 @@ impl Client {
     /// it holds it (any later write, another session's lock or a later lock of the same session,
     /// moves the key's `ModifyIndex`, and a session's end deletes the key). One write for every
     /// key; when one of them is no longer the lock's (Consul refuses the whole transaction),
-    /// each key is given back alone. `label` names the lock in errors.
+    /// each key is given back alone. `label` names the lock in errors. `Ok(false)`: some key
+    /// was not at its index (gone, taken since, or rewritten).
     pub(crate) async fn txn_give_back_taken(
         &self,
         label: &str,
         keys: &[(String, u64)],
         timeout: Duration,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         const OP: &str = "give the key back (release)";
         let body: Vec<TxnOp<'_>> = keys
             .iter()
@@ -287,7 +288,7 @@ impl Client {
         let call = Call::new(Method::PUT, "/v1/txn".into(), label, OP, timeout).with_json(&body);
         let reply = call.send(self, &[409]).await?;
         if reply.status != 409 {
-            return Ok(());
+            return Ok(true);
         }
         let what = reply.text();
         if is_denied(&what) {
@@ -301,7 +302,7 @@ impl Client {
                     .await?;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// `PUT /v1/txn` with one `lock` per key, all with `session`: Consul applies all of them

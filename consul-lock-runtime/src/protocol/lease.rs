@@ -267,6 +267,16 @@ impl Lease {
         self.records.as_ref()
     }
 
+    /// Whether the lock still has its local turns (no later lock of this client can hold its
+    /// keys).
+    fn holds_turn(&self) -> bool {
+        !self
+            .turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// The lock has ended (or, for a semaphore's slot, been given back): this process's next
     /// task for the keys may start on Consul.
     pub(crate) fn pass_turn(&self) {
@@ -654,10 +664,30 @@ pub(crate) async fn release(lease: &Lease) -> Result<()> {
                 let session = &shared.session;
                 let end = teardown::SessionEnd::after(session.last_renewal(), session.ttl)
                     .not_before(Instant::now() + client.request_timeout());
-                let result = teardown::until_confirmed(client, end, on_retry, |timeout| {
-                    client.txn_give_back_taken(&lease.label, &lease.keys, timeout)
+                let all = AtomicBool::new(true);
+                let mut result = teardown::until_confirmed(client, end, on_retry, |timeout| {
+                    let give_back = client.txn_give_back_taken(&lease.label, &lease.keys, timeout);
+                    let all = &all;
+                    async move {
+                        give_back
+                            .await
+                            .map(|given| all.store(given, Ordering::SeqCst))
+                    }
                 })
                 .await;
+                if result.is_ok() && !all.load(Ordering::SeqCst) && lease.holds_turn() {
+                    // A key not at the index this lock took it with, while no later lock of
+                    // this client can hold it (this one still has the turn): rewritten while
+                    // held (a fenced write to the lock's own key, an operator's write), so
+                    // whatever this session holds of it is this lock's.
+                    for (key, _) in &lease.keys {
+                        let timeout = client.request_timeout();
+                        result = client.txn_give_back(key, &lease.session_id, timeout).await;
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                }
                 if let Err(e) = &result {
                     // Unconfirmed for good: end the shared session, so that no key of this
                     // client stays held by a session it goes on renewing.

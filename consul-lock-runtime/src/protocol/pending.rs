@@ -285,7 +285,8 @@ impl<B: Background> Drop for PendingSession<B> {
                 let key = std::mem::take(&mut self.key);
                 self.bg.detach(async move {
                     let timeout = client.request_timeout();
-                    if let Err(e) = client.txn_give_back_taken(&key, &[(entry, index)], timeout).await {
+                    let entries = [(entry, index)];
+                    if let Err(e) = client.txn_give_back_taken(&key, &entries, timeout).await {
                         tracing::warn!(key = %key, error = %e, "could not delete the queue entry of an unfinished acquire; it goes with the shared session");
                     }
                 });
