@@ -186,7 +186,10 @@ impl LockHandle {
         let fence = Fence::new(lease.client.clone(), checks);
         if lease.is_shared() {
             // Another lock of this client may hold the key later with the same session.
-            return fence.at_indexes(lease.keys.iter().map(|(_, index)| *index).collect());
+            let indexes = lease.keys.iter().map(|(_, index)| *index).collect();
+            let weak = Arc::downgrade(lease);
+            let current = move || weak.upgrade().is_some_and(|l| l.holds_turn());
+            return fence.at_indexes(crate::fence::AtIndexes::new(indexes, current));
         }
         fence
     }

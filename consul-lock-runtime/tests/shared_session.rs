@@ -286,6 +286,12 @@ async fn a_lock_on_the_shared_session_whose_key_was_rewritten_still_gives_it_bac
     let entry = env.client.kv_get(&key).await.unwrap().expect("held");
     assert_eq!(entry.session.as_deref(), Some(guard.session_id()));
     assert_ne!(entry.modify_index, guard.fencing_token());
+    // Still its lock: the next fenced write is applied (the new index is the lock's).
+    guard
+        .fence()
+        .put(&key, "again")
+        .await
+        .expect("fenced write after the rewrite");
     guard.release().await.unwrap();
     assert!(
         env.client.kv_get(&key).await.unwrap().is_none(),

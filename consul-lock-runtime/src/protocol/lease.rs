@@ -269,7 +269,7 @@ impl Lease {
 
     /// Whether the lock still has its local turns (no later lock of this client can hold its
     /// keys).
-    fn holds_turn(&self) -> bool {
+    pub(crate) fn holds_turn(&self) -> bool {
         !self
             .turns
             .lock()
