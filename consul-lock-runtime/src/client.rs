@@ -29,8 +29,13 @@ use crate::{Error, Result};
 /// let same_pool = client.clone();
 /// Lock::new("client-example").client(&same_pool).hold(|_| async {}).await?;
 /// // Clones share the pool and the count: create a session, lock, release, and, on a
-/// // client's first lock, two requests asking what kind of agent this is.
+/// // client's first lock, two requests asking what kind of agent this is (until it knows,
+/// // its lock has a session of its own).
 /// assert_eq!(client.requests_sent(), 3 + 2);
+/// // Then its locks share one session: create it once, then take and give back.
+/// Lock::new("client-example").client(&client).hold(|_| async {}).await?;
+/// Lock::new("client-example").client(&client).hold(|_| async {}).await?;
+/// assert_eq!(client.requests_sent(), 3 + 2 + 3 + 2);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -200,9 +205,12 @@ impl Client {
     }
 
     /// How many HTTP requests this client (and its clones) has sent so far: a way to see what
-    /// a lock cycle costs (an uncontended acquire + release is 3; a client's first lock also
-    /// asks once what kind of agent it talks to, one or two requests, unless
-    /// [`ClientBuilder::agent_is_server`] says it).
+    /// a lock cycle costs (an uncontended acquire + release is 2 on the client's shared
+    /// session, take and give back, and 3 with a session of the lock's own, whose create and
+    /// destroy come on top of the take; the shared session's create and renewals count too; a
+    /// client's first lock also asks once what kind of agent it talks to, one or two requests,
+    /// unless [`ClientBuilder::agent_is_server`] says it, and takes a session of its own
+    /// until it knows).
     #[must_use]
     pub fn requests_sent(&self) -> u64 {
         self.inner.requests_sent.load(Ordering::Relaxed)

@@ -464,7 +464,9 @@ impl LockGuard {
         self.handle.clone()
     }
 
-    /// Releases the lock: destroys its session, which deletes the key. The release runs to
+    /// Releases the lock: gives the key back (on the client's shared session, one transaction
+    /// that deletes the key while this lock holds it; with a session of its own, destroys the
+    /// session, which deletes the key). The release runs to
     /// completion even if this future is dropped.
     ///
     /// A release that Consul does not confirm within the client's request timeout (a leader
