@@ -298,3 +298,32 @@ async fn a_lock_on_the_shared_session_whose_key_was_rewritten_still_gives_it_bac
         "given back"
     );
 }
+
+#[tokio::test]
+async fn a_take_on_the_shared_session_whose_answer_was_lost_is_given_back() {
+    let env = Env::new("shared-lost-answer");
+    if !env.embedded_or_skip("shared-lost-answer") {
+        return;
+    }
+    let server = env.consul.server().unwrap();
+    // The shared session exists already: the next request is the lock transaction.
+    let warm = env.lock("warm").acquire().await.unwrap();
+    let lock = env.lock("job");
+    // Consul applies the take and the answer is lost (as after an election's `EOF`); the
+    // one-try acquire gives up, and the key must not stay on the session, which lives on.
+    server.apply_then_fail_next(1);
+    let result = lock.try_acquire().await;
+    assert!(!matches!(result, Ok(Some(_))), "{result:?}");
+    consul_lock_runtime::flush_releases().await;
+    assert!(
+        env.client.kv_get(&env.key("job")).await.unwrap().is_none(),
+        "the key was given back"
+    );
+    assert!(warm.is_held());
+    // And the next acquire of this client takes it normally.
+    let guard = lock.acquire().await.expect("acquire after the lost answer");
+    assert_eq!(guard.session_id(), warm.session_id());
+    drop((guard, warm));
+    consul_lock_runtime::flush_releases().await;
+    assert!(env.my_keys().await.is_empty(), "{:?}", env.my_keys().await);
+}

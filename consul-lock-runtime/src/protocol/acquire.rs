@@ -184,6 +184,7 @@ pub(crate) async fn acquire<K: Kind>(
         undo: Vec::new(),
         shares: plan.shares_session(),
         renewed_shared: false,
+        turns: Vec::new(),
     };
     let result = round.run(records).instrument(span.clone()).await;
     let name = &plan.metrics_name;
@@ -216,13 +217,26 @@ struct Round<'a, K, B: Background> {
     shares: bool,
     /// A shared session found gone has been replaced once already.
     renewed_shared: bool,
+    /// This acquisition's local turns: they pass when it gives up (after the undo, if any), or
+    /// go to the lock it took.
+    turns: Vec<Turn>,
 }
 
 impl<K, B: Background> Drop for Round<'_, K, B> {
     fn drop(&mut self) {
-        for (_, work) in self.undo.drain(..) {
-            self.bg.detach(work);
+        if self.undo.is_empty() {
+            return;
         }
+        // The turns pass once the undo is done: on the shared session, another lock of this
+        // client could otherwise take the key first, and the undo delete it.
+        let undo: Vec<Undo> = self.undo.drain(..).map(|(_, work)| work).collect();
+        let turns = std::mem::take(&mut self.turns);
+        self.bg.detach(async move {
+            for work in undo {
+                work.await;
+            }
+            drop(turns);
+        });
     }
 }
 
@@ -234,6 +248,7 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
             self.out.blocked_by = Some(Blocker::LocalHolder);
             return Err(self.out.not_acquired());
         };
+        self.turns = turns;
         // A client that released the lock a moment ago gives it back when it took it ahead of
         // older waiters, and never once it has queued; when the lock had waiters, it queues
         // at once. Other newcomers may take a free lock: waiting out stale queue entries would
@@ -266,6 +281,13 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                     self.undo.retain(|(s, _)| s != session.id());
                     if let Some(work) = plan.kind.undo(client, session.id(), records) {
                         self.undo.push((session.id().to_owned(), work));
+                    } else if session.is_shared() {
+                        // A take whose outcome stays unknown (its answer lost, the acquire
+                        // cancelled during it) would leave the keys on a session that lives on.
+                        self.undo.push((
+                            session.id().to_owned(),
+                            give_back(plan, client, session.id()),
+                        ));
                     }
                     let attempt = Try {
                         session: session.id(),
@@ -294,7 +316,7 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                         renewed: took.renewed,
                         shared: took.shared,
                         sent,
-                        turns,
+                        turns: std::mem::take(&mut self.turns),
                         handed_off: self.out.blocked_by == Some(Blocker::Holder),
                     });
                 }
@@ -416,6 +438,28 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
             Miss::Failed(e) => Err(out.give_up(e)),
         }
     }
+}
+
+/// The undo of a take on the shared session whose outcome is unknown: each of the lock's keys
+/// given back while `session` holds it (this acquisition still has the turns, so no other lock
+/// of this client holds them with it).
+fn give_back<K: Kind>(plan: &Plan<K>, client: &Client, session: &str) -> Undo {
+    let keys: Vec<String> = plan
+        .kind
+        .records()
+        .0
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let (client, session) = (client.clone(), session.to_owned());
+    Box::pin(async move {
+        let timeout = client.request_timeout();
+        for key in &keys {
+            if let Err(e) = client.txn_give_back(key, &session, timeout).await {
+                tracing::warn!(key = %key, error = %e, "could not give back a key whose take was not confirmed; it goes with the shared session");
+            }
+        }
+    })
 }
 
 /// What an attempt ended with when it neither took the lock nor waited for it.
