@@ -102,7 +102,9 @@ impl LockHandle {
     /// after the send time of the last successful create or renew), a destroy, or the
     /// deregistration of its node. The lease runs:
     ///
-    /// - the TTL from the send time of the last successful create or renewal;
+    /// - the TTL from the send time of the last successful create or renewal (a lock on the
+    ///   client's shared session: of that session, and never past the lock's own deadline, a
+    ///   lock timeout after the write that took it, unless it renews);
     /// - while renewals fail because Consul has no working leader (5xx, or no answer, as in an
     ///   election or a frozen or cut-off client agent), 2 × TTL less a tenth of it: Consul's
     ///   leader ends a session only 2 × TTL after the last renewal it applied, and a new leader
