@@ -65,8 +65,9 @@ pub enum Command {
     /// not acquired in time, 123 when it was lost while the command ran.
     #[command(after_help = AFTER_HELP)]
     Run(RunArgs),
-    /// Release a lock by destroying its holder's session: an operator's last resort. Without
-    /// --force it only says what it would do (exit status 3).
+    /// Release a lock by destroying its holder's session (a client's shared session, which its
+    /// other locks use too, is kept: the key alone is deleted, while that session holds it): an
+    /// operator's last resort. Without --force it only says what it would do (exit status 3).
     #[command(after_help = AFTER_HELP)]
     Release(ReleaseArgs),
     /// Wait until the lock is free (Consul blocking queries, not polling). Exit status 124

@@ -66,7 +66,8 @@ pub async fn release(client: &Client, args: &ReleaseArgs) -> Outcome {
             REFUSED,
             format!(
                 "refusing to release `{}` without --force: it is held by {}; --force would destroy \
-                 that session, which deletes the key and lets the next waiter take it; a holder \
+                 that session (a shared session: delete the key alone), which deletes the key and \
+                 lets the next waiter take it; a holder \
                  that does not watch its key (this library without renewal and not waiting on \
                  lost()) is not told until its lock timeout and may go on working; re-run with \
                  --force if that is what you want",
@@ -74,6 +75,21 @@ pub async fn release(client: &Client, args: &ReleaseArgs) -> Outcome {
                 render::whose(&lock)
             ),
         ));
+    }
+    if lock.session.shared {
+        // Destroying a shared session would end every lock of that holder: delete this key
+        // alone, while that session still holds it.
+        client
+            .delete_held_key(&target.consul_key, &lock.session.id)
+            .await?;
+        render::emit(&format!(
+            "released `{}` (Consul key `{}`): deleted the key held by the shared session of {} \
+             (its other locks are kept)\n",
+            target.key,
+            target.consul_key,
+            render::whose(&lock)
+        ));
+        return Ok(OK);
     }
     client.destroy_session(&lock.session.id).await?;
     render::emit(&format!(

@@ -62,7 +62,13 @@ pub fn table(locks: &[LockInfo]) -> String {
                 or_dash(l.holder.pid.map(|p| p.to_string())),
                 or_dash(l.holder.locked_at.clone()),
                 or_dash(l.holder.age_ms.map(age)),
-                or_dash(l.session.ttl.clone()),
+                or_dash(l.session.ttl.clone().map(|ttl| {
+                    if l.session.shared {
+                        format!("{ttl}(shared)")
+                    } else {
+                        ttl
+                    }
+                })),
                 or_dash(l.session.node.clone()),
                 l.waiters.to_string(),
                 l.fencing_token.to_string(),
@@ -121,6 +127,10 @@ pub fn detail(l: &LockInfo) -> String {
     field(
         "session ttl",
         match &l.session.ttl {
+            Some(ttl) if l.session.shared => format!(
+                "{ttl} (the holder's shared session: its other locks use it too; the lock's \
+                 own lock timeout is kept by the holder)"
+            ),
             Some(ttl) => ttl.clone(),
             None => "- (the session was not listed: it may have just ended)".to_owned(),
         },

@@ -98,11 +98,15 @@ pub(crate) fn describe(status: ExitStatus) -> String {
 pub async fn run(client: &Client, args: &RunArgs) -> Outcome {
     let target = Target::resolve(&args.key, &args.key_options, &args.template.values)?;
     let mut signals = Signals::install()?;
+    // A session of its own: this process takes one lock, so a shared session would cost its
+    // create and, once the process has exited, its expiry on top of take and give-back, and
+    // would outlive the command (up to twice its TTL) instead of ending with the release.
     let lock = target
         .lock(client)
         .acquire_timeout(args.timeout)
         .lock_timeout(args.lock_timeout)
-        .renew(args.renew);
+        .renew(args.renew)
+        .own_session(true);
     let guard = tokio::select! {
         acquired = lock.acquire() => match acquired {
             Ok(guard) => guard,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use consul_lock_runtime::{Client, KvEntry, Lock, SessionInfo};
+use consul_lock_runtime::{Client, KvEntry, Lock, SessionInfo, SHARED_SESSION_NAME_PREFIX};
 use serde::Serialize;
 
 use crate::cli::KeyOptions;
@@ -130,12 +130,16 @@ fn shorten(text: &str) -> String {
 pub struct SessionView {
     /// The session ID.
     pub id: String,
-    /// Its name (`consul-lock: <key>` for sessions of this library).
+    /// Its name (`consul-lock: <key> #…` for a lock's own session of this library,
+    /// `consul-lock: shared #…` for a client's shared session).
     pub name: Option<String>,
     /// Its TTL as Consul prints it (`180s`); `None` when the session was not listed.
     pub ttl: Option<String>,
     /// The Consul node it belongs to.
     pub node: Option<String>,
+    /// Whether it is a client's shared session: every lock that client holds (and its
+    /// waiters) may be on it, and its TTL is not the lock's lock timeout.
+    pub shared: bool,
 }
 
 impl SessionView {
@@ -147,6 +151,7 @@ impl SessionView {
             name: info.and_then(|i| nonempty(&i.name)),
             ttl: info.and_then(|i| nonempty(&i.ttl)),
             node: info.and_then(|i| nonempty(&i.node)),
+            shared: info.is_some_and(|i| i.name.starts_with(SHARED_SESSION_NAME_PREFIX)),
         }
     }
 }

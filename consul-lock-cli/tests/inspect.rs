@@ -107,7 +107,8 @@ fn list_shows_held_locks_with_holder_age_ttl_waiters_and_token() {
     };
     let email_row = row("send/user-42/welcome-email");
     assert_eq!(email_row[2], pid);
-    assert_eq!(email_row[5], "180s");
+    // The lock is on the test client's shared session (15 s), not a session of its own.
+    assert_eq!(email_row[5], "15s(shared)", "{email_row:?}");
     assert_eq!(email_row[7], "1", "one waiter: {email_row:?}");
     assert_eq!(email_row[8], email.fencing_token().to_string());
     let report_row = row("reports/nightly");
@@ -130,7 +131,8 @@ fn list_shows_held_locks_with_holder_age_ttl_waiters_and_token() {
     assert!(lock["holder"]["locked_at"].is_string());
     assert!(lock["holder"]["age_ms"].is_u64());
     assert_eq!(lock["session"]["id"], email.session_id());
-    assert_eq!(lock["session"]["ttl"], "180s");
+    assert_eq!(lock["session"]["ttl"], "15s");
+    assert_eq!(lock["session"]["shared"], true);
     assert!(lock["session"]["node"].is_string());
     assert_eq!(lock["fencing_token"], email.fencing_token());
     assert_eq!(lock["waiters"], 1);
@@ -216,7 +218,7 @@ fn show_prints_one_lock_with_its_queue_in_order() {
         format!("held by:       pid {pid} on "),
         "locked at:     ".to_owned(),
         format!("session:       {}", guard.session_id()),
-        "session ttl:   180s".to_owned(),
+        "session ttl:   15s (the holder's shared session".to_owned(),
         format!("fencing token: {}", guard.fencing_token()),
         "waiters:       2".to_owned(),
         format!("  1. session {}", session_of(&first_entry)),
@@ -292,7 +294,7 @@ fn release_refuses_without_force_and_says_whose_lock_it_would_end() {
 #[test]
 fn release_force_destroys_the_holders_session() {
     let env = Env::new("release-force");
-    let guard = env.hold("jobs/stuck");
+    let guard = env.hold_own_session("jobs/stuck");
     let released = env.run(&["release", "jobs/stuck", "--prefix", &env.prefix, "--force"]);
     assert_eq!(released.code(), 0, "{released:?}");
     for needle in [
@@ -300,6 +302,7 @@ fn release_force_destroys_the_holders_session() {
             "released `jobs/stuck` (Consul key `{}`)",
             env.consul_key("jobs/stuck")
         ),
+        "destroyed the session of".to_owned(),
         format!("pid {}", std::process::id()),
         format!("session {}", guard.session_id()),
         "locked at ".to_owned(),
@@ -321,6 +324,37 @@ fn release_force_destroys_the_holders_session() {
     let again = env.run(&["release", "jobs/stuck", "--prefix", &env.prefix, "--force"]);
     assert_eq!(again.code(), 1, "not held any more: {again:?}");
     drop(guard);
+}
+
+#[test]
+fn release_force_of_a_lock_on_a_shared_session_deletes_its_key_alone() {
+    let env = Env::new("release-shared");
+    let guard = env.hold("jobs/stuck");
+    let other = env.hold("jobs/other");
+    assert_eq!(guard.session_id(), other.session_id(), "the shared session");
+    let listed = env.run(&["list", "--prefix", &env.prefix]);
+    assert!(listed.stdout.contains("15s(shared)"), "{}", listed.stdout);
+    let shown = env.run(&["show", "jobs/stuck", "--prefix", &env.prefix]);
+    assert!(shown.stdout.contains("shared session"), "{}", shown.stdout);
+    let released = env.run(&["release", "jobs/stuck", "--prefix", &env.prefix, "--force"]);
+    assert_eq!(released.code(), 0, "{released:?}");
+    assert!(
+        released
+            .stdout
+            .contains("deleted the key held by the shared session of"),
+        "{}",
+        released.stdout
+    );
+    assert_eq!(env.holder("jobs/stuck"), None);
+    assert_eq!(
+        env.holder("jobs/other").as_deref(),
+        Some(other.session_id()),
+        "the other lock on the session is kept"
+    );
+    assert!(other.is_held());
+    drop((guard, other));
+    consul_lock_runtime::flush_releases_blocking().expect("flush");
+    assert!(env.leftovers().is_empty());
 }
 
 #[test]

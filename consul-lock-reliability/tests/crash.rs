@@ -1,6 +1,8 @@
 //! A holder killed with SIGKILL cannot release: the key must be freed by its TTL, no sooner
 //! than the TTL after the holder's last session write and no later than 2 × TTL + lock-delay
-//! (the library's lock-delay is 0). The server lives in this process and outlives the child.
+//! (the library's lock-delay is 0). A lock on the client's shared session is freed by the
+//! shared session's TTL: within 2 × that TTL, however long its lock timeout. The server lives
+//! in this process and outlives the child.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -23,18 +25,29 @@ struct Holder {
 }
 
 impl Holder {
-    fn start(consul: &TestConsul, prefix: &str, key: &str, renew: bool) -> Holder {
+    /// A holder of `key` with a lock timeout of the server's TTL minimum, or, with
+    /// `shared_ttl`, of ten times that on a shared session with that TTL.
+    fn start(
+        consul: &TestConsul,
+        prefix: &str,
+        key: &str,
+        renew: bool,
+        shared_ttl: Option<Duration>,
+    ) -> Holder {
         let ttl = ttl(consul);
+        let lock_timeout = if shared_ttl.is_some() { ttl * 10 } else { ttl };
+        let mut args = vec![
+            consul.url(),
+            ttl.as_millis().to_string(),
+            prefix.to_owned(),
+            key.to_owned(),
+            lock_timeout.as_millis().to_string(),
+            u8::from(renew).to_string(),
+            u8::from(consul.server().is_none()).to_string(),
+        ];
+        args.extend(shared_ttl.map(|t| t.as_millis().to_string()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_crash-holder"))
-            .args([
-                consul.url(),
-                ttl.as_millis().to_string(),
-                prefix.to_owned(),
-                key.to_owned(),
-                ttl.as_millis().to_string(),
-                u8::from(renew).to_string(),
-                u8::from(consul.server().is_none()).to_string(),
-            ])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start crash-holder");
@@ -68,12 +81,13 @@ async fn crash_and_take_over(
     prefix: String,
     key: &'static str,
     renew: bool,
+    shared: bool,
 ) -> (u64, u64, u64, u64, u64, u64) {
     let consul = &*consul;
     let prefix = prefix.as_str();
     let client = client(consul);
     let ttl = ttl(consul);
-    let mut holder = Holder::start(consul, prefix, key, renew);
+    let mut holder = Holder::start(consul, prefix, key, renew, shared.then_some(ttl));
     let start = holder.next();
     assert_eq!(start[0], "START");
     let started_ns: u64 = start[1].parse().expect("ns");
@@ -81,6 +95,17 @@ async fn crash_and_take_over(
     assert_eq!(acquired[0], "ACQUIRED", "{acquired:?}");
     let old_token: u64 = acquired[1].parse().expect("token");
     let acquired_ns: u64 = acquired[2].parse().expect("ns");
+    let sessions = client.sessions().await.expect("list sessions");
+    let session = sessions
+        .iter()
+        .find(|s| s.id == acquired[3])
+        .expect("the holder's session");
+    assert_eq!(
+        session.name.starts_with("consul-lock: shared #"),
+        shared,
+        "{key}: {}",
+        session.name
+    );
     let lock = Lock::new(key)
         .client(&client)
         .key_prefix(prefix)
@@ -134,15 +159,26 @@ async fn a_killed_holder_frees_the_key_after_the_ttl() {
         prefix.clone(),
         "plain",
         false,
+        false,
     ));
     let renewing = tokio::spawn(crash_and_take_over(
         consul.clone(),
         prefix.clone(),
         "renewing",
         true,
+        false,
+    ));
+    // A lock timeout of 10 × TTL on a shared session with the TTL: freed by the session's.
+    let shared = tokio::spawn(crash_and_take_over(
+        consul.clone(),
+        prefix.clone(),
+        "shared",
+        false,
+        true,
     ));
     let plain = plain.await.expect("plain scenario");
     let renewing = renewing.await.expect("renewing scenario");
+    let shared = shared.await.expect("shared-session scenario");
 
     let (started, acquired, killed, taken, old, new) = plain;
     println!(
@@ -176,6 +212,21 @@ async fn a_killed_holder_frees_the_key_after_the_ttl() {
     assert!(
         ms_between(killed, taken) <= limit_ms,
         "the key was taken {:.0} ms after the kill (limit {limit_ms:.0} ms)",
+        ms_between(killed, taken)
+    );
+
+    let (_, acquired, killed, taken, old, new) = shared;
+    println!(
+        "holder on a shared session (lock timeout 10 × TTL): key taken {:.0} ms after the kill, \
+         {:.0} ms after it acquired; tokens {old} -> {new}",
+        ms_between(killed, taken),
+        ms_between(acquired, taken),
+    );
+    // The shared session was renewed (or created) before the kill: free within 2 × its TTL.
+    assert!(
+        ms_between(killed, taken) <= limit_ms,
+        "the key was taken {:.0} ms after the kill (limit {limit_ms:.0} ms, 2 x the shared \
+         session's TTL; the lock timeout is 10 x TTL)",
         ms_between(killed, taken)
     );
     let client = client(&consul);

@@ -10,6 +10,7 @@ use crate::api::tls::TlsConfig;
 use crate::config::{check_header_value, read_file, ClientBuilder, Token};
 use crate::exec::pools::{HttpConfig, Pools};
 use crate::protocol::key_state::KeyTable;
+use crate::protocol::shared_session::SharedSlot;
 use crate::session_policy::SessionPolicy;
 use crate::{Error, Result};
 
@@ -28,8 +29,13 @@ use crate::{Error, Result};
 /// let same_pool = client.clone();
 /// Lock::new("client-example").client(&same_pool).hold(|_| async {}).await?;
 /// // Clones share the pool and the count: create a session, lock, release, and, on a
-/// // client's first lock, two requests asking what kind of agent this is.
+/// // client's first lock, two requests asking what kind of agent this is (until it knows,
+/// // its lock has a session of its own).
 /// assert_eq!(client.requests_sent(), 3 + 2);
+/// // Then its locks share one session: create it once, then take and give back.
+/// Lock::new("client-example").client(&client).hold(|_| async {}).await?;
+/// Lock::new("client-example").client(&client).hold(|_| async {}).await?;
+/// assert_eq!(client.requests_sent(), 3 + 2 + 3 + 2);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -40,6 +46,8 @@ pub struct Client {
 pub(crate) struct ClientInner {
     /// What this client knows per key: local turns, queue memory, holders (shared by clones).
     pub(crate) keys: KeyTable,
+    /// The session this client's locks share, when one is alive.
+    pub(crate) shared: SharedSlot,
     /// The connection pools: the worker's, and one per caller runtime.
     pools: Pools,
     pub(crate) base_url: String,
@@ -102,6 +110,19 @@ impl Client {
                 reason: "must be greater than zero (the default is 3 s)".into(),
             });
         }
+        if let Some(ttl) = b.sessions.shared_ttl {
+            if ttl < b.session_ttl_min || ttl > crate::config::SESSION_TTL_MAX {
+                return Err(Error::InvalidOption {
+                    option: "shared_session_ttl",
+                    reason: format!(
+                        "{} is outside what Consul accepts for session TTLs (from the client's \
+                         session_ttl_min, {}, to 24 h); the default is 15 s",
+                        crate::error::DisplayDuration(ttl),
+                        crate::error::DisplayDuration(b.session_ttl_min)
+                    ),
+                });
+            }
+        }
         let mut token = b.token.clone();
         let origin = &b.origin;
         if let Some(path) = &b.token_file {
@@ -144,6 +165,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(ClientInner {
                 keys: KeyTable::default(),
+                shared: SharedSlot::default(),
                 pools: Pools::new(http_config)?,
                 base_url,
                 token,
@@ -183,9 +205,12 @@ impl Client {
     }
 
     /// How many HTTP requests this client (and its clones) has sent so far: a way to see what
-    /// a lock cycle costs (an uncontended acquire + release is 3; a client's first lock also
-    /// asks once what kind of agent it talks to, one or two requests, unless
-    /// [`ClientBuilder::agent_is_server`] says it).
+    /// a lock cycle costs (an uncontended acquire + release is 2 on the client's shared
+    /// session, take and give back, and 3 with a session of the lock's own, whose create and
+    /// destroy come on top of the take; the shared session's create and renewals count too; a
+    /// client's first lock also asks once what kind of agent it talks to, one or two requests,
+    /// unless [`ClientBuilder::agent_is_server`] says it, and takes a session of its own
+    /// until it knows).
     #[must_use]
     pub fn requests_sent(&self) -> u64 {
         self.inner.requests_sent.load(Ordering::Relaxed)

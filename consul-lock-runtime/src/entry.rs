@@ -50,7 +50,7 @@ pub(crate) fn acquisition<K: Kind, G>(
             ..
         } = plan;
         let label = kind.label().to_owned();
-        let lease = Lease::new(
+        let mut lease = Lease::new(
             client,
             label,
             taken.keys,
@@ -60,6 +60,12 @@ pub(crate) fn acquisition<K: Kind, G>(
         )
         .with_metrics_name(metrics_name)
         .with_turns(taken.turns, caller.records().clone());
+        if let Some(shared) = taken.shared {
+            // On the shared session the lock ends a lock timeout after the write that took it,
+            // unless it renews (the shared session's renewals keep it then).
+            let deadline = (!renew).then_some(taken.sent + ttl);
+            lease = lease.with_shared(shared, deadline);
+        }
         Ok(wrap(LockGuard::start(lease, renew, caller)))
     })
 }

@@ -291,6 +291,51 @@ pub struct Fence {
     checks: Arc<[(String, String)]>,
     /// The lock's key(s), for errors.
     label: Arc<str>,
+    /// For a lock on the client's shared session: the index each key was taken at, checked
+    /// instead of the session (`check-index`: the key unchanged since this lock took it), so
+    /// that a lock of this client that has ended is refused even when a later lock of the same
+    /// client holds the key with the same session.
+    indexes: Option<AtIndexes>,
+}
+
+/// The index each key of a lock on the shared session is checked at, and how to tell whether
+/// the lock still has its local turn.
+#[derive(Clone)]
+pub(crate) struct AtIndexes {
+    indexes: Arc<std::sync::Mutex<Vec<u64>>>,
+    /// Whether no later lock of this client can hold the keys (the lock has its turn).
+    current: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl AtIndexes {
+    /// `indexes[i]` for the fence's `checks[i]`, taken by a lock that has its turn while
+    /// `current()` says so.
+    pub(crate) fn new(
+        indexes: Vec<u64>,
+        current: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        AtIndexes {
+            indexes: Arc::new(std::sync::Mutex::new(indexes)),
+            current: Arc::new(current),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u64> {
+        self.indexes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn adopt(&self, i: usize, index: u64) {
+        let mut indexes = self
+            .indexes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = indexes.get_mut(i) {
+            *at = index;
+        }
+    }
 }
 
 impl Fence {
@@ -305,7 +350,20 @@ impl Fence {
             client,
             checks: checks.into(),
             label: label.into(),
+            indexes: None,
         }
+    }
+
+    /// Checks that each key is still at the index it was taken at (`indexes[i]` for
+    /// `checks[i]`) instead of its session: a lock on the client's shared session.
+    pub(crate) fn at_indexes(mut self, indexes: AtIndexes) -> Fence {
+        self.indexes = Some(indexes);
+        self
+    }
+
+    /// How many check operations each fenced write starts with.
+    fn check_count(&self) -> usize {
+        self.checks.len()
     }
 
     /// The `(lock key, session)` pairs that each write checks.
@@ -474,7 +532,7 @@ impl Fence {
     /// What is refused before any request: too many operations, a key Consul cannot serve,
     /// an empty tree prefix, too large a transaction.
     fn check_ops(&self, ops: &[KvOp]) -> Result<()> {
-        let total = self.checks.len() + ops.len();
+        let total = self.check_count() + ops.len();
         if total > MAX_TXN_OPS {
             return Err(Error::InvalidOption {
                 option: "ops",
@@ -484,7 +542,7 @@ impl Fence {
                      transaction; split it into several fenced writes",
                     self.label,
                     ops.len(),
-                    self.checks.len()
+                    self.check_count()
                 ),
             });
         }
@@ -522,30 +580,72 @@ impl Fence {
         Ok(())
     }
 
-    /// Sends the transaction and reads Consul's answer.
+    /// Sends the transaction and reads Consul's answer. A lock on the shared session whose key
+    /// was rewritten while it holds it (its own fenced write to the key, an operator's plain
+    /// write, which keeps the session) is refused by the index check: when the key is still
+    /// held by its session and the lock still has its turn (read after the key, so that no
+    /// later lock of this client can have taken it meanwhile), the new index is the lock's and
+    /// the write is sent again, once.
     async fn apply(self, ops: Vec<KvOp>) -> Result<Vec<Option<KvEntry>>> {
         let wire: Vec<WireOp<'_>> = ops.iter().map(KvOp::wire).collect();
         let timeout = self.client.request_timeout();
-        let outcome = self
-            .client
-            .txn_fenced(&self.label, &self.checks, &wire, timeout)
-            .await?;
-        match outcome {
-            FencedOutcome::Applied(entries) => {
-                let mut entries = entries.into_iter();
-                Ok(ops
-                    .iter()
-                    .map(|op| if op.answers() { entries.next() } else { None })
-                    .collect())
+        let mut again = self.indexes.is_some();
+        loop {
+            let indexes = self.indexes.as_ref().map(AtIndexes::snapshot);
+            let outcome = self
+                .client
+                .txn_fenced(
+                    &self.label,
+                    &self.checks,
+                    indexes.as_deref(),
+                    &wire,
+                    timeout,
+                )
+                .await?;
+            let errors = match outcome {
+                FencedOutcome::Applied(entries) => {
+                    let mut entries = entries.into_iter();
+                    return Ok(ops
+                        .iter()
+                        .map(|op| if op.answers() { entries.next() } else { None })
+                        .collect());
+                }
+                FencedOutcome::Refused(errors) => errors,
+            };
+            let mut err = self.refusal(&ops, &errors);
+            let (Some(at), Some((i, _))) = (
+                &self.indexes,
+                errors.iter().find(|(i, _)| *i < self.check_count()),
+            ) else {
+                return Err(err);
+            };
+            let (key, session) = &self.checks[*i];
+            let Ok((entry, _)) = self.client.kv_read(key, timeout).await else {
+                return Err(err);
+            };
+            let holder = entry.as_ref().and_then(|e| e.session.as_deref());
+            if again && holder == Some(session.as_str()) && (at.current)() {
+                if let Some(entry) = &entry {
+                    at.adopt(*i, entry.modify_index);
+                }
+                again = false;
+                continue;
             }
-            FencedOutcome::Refused(errors) => Err(self.refusal(&ops, &errors)),
+            // An index check says only that the key changed: say who holds it now.
+            if let Error::LockLost { message, .. } = &mut err {
+                message.push_str(&match holder {
+                    Some(s) => format!("; the key is now held by session {s}"),
+                    None => "; the key is no longer held".to_owned(),
+                });
+            }
+            return Err(err);
         }
     }
 
     /// The error for a refused transaction: the lost lock first (a failed check), else the
     /// operations that failed.
     fn refusal(&self, ops: &[KvOp], errors: &[(usize, String)]) -> Error {
-        let n = self.checks.len();
+        let n = self.check_count();
         if let Some((i, what)) = errors.iter().find(|(i, _)| *i < n) {
             return Error::LockLost {
                 key: self.checks[*i].0.clone(),

@@ -102,7 +102,9 @@ impl LockHandle {
     /// after the send time of the last successful create or renew), a destroy, or the
     /// deregistration of its node. The lease runs:
     ///
-    /// - the TTL from the send time of the last successful create or renewal;
+    /// - the TTL from the send time of the last successful create or renewal (a lock on the
+    ///   client's shared session: of that session, and never past the lock's own deadline, a
+    ///   lock timeout after the write that took it, unless it renews);
     /// - while renewals fail because Consul has no working leader (5xx, or no answer, as in an
     ///   election or a frozen or cut-off client agent), 2 × TTL less a tenth of it: Consul's
     ///   leader ends a session only 2 × TTL after the last renewal it applied, and a new leader
@@ -183,7 +185,15 @@ impl LockHandle {
             .iter()
             .map(|(key, _)| (key.clone(), lease.session_id.clone()))
             .collect();
-        Fence::new(lease.client.clone(), checks)
+        let fence = Fence::new(lease.client.clone(), checks);
+        if lease.is_shared() {
+            // Another lock of this client may hold the key later with the same session.
+            let indexes = lease.keys.iter().map(|(_, index)| *index).collect();
+            let weak = Arc::downgrade(lease);
+            let current = move || weak.upgrade().is_some_and(|l| l.holds_turn());
+            return fence.at_indexes(crate::fence::AtIndexes::new(indexes, current));
+        }
+        fence
     }
 
     /// A future that completes when the lock is lost (or released), with the reason. Use it
@@ -320,6 +330,7 @@ impl LockGuard {
     pub(crate) fn start(lease: Lease, renew: bool, caller: Caller) -> LockGuard {
         let lease = Arc::new(lease);
         lease.start_turn();
+        lease.watch_shared_session();
         let span = tracing::debug_span!("consul_lock.monitor", key = %lease.label);
         let watched = lease.clone();
         let watch: BoxFuture<'static, ()> =
@@ -337,9 +348,26 @@ impl LockGuard {
             watch: Mutex::new(watch_later),
             tasks: Mutex::new(Vec::new()),
         });
+        if let Some(deadline) = shared.lease.deadline() {
+            // A lock on the shared session ends at its deadline: the key is given back then
+            // (as a counted clean-up, which the guard's tasks stopping does not cut short), and
+            // `lost()` says the lock timeout ran out.
+            let ending = shared.lease.clone();
+            shared.add_task(async move {
+                tokio::time::sleep_until(deadline).await;
+                ending.lose(LostReason::Expired);
+                exec::spawn_cleanup(async move {
+                    // `release` logs a failure (and then ends the shared session).
+                    let _ = lease::release(&ending).await;
+                });
+            });
+        }
         if let Some(watch) = watch_now {
-            let renewed = shared.lease.clone();
-            shared.add_task(async move { lease::renew(&renewed).await }.instrument(span));
+            if !shared.lease.is_shared() {
+                // The shared session renews itself.
+                let renewed = shared.lease.clone();
+                shared.add_task(async move { lease::renew(&renewed).await }.instrument(span));
+            }
             shared.add_task(watch);
         } else if shared.lease.node_bound().is_some() {
             // Its node's failure can end the session at any moment: keep confirming it.
@@ -438,7 +466,9 @@ impl LockGuard {
         self.handle.clone()
     }
 
-    /// Releases the lock: destroys its session, which deletes the key. The release runs to
+    /// Releases the lock: gives the key back (on the client's shared session, one transaction
+    /// that deletes the key while this lock holds it; with a session of its own, destroys the
+    /// session, which deletes the key). The release runs to
     /// completion even if this future is dropped.
     ///
     /// A release that Consul does not confirm within the client's request timeout (a leader

@@ -237,4 +237,38 @@ impl Client {
         })
         .await
     }
+
+    /// Deletes `key` only while session `session` holds it (one transaction: `check-session`
+    /// and `delete`; nothing happens when another session, or none, holds it): how an operator
+    /// takes one lock away from a client's shared session
+    /// ([`SHARED_SESSION_NAME_PREFIX`](crate::SHARED_SESSION_NAME_PREFIX)) without ending it,
+    /// which would end every other lock on it. The holder is told as for any deleted key
+    /// (`lost()` says [`KeyTakenOver`](crate::LostReason::KeyTakenOver)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`](crate::Error::PermissionDenied) when the token may not
+    /// write the key, [`Error::Unreachable`](crate::Error::Unreachable).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).agent_is_server(false).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let a = Lock::new("jobs/d").client(&client).acquire().await?;
+    /// let b = Lock::new("jobs/e").client(&client).acquire().await?;
+    /// assert_eq!(a.session_id(), b.session_id()); // the client's shared session
+    /// client.delete_held_key(a.key(), a.session_id()).await?;
+    /// assert!(client.kv_get(a.key()).await?.is_none());
+    /// assert!(client.kv_get(b.key()).await?.is_some()); // the other lock is kept
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_held_key(&self, key: &str, session: &str) -> Result<()> {
+        let (key, session) = (key.to_owned(), session.to_owned());
+        self.run(|client| async move {
+            let timeout = client.request_timeout();
+            client.txn_give_back(&key, &session, timeout).await
+        })
+        .await
+    }
 }

@@ -120,10 +120,11 @@ pub use multi::{MultiLock, MultiLockGuard};
 pub use protocol::lease::LostReason;
 pub use protocol::multi::MAX_KEYS;
 pub use protocol::queue::WAITERS_SUFFIX;
+pub use protocol::teardown::SHARED_SESSION_NAME_PREFIX;
 pub use semaphore::{
     Semaphore, SemaphoreGuard, MAX_SEMAPHORE_LIMIT, SEMAPHORE_FLAGS, SEMAPHORE_LOCK_KEY,
 };
-pub use session_policy::DEFAULT_NODE_LEASE;
+pub use session_policy::{DEFAULT_NODE_LEASE, DEFAULT_SHARED_SESSION_TTL};
 pub use value::{default_value, ValueGenerator, MAX_VALUE_SIZE};
 
 /// Waits until every release handed to the background (by a dropped [`LockGuard`]) and every

@@ -57,6 +57,7 @@ pub struct Lock {
     acquire_timeout: Option<Duration>,
     lock_timeout: Option<Duration>,
     renew: bool,
+    own_session: bool,
     value: Option<ValueGenerator>,
     metrics_name: Option<Arc<str>>,
 }
@@ -70,6 +71,7 @@ impl fmt::Debug for Lock {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("lock_timeout", &self.lock_timeout)
             .field("renew", &self.renew)
+            .field("own_session", &self.own_session)
             .field("metrics_name", &self.metrics_name)
             .finish_non_exhaustive()
     }
@@ -96,6 +98,7 @@ impl Lock {
             acquire_timeout: None,
             lock_timeout: None,
             renew: false,
+            own_session: false,
             value: None,
             metrics_name: None,
         }
@@ -250,6 +253,44 @@ impl Lock {
         self
     }
 
+    /// Take the key with a session of the lock's own (default off): created for this lock,
+    /// with the lock timeout as its TTL, and destroyed by the release (three Raft writes per
+    /// lock: create, take, destroy).
+    ///
+    /// By default a lock whose lock timeout is at least the client's
+    /// [`shared_session_ttl`](crate::ClientBuilder::shared_session_ttl) (15 s by default; the
+    /// default lock timeout is 180 s) takes its key with the client's shared session: two Raft
+    /// writes per lock (take, give back). Its lock timeout still bounds its life: the key is
+    /// given back at the lock timeout (without renewal; `lost()` says
+    /// [`Expired`](crate::LostReason::Expired)), and if the process dies Consul frees the key
+    /// within twice the shared session's TTL. A lock with a shorter lock timeout, a lease its
+    /// node's failure can end ([`danger_node_health_check`](crate::ClientBuilder::danger_node_health_check),
+    /// a server of a cluster), a semaphore's slot and a lock on 64 keys always have a session
+    /// of their own.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = consul_lock_testkit::TestServer::start()?;
+    /// # let client = consul_lock_runtime::Client::builder().address(server.url()).agent_is_server(false).build()?;
+    /// use consul_lock_runtime::Lock;
+    /// let a = Lock::new("own-session-a").client(&client).acquire().await?;
+    /// let b = Lock::new("own-session-b").client(&client).acquire().await?;
+    /// assert_eq!(a.session_id(), b.session_id()); // the client's shared session
+    /// let c = Lock::new("own-session-c").client(&client).own_session(true).acquire().await?;
+    /// assert_ne!(c.session_id(), a.session_id());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn own_session(mut self, on: bool) -> Lock {
+        self.own_session = on;
+        self
+    }
+
+    /// Whether the lock asks for a session of its own.
+    pub(crate) fn wants_own_session(&self) -> bool {
+        self.own_session
+    }
+
     /// The function that makes the value stored in the key, instead of
     /// [`defaults::value_generator`].
     ///
@@ -368,6 +409,7 @@ impl Lock {
             acquire_timeout: self.acquire_timeout_or_default(),
             ttl,
             metrics_name: self.metrics_label(),
+            own_session: self.own_session,
         })
     }
 

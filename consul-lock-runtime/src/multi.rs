@@ -263,6 +263,7 @@ impl MultiLock {
             acquire_timeout,
             ttl,
             metrics_name,
+            own_session: self.base.wants_own_session(),
         })
     }
 

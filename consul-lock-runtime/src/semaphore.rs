@@ -178,6 +178,7 @@ impl Semaphore {
             acquire_timeout: self.base.acquire_timeout_or_default(),
             ttl,
             metrics_name: self.base.metrics_label(),
+            own_session: true,
         })
     }
 

@@ -22,6 +22,20 @@ use crate::{Client, ClientBuilder};
 /// ```
 pub const DEFAULT_NODE_LEASE: Duration = Duration::from_secs(3);
 
+/// The TTL of a client's shared session unless set with
+/// [`ClientBuilder::shared_session_ttl`]: 15 s (raised to the client's
+/// [`session_ttl_min`](ClientBuilder::session_ttl_min) when that is higher). A crashed process's
+/// keys are free within twice it.
+///
+/// ```
+/// use consul_lock_runtime::{Client, DEFAULT_SHARED_SESSION_TTL};
+/// use std::time::Duration;
+/// assert_eq!(DEFAULT_SHARED_SESSION_TTL, Duration::from_secs(15));
+/// assert_eq!(Client::builder().build()?.shared_session_ttl(), DEFAULT_SHARED_SESSION_TTL);
+/// # Ok::<(), consul_lock_runtime::Error>(())
+/// ```
+pub const DEFAULT_SHARED_SESSION_TTL: Duration = Duration::from_secs(15);
+
 /// The node check Consul ties sessions to by default.
 pub(crate) const SERF_HEALTH: &str = "serfHealth";
 
@@ -32,6 +46,8 @@ pub(crate) struct SessionPolicy {
     pub(crate) node_health_check: bool,
     /// How long a node-bound lease counts as held after its last confirmed contact.
     pub(crate) node_lease: Duration,
+    /// The TTL of the client's shared session, when set (`shared_session_ttl`).
+    pub(crate) shared_ttl: Option<Duration>,
 }
 
 impl Default for SessionPolicy {
@@ -39,6 +55,7 @@ impl Default for SessionPolicy {
         SessionPolicy {
             node_health_check: false,
             node_lease: DEFAULT_NODE_LEASE,
+            shared_ttl: None,
         }
     }
 }
@@ -105,6 +122,33 @@ impl ClientBuilder {
         self.sessions.node_lease = lease;
         self
     }
+
+    /// The TTL of the session this client's locks share (default
+    /// [`DEFAULT_SHARED_SESSION_TTL`], 15 s, or the client's `session_ttl_min` when that is
+    /// higher). A lock whose lock timeout is at least this TTL (the default lock timeout is
+    /// 180 s) takes its key with the client's one session: one Raft write to take it, one to
+    /// give it back, and no session to create or destroy. The session is renewed at TTL/2
+    /// while a lock or waiter uses it (renewals are not Raft writes) and destroyed once nothing
+    /// has used it for a while (between half a TTL and a TTL). If the process dies, Consul ends
+    /// the session, and frees every key on it, within twice this TTL. A lock whose lock timeout
+    /// is shorter uses a session of its own (as does
+    /// [`Lock::own_session`](crate::Lock::own_session)), so that a frozen process's key is
+    /// still freed within twice its lock timeout.
+    ///
+    /// ```
+    /// use consul_lock_runtime::Client;
+    /// use std::time::Duration;
+    /// let client = Client::builder().shared_session_ttl(Duration::from_secs(30)).build()?;
+    /// assert_eq!(client.shared_session_ttl(), Duration::from_secs(30));
+    /// // Below the client's session_ttl_min (10 s by default): refused when the client is built.
+    /// assert!(Client::builder().shared_session_ttl(Duration::from_secs(5)).build().is_err());
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    #[must_use]
+    pub fn shared_session_ttl(mut self, ttl: Duration) -> Self {
+        self.sessions.shared_ttl = Some(ttl);
+        self
+    }
 }
 
 impl Client {
@@ -132,6 +176,25 @@ impl Client {
     #[must_use]
     pub fn node_lease(&self) -> Duration {
         self.inner.sessions.node_lease
+    }
+
+    /// The TTL of the session this client's locks share (see
+    /// [`ClientBuilder::shared_session_ttl`]).
+    ///
+    /// ```
+    /// use consul_lock_runtime::Client;
+    /// use std::time::Duration;
+    /// // The default is raised to session_ttl_min when that is higher.
+    /// let client = Client::builder().session_ttl_min(Duration::from_secs(20)).build()?;
+    /// assert_eq!(client.shared_session_ttl(), Duration::from_secs(20));
+    /// # Ok::<(), consul_lock_runtime::Error>(())
+    /// ```
+    #[must_use]
+    pub fn shared_session_ttl(&self) -> Duration {
+        let policy = &self.inner.sessions;
+        policy
+            .shared_ttl
+            .unwrap_or_else(|| DEFAULT_SHARED_SESSION_TTL.max(self.inner.session_ttl_min))
     }
 
     /// The node lease of this client's leases when its node's failure can end them (their

@@ -30,8 +30,10 @@ pub struct Env {
 impl Env {
     pub fn new(test: &str) -> Env {
         let consul = TestConsul::from_env_or_start().expect("start the test server");
+        // Told what the agent is, so that its first lock, too, takes the shared session.
         let client = Client::builder()
             .address(consul.url())
+            .agent_is_server(false)
             .build()
             .expect("client");
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -80,6 +82,16 @@ impl Env {
         Lock::new(key)
             .key_prefix(self.prefix.clone())
             .client(&self.client)
+            .acquire_blocking()
+            .expect("the test takes the lock")
+    }
+
+    /// Takes `key` (under this test's prefix) with a session of the lock's own.
+    pub fn hold_own_session(&self, key: &str) -> LockGuard {
+        Lock::new(key)
+            .key_prefix(self.prefix.clone())
+            .client(&self.client)
+            .own_session(true)
             .acquire_blocking()
             .expect("the test takes the lock")
     }

@@ -1,6 +1,9 @@
 //! Takes one lock and holds it until killed: the process the crash test kills with SIGKILL.
 //!
-//! `crash-holder <url> <ttl_min_ms> <prefix> <key> <lock_timeout_ms> <renew: 0|1> <from_env: 0|1>`
+//! `crash-holder <url> <ttl_min_ms> <prefix> <key> <lock_timeout_ms> <renew: 0|1> <from_env: 0|1> [shared_ttl_ms]`
+//!
+//! With `shared_ttl_ms`, the client's shared session has that TTL (a lock timeout at least as
+//! long takes the key with it).
 //!
 //! Prints `START <ns>` before the acquire and `ACQUIRED <fencing token> <ns>` once it holds
 //! the key (`CLOCK_MONOTONIC` nanoseconds), then waits forever. With renewal on it prints
@@ -14,9 +17,9 @@ use consul_lock_reliability::clock::monotonic_ns;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() != 7 {
+    if args.len() != 7 && args.len() != 8 {
         eprintln!(
-            "usage: crash-holder <url> <ttl_min_ms> <prefix> <key> <lock_timeout_ms> <renew 0|1> <from_env 0|1>"
+            "usage: crash-holder <url> <ttl_min_ms> <prefix> <key> <lock_timeout_ms> <renew 0|1> <from_env 0|1> [shared_ttl_ms]"
         );
         std::process::exit(2);
     }
@@ -26,11 +29,14 @@ fn main() {
     } else {
         Client::builder()
     };
-    let client = builder
+    let mut builder = builder
         .address(&args[0])
         .session_ttl_min(ms(1))
-        .build()
-        .expect("build the client");
+        .agent_is_server(false);
+    if args.len() == 8 {
+        builder = builder.shared_session_ttl(ms(7));
+    }
+    let client = builder.build().expect("build the client");
     let lock = Lock::new(args[3].clone())
         .client(&client)
         .key_prefix(args[2].clone())
@@ -40,7 +46,14 @@ fn main() {
     writeln!(out, "START {}", monotonic_ns()).expect("stdout");
     out.flush().expect("stdout");
     let guard = lock.acquire_blocking().expect("acquire the lock");
-    writeln!(out, "ACQUIRED {} {}", guard.fencing_token(), monotonic_ns()).expect("stdout");
+    writeln!(
+        out,
+        "ACQUIRED {} {} {}",
+        guard.fencing_token(),
+        monotonic_ns(),
+        guard.session_id()
+    )
+    .expect("stdout");
     out.flush().expect("stdout");
     let lost = consul_lock_reliability::support::run(guard.lost());
     writeln!(out, "LOST {lost}").expect("stdout");

@@ -37,12 +37,15 @@ pub(crate) enum FencedOutcome {
 }
 
 impl Client {
-    /// `PUT /v1/txn` with one `check-session` per `(key, session)` of `checks`, then `ops`.
-    /// `label` names the lock's key(s) in errors.
+    /// `PUT /v1/txn` with one `check-session` per `(key, session)` of `checks` (with
+    /// `indexes`, one `check-index` per key at its index instead: the key unchanged since the
+    /// lock took it, so still held by it), then `ops`. `label` names the lock's
+    /// key(s) in errors.
     pub(crate) async fn txn_fenced(
         &self,
         label: &str,
         checks: &[(String, String)],
+        indexes: Option<&[u64]>,
         ops: &[WireOp<'_>],
         timeout: Duration,
     ) -> Result<FencedOutcome> {
@@ -54,10 +57,20 @@ impl Client {
                     .map(|v| base64::engine::general_purpose::STANDARD.encode(v))
             })
             .collect();
-        let mut body: Vec<TxnOp<'_>> = checks
-            .iter()
-            .map(|(key, session)| TxnOp::kv("check-session", key, None, Some(session)))
-            .collect();
+        let mut body: Vec<TxnOp<'_>> = match indexes {
+            Some(indexes) => checks
+                .iter()
+                .zip(indexes)
+                .map(|((key, _), index)| {
+                    TxnOp::kv("check-index", key, None, None).with_index(Some(*index))
+                })
+                .collect(),
+            None => checks
+                .iter()
+                .map(|(key, session)| TxnOp::kv("check-session", key, None, Some(session)))
+                .collect(),
+        };
+        let check_count = body.len();
         body.extend(ops.iter().zip(&encoded).map(|(op, value)| {
             let op_ = TxnOp::kv(op.verb, op.key, value.as_deref(), op.session).with_index(op.index);
             match op.flags {
@@ -71,7 +84,7 @@ impl Client {
         if reply.status == 409 {
             return Ok(FencedOutcome::Refused(parsed.errors_at()));
         }
-        let entries = parsed.kv_results().skip(checks.len());
+        let entries = parsed.kv_results().skip(check_count);
         Ok(FencedOutcome::Applied(
             entries.map(|e| e.into_entry()).collect(),
         ))

@@ -267,6 +267,44 @@ impl Client {
         Ok(())
     }
 
+    /// `PUT /v1/txn` with a `delete-cas` of each key at the index of the write that took it:
+    /// gives back keys taken with a shared session, deleting each only while the lock that took
+    /// it holds it (any later write, another session's lock or a later lock of the same session,
+    /// moves the key's `ModifyIndex`, and a session's end deletes the key). One write for every
+    /// key; when one of them is no longer the lock's (Consul refuses the whole transaction),
+    /// each key is given back alone. `label` names the lock in errors. `Ok(false)`: some key
+    /// was not at its index (gone, taken since, or rewritten).
+    pub(crate) async fn txn_give_back_taken(
+        &self,
+        label: &str,
+        keys: &[(String, u64)],
+        timeout: Duration,
+    ) -> Result<bool> {
+        const OP: &str = "give the key back (release)";
+        let body: Vec<TxnOp<'_>> = keys
+            .iter()
+            .map(|(key, index)| TxnOp::kv("delete-cas", key, None, None).with_index(Some(*index)))
+            .collect();
+        let call = Call::new(Method::PUT, "/v1/txn".into(), label, OP, timeout).with_json(&body);
+        let reply = call.send(self, &[409]).await?;
+        if reply.status != 409 {
+            return Ok(true);
+        }
+        let what = reply.text();
+        if is_denied(&what) {
+            return Err(refused(label, OP, what));
+        }
+        // A key no longer held by this lock (deleted, or taken since): nothing to give back
+        // there; the others are given back one by one.
+        if keys.len() > 1 {
+            for key in keys {
+                Box::pin(self.txn_give_back_taken(label, std::slice::from_ref(key), timeout))
+                    .await?;
+            }
+        }
+        Ok(false)
+    }
+
     /// `PUT /v1/txn` with one `lock` per key, all with `session`: Consul applies all of them
     /// or none. `values[i]` is the value of `keys[i]`; `label` names the keys in errors.
     /// `leave`: this session's entry in a queue of waiters, deleted by the same write (one

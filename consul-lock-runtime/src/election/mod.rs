@@ -314,10 +314,14 @@ impl Election {
     pub(crate) fn plan(&self) -> Result<Plan> {
         let key = self.full_key()?;
         let grace = self.resolved_grace()?;
+        // A session of its own: a proclaim rewrites the key (its index moves), which a give-back
+        // of a lock on the shared session would take for another lock's; and the leadership
+        // record goes with the session.
         let mut lock = Lock::new(key.clone())
             .key_prefix("")
             .lock_timeout(self.ttl)
             .renew(true)
+            .own_session(true)
             .metrics_name(self.name.clone());
         if let Some(client) = &self.client {
             lock = lock.client(client);

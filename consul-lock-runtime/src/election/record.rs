@@ -49,7 +49,7 @@ async fn lock_fenced(
     let client = handle.client();
     let label = handle.key();
     match client
-        .txn_fenced(label, fence.checks(), &[op], timeout)
+        .txn_fenced(label, fence.checks(), None, &[op], timeout)
         .await?
     {
         FencedOutcome::Applied(_) => Ok(()),

@@ -122,6 +122,12 @@ impl Background for Exec {
     fn detach(self, work: impl Future<Output = ()> + Send + 'static) {
         spawn_cleanup(work);
     }
+
+    fn spawn(self, work: impl Future<Output = ()> + Send + 'static) {
+        // The worker thread could not start: the work is dropped (a shared session then
+        // runs out, and its locks' `is_held()` with it).
+        let _ = spawn_task(work);
+    }
 }
 
 /// `run`'s hand-over between the caller and the worker: running, answered, or cancelled by

@@ -6,7 +6,8 @@
 //! 1. **Local turns** ([`key_state::take_turns`]): the tasks of this process that use one
 //!    client take turns per key before they talk to Consul (a semaphore: as many as its slots).
 //! 2. **A session** ([`Round::session`]): the one kept from the last round, renewed at TTL/2,
-//!    or a new one ([`PendingSession`], destroyed if the acquire fails or is cancelled).
+//!    or the client's shared session ([`Plan::shares_session`]), or a new one of its own
+//!    ([`PendingSession`], destroyed if the acquire fails or is cancelled).
 //! 3. **The attempt** ([`Kind::attempt`]): one transaction that takes everything or nothing.
 //! 4. **Held**: wait in the queue of the key that is held ([`queue::wait_in_queue`]: behind
 //!    the waiter queued right before, the first one watching what the kind says), then try
@@ -29,6 +30,7 @@ use super::outcome::Outcome;
 use super::pending::PendingSession;
 use super::queue::{self, Waited, Waits};
 use super::retry::{Backoff, Deadline};
+use super::shared_session::SessionUse;
 use super::Background;
 use crate::api::LockAttempt;
 use crate::{metrics, Blocker, Client, Error, KvEntry, Result};
@@ -70,6 +72,12 @@ pub(crate) trait Kind: Waits + Send + Sync + 'static {
     /// nothing to undo (the session's end deletes everything it took).
     fn undo(&self, _client: &Client, _session: &str, _records: &Records) -> Option<Undo> {
         None
+    }
+
+    /// Whether the lock may be taken with the client's shared session: everything it writes
+    /// is deleted by its give-back and by the take (a queue entry), not by the session's end.
+    fn can_share(&self) -> bool {
+        true
     }
 }
 
@@ -121,6 +129,23 @@ pub(crate) struct Plan<K> {
     pub(crate) ttl: Duration,
     /// The `lock` label of the metrics (the key template, or `unnamed`).
     pub(crate) metrics_name: Arc<str>,
+    /// The lock asks for a session of its own ([`Lock::own_session`](crate::Lock::own_session)).
+    pub(crate) own_session: bool,
+}
+
+impl<K: Kind> Plan<K> {
+    /// Whether this acquire uses the client's shared session: unless the lock asks for its own,
+    /// the kind cannot share one (a semaphore's slot), its lock timeout is shorter than the
+    /// shared session's TTL (a frozen process would then hold the key longer than twice its
+    /// lock timeout), or its node's failure can end the lease (a node-bound lease is confirmed
+    /// per session; also while the client has not learnt yet what kind of agent it talks to).
+    pub(crate) fn shares_session(&self) -> bool {
+        let client = &self.client;
+        !self.own_session
+            && self.kind.can_share()
+            && self.ttl >= client.shared_session_ttl()
+            && client.node_bound().is_none()
+    }
 }
 
 /// A lock just taken.
@@ -130,6 +155,11 @@ pub(crate) struct Taken {
     pub(crate) keys: Vec<(String, u64)>,
     /// The send time of the session's create or last renew: the lease counts from then.
     pub(crate) renewed: Instant,
+    /// The use of the client's shared session, when the lock was taken with it.
+    pub(crate) shared: Option<SessionUse>,
+    /// The send time of the attempt that took the lock (a lock on the shared session ends a
+    /// lock timeout after it).
+    pub(crate) sent: Instant,
     /// This process's turns at the keys, for the lock to keep until it ends.
     pub(crate) turns: Vec<Turn>,
     /// Whether another session held the lock when this acquire first tried (a hand-off).
@@ -152,6 +182,9 @@ pub(crate) async fn acquire<K: Kind>(
         backoff: Backoff::new(),
         kept: None,
         undo: Vec::new(),
+        shares: plan.shares_session(),
+        renewed_shared: false,
+        turns: Vec::new(),
     };
     let result = round.run(records).instrument(span.clone()).await;
     let name = &plan.metrics_name;
@@ -180,13 +213,30 @@ struct Round<'a, K, B: Background> {
     /// Per session, the undo of an attempt whose outcome is not known yet: run in the
     /// background when the acquisition ends (taken with another session, failed, cancelled).
     undo: Vec<(String, Undo)>,
+    /// Whether the round uses the client's shared session.
+    shares: bool,
+    /// A shared session found gone has been replaced once already.
+    renewed_shared: bool,
+    /// This acquisition's local turns: they pass when it gives up (after the undo, if any), or
+    /// go to the lock it took.
+    turns: Vec<Turn>,
 }
 
 impl<K, B: Background> Drop for Round<'_, K, B> {
     fn drop(&mut self) {
-        for (_, work) in self.undo.drain(..) {
-            self.bg.detach(work);
+        if self.undo.is_empty() {
+            return;
         }
+        // The turns pass once the undo is done: on the shared session, another lock of this
+        // client could otherwise take the key first, and the undo delete it.
+        let undo: Vec<Undo> = self.undo.drain(..).map(|(_, work)| work).collect();
+        let turns = std::mem::take(&mut self.turns);
+        self.bg.detach(async move {
+            for work in undo {
+                work.await;
+            }
+            drop(turns);
+        });
     }
 }
 
@@ -198,6 +248,7 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
             self.out.blocked_by = Some(Blocker::LocalHolder);
             return Err(self.out.not_acquired());
         };
+        self.turns = turns;
         // A client that released the lock a moment ago gives it back when it took it ahead of
         // older waiters, and never once it has queued; when the lock had waiters, it queues
         // at once. Other newcomers may take a free lock: waiting out stale queue entries would
@@ -210,6 +261,7 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
         .then(|| plan.kind.first_queue())
         .flatten();
         let mut seen = None;
+        let mut sent = Instant::now();
         loop {
             // 2. A session.
             let Some(mut session) = self.session().await? else {
@@ -229,6 +281,13 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                     self.undo.retain(|(s, _)| s != session.id());
                     if let Some(work) = plan.kind.undo(client, session.id(), records) {
                         self.undo.push((session.id().to_owned(), work));
+                    } else if session.is_shared() {
+                        // A take whose outcome stays unknown (its answer lost, the acquire
+                        // cancelled during it) would leave the keys on a session that lives on.
+                        self.undo.push((
+                            session.id().to_owned(),
+                            give_back(plan, client, session.id()),
+                        ));
                     }
                     let attempt = Try {
                         session: session.id(),
@@ -238,6 +297,7 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                         yield_to_older: yield_to_older && self.out.deadline.can_retry(),
                         timeout,
                     };
+                    sent = Instant::now();
                     plan.kind.attempt(client, attempt).await
                 }
             };
@@ -249,12 +309,14 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                 Ok(Attempt::Taken { keys, waiters }) => {
                     records.note_waiters(waiters);
                     self.out.record();
-                    let (session_id, renewed) = session.into_parts();
+                    let took = session.into_parts();
                     return Ok(Taken {
-                        session_id,
+                        session_id: took.id,
                         keys,
-                        renewed,
-                        turns,
+                        renewed: took.renewed,
+                        shared: took.shared,
+                        sent,
+                        turns: std::mem::take(&mut self.turns),
                         handed_off: self.out.blocked_by == Some(Blocker::Holder),
                     });
                 }
@@ -316,6 +378,10 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
                     Err(e)
                 }
             },
+            None if self.shares => {
+                let (client, label) = (&plan.client, plan.kind.label());
+                PendingSession::shared(self.bg, client, label, timeout).await
+            }
             None => {
                 let (client, label) = (&plan.client, plan.kind.label());
                 PendingSession::create(self.bg, client, label, plan.ttl, timeout).await
@@ -348,8 +414,14 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
             }
             Miss::Failed(e) if e.is_invalid_session() => {
                 // Consul ended the session (its TTL ran out, or it was destroyed): start over.
+                // A shared session may have ended before this client noticed (an operator's
+                // destroy is seen at its next renewal): a one-try acquire, too, tries once more
+                // with a new one, as it would have made its own.
+                let shared = session.is_shared();
                 session.forget();
-                if out.deadline.can_retry() {
+                if out.deadline.can_retry()
+                    || (shared && !std::mem::replace(&mut self.renewed_shared, true))
+                {
                     Ok(())
                 } else {
                     Err(out.give_up(e))
@@ -366,6 +438,28 @@ impl<K: Kind, B: Background> Round<'_, K, B> {
             Miss::Failed(e) => Err(out.give_up(e)),
         }
     }
+}
+
+/// The undo of a take on the shared session whose outcome is unknown: each of the lock's keys
+/// given back while `session` holds it (this acquisition still has the turns, so no other lock
+/// of this client holds them with it).
+fn give_back<K: Kind>(plan: &Plan<K>, client: &Client, session: &str) -> Undo {
+    let keys: Vec<String> = plan
+        .kind
+        .records()
+        .0
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let (client, session) = (client.clone(), session.to_owned());
+    Box::pin(async move {
+        let timeout = client.request_timeout();
+        for key in &keys {
+            if let Err(e) = client.txn_give_back(key, &session, timeout).await {
+                tracing::warn!(key = %key, error = %e, "could not give back a key whose take was not confirmed; it goes with the shared session");
+            }
+        }
+    })
 }
 
 /// What an attempt ended with when it neither took the lock nor waited for it.

@@ -3,6 +3,7 @@
 //! the release that goes on until Consul confirms it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tracing::Instrument as _;
 
 use super::key_state::{LeaseEnd, Records, Turn};
 use super::retry::Backoff;
+use super::shared_session::{self, Ended, SessionEnded, SessionUse, SharedSession};
 use super::teardown;
 use crate::api::Blocking;
 use crate::{metrics, Client, Result};
@@ -107,6 +109,19 @@ pub(crate) struct Lease {
     turns: Mutex<Vec<Turn>>,
     /// What this client knows of the lock's keys (the release is remembered there).
     records: Option<Records>,
+    /// When the keys are held with the client's shared session.
+    shared: Option<SharedHold>,
+}
+
+/// A lock held with the client's shared session: the session (whose lease bounds this one),
+/// this lock's use of it (dropped when the lock ends), and the lock's own end.
+struct SharedHold {
+    session: Arc<SharedSession>,
+    use_: Mutex<Option<SessionUse>>,
+    /// A lock timeout after the take, without renewal: the keys are given back then.
+    deadline: Option<Instant>,
+    /// The give-back has been started (by the release, or at the deadline): once is enough.
+    given_back: AtomicBool,
 }
 
 /// What the holder knows of its session's life.
@@ -161,6 +176,70 @@ impl Lease {
             acquired_at: Instant::now(),
             turns: Mutex::new(Vec::new()),
             records: None,
+            shared: None,
+        }
+    }
+
+    /// The keys are held with the client's shared session (`shared`); the lock ends at
+    /// `deadline` (its lock timeout after the take, unless it renews). The lease is the earlier
+    /// of that deadline and the shared session's own lease.
+    pub(crate) fn with_shared(mut self, shared: SessionUse, deadline: Option<Instant>) -> Lease {
+        self.shared = Some(SharedHold {
+            session: shared.session().clone(),
+            use_: Mutex::new(Some(shared)),
+            deadline,
+            given_back: AtomicBool::new(false),
+        });
+        self
+    }
+
+    /// When a lock on the shared session without renewal ends (its keys given back).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.shared.as_ref().and_then(|s| s.deadline)
+    }
+
+    /// Whether the keys are held with the client's shared session, which renews itself.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Has the shared session tell this lock when it ends, so that `lost()` reports it.
+    pub(crate) fn watch_shared_session(self: &Arc<Self>) {
+        if let Some(shared) = &self.shared {
+            let weak: std::sync::Weak<dyn SessionEnded> =
+                Arc::downgrade(&(self.clone() as Arc<dyn SessionEnded>));
+            shared.session.register(weak);
+        }
+    }
+
+    /// Consul no longer knows the lease's session: the lock is lost, and so is every other lock
+    /// on the client's shared session, when it is that one (the next acquire makes a new one).
+    fn session_gone(&self) {
+        match &self.shared {
+            Some(shared) => {
+                self.client
+                    .inner
+                    .shared
+                    .end(&shared.session, Ended::Invalidated);
+                // Told by the session already, unless it had ended before this lock took it.
+                self.lose(LostReason::SessionInvalidated);
+            }
+            None => {
+                self.lose(LostReason::SessionInvalidated);
+            }
+        }
+    }
+
+    /// The lock no longer uses the shared session (it may be retired once idle).
+    fn stop_using_session(&self) {
+        if let Some(shared) = &self.shared {
+            drop(
+                shared
+                    .use_
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take(),
+            );
         }
     }
 
@@ -186,6 +265,16 @@ impl Lease {
     /// What this client knows of the lock's keys.
     pub(crate) fn records(&self) -> Option<&Records> {
         self.records.as_ref()
+    }
+
+    /// Whether the lock still has its local turns (no later lock of this client can hold its
+    /// keys).
+    pub(crate) fn holds_turn(&self) -> bool {
+        !self
+            .turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
     }
 
     /// The lock has ended (or, for a semaphore's slot, been given back): this process's next
@@ -214,6 +303,10 @@ impl Lease {
 
     /// The moment after which Consul may have freed the key.
     pub(crate) fn valid_until(&self) -> Instant {
+        if let Some(shared) = &self.shared {
+            let session = shared.session.valid_until();
+            return shared.deadline.map_or(session, |d| d.min(session));
+        }
         let life = self.life();
         match self.node_bound {
             Some(node_lease) => (life.renewed + self.ttl).min(life.contact + node_lease),
@@ -249,7 +342,10 @@ impl Lease {
     }
 
     fn last_renewal(&self) -> Instant {
-        self.life().renewed
+        match &self.shared {
+            Some(shared) => shared.session.last_renewal(),
+            None => self.life().renewed,
+        }
     }
 
     fn renewed_at(&self, sent: Instant) {
@@ -283,6 +379,15 @@ impl Lease {
     /// Why a lease that ran out without a recorded loss is over: its TTL, or (node-bound)
     /// Consul not confirming it in time.
     fn ran_out(&self) -> LostReason {
+        if let Some(shared) = &self.shared {
+            let session = shared.session.valid_until();
+            if shared.deadline.is_none_or(|d| session < d) {
+                return LostReason::RenewalFailed {
+                    last_error: "the client's shared session was not renewed in time".into(),
+                };
+            }
+            return LostReason::Expired;
+        }
         let life = self.life();
         match self.node_bound {
             Some(node_lease) if life.contact + node_lease < life.renewed + self.ttl => {
@@ -328,8 +433,24 @@ impl Lease {
             tracing::warn!(key = %self.label, %reason, "consul lock lost");
             // A released lock passes its turn when the release is over.
             self.pass_turn();
+            if reason != LostReason::Expired {
+                // Nothing to give back (an expired lock on the shared session gives its keys
+                // back, and uses the session until then).
+                self.stop_using_session();
+            }
         }
         recorded
+    }
+}
+
+impl SessionEnded for Lease {
+    fn session_ended(&self, why: &Ended) {
+        self.lose(match why {
+            Ended::RenewalFailed(last_error) => LostReason::RenewalFailed {
+                last_error: last_error.clone(),
+            },
+            Ended::Invalidated | Ended::Idle => LostReason::SessionInvalidated,
+        });
     }
 }
 
@@ -495,10 +616,12 @@ async fn watch_entry(lease: &Lease, key: &str, index: u64) {
                         let timeout = lease.client.request_timeout();
                         let session = &lease.session_id;
                         let alive = lease.client.session_confirm(key, session, timeout).await;
-                        lease.lose(match alive {
-                            Ok(false) => LostReason::SessionInvalidated,
-                            _ => LostReason::KeyTakenOver { by: None },
-                        });
+                        match alive {
+                            Ok(false) => lease.session_gone(),
+                            _ => {
+                                lease.lose(LostReason::KeyTakenOver { by: None });
+                            }
+                        }
                         return;
                     }
                 }
@@ -512,7 +635,8 @@ async fn watch_entry(lease: &Lease, key: &str, index: u64) {
     }
 }
 
-/// Releases: destroys the session, retrying transient failures (a leader election, a reset
+/// Releases: destroys the session (a lock on the shared session gives its keys back instead,
+/// [`Client::txn_give_back_taken`]), retrying transient failures (a leader election, a reset
 /// connection) until Consul confirms it or would have ended the session on its own (see
 /// [`teardown`]). A lost release would keep the key until its TTL and stall every waiter.
 /// A confirmed release is remembered by the [`queue`], so that this client does not take the
@@ -521,23 +645,73 @@ pub(crate) async fn release(lease: &Lease) -> Result<()> {
     let span = tracing::info_span!("consul_lock.release", key = %lease.label);
     async move {
         let client = &lease.client;
-        // Never give up sooner than one request timeout, even on a lease that looks over.
-        let end = teardown::SessionEnd::after(lease.last_renewal(), lease.ttl)
-            .not_before(Instant::now() + client.request_timeout());
-        let result = teardown::destroy_until_confirmed(
-            client,
-            &lease.label,
-            &lease.session_id,
-            end,
-            || {
-                metrics::release_retry(&lease.metrics_name);
-                // Consul did not confirm at once (an election, a lost answer): the retries go
-                // on, and this process's next task for the key need not wait for them; it
-                // meets the key in Consul, held or free.
-                lease.pass_turn();
-            },
-        )
-        .await;
+        let on_retry = || {
+            metrics::release_retry(&lease.metrics_name);
+            // Consul did not confirm at once (an election, a lost answer): the retries go
+            // on, and this process's next task for the key need not wait for them; it
+            // meets the key in Consul, held or free (a give-back deletes a key only at the
+            // index its lock took it with, so it never deletes a later lock's).
+            lease.pass_turn();
+        };
+        let result = match &lease.shared {
+            Some(shared) => {
+                if shared.given_back.swap(true, Ordering::SeqCst) {
+                    // Given back already (at its deadline): nothing more to send.
+                    lease.pass_turn();
+                    return Ok(());
+                }
+                // The key is held until the give-back or the shared session's end.
+                let session = &shared.session;
+                let end = teardown::SessionEnd::after(session.last_renewal(), session.ttl)
+                    .not_before(Instant::now() + client.request_timeout());
+                let all = AtomicBool::new(true);
+                let mut result = teardown::until_confirmed(client, end, on_retry, |timeout| {
+                    let give_back = client.txn_give_back_taken(&lease.label, &lease.keys, timeout);
+                    let all = &all;
+                    async move {
+                        give_back
+                            .await
+                            .map(|given| all.store(given, Ordering::SeqCst))
+                    }
+                })
+                .await;
+                if result.is_ok() && !all.load(Ordering::SeqCst) && lease.holds_turn() {
+                    // A key not at the index this lock took it with, while no later lock of
+                    // this client can hold it (this one still has the turn): rewritten while
+                    // held (a fenced write to the lock's own key, an operator's write), so
+                    // whatever this session holds of it is this lock's.
+                    for (key, _) in &lease.keys {
+                        let timeout = client.request_timeout();
+                        result = client.txn_give_back(key, &lease.session_id, timeout).await;
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = &result {
+                    // Unconfirmed for good: end the shared session, so that no key of this
+                    // client stays held by a session it goes on renewing.
+                    if client.inner.shared.end(session, Ended::RenewalFailed(e.to_string())) {
+                        shared_session::destroy(client, session).await;
+                    }
+                }
+                lease.stop_using_session();
+                result
+            }
+            None => {
+                // Never give up sooner than one request timeout, even on a lease that looks over.
+                let end = teardown::SessionEnd::after(lease.last_renewal(), lease.ttl)
+                    .not_before(Instant::now() + client.request_timeout());
+                teardown::destroy_until_confirmed(
+                    client,
+                    &lease.label,
+                    &lease.session_id,
+                    end,
+                    on_retry,
+                )
+                .await
+            }
+        };
         match &result {
             Ok(()) => {
                 if let Some(records) = &lease.records {

@@ -10,6 +10,7 @@
 //! - [`queue`]: the waiters' queue, and this process's memory of its recent releases;
 //! - [`lease`]: a held lock's lease: renewal with its election grace, the key watch, release;
 //! - [`multi`]: several keys at once, all or none, in one transaction;
+//! - [`shared_session`]: the session a client's locks share, its renewal and its end;
 //! - [`teardown`]: ending sessions for sure, through elections and lost answers;
 //! - [`semaphore`]: Consul's semaphore layout (as Go's `api.Semaphore`): take and give back a slot;
 //! - [`round`]: the steps every acquire loop shares: a round's session, and what follows a
@@ -25,6 +26,7 @@ pub(crate) mod pending;
 pub(crate) mod queue;
 pub(crate) mod retry;
 pub(crate) mod semaphore;
+pub(crate) mod shared_session;
 pub(crate) mod teardown;
 
 use std::future::Future;
@@ -42,4 +44,8 @@ pub(crate) trait Background: Copy + Send + Sync + 'static {
     /// Runs a cleanup to its end without waiting for it; it is counted until done, so that
     /// [`flush_releases`](crate::flush_releases) waits for it.
     fn detach(self, work: impl Future<Output = ()> + Send + 'static);
+
+    /// Runs long-lived work (a shared session's renewal) in the background, uncounted: it
+    /// ends on its own.
+    fn spawn(self, work: impl Future<Output = ()> + Send + 'static);
 }

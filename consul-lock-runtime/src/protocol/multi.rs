@@ -40,6 +40,12 @@ impl Kind for AllKeys {
         (self.keys.iter().map(String::as_str).collect(), 1)
     }
 
+    /// With 64 keys the take cannot also delete the waiter's queue entry (Consul's limit of
+    /// 64 operations): the entry then goes with a session of the lock's own.
+    fn can_share(&self) -> bool {
+        self.keys.len() < MAX_KEYS
+    }
+
     fn span(&self) -> tracing::Span {
         tracing::info_span!(
             "consul_lock.acquire_all",

@@ -1,10 +1,13 @@
 //! The session of an acquire in progress: created so that it is never leaked, renewed while
-//! its acquire waits, and destroyed when the acquire fails or is cancelled.
+//! its acquire waits, and destroyed when the acquire fails or is cancelled. Or the client's
+//! shared session ([`PendingSession::shared`]), which the acquire only uses: it is renewed by
+//! its own task, and a failed or cancelled acquire deletes its queue entry instead of ending it.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::shared_session::{Ended, SessionUse};
 use super::{teardown, Background};
 use crate::api::Join;
 use crate::error::DisplayDuration;
@@ -20,9 +23,22 @@ pub(crate) struct PendingSession<B: Background> {
     /// Send time of the create or last renew: the TTL counts from at most then.
     renewed: Instant,
     ttl: Duration,
-    /// The entry this session holds in a queue of waiters, if any.
-    queued: Option<String>,
+    /// The entry this session holds in a queue of waiters, if any, with its `ModifyIndex`
+    /// when the join's read showed it.
+    queued: Option<(String, Option<u64>)>,
     armed: bool,
+    /// The client's shared session, when the acquire uses it (then dropping this ends no
+    /// session: only the queue entry is deleted).
+    shared: Option<SessionUse>,
+}
+
+/// A session that took its lock ([`PendingSession::into_parts`]).
+pub(crate) struct Took {
+    pub(crate) id: String,
+    /// The send time of its create or last renew.
+    pub(crate) renewed: Instant,
+    /// The use of the shared session, when the lock was taken with it.
+    pub(crate) shared: Option<SessionUse>,
 }
 
 impl<B: Background> PendingSession<B> {
@@ -39,10 +55,58 @@ impl<B: Background> PendingSession<B> {
         ttl: Duration,
         wait: Duration,
     ) -> Result<Self> {
+        let name = teardown::session_name(key);
+        Self::create_named(bg, client, key, name, ttl, wait).await
+    }
+
+    /// Uses the client's shared session, creating it (as [`create`](Self::create) does, so
+    /// that it is never leaked) when there is none: one create at a time per client, the others
+    /// waiting for it within `wait`.
+    pub(crate) async fn shared(bg: B, client: &Client, key: &str, wait: Duration) -> Result<Self> {
+        let slot = &client.inner.shared;
+        let use_ = match slot.current_use() {
+            Some(use_) => use_,
+            None => {
+                let Some(_creating) = slot.creating(wait).await else {
+                    return Err(out_of_time(client, key, wait));
+                };
+                match slot.current_use() {
+                    Some(use_) => use_,
+                    None => {
+                        let ttl = client.shared_session_ttl();
+                        let name = teardown::shared_session_name();
+                        let created = Self::create_named(bg, client, key, name, ttl, wait).await?;
+                        let took = created.into_parts();
+                        slot.start(bg, client, took.id, took.renewed, ttl)
+                    }
+                }
+            }
+        };
+        let session = use_.session();
+        Ok(PendingSession {
+            bg,
+            client: client.clone(),
+            key: key.to_owned(),
+            id: session.id.clone(),
+            renewed: session.last_renewal(),
+            ttl: session.ttl,
+            queued: None,
+            armed: true,
+            shared: Some(use_),
+        })
+    }
+
+    async fn create_named(
+        bg: B,
+        client: &Client,
+        key: &str,
+        name: String,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Self> {
         let (task_client, task_key) = (client.clone(), key.to_owned());
         let create = bg.finish(async move {
             let (client, key) = (task_client, task_key);
-            let name = teardown::session_name(&key);
             let sent = Instant::now();
             let timeout = client.request_timeout();
             // Dropped before the answer (its runtime shut down): Consul may have created the
@@ -71,6 +135,7 @@ impl<B: Background> PendingSession<B> {
                 ttl,
                 queued: None,
                 armed: true,
+                shared: None,
             })
         });
         // The request is bounded by the client's request timeout already; a second timer is
@@ -80,16 +145,7 @@ impl<B: Background> PendingSession<B> {
         }
         match tokio::time::timeout(wait, create).await {
             Ok(created) => created,
-            Err(_) => Err(Error::Unreachable {
-                key: key.to_owned(),
-                operation: "create a session",
-                address: client.address().to_owned(),
-                cause: RequestFailure::DeadlineReached,
-                reason: format!(
-                    "no answer within {}, the time left before the deadline",
-                    DisplayDuration(wait)
-                ),
-            }),
+            Err(_) => Err(out_of_time(client, key, wait)),
         }
     }
 
@@ -97,9 +153,18 @@ impl<B: Background> PendingSession<B> {
         &self.id
     }
 
+    /// Whether this is the client's shared session.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// Renews the session when half its TTL has passed, so that the lock taken with it has at
     /// least half a TTL left. `Ok(false)`: Consul no longer knows the session.
+    /// A shared session is renewed by its own task: `Ok(false)` once it has ended.
     pub(crate) async fn refresh(&mut self, timeout: Duration) -> Result<bool> {
+        if let Some(shared) = &self.shared {
+            return Ok(!shared.session().is_ended());
+        }
         if self.renewed.elapsed() < self.ttl / 2 {
             return Ok(true);
         }
@@ -115,7 +180,11 @@ impl<B: Background> PendingSession<B> {
     }
 
     /// How long from `now` until the session needs [`refresh`](Self::refresh)ing.
+    /// (A shared session: half its TTL, so that a waiter notices its end in time.)
     pub(crate) fn until_refresh(&self, now: Instant) -> Duration {
+        if self.shared.is_some() {
+            return self.ttl / 2;
+        }
         (self.renewed + self.ttl / 2).saturating_duration_since(now)
     }
 
@@ -130,23 +199,24 @@ impl<B: Background> PendingSession<B> {
         tree: &str,
         timeout: Duration,
     ) -> Result<Option<Vec<KvEntry>>> {
-        if self.queued.as_deref() == Some(entry) {
+        if self.queue_entry() == Some(entry) {
             return Ok(None);
         }
         let join = Join {
             entry,
             session: &self.id,
             tree,
-            leave: self.queued.as_deref(),
+            leave: self.queue_entry(),
         };
         let read = self.client.txn_join(&self.key, join, timeout).await?;
-        self.queued = Some(entry.to_owned());
+        let index = read.iter().find(|e| e.key == entry).map(|e| e.modify_index);
+        self.queued = Some((entry.to_owned(), index));
         Ok(Some(read))
     }
 
     /// The entry this session holds in a queue of waiters, if any.
     pub(crate) fn queue_entry(&self) -> Option<&str> {
-        self.queued.as_deref()
+        self.queued.as_ref().map(|(entry, _)| entry.as_str())
     }
 
     /// Notes that the session's queue entry is missing from a read of the queue (or was
@@ -155,15 +225,31 @@ impl<B: Background> PendingSession<B> {
         self.queued = None;
     }
 
-    /// The session took the key: its id and the send time of its create or last renew.
-    pub(crate) fn into_parts(mut self) -> (String, Instant) {
+    /// The session took the key: its id, the send time of its create or last renew, and the
+    /// use of the shared session.
+    pub(crate) fn into_parts(mut self) -> Took {
         self.armed = false;
-        (std::mem::take(&mut self.id), self.renewed)
+        let renewed = match &self.shared {
+            Some(shared) => shared.session().last_renewal(),
+            None => self.renewed,
+        };
+        Took {
+            id: std::mem::take(&mut self.id),
+            renewed,
+            shared: self.shared.take(),
+        }
     }
 
-    /// Consul has already dropped the session: nothing to destroy.
+    /// Consul has already dropped the session: nothing to destroy. A shared session ends for
+    /// every lock on it (each is told), and the next acquire creates another.
     pub(crate) fn forget(mut self) {
         self.armed = false;
+        if let Some(shared) = &self.shared {
+            let session = shared.session();
+            if self.client.inner.shared.end(session, Ended::Invalidated) {
+                tracing::debug!(session = %session.id, "the shared session is gone");
+            }
+        }
     }
 }
 
@@ -191,6 +277,22 @@ impl<B: Background> Drop for SweepIfUnanswered<B> {
 
 impl<B: Background> Drop for PendingSession<B> {
     fn drop(&mut self) {
+        if self.armed && self.shared.is_some() {
+            // The shared session lives on: only this acquire's queue entry goes, and only the
+            // one it wrote (this client's next waiter for the key may have joined again since).
+            if let Some((entry, Some(index))) = self.queued.take() {
+                let client = self.client.clone();
+                let key = std::mem::take(&mut self.key);
+                self.bg.detach(async move {
+                    let timeout = client.request_timeout();
+                    let entries = [(entry, index)];
+                    if let Err(e) = client.txn_give_back_taken(&key, &entries, timeout).await {
+                        tracing::warn!(key = %key, error = %e, "could not delete the queue entry of an unfinished acquire; it goes with the shared session");
+                    }
+                });
+            }
+            return;
+        }
         if self.armed {
             let client = self.client.clone();
             let key = std::mem::take(&mut self.key);
@@ -204,5 +306,19 @@ impl<B: Background> Drop for PendingSession<B> {
                 }
             });
         }
+    }
+}
+
+/// The time left ran out before the session was made.
+fn out_of_time(client: &Client, key: &str, wait: Duration) -> Error {
+    Error::Unreachable {
+        key: key.to_owned(),
+        operation: "create a session",
+        address: client.address().to_owned(),
+        cause: RequestFailure::DeadlineReached,
+        reason: format!(
+            "no answer within {}, the time left before the deadline",
+            DisplayDuration(wait)
+        ),
     }
 }

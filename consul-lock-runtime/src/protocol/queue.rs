@@ -111,11 +111,13 @@ pub(crate) enum Waited {
 /// What a waiter blocks on, as last read.
 enum Watching {
     /// One key (its predecessor's queue entry, or the lock key for the first waiter), while
-    /// `session` holds it.
+    /// `session` holds it, as created at `created` (a client's shared session names its entry
+    /// the same each time it queues: an entry deleted and written again is another one).
     Key {
         key: String,
         index: u64,
         session: Option<String>,
+        created: u64,
         head: bool,
     },
     /// Everything under the kind's prefix (the first waiter of a semaphore), past `index`.
@@ -148,6 +150,7 @@ fn watch_from<K: Waits>(
             key: p.key.clone(),
             index: p.modify_index,
             session: p.session.clone(),
+            created: p.create_index,
             head: false,
         }));
     }
@@ -159,6 +162,7 @@ fn watch_from<K: Waits>(
                 key: (*key).to_owned(),
                 index: held.modify_index,
                 session: held.session.clone(),
+                created: held.create_index,
                 head: true,
             })),
         Head::Tree(_) => {
@@ -284,17 +288,23 @@ pub(crate) async fn wait_in_queue<K: Waits + Sync, B: Background>(
                 Watching::Key {
                     key,
                     session: held,
+                    created,
                     head: first,
                     ..
                 },
             ) => {
                 match entries.into_iter().next() {
-                    Some(e) if e.session.is_some() && e.session == held => {
+                    Some(e)
+                        if e.session.is_some()
+                            && e.session == held
+                            && e.create_index == created =>
+                    {
                         // Unchanged (the wait ran out) or rewritten by the same session.
                         watching = Some(Watching::Key {
                             key,
                             index: next,
                             session: held,
+                            created,
                             head: first,
                         });
                     }

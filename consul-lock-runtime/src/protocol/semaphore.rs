@@ -173,6 +173,12 @@ pub(crate) fn prune_dead(table: &mut SlotTable, entries: &[KvEntry]) {
 }
 
 impl Kind for Slot {
+    /// Go's layout keys each contender by its session (`PREFIX/<session>`, and the holders in
+    /// `.lock`): every slot has a session of its own.
+    fn can_share(&self) -> bool {
+        false
+    }
+
     fn records(&self) -> (Vec<&str>, u32) {
         (vec![self.lock_key.as_str()], self.limit)
     }

@@ -101,8 +101,23 @@ pub(crate) async fn destroy_until_confirmed(
     client: &Client,
     key: &str,
     session: &str,
+    end: SessionEnd,
+    on_retry: impl FnMut(),
+) -> Result<()> {
+    until_confirmed(client, end, on_retry, |timeout| {
+        client.session_destroy(key, session, timeout)
+    })
+    .await
+}
+
+/// Sends `write` (given each request's timeout) until Consul confirms it, as
+/// [`destroy_until_confirmed`] does: the release of a lock on a shared session gives its keys
+/// back this way, bounded by the shared session's end.
+pub(crate) async fn until_confirmed<F: std::future::Future<Output = Result<()>>>(
+    client: &Client,
     mut end: SessionEnd,
     mut on_retry: impl FnMut(),
+    mut write: impl FnMut(Duration) -> F,
 ) -> Result<()> {
     let started = Instant::now();
     let mut backoff = retry_policy();
@@ -114,10 +129,10 @@ pub(crate) async fn destroy_until_confirmed(
             .min(end.at().saturating_duration_since(now))
             // Below 100 ms a destroy cannot complete even on loopback under load.
             .max(Duration::from_millis(100));
-        match client.session_destroy(key, session, timeout).await {
+        match write(timeout).await {
             Ok(()) => return Ok(()),
             Err(e) if retry_after(&e, client, started, end.at()) => {
-                tracing::debug!(error = %e, attempt, "destroying the session failed; retrying");
+                tracing::debug!(error = %e, attempt, "the release was not confirmed; retrying");
                 end.saw(&e);
                 attempt += 1;
                 on_retry();
@@ -182,6 +197,27 @@ pub(crate) fn sweep_unconfirmed_create(
             }
         }
     });
+}
+
+/// How the name of a client's shared session starts: `consul-lock: shared #`, then 16 hex
+/// digits that make it unique (a lock's own session is named `consul-lock: <key> #…`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = consul_lock_testkit::TestServer::start()?;
+/// # let client = consul_lock_runtime::Client::builder().address(server.url()).agent_is_server(false).build()?;
+/// use consul_lock_runtime::{Lock, SHARED_SESSION_NAME_PREFIX};
+/// let guard = Lock::new("jobs/f").client(&client).acquire().await?;
+/// let sessions = client.sessions().await?;
+/// let session = sessions.iter().find(|s| s.id == guard.session_id()).expect("listed");
+/// assert!(session.name.starts_with(SHARED_SESSION_NAME_PREFIX));
+/// # Ok(()) }
+/// ```
+pub const SHARED_SESSION_NAME_PREFIX: &str = "consul-lock: shared #";
+
+/// A unique name for a client's shared session ([`SHARED_SESSION_NAME_PREFIX`]).
+pub(crate) fn shared_session_name() -> String {
+    format!("{SHARED_SESSION_NAME_PREFIX}{:016x}", fastrand::u64(..))
 }
 
 /// A unique session name for a lock on `key`: `consul-lock: <key> #<16 hex digits>`. The

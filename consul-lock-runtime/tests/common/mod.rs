@@ -133,18 +133,29 @@ impl Env {
         self.consul.session_ttl_min()
     }
 
-    /// Sessions created by this library for keys under this test's prefix.
+    /// Sessions of this test: those created by this library for keys under this test's
+    /// prefix (a lock's own session is named after its key), and those that hold a key there
+    /// (a client's shared session, named `consul-lock: shared #…`, holding a lock or a queue
+    /// entry). A shared session that holds nothing of this test any more is not one.
     pub async fn my_sessions(&self) -> Vec<String> {
         consul_lock_runtime::flush_releases().await;
         let marker = format!("consul-lock: {}", self.prefix);
-        self.client
-            .sessions()
+        let listed = self.client.sessions().await.expect("list sessions");
+        let holding: Vec<String> = self
+            .client
+            .kv_list(&self.prefix)
             .await
-            .expect("list sessions")
+            .expect("list keys")
             .into_iter()
-            .filter(|s| s.name.starts_with(&marker))
-            .map(|s| s.id)
-            .collect()
+            .filter_map(|e| e.session)
+            .collect();
+        let mut mine: Vec<String> = Vec::new();
+        for s in listed {
+            if (s.name.starts_with(&marker) || holding.contains(&s.id)) && !mine.contains(&s.id) {
+                mine.push(s.id);
+            }
+        }
+        mine
     }
 
     /// Keys left under this test's prefix.
