@@ -186,7 +186,9 @@ pub(crate) async fn acquire<K: Kind>(
         renewed_shared: false,
         turns: Vec::new(),
     };
-    let result = round.run(records).instrument(span.clone()).await;
+    // Boxed: the round's state machine is large, and every public acquire future holds it
+    // (clippy's `large_futures` would flag each `acquire().await` in the caller's code).
+    let result = Box::pin(round.run(records).instrument(span.clone())).await;
     let name = &plan.metrics_name;
     metrics::acquire_finished(name, metrics::outcome(&result), started.elapsed());
     match &result {
