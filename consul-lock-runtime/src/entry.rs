@@ -9,8 +9,9 @@ use std::future::Future;
 
 use crate::exec::{self, Exec};
 use crate::guard::LockGuard;
-use crate::protocol::acquire::{self, Kind, Plan};
+use crate::protocol::acquire::{self, Plan};
 use crate::protocol::key_state::Caller;
+use crate::protocol::kind::Kind;
 use crate::protocol::lease::Lease;
 use crate::{Error, Result};
 

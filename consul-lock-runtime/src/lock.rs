@@ -11,7 +11,8 @@ use crate::config::SESSION_TTL_MAX;
 use crate::entry;
 use crate::error::DisplayDuration;
 use crate::guard::LockGuard;
-use crate::protocol::acquire::{LockKey, Plan};
+use crate::protocol::acquire::Plan;
+use crate::protocol::one_key::LockKey;
 use crate::value::{txn_body_size, ValueGenerator, MAX_VALUE_SIZE};
 use crate::{defaults, key, Client, Error, Result};
 

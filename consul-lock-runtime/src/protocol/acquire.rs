@@ -1,4 +1,4 @@
-//! Acquiring, top to bottom, for every kind of lock: a lock on one key ([`LockKey`], below), a
+//! Acquiring, top to bottom, for every kind of lock: a lock on one key (`one_key`), a
 //! lock on several keys at once (`multi`), a semaphore's slot (`semaphore`). The engine owns
 //! the round; a [`Kind`] supplies only what differs: its attempt, and what the first waiter in
 //! a queue watches.
@@ -18,7 +18,6 @@
 //! What the acquire reports when it gives up is the [`Outcome`]'s choice; its metrics and its
 //! span are recorded here ([`acquire`]) for every kind.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,98 +25,14 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::key_state::{self, Records, Turn};
+use super::kind::{Attempt, Kind, Try, Undo};
 use super::outcome::Outcome;
 use super::pending::PendingSession;
-use super::queue::{self, Waited, Waits};
+use super::queue::{self, Waited};
 use super::retry::{Backoff, Deadline};
 use super::shared_session::SessionUse;
 use super::Background;
-use crate::api::LockAttempt;
-use crate::{metrics, Blocker, Client, Error, KvEntry, Result};
-
-/// What differs between the kinds of lock; the engine does the rest.
-/// What the queue asks of it ([`Waits`]: its label, what the first waiter watches) is a part.
-pub(crate) trait Kind: Waits + Send + Sync + 'static {
-    /// The span the acquire runs in, with the fields `waited_ms` and `attempts` (and
-    /// `fencing_token`) left empty for the engine.
-    fn span(&self) -> tracing::Span;
-
-    /// The keys of the client's records the lock uses (their local turns, holders and
-    /// memory), and how many turns each has: a lock's key (1), each of several keys (1), a
-    /// semaphore's `.lock` (its limit).
-    fn records(&self) -> (Vec<&str>, u32);
-
-    /// How errors name the lock of the record `key` (a semaphore: by its prefix).
-    fn name_of(&self, key: &str) -> String {
-        key.to_owned()
-    }
-
-    /// The queue a client that released the lock a moment ago joins at once, when the lock
-    /// had waiters then (instead of taking it ahead of them and giving it back); `None`:
-    /// always try first.
-    fn first_queue(&self) -> Option<&str> {
-        None
-    }
-
-    /// One attempt to take the lock with the session in `attempt`.
-    fn attempt(
-        &self,
-        client: &Client,
-        attempt: Try<'_>,
-    ) -> impl Future<Output = Result<Attempt>> + Send;
-
-    /// What undoes the writes of an attempt with `session` whose outcome is unknown (its
-    /// answer lost, or the acquire cancelled during it) that the session's end does not undo,
-    /// should the acquire then end without the lock: a semaphore's place in `.lock`. `None`:
-    /// nothing to undo (the session's end deletes everything it took).
-    fn undo(&self, _client: &Client, _session: &str, _records: &Records) -> Option<Undo> {
-        None
-    }
-
-    /// Whether the lock may be taken with the client's shared session: everything it writes
-    /// is deleted by its give-back and by the take (a queue entry), not by the session's end.
-    fn can_share(&self) -> bool {
-        true
-    }
-}
-
-/// Work that undoes what an attempt may have written ([`Kind::undo`]).
-pub(crate) type Undo = futures::future::BoxFuture<'static, ()>;
-
-/// What one attempt works with.
-pub(crate) struct Try<'a> {
-    pub(crate) session: &'a str,
-    /// The client's records of the lock's keys (a semaphore remembers its coordination key
-    /// there).
-    pub(crate) records: &'a Records,
-    /// The session's entry in a queue of waiters, if it waits in one: the write that takes
-    /// the lock deletes it, which wakes the next waiter.
-    pub(crate) entry: Option<&'a str>,
-    /// What the last wait read (a semaphore's prefix), so that the attempt need not read it
-    /// again.
-    pub(crate) seen: Option<Vec<KvEntry>>,
-    /// Give back a lock taken ahead of older waiters: this client released it a moment ago
-    /// (so a releaser coming back at once does not overtake the queue).
-    pub(crate) yield_to_older: bool,
-    /// The timeout of each request.
-    pub(crate) timeout: Duration,
-}
-
-/// What one attempt ended with.
-pub(crate) enum Attempt {
-    /// Taken: each key now held, with the `ModifyIndex` of the write that took it (its fencing
-    /// token); whether live waiters were queued then.
-    Taken {
-        keys: Vec<(String, u64)>,
-        waiters: bool,
-    },
-    /// Held by another session: wait in the queue of `queue_of`.
-    Held { queue_of: String },
-    /// Free, but a lock-delay runs.
-    LockDelay,
-    /// Another writer came first (a check-and-set lost): try again at once.
-    Raced,
-}
+use crate::{metrics, Blocker, Client, Error, Result};
 
 /// Everything an acquisition needs, resolved and checked before any request.
 pub(crate) struct Plan<K> {
@@ -470,76 +385,4 @@ enum Miss {
     LockDelay,
     /// The attempt failed.
     Failed(Error),
-}
-
-/// A lock on one key ([`Lock`](crate::Lock)): the lock transaction takes the key and leaves
-/// the key's queue in one write, and reads the queue in the same round trip.
-pub(crate) struct LockKey {
-    /// The full key.
-    pub(crate) key: String,
-    /// The value stored in the key.
-    pub(crate) value: Vec<u8>,
-}
-
-impl Waits for LockKey {
-    fn label(&self) -> &str {
-        &self.key
-    }
-}
-
-impl Kind for LockKey {
-    fn span(&self) -> tracing::Span {
-        tracing::info_span!(
-            "consul_lock.acquire",
-            key = %self.key,
-            waited_ms = tracing::field::Empty,
-            attempts = tracing::field::Empty,
-            fencing_token = tracing::field::Empty,
-        )
-    }
-
-    fn records(&self) -> (Vec<&str>, u32) {
-        (vec![self.key.as_str()], 1)
-    }
-
-    fn first_queue(&self) -> Option<&str> {
-        Some(&self.key)
-    }
-
-    async fn attempt(&self, client: &Client, attempt: Try<'_>) -> Result<Attempt> {
-        let (key, session) = (&self.key, attempt.session);
-        let queue = queue::prefix(key);
-        let locked = client
-            .txn_lock(key, &self.value, session, &queue, attempt.timeout)
-            .await?;
-        match locked {
-            LockAttempt::Acquired {
-                modify_index,
-                queue: waiters,
-            } => {
-                if attempt.yield_to_older && queue::older_waiter(&waiters, &queue, session) {
-                    // Taken ahead of older waiters (a releaser overtaking the queue): give it
-                    // back (deleted, as a release does, so that no key stays without a
-                    // session) and queue up, so that waiters are served in order. Should the
-                    // give-back fail, dropping the session destroys it, which deletes the key.
-                    tracing::trace!(
-                        fencing_token = modify_index,
-                        "yielding the key to an older waiter"
-                    );
-                    client.txn_give_back(key, session, attempt.timeout).await?;
-                    return Ok(Attempt::Held {
-                        queue_of: key.clone(),
-                    });
-                }
-                Ok(Attempt::Taken {
-                    keys: vec![(key.clone(), modify_index)],
-                    waiters: waiters.iter().any(|e| e.session.is_some()),
-                })
-            }
-            LockAttempt::Held => Ok(Attempt::Held {
-                queue_of: key.clone(),
-            }),
-            LockAttempt::LockDelay => Ok(Attempt::LockDelay),
-        }
-    }
 }

@@ -2,8 +2,11 @@
 //! here decides where it runs: work that must go on after its caller stops waiting is handed
 //! to a [`Background`], given by the caller.
 //!
-//! - [`acquire`]: create a session → lock transaction → on held, wait → retry;
-//!   [`outcome`] chooses the error an acquire that gives up reports;
+//! - [`acquire`]: the engine, for every kind: local turns → a session → the attempt → on
+//!   held, wait in the queue → retry; [`outcome`] chooses the error an acquire that gives up
+//!   reports;
+//! - [`kind`]: what a kind of lock supplies to the engine; [`one_key`], [`multi`] and
+//!   [`semaphore`] are the kinds;
 //! - [`pending`]: the session of an acquire in progress, destroyed if the acquire fails;
 //! - [`key_state`]: what the client knows per key: local turns (tasks of this process
 //!   acquiring one key take turns before Consul), queue memory, holders for re-entry;
@@ -13,14 +16,14 @@
 //! - [`shared_session`]: the session a client's locks share, its renewal and its end;
 //! - [`teardown`]: ending sessions for sure, through elections and lost answers;
 //! - [`semaphore`]: Consul's semaphore layout (as Go's `api.Semaphore`): take and give back a slot;
-//! - [`round`]: the steps every acquire loop shares: a round's session, and what follows a
-//!   lock-delay or a failed attempt;
 //! - [`retry`]: the acquire deadline and jittered backoff.
 
 pub(crate) mod acquire;
 pub(crate) mod key_state;
+pub(crate) mod kind;
 pub(crate) mod lease;
 pub(crate) mod multi;
+pub(crate) mod one_key;
 pub(crate) mod outcome;
 pub(crate) mod pending;
 pub(crate) mod queue;

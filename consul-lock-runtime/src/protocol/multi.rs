@@ -5,7 +5,7 @@
 //! lock on it would: behind the waiter queued before it), then tries the whole set again; when
 //! another key of the set keeps it out, it moves to that key's queue.
 
-use super::acquire::{Attempt, Kind, Try};
+use super::kind::{Attempt, Kind, Try};
 use super::queue::Waits;
 use crate::api::MultiAttempt;
 use crate::{Client, Result};

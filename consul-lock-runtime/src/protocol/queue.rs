@@ -328,7 +328,7 @@ pub(crate) async fn wait_in_queue<K: Waits + Sync, B: Background>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::acquire::LockKey;
+    use super::super::one_key::LockKey;
     use super::*;
 
     fn kv(key: &str, create_index: u64, session: Option<&str>) -> KvEntry {

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::MutexGuard;
 use tokio::time::Instant;
 
-use super::acquire::{Attempt, Kind, Try, Undo};
 use super::key_state::{KeyRecord, Records, Written};
+use super::kind::{Attempt, Kind, Try, Undo};
 use super::lease::Lease;
 use super::queue::{self, Head, Waits};
 use super::retry::Backoff;
