@@ -79,7 +79,9 @@ pub struct Workload {
 
 impl Workload {
     /// Starts `config.tasks` tasks on the current tokio runtime, locking
-    /// `prefix + "k0"…` through `client`.
+    /// `prefix + "k0"…` through `client`: the even ones on the client's shared session (when
+    /// the lock timeout is at least its TTL), the odd ones each lock with a session of its own,
+    /// so that both ways of holding a key meet the same faults.
     #[must_use]
     pub fn start(client: &Client, prefix: &str, config: &WorkloadConfig) -> Workload {
         let stop = Arc::new(AtomicBool::new(false));
@@ -92,6 +94,7 @@ impl Workload {
                             .key_prefix(prefix)
                             .acquire_timeout(config.acquire_timeout)
                             .lock_timeout(config.lock_timeout)
+                            .own_session(task % 2 == 1)
                     })
                     .collect();
                 let stop = stop.clone();

@@ -81,9 +81,11 @@ fn client_for(cluster: &Shared) -> Client {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .client_url();
+    // A shared session of 5 s, under the workload's lock timeout of 10 s: its locks share it.
     Client::builder()
         .address(url)
         .session_ttl_min(Duration::from_secs(1))
+        .shared_session_ttl(Duration::from_secs(5))
         .build()
         .expect("build the client")
 }

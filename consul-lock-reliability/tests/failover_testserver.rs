@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use consul_lock_reliability::clock::monotonic_ns;
 use consul_lock_reliability::failover::{FailoverSummary, Outage, Workload, WorkloadConfig};
-use consul_lock_reliability::support::{client, consul, fault_server, leftovers, unique_prefix};
+use consul_lock_reliability::support::{
+    client_builder, consul, fault_server, leftovers, unique_prefix,
+};
 
 const ELECTION: Duration = Duration::from_secs(1);
 /// Elections start at these offsets from the start of the run, which lasts `RUN`.
@@ -26,7 +28,11 @@ async fn elections_on_the_test_server_lose_no_lock_and_leave_nothing() {
     let Some(server) = fault_server(&consul, "elections_on_the_test_server") else {
         return;
     };
-    let client = client(&consul);
+    // A shared session of 5 s, under the workload's lock timeout of 10 s: its locks share it.
+    let client = client_builder(&consul)
+        .shared_session_ttl(Duration::from_secs(5))
+        .build()
+        .expect("build the client");
     let prefix = unique_prefix("failover-testserver");
     let workload = Workload::start(&client, &prefix, &WorkloadConfig::failover());
     let begin = Instant::now();
