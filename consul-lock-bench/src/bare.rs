@@ -79,18 +79,9 @@ impl Bare {
     /// One lock cycle on `key`: create a session, lock the key in a transaction, destroy the
     /// session (which deletes the key). `value` is the raw value to store.
     pub async fn cycle(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        let create = serde_json::json!({
-            "Name": format!("consul-lock-bench: {key}"),
-            "TTL": "180s",
-            "LockDelay": "0s",
-            "Behavior": "delete",
-        });
-        let body = self
-            .put("/v1/session/create", Some(create.to_string()))
+        let id = self
+            .create_session(&format!("consul-lock-bench: {key}"), "180s")
             .await?;
-        let id = serde_json::from_slice::<Created>(&body)
-            .map_err(|e| format!("session create: unexpected answer: {e}"))?
-            .id;
         let txn = serde_json::json!([{ "KV": {
             "Verb": "lock",
             "Key": key,
@@ -102,6 +93,23 @@ impl Bare {
         locked.map_err(|e| format!("lock {key}: {e}"))?;
         destroyed?;
         Ok(())
+    }
+
+    /// `PUT /v1/session/create` with the library's settings (no lock-delay, `Behavior:
+    /// delete`): the new session's id.
+    async fn create_session(&self, name: &str, ttl: &str) -> Result<String, String> {
+        let create = serde_json::json!({
+            "Name": name,
+            "TTL": ttl,
+            "LockDelay": "0s",
+            "Behavior": "delete",
+        });
+        let body = self
+            .put("/v1/session/create", Some(create.to_string()))
+            .await?;
+        Ok(serde_json::from_slice::<Created>(&body)
+            .map_err(|e| format!("session create: unexpected answer: {e}"))?
+            .id)
     }
 
     /// The reused session: created on first use, renewed when half its TTL has passed.
@@ -122,18 +130,10 @@ impl Bare {
                 Ok(id)
             }
             None => {
-                let create = serde_json::json!({
-                    "Name": "consul-lock-bench: bare minimum, 2 calls",
-                    "TTL": format!("{}s", SESSION_TTL.as_secs()),
-                    "LockDelay": "0s",
-                    "Behavior": "delete",
-                });
-                let body = self
-                    .put("/v1/session/create", Some(create.to_string()))
+                let ttl = format!("{}s", SESSION_TTL.as_secs());
+                let id = self
+                    .create_session("consul-lock-bench: bare minimum, 2 calls", &ttl)
                     .await?;
-                let id = serde_json::from_slice::<Created>(&body)
-                    .map_err(|e| format!("session create: unexpected answer: {e}"))?
-                    .id;
                 *self.session.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((id.clone(), Instant::now()));
                 Ok(id)
